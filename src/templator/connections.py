@@ -1,0 +1,152 @@
+"""The connection layer (the plan's DatabaseManager, done right).
+
+One `Connections` object is built at start-up (the app's lifespan, a CLI command's own
+context, a test fixture) and closed at shutdown; nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from templator import postgres
+from templator import redis as redis_factory
+from templator.config import ProcessRole, Settings
+from templator.exceptions import ServiceUnavailable
+from templator.monitoring.health import HealthReport, Probe, run_checks
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUrls:
+    """Where the stores are."""
+
+    database_url: str
+    redis_url: str
+    s3_endpoint_url: str | None
+
+
+class StackNotConfigured(ServiceUnavailable):
+    """No store URL is set and no local stack is running."""
+
+
+def resolve_urls(settings: Settings) -> StoreUrls:
+    """Configured URLs, else those of a running `templator up` stack, else a clear error."""
+    database_url, redis_url, s3_url = (
+        settings.database_url,
+        settings.redis_url,
+        settings.s3_endpoint_url,
+    )
+    if database_url is None or redis_url is None or s3_url is None:
+        from templator.localstack import discover_running_stack
+
+        stack = discover_running_stack(settings.var_dir)
+        if stack is not None:
+            database_url = database_url or stack.database_url
+            redis_url = redis_url or stack.redis_url
+            s3_url = s3_url or stack.s3_endpoint_url
+    missing = [
+        name
+        for name, value in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url))
+        if value is None
+    ]
+    if missing or database_url is None or redis_url is None:
+        raise StackNotConfigured(
+            f"{' and '.join(missing)} not set and no local stack is running under "
+            f"{settings.var_dir}: start one with `templator up`, or set {missing[0]} "
+            "(see .env.example)."
+        )
+    return StoreUrls(database_url, redis_url, s3_url)
+
+
+class Connections:
+    """Owns the PostgreSQL engine and the Redis client for one process."""
+
+    def __init__(self, settings: Settings, *, urls: StoreUrls, role: ProcessRole) -> None:
+        self.settings = settings
+        self.urls = urls
+        self.role = role
+        self.engine: AsyncEngine = postgres.create_engine(
+            settings, url=urls.database_url, role=role
+        )
+        self.sessionmaker: async_sessionmaker[AsyncSession] = postgres.create_sessionmaker(
+            self.engine
+        )
+        self.redis: Redis = redis_factory.create_client(settings, url=urls.redis_url, role=role)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, role: ProcessRole) -> Connections:
+        """Build from settings, resolving the embedded stack's URLs when none are set."""
+        return cls(settings, urls=resolve_urls(settings), role=role)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the pool and the client; safe to call twice."""
+        await self.engine.dispose()
+        await self.redis.aclose()
+
+    async def verify_database(self) -> None:
+        """Fail fast, with the host and what to check, when PostgreSQL cannot be reached."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            where = postgres.describe_url(self.urls.database_url)
+            lines = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+            reason = lines[0] if lines else type(exc).__name__
+            raise ServiceUnavailable(
+                f"cannot reach PostgreSQL at {where}: {reason}. "
+                "Check that the server is running and that DATABASE_URL (host, port, user, "
+                "database) is right."
+            ) from exc
+
+    async def verify_redis(self) -> None:
+        """Fail fast when Redis cannot be reached."""
+        try:
+            await self.redis.ping()
+        except Exception as exc:
+            where = redis_factory.describe_url(self.urls.redis_url)
+            raise ServiceUnavailable(
+                f"cannot reach Redis at {where}: {exc}. Check that the server is running "
+                "and that REDIS_URL is right."
+            ) from exc
+
+    async def _probe_postgres(self) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            version = (await conn.execute(text("SHOW server_version"))).scalar_one()
+        pool = self.engine.pool
+        return {"server_version": version, "pool": pool.status()}
+
+    async def _probe_redis(self) -> dict[str, Any]:
+        await self.redis.ping()
+        info = await self.redis.info("memory")
+        return {
+            "used_memory": info.get("used_memory"),
+            "maxmemory": info.get("maxmemory"),
+            "maxmemory_policy": info.get("maxmemory_policy"),
+        }
+
+    def health_probes(self) -> list[tuple[str, str, Probe]]:
+        """The probes `health()` runs: (name, target, probe)."""
+        return [
+            ("postgres", postgres.describe_url(self.urls.database_url), self._probe_postgres),
+            ("redis", redis_factory.describe_url(self.urls.redis_url), self._probe_redis),
+        ]
+
+    async def health(self, *, timeout: float = 3.0) -> HealthReport:
+        """Each component's status, latency and error, checked concurrently."""
+        return await run_checks(self.health_probes(), timeout=timeout)

@@ -1,0 +1,25 @@
+"""The ORM tables. Importing this package registers every table on `Base.metadata`."""
+
+from templator.models.ai_session import AISession
+from templator.models.base import Base
+from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
+from templator.models.processing_log import ProcessingLog
+from templator.models.project import Project
+from templator.models.template import Template
+from templator.models.template_version import TemplateVersion
+from templator.models.user import User
+
+__all__ = [
+    "AISession",
+    "Base",
+    "LogLevel",
+    "ProcessingLog",
+    "Project",
+    "SessionPhase",
+    "SessionStatus",
+    "Template",
+    "TemplateStatus",
+    "TemplateVersion",
+    "User",
+    "UserRole",
+]

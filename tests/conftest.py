@@ -1,0 +1,103 @@
+"""Shared fixtures: a migrated PostgreSQL database, Redis, and per-test isolation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from templator.config import ProcessRole, Settings
+from templator.connections import Connections, StoreUrls
+from templator.migrations import runner
+from tests.support import servers
+
+pytest_plugins = (
+    ["tests.plugins.s3"]
+    if os.path.exists(os.path.join(os.path.dirname(__file__), "plugins", "s3.py"))
+    else []
+)
+
+
+def _redis_db() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return 1 + int(worker) % 15 if worker.isdigit() else 1
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A database made for this test session by running every migration."""
+    name, url = servers.create_database()
+    try:
+        runner.upgrade(url)
+        yield url
+    finally:
+        servers.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis database number of this test worker's own."""
+    servers.assert_local(servers.REDIS_URL)
+    return f"{servers.REDIS_URL.rstrip('/')}/{_redis_db()}"
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """Settings pointing at the test servers."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        redis_url=redis_url,
+        cache_namespace="templator-test",
+        var_dir=tmp_path_factory.mktemp("var"),
+    )
+
+
+@pytest.fixture(scope="session")
+async def connections(settings: Settings) -> AsyncIterator[Connections]:
+    """One connection layer for the whole session, as the app would hold it."""
+    assert settings.database_url is not None and settings.redis_url is not None
+    urls = StoreUrls(settings.database_url, settings.redis_url, settings.s3_endpoint_url)
+    conns = Connections(settings, urls=urls, role=ProcessRole.TEST)
+    yield conns
+    await conns.close()
+
+
+@pytest.fixture
+async def db_connection(connections: Connections) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    async with connections.engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            if transaction.is_active:
+                await transaction.rollback()
+
+
+@pytest.fixture
+async def db_session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """An ORM session whose commits become savepoints of the rolled-back outer transaction."""
+    session = AsyncSession(
+        bind=db_connection,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
+    )
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+@pytest.fixture
+async def redis(connections: Connections) -> AsyncIterator[Redis]:
+    """The session's Redis client on an emptied database."""
+    await connections.redis.flushdb()
+    yield connections.redis
+    await connections.redis.flushdb()

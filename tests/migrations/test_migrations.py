@@ -1,0 +1,110 @@
+"""Migrations are the only way the schema is made, they reverse cleanly, and match the models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, pool
+
+from templator.migrations import runner
+from templator.models import Base
+from tests.support import servers
+
+PLAN_INDEXES = {
+    "ai_sessions": {
+        "idx_ai_sessions_jsonb_gin",
+        "idx_ai_sessions_status_created",
+        "idx_ai_sessions_user_project_status",
+    },
+    "templates": {"idx_templates_search", "idx_templates_name_trgm", "idx_templates_tags"},
+    "processing_logs": {"idx_processing_logs_session_timestamp"},
+}
+
+
+@pytest.fixture
+def scratch_url() -> Iterator[str]:
+    """An empty database of the test's own."""
+    name, url = servers.create_database("templator_mig")
+    yield url
+    servers.drop_database(name)
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return set(inspect(conn).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def _enum_types(url: str) -> set[str]:
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        rows = conn.execute("SELECT typname FROM pg_type WHERE typtype = 'e'").fetchall()
+    return {row[0] for row in rows}
+
+
+def test_upgrade_downgrade_upgrade_round_trip(scratch_url: str) -> None:
+    runner.upgrade(scratch_url)
+    assert _tables(scratch_url) == set(Base.metadata.tables)
+    assert runner.current_revision(scratch_url) == runner.head_revision()
+
+    runner.downgrade(scratch_url, "base")
+    assert _tables(scratch_url) == set()
+    assert _enum_types(scratch_url) == set()
+    assert runner.current_revision(scratch_url) is None
+
+    runner.upgrade(scratch_url)
+    assert _tables(scratch_url) == set(Base.metadata.tables)
+
+
+def test_models_and_migrations_agree(database_url: str) -> None:
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
+            diff = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+def test_plan_indexes_and_extensions_exist(database_url: str) -> None:
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            for table, expected in PLAN_INDEXES.items():
+                names = {ix["name"] for ix in inspector.get_indexes(table)}
+                assert expected <= names, f"{table} lacks {expected - names}"
+    finally:
+        engine.dispose()
+    with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
+        rows = conn.execute("SELECT extname FROM pg_extension").fetchall()
+    assert {"uuid-ossp", "pg_trgm", "btree_gin"} <= {row[0] for row in rows}
+
+
+def test_every_foreign_key_is_indexed(database_url: str) -> None:
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            for table in Base.metadata.tables:
+                leading = {
+                    tuple(ix["column_names"][: len(fk["constrained_columns"])])
+                    for ix in inspector.get_indexes(table)
+                    for fk in inspector.get_foreign_keys(table)
+                }
+                leading |= {
+                    tuple(uc["column_names"][:1]) for uc in inspector.get_unique_constraints(table)
+                }
+                for fk in inspector.get_foreign_keys(table):
+                    assert tuple(fk["constrained_columns"]) in leading, (table, fk["name"])
+    finally:
+        engine.dispose()
