@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from templator import postgres
 from templator import redis as redis_factory
+from templator.cache import Cache
 from templator.config import ProcessRole, Settings
 from templator.exceptions import ServiceUnavailable
 from templator.monitoring.health import HealthReport, Probe, run_checks
@@ -64,7 +65,7 @@ def resolve_urls(settings: Settings) -> StoreUrls:
 
 
 class Connections:
-    """Owns the PostgreSQL engine and the Redis client for one process."""
+    """Owns the PostgreSQL engine, the Redis client and the cache for one process."""
 
     def __init__(self, settings: Settings, *, urls: StoreUrls, role: ProcessRole) -> None:
         self.settings = settings
@@ -77,6 +78,9 @@ class Connections:
             self.engine
         )
         self.redis: Redis = redis_factory.create_client(settings, url=urls.redis_url, role=role)
+        self.cache = Cache(
+            self.redis, namespace=settings.cache_namespace, default_ttl=settings.cache_ttl_seconds
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, *, role: ProcessRole) -> Connections:

@@ -1,0 +1,203 @@
+"""Cache-aside over Redis that never becomes the source of truth.
+
+* One key namespace (`settings.cache_namespace`), values encoded once with orjson.
+* A read after a write never returns stale data: every cached key has a generation
+  counter; a reader notes the generation before it reads PostgreSQL and stores what it
+  read only if no writer bumped the generation meanwhile (one atomic Lua script).
+  Writers invalidate after their transaction commits (see `kit.uow`).
+* When Redis is down every call falls through to the loader: the bypass is logged once
+  and counted, and Redis is tried again after a short cool-down, so caching resumes
+  by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("templator.cache")
+
+T = TypeVar("T")
+
+CACHE_REQUESTS = Counter("templator_cache_requests_total", "Cache lookups by outcome", ["outcome"])
+CACHE_BYPASS = Counter(
+    "templator_cache_bypass_total", "Operations served without Redis because it was unreachable"
+)
+
+# KEYS[1] = value key, KEYS[2] = generation key, ARGV = [expected generation, ttl, payload]
+_SET_IF_GENERATION = """
+local current = redis.call('GET', KEYS[2]) or '0'
+if current == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[3], 'EX', tonumber(ARGV[2]))
+    return 1
+end
+return 0
+"""
+
+
+@dataclass
+class CacheStats:
+    """In-process counters, for benchmarks and `templator monitor`."""
+
+    hits: int = 0
+    misses: int = 0
+    bypasses: int = 0
+    stale_writes_prevented: int = 0
+
+    @property
+    def hit_ratio(self) -> float:
+        """Hits over lookups that reached Redis (0 when none did)."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+class Cache:
+    """A namespaced cache-aside helper over one Redis client."""
+
+    def __init__(
+        self, redis: Redis, *, namespace: str, default_ttl: int, retry_after: float = 2.0
+    ) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.default_ttl = default_ttl
+        self.retry_after = retry_after
+        self.stats = CacheStats()
+        self._down_until = 0.0
+        self._outage_logged = False
+        self._set_if_generation = redis.register_script(_SET_IF_GENERATION)
+
+    def key(self, *parts: str) -> str:
+        """The namespaced key for `parts`, e.g. key("template", id) → "ns:template:id"."""
+        return ":".join((self.namespace, *parts))
+
+    @staticmethod
+    def _generation_key(key: str) -> str:
+        return f"{key}:gen"
+
+    @property
+    def available(self) -> bool:
+        """False while in a cool-down after a Redis failure."""
+        return time.monotonic() >= self._down_until
+
+    def _mark_down(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + self.retry_after
+        if not self._outage_logged:
+            log.warning("Redis unreachable (%s): serving from PostgreSQL until it returns", exc)
+            self._outage_logged = True
+
+    def _mark_up(self) -> None:
+        if self._outage_logged:
+            log.warning("Redis is reachable again: caching resumed")
+            self._outage_logged = False
+
+    def _bypass(self) -> None:
+        self.stats.bypasses += 1
+        CACHE_BYPASS.inc()
+
+    async def get_or_load(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T | None]],
+        *,
+        encode: Callable[[T], Any],
+        decode: Callable[[Any], T],
+        ttl: int | None = None,
+    ) -> T | None:
+        """Return the cached value for `key`, else load it, cache it (race-safe) and return it.
+
+        `encode` turns the loaded value into JSON-ready data, `decode` turns it back.
+        A loader returning None (not found) is not cached.
+        """
+        generation = "0"
+        if self.available:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.get(key)
+                    pipe.get(self._generation_key(key))
+                    raw, gen = await pipe.execute()
+            except RedisError as exc:
+                self._mark_down(exc)
+                self._bypass()
+            else:
+                self._mark_up()
+                if raw is not None:
+                    self.stats.hits += 1
+                    CACHE_REQUESTS.labels("hit").inc()
+                    return decode(orjson.loads(raw))
+                self.stats.misses += 1
+                CACHE_REQUESTS.labels("miss").inc()
+                generation = gen.decode() if gen is not None else "0"
+                value = await loader()
+                if value is not None:
+                    await self._store(key, generation, encode(value), ttl)
+                return value
+        else:
+            self._bypass()
+        return await loader()
+
+    async def _store(self, key: str, generation: str, data: Any, ttl: int | None) -> None:
+        payload = orjson.dumps(data)
+        try:
+            stored = await self._set_if_generation(
+                keys=[key, self._generation_key(key)],
+                args=[generation, ttl or self.default_ttl, payload],
+            )
+        except RedisError as exc:
+            self._mark_down(exc)
+            return
+        if not stored:
+            self.stats.stale_writes_prevented += 1
+
+    async def invalidate(self, *keys: str) -> None:
+        """Drop `keys` and bump their generations, so in-flight loads cannot store old data."""
+        if not keys:
+            return
+        if not self.available:
+            self._bypass()
+            return
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for key in keys:
+                    pipe.incr(self._generation_key(key))
+                    pipe.expire(self._generation_key(key), 24 * 3600)
+                    pipe.delete(key)
+                await pipe.execute()
+        except RedisError as exc:
+            # A cached copy may now outlive its row until its TTL: keep TTLs short.
+            self._mark_down(exc)
+            log.error("cache invalidation of %d key(s) failed: %s", len(keys), exc)
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        """Publish a JSON message on `namespace:channel`; silently skipped while Redis is down."""
+        if not self.available:
+            self._bypass()
+            return
+        try:
+            await self.redis.publish(self.key(channel), orjson.dumps(message))
+        except RedisError as exc:
+            self._mark_down(exc)
+
+    async def purge_namespace(self, pattern: str = "*", *, batch: int = 500) -> int:
+        """Delete namespaced keys matching `pattern` with SCAN (never KEYS); return the count."""
+        deleted = 0
+        async for chunk in self._scan_chunks(self.key(pattern), batch):
+            deleted += await self.redis.unlink(*chunk)
+        return deleted
+
+    async def _scan_chunks(self, match: str, batch: int) -> Any:
+        chunk: list[bytes] = []
+        async for key in self.redis.scan_iter(match=match, count=batch):
+            chunk.append(key)
+            if len(chunk) >= batch:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
