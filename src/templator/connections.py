@@ -36,13 +36,17 @@ class StackNotConfigured(ServiceUnavailable):
 
 
 def resolve_urls(settings: Settings) -> StoreUrls:
-    """Configured URLs, else those of a running `templator up` stack, else a clear error."""
+    """Configured URLs, else those of a running `templator up` stack, else a clear error.
+
+    The stack fills in only what is unset, and only when PostgreSQL or Redis is unset:
+    with both URLs configured nothing local is used (and no S3 URL means no object store).
+    """
     database_url, redis_url, s3_url = (
         settings.database_url,
         settings.redis_url,
         settings.s3_endpoint_url,
     )
-    if database_url is None or redis_url is None or s3_url is None:
+    if database_url is None or redis_url is None:
         from templator.localstack import discover_running_stack
 
         stack = discover_running_stack(settings.var_dir)

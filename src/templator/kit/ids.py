@@ -1,44 +1,46 @@
 """Collision-resistant string ids in the spirit of cuid2 (the plan's `@default(cuid())`).
 
-An id is 25 characters: a random lowercase letter (so it never starts with a digit) and
-24 base-36 characters drawn from the operating system's CSPRNG (about 124 bits of
-entropy, more than cuid2's hash keeps). Ids are opaque: do not sort by them. Bulk paths
-(seeding, log ingestion) call `new_ids(n)`, which reads the random bytes in one go.
+An id is 25 characters: a random lowercase letter (so it never starts with a digit)
+followed by 24 characters of `[0-9a-z]`, drawn from the operating system's CSPRNG:
+18 random bytes are base64-encoded and each of the 64 symbols folded onto the 36 allowed
+ones, about 123 bits of entropy in all (cuid2 keeps about 124), with no clock or host in
+it to leak. Everything runs in C (`b2a_base64`, `bytes.translate`), so bulk paths
+(seeding, log ingestion) pay well under a microsecond per id. Ids are opaque: do not
+sort by them.
 """
 
 from __future__ import annotations
 
+import binascii
 import os
 import re
 import string
 
 ID_LENGTH = 25
 ID_PATTERN = re.compile(r"^[a-z][0-9a-z]{24}$")
-_ALPHABET = string.digits + string.ascii_lowercase
-_TRIPLES = [a + b + c for a in _ALPHABET for b in _ALPHABET for c in _ALPHABET]
-_TRIPLE_BASE = 36**3
-_BODY_SPACE = 36**24
-_BYTES = 17  # 1 for the leading letter, 16 for the body
+_BODY_CHARS = 24
+_BODY_BYTES = 18  # 18 bytes = 24 base64 symbols
+_B64 = (string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/").encode()
+_ALNUM = (string.digits + string.ascii_lowercase).encode()
+_FOLD = bytes.maketrans(_B64, bytes(_ALNUM[i % 36] for i in range(64)))
+_LETTERS = bytes(string.ascii_lowercase.encode()[i % 26] for i in range(256))
 
 
-def _encode(raw: bytes) -> str:
-    number = int.from_bytes(raw[1:], "big") % _BODY_SPACE
-    parts = []
-    for _ in range(8):
-        number, rest = divmod(number, _TRIPLE_BASE)
-        parts.append(_TRIPLES[rest])
-    return _ALPHABET[10 + raw[0] % 26] + "".join(parts)
+def new_ids(count: int) -> list[str]:
+    """Return `count` new ids, reading and encoding the randomness once."""
+    raw = os.urandom(_BODY_BYTES * count)
+    body = binascii.b2a_base64(raw, newline=False).translate(_FOLD).decode("ascii")
+    letters = os.urandom(count).translate(_LETTERS).decode("ascii")
+    width = _BODY_CHARS
+    return [
+        letter + body[i : i + width]
+        for letter, i in zip(letters, range(0, width * count, width), strict=True)
+    ]
 
 
 def new_id() -> str:
     """Return a new 25-character lowercase alphanumeric id."""
-    return _encode(os.urandom(_BYTES))
-
-
-def new_ids(count: int) -> list[str]:
-    """Return `count` new ids, reading the randomness once."""
-    pool = os.urandom(_BYTES * count)
-    return [_encode(pool[i : i + _BYTES]) for i in range(0, _BYTES * count, _BYTES)]
+    return new_ids(1)[0]
 
 
 def is_valid_id(value: str) -> bool:

@@ -1,0 +1,1 @@
+"""The `templator` command line."""

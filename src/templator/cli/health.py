@@ -1,0 +1,39 @@
+"""`templator health`: each component's status, latency and error."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from templator.cli.context import connections, console, run
+from templator.monitoring.health import HealthReport, Status
+
+
+async def _check(timeout: float) -> HealthReport:
+    async with connections() as conns:
+        return await conns.health(timeout=timeout)
+
+
+def health(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    timeout: float = typer.Option(3.0, min=0.1, max=60, help="Seconds each check may take."),
+) -> None:
+    """Check every store on its own; exit 1 when any is down."""
+    report = run(_check(timeout))
+    if as_json:
+        print(json.dumps(report.as_dict(), default=str))
+    else:
+        table = Table(title="Templator health")
+        for column in ("component", "status", "latency", "target", "detail"):
+            table.add_column(column)
+        for c in report.components:
+            style = "green" if c.status is Status.UP else "bold red"
+            detail = c.error or ", ".join(f"{k}={v}" for k, v in c.details.items() if k != "pool")
+            table.add_row(
+                c.name, f"[{style}]{c.status.value}[/]", f"{c.latency_ms:.1f} ms", c.target, detail
+            )
+        console.print(table)
+    if not report.healthy:
+        raise typer.Exit(1)
