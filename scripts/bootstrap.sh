@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Make the project runnable on a fresh machine: system servers (Debian packages, only
+# when missing), uv, and the locked Python environment in .venv/. Idempotent and quick
+# when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -x scripts/install-system-deps.sh ] || [ -f scripts/install-system-deps.sh ]; then
+    bash scripts/install-system-deps.sh
+fi
+
+export UV_PYTHON_DOWNLOADS=never
+if ! command -v uv >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check uv
+fi
+UV=$(command -v uv || echo "$(python3 -m site --user-base)/bin/uv")
+
+# Python 3.11 from the machine; uv never downloads an interpreter here.
+PY=$(command -v python3.11 || command -v python3)
+"$UV" sync --locked --quiet --python "$PY"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test command: lint, format check, strict typing of src/, then the test suite
+# against real PostgreSQL, Redis and a SeaweedFS S3 server the suite starts itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+
+echo "== ruff check"
+.venv/bin/ruff check .
+echo "== ruff format --check"
+.venv/bin/ruff format --check .
+echo "== mypy --strict src/"
+.venv/bin/mypy src
+echo "== pytest"
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,30 @@
+"""The root `templator` command and its sub-commands."""
+
+from __future__ import annotations
+
+import typer
+
+from templator.cli import db, health
+from templator.cli.context import configure_logging
+
+app = typer.Typer(
+    name="templator",
+    help="Templator data platform: PostgreSQL, Redis and S3 storage, cache and operations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug output to stderr."),
+) -> None:
+    """Templator data platform command line."""
+    configure_logging(verbose)
+
+
+app.add_typer(db.app, name="db", help="Migrations, seed data and database maintenance.")
+app.command("health", help="Check PostgreSQL, Redis and the object store, each on its own.")(
+    health.health
+)
