@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "var", description="data of the embedded local stack"
     )
 
+    # Backups
+    backup_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "backups", description="where `templator backup` writes"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:

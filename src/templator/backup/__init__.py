@@ -1,0 +1,1 @@
+"""Backup and restore of all three stores: PostgreSQL, Redis and the object store."""
