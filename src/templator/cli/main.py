@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from templator.cli import backup, db, health
+from templator.cli import backup, db, health, serve, up
 from templator.cli.context import configure_logging
 
 app = typer.Typer(
@@ -25,6 +25,8 @@ def main(
 
 
 app.add_typer(db.app, name="db", help="Migrations, seed data and database maintenance.")
+app.command("up")(up.up)
+app.command("serve")(serve.serve)
 app.add_typer(backup.app, name="backup", help="Back up and restore all three stores.")
 app.command("health", help="Check PostgreSQL, Redis and the object store, each on its own.")(
     health.health

@@ -1,0 +1,1 @@
+"""The HTTP layer: problem details, dependencies, routers."""

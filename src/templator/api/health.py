@@ -1,0 +1,40 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def liveness() -> dict[str, Any]:
+    """Always 200 while the process serves requests."""
+    return {"status": "up"}
+
+
+@router.get(
+    "/health/ready",
+    summary="Readiness: each component's status and latency",
+    responses={503: {"description": "A required component is down"}},
+)
+async def readiness(request: Request) -> Response:
+    """200 when every store answers, 503 (with the same body) when any is down."""
+    connections = request.app.state.connections
+    report = await connections.health(timeout=2.0)
+    return Response(
+        orjson.dumps(report.as_dict(), default=str),
+        status_code=200 if report.healthy else 503,
+        media_type="application/json",
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """The process's Prometheus metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

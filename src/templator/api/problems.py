@@ -1,0 +1,134 @@
+"""RFC 9457 problem details: one error format for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from templator.exceptions import TemplatorError
+
+log = logging.getLogger("templator.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class InvalidParam(BaseModel):
+    """One invalid field of a request."""
+
+    name: str = Field(description="Dotted path of the field, e.g. body.hubspot_config.meta.label")
+    reason: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    code: str | None = Field(default=None, description="Stable machine-readable error code")
+    field: str | None = Field(default=None, description="The field the error is about")
+    request_id: str | None = None
+    invalid_params: list[InvalidParam] | None = None
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    detail: str | None,
+    code: str | None = None,
+    field: str | None = None,
+    invalid: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Build an application/problem+json response."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "code": code,
+        "field": field,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    if invalid:
+        body["invalid_params"] = invalid
+    return Response(
+        orjson.dumps({k: v for k, v in body.items() if v is not None}),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def responses_for(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses=` entries for the problem statuses an endpoint can return."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Turn every error into problem+json; nothing internal ever reaches a client."""
+
+    @app.exception_handler(TemplatorError)
+    async def _platform(request: Request, exc: TemplatorError) -> Response:
+        return problem_response(
+            request, status=exc.status_code, detail=exc.message, code=exc.code, field=exc.field
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        invalid = [
+            {"name": _loc(err.get("loc", ())), "reason": str(err.get("msg", "invalid"))}
+            for err in exc.errors()
+        ]
+        first = invalid[0] if invalid else {"name": "", "reason": "invalid request"}
+        status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
+        return problem_response(
+            request,
+            status=status,
+            detail=f"{first['name']}: {first['reason']}",
+            code="malformed_json" if status == 400 else "validation_failed",
+            field=first["name"],
+            invalid=invalid,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return problem_response(
+            request,
+            status=exc.status_code,
+            detail=str(exc.detail) if exc.detail else None,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            request, status=500, detail="internal error; see the server log", code="internal_error"
+        )

@@ -1,0 +1,38 @@
+"""`templator serve`: the API on uvicorn against configured (or local-stack) stores."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from templator.cli.context import settings
+
+
+def run_server(*, host: str, port: int, workers: int, log_level: str = "info") -> None:
+    """Serve `templator.app:create_app` until interrupted."""
+    uvicorn.run(
+        "templator.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Interface to bind (default API_HOST)."),
+    port: int | None = typer.Option(None, min=1, max=65535, help="Port (default API_PORT)."),
+    workers: int | None = typer.Option(
+        None, min=1, max=64, help="Worker processes (default API_WORKERS)."
+    ),
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs) until Ctrl-C."""
+    conf = settings()
+    run_server(
+        host=host or conf.api_host,
+        port=port or conf.api_port,
+        workers=workers or conf.api_workers,
+    )

@@ -1,0 +1,90 @@
+"""`templator up`: the whole platform on one machine with one command."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import psycopg
+import typer
+
+from templator.cli.context import console, fail, settings
+from templator.cli.db import run_seed
+from templator.cli.serve import run_server
+from templator.config import get_settings
+from templator.localstack import LocalStack, LocalStackError
+from templator.migrations import runner
+from templator.seed import SeedPlan
+
+DEMO = SeedPlan(users=5, projects_per_user=2, sessions=40, templates=20, logs_per_session=15)
+
+
+def _database_is_empty(url: str) -> bool:
+    with psycopg.connect(url.replace("+psycopg", ""), connect_timeout=5) as conn:
+        row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM users)").fetchone()
+    return bool(row and row[0])
+
+
+def _prepare(database_url: str, *, seed_demo: bool) -> None:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    before = runner.current_revision(database_url)
+    runner.upgrade(database_url)
+    after = runner.current_revision(database_url)
+    console.print(
+        f"[green]✓[/] schema at {after}"
+        + ("" if before == after else f" (was {before or 'empty'})")
+    )
+    if seed_demo and _database_is_empty(database_url):
+        console.print("loading demo data (first start)")
+        run_seed(database_url, DEMO, quiet=True)
+        console.print("[green]✓[/] demo data loaded")
+
+
+def up(
+    host: str | None = typer.Option(None, help="Interface for the API (default API_HOST)."),
+    port: int | None = typer.Option(None, min=1, max=65535, help="API port (default API_PORT)."),
+    workers: int | None = typer.Option(None, min=1, max=64, help="API worker processes."),
+    seed_demo: bool = typer.Option(True, help="Load demo data when the database is empty."),
+) -> None:
+    """Start the local stack (unless URLs are set), migrate, seed, serve until Ctrl-C.
+
+    With DATABASE_URL and REDIS_URL unset, a private PostgreSQL, Redis and SeaweedFS start
+    under VAR_DIR on free ports; demo data loads on first start; Ctrl-C stops them all.
+    """
+    conf = settings()
+    host = host or conf.api_host
+    port = port or conf.api_port
+    workers = workers or conf.api_workers
+    if conf.database_url and conf.redis_url:
+        console.print("using the configured DATABASE_URL and REDIS_URL; starting no servers")
+        _prepare(conf.database_url, seed_demo=seed_demo)
+        run_server(host=host, port=port, workers=workers)
+        return
+
+    def event(name: str, message: str) -> None:
+        console.print(f"[dim]{name:>9}[/] {message}")
+
+    stack = LocalStack(conf, on_event=event)
+    try:
+        urls = stack.start()
+    except LocalStackError as exc:
+        fail(str(exc), code=1)
+        return
+    try:
+        # Workers (and every command run meanwhile) read the stores from the environment.
+        os.environ["DATABASE_URL"] = urls.database_url
+        os.environ["REDIS_URL"] = urls.redis_url
+        os.environ.setdefault("S3_ENDPOINT_URL", urls.s3_endpoint_url)
+        get_settings.cache_clear()
+        _prepare(urls.database_url, seed_demo=seed_demo)
+        console.print(
+            f"[bold green]Templator is up[/]: API http://{host}:{port}  docs http://{host}:{port}/docs"
+        )
+        for name, url in (("PostgreSQL", urls.database_url), ("Redis", urls.redis_url)):
+            console.print(f"  {name:<10} {url}")
+        console.print(f"  {'S3':<10} {urls.s3_endpoint_url}")
+        console.print("  Ctrl-C stops everything.")
+        run_server(host=host, port=port, workers=workers)
+    finally:
+        stack.stop()
+        console.print("stopped")

@@ -1,0 +1,77 @@
+"""`templator up` brings the whole platform up on embedded servers and takes it all down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from templator.config import PROJECT_ROOT
+from templator.localstack.process import ProcessRecord, free_port, is_alive
+
+
+def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() -> None:
+    var_dir = PROJECT_ROOT / "var" / f"test-up-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT_URL")
+    }
+    env["VAR_DIR"] = str(var_dir)
+    templator = Path(sys.executable).parent / "templator"
+    proc = subprocess.Popen(
+        [str(templator), "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        ready = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert ready is not None and ready.status_code == 200, proc.poll()
+        components = ready.json()["components"]
+        assert components["postgres"]["status"] == "up"
+        state = json.loads((var_dir / "stack.json").read_text())
+        servers = [ProcessRecord(r["pid"], r["create_time"]) for r in state["servers"].values()]
+        assert len(servers) == 3 and all(is_alive(s) for s in servers)
+
+        users = subprocess.run(
+            [
+                "psql",
+                state["urls"]["database_url"].replace("+psycopg", ""),
+                "-Atc",
+                "SELECT count(*) FROM users",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert int(users.stdout) > 0
+
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        assert proc.returncode == 0
+        assert not any(is_alive(s) for s in servers)
+        assert not (var_dir / "stack.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(var_dir, ignore_errors=True)
