@@ -11,4 +11,4 @@ test:  ## ruff, mypy --strict and the whole test suite against real servers
 	bash scripts/test.sh
 
 bench: setup  ## every benchmark, each beside its raw baseline
-	for b in benchmarks/bench_*.py; do .venv/bin/python $$b || exit 1; done
+	for b in benchmarks/bench_*.py; do .venv/bin/python -m benchmarks.$$(basename $$b .py) || exit 1; done

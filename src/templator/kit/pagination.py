@@ -16,6 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from templator.exceptions import ValidationFailed
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -53,12 +54,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def paginate_newest_first(
-    stmt: Select[Any],
+    stmt: S,
     *,
     created_at: InstrumentedAttribute[datetime],
     id_column: InstrumentedAttribute[str],
     params: PageParams,
-) -> Select[Any]:
+) -> S:
     """Order newest first by (created_at, id) and start after the cursor; fetch limit + 1."""
     if params.cursor:
         stamp, row_id = decode_cursor(params.cursor)

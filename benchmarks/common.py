@@ -1,0 +1,108 @@
+"""Shared benchmark plumbing: scratch databases, timing, and the ratio line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from templator.migrations import runner
+
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def scratch_database(keep: bool = False) -> Iterator[str]:
+    """A freshly migrated database, dropped afterwards; yields its SQLAlchemy URL."""
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        runner.upgrade(sa_url)
+        yield sa_url
+    finally:
+        if not keep:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+def raw_dsn(url: str) -> str:
+    """A libpq DSN from a SQLAlchemy URL."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@dataclass
+class Timing:
+    """Latencies of one measured loop."""
+
+    name: str
+    samples: list[float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.samples)
+
+    @property
+    def per_second(self) -> float:
+        return len(self.samples) / self.total if self.total else 0.0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<38} {self.per_second:>10,.0f}/s  p50 {self.pct(0.5):7.3f} ms  "
+            f"p95 {self.pct(0.95):7.3f} ms  p99 {self.pct(0.99):7.3f} ms"
+        )
+
+
+class Clock:
+    """Collects per-operation latencies."""
+
+    def __init__(self, name: str) -> None:
+        self.timing = Timing(name, [])
+
+    @contextmanager
+    def op(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.timing.samples.append(time.perf_counter() - started)
+
+
+def ratio_line(ours: Timing, raw: Timing, *, target: float) -> str:
+    """`ours/raw` throughput ratio with the target and a verdict."""
+    ratio = ours.per_second / raw.per_second if raw.per_second else 0.0
+    verdict = "OK" if ratio >= target else "BELOW TARGET"
+    return f"ratio {ours.name} / {raw.name}: {ratio:.2f}x (target >= {target}x) {verdict}"
+
+
+def machine() -> str:
+    """One line about where this ran."""
+    python = platform.python_version()
+    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {python}"
+
+
+def median(values: list[float]) -> float:
+    """Median of values."""
+    return statistics.median(values)
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the common options."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    return p

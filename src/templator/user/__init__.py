@@ -1,0 +1,1 @@
+"""Users: who uses Templator, and with which role."""

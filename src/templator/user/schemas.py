@@ -1,0 +1,53 @@
+"""User API models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from templator.models.enums import UserRole
+
+
+class UserCreate(BaseModel):
+    """A new user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: UserRole = UserRole.USER
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class UserUpdate(BaseModel):
+    """Changes to a user's own profile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class RoleChange(BaseModel):
+    """A role change (ADMIN only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: UserRole
+
+
+class User(BaseModel):
+    """A user as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    email: str
+    name: str | None
+    role: UserRole
+    created_at: datetime
+    updated_at: datetime
