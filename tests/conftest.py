@@ -14,11 +14,7 @@ from templator.connections import Connections, StoreUrls
 from templator.migrations import runner
 from tests.support import servers
 
-pytest_plugins = (
-    ["tests.plugins.s3"]
-    if os.path.exists(os.path.join(os.path.dirname(__file__), "plugins", "s3.py"))
-    else []
-)
+pytest_plugins = ["tests.plugins.s3"]
 
 
 def _redis_db() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,6 +38,8 @@ def create_app(
         conns = connections or Connections.from_settings(conf, role=ProcessRole.API)
         app.state.connections = conns
         app.state.settings = conf
+        if conns.store is not None:
+            await asyncio.to_thread(conns.store.ensure_bucket)
         try:
             yield
         finally:

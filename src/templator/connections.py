@@ -6,6 +6,7 @@ context, a test fixture) and closed at shutdown; nothing connects at import time
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -20,6 +21,7 @@ from templator.cache import Cache
 from templator.config import ProcessRole, Settings
 from templator.exceptions import ServiceUnavailable
 from templator.monitoring.health import HealthReport, Probe, run_checks
+from templator.storage.service import ObjectStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,7 @@ def resolve_urls(settings: Settings) -> StoreUrls:
 
 
 class Connections:
-    """Owns the PostgreSQL engine, the Redis client and the cache for one process."""
+    """Owns the PostgreSQL engine, the Redis client, the cache and the object store."""
 
     def __init__(self, settings: Settings, *, urls: StoreUrls, role: ProcessRole) -> None:
         self.settings = settings
@@ -85,6 +87,19 @@ class Connections:
         self.cache = Cache(
             self.redis, namespace=settings.cache_namespace, default_ttl=settings.cache_ttl_seconds
         )
+        self.store: ObjectStore | None = (
+            ObjectStore.from_settings(settings, endpoint_url=urls.s3_endpoint_url)
+            if urls.s3_endpoint_url
+            else None
+        )
+
+    def require_store(self) -> ObjectStore:
+        """The object store, or a clear error when none is configured."""
+        if self.store is None:
+            raise ServiceUnavailable(
+                "no object store is configured: set S3_ENDPOINT_URL (or run `templator up`)"
+            )
+        return self.store
 
     @classmethod
     def from_settings(cls, settings: Settings, *, role: ProcessRole) -> Connections:
@@ -148,12 +163,19 @@ class Connections:
             "maxmemory_policy": info.get("maxmemory_policy"),
         }
 
+    async def _probe_store(self) -> dict[str, Any]:
+        store = self.require_store()
+        return await asyncio.to_thread(store.probe)
+
     def health_probes(self) -> list[tuple[str, str, Probe]]:
         """The probes `health()` runs: (name, target, probe)."""
-        return [
+        probes: list[tuple[str, str, Probe]] = [
             ("postgres", postgres.describe_url(self.urls.database_url), self._probe_postgres),
             ("redis", redis_factory.describe_url(self.urls.redis_url), self._probe_redis),
         ]
+        if self.store is not None:
+            probes.append(("object_store", self.store.endpoint_url, self._probe_store))
+        return probes
 
     async def health(self, *, timeout: float = 3.0) -> HealthReport:
         """Each component's status, latency and error, checked concurrently."""

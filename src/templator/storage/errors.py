@@ -1,0 +1,34 @@
+"""Object store errors."""
+
+from __future__ import annotations
+
+from templator.exceptions import NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+
+
+class UploadTooLarge(PayloadTooLarge):
+    """An upload is over the size limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"upload exceeds the limit of {limit:,} bytes ({limit / 1_048_576:.0f} MiB)",
+            field="file",
+        )
+
+
+class UnsupportedContentType(UnsupportedMediaType):
+    """A content type we do not store."""
+
+
+class ContentTypeMismatch(UnsupportedMediaType):
+    """The bytes are not what the declared content type says."""
+
+
+class ObjectNotFound(NotFound):
+    """No object under that key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"object {key!r} does not exist", field="key")
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The S3 endpoint cannot be reached or refused our credentials."""

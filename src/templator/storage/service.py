@@ -1,0 +1,328 @@
+"""The object store: the plan's MinIOService done right.
+
+* Uploads stream: at most one part (`multipart_threshold_bytes`) is held in memory;
+  larger files go up as a multipart upload that is aborted on any failure, so nothing
+  half-written remains. The size limit is enforced before bytes are stored.
+* The declared content type must match the file's first bytes.
+* Keys are built from ids and timestamps only, never from a user-supplied name.
+* Presigned URLs are signed for the public endpoint browsers reach, not the internal one.
+
+The boto3 calls are blocking; async callers use `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from templator.config import Settings
+from templator.exceptions import ValidationFailed
+from templator.kit.ids import is_valid_id
+from templator.storage.client import make_client
+from templator.storage.errors import ObjectNotFound, StoreUnavailable, UploadTooLarge
+from templator.storage.validation import EXTENSIONS, SNIFF_BYTES, check_content
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+MODULE_DISPOSITION = 'attachment; filename="hubspot-module.zip"'
+_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, BotoConnectionError)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What was stored."""
+
+    key: str
+    size: int
+    content_type: str
+    etag: str
+
+
+def _check_session_id(session_id: str) -> None:
+    if not is_valid_id(session_id):
+        raise ValidationFailed(f"invalid session id {session_id!r}", field="session_id")
+
+
+def _timestamp() -> int:
+    # Microseconds: two uploads of one session in the same millisecond get distinct keys.
+    return time.time_ns() // 1000
+
+
+class ObjectStore:
+    """Bucket set-up, streamed uploads, presigned URLs, deletes and listing."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        endpoint_url: str,
+        public_endpoint_url: str | None = None,
+        bucket: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.endpoint_url = endpoint_url
+        self.public_endpoint_url = public_endpoint_url or endpoint_url
+        self.bucket = bucket or settings.s3_bucket
+        self.client: S3Client = make_client(settings, endpoint_url=endpoint_url)
+        self.signer: S3Client = make_client(settings, endpoint_url=self.public_endpoint_url)
+        self.part_size = settings.multipart_threshold_bytes
+        self.max_bytes = settings.upload_max_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, endpoint_url: str) -> ObjectStore:
+        """The store at `endpoint_url`, signing for S3_PUBLIC_ENDPOINT_URL when set."""
+        return cls(
+            settings, endpoint_url=endpoint_url, public_endpoint_url=settings.s3_public_endpoint_url
+        )
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except _UNREACHABLE as exc:
+            raise StoreUnavailable(
+                f"cannot reach the object store at {self.endpoint_url}: {exc}. Check that the "
+                "S3 server runs and that S3_ENDPOINT_URL is right."
+            ) from exc
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+                raise StoreUnavailable(
+                    f"the object store at {self.endpoint_url} refused our credentials ({code}): "
+                    "check S3_ACCESS_KEY and S3_SECRET_KEY"
+                ) from exc
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise ObjectNotFound(str(exc.operation_name)) from exc
+            raise
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"object store error at {self.endpoint_url}: {exc}") from exc
+
+    # --- bucket -----------------------------------------------------------------------
+
+    def public_read_policy(self) -> dict[str, Any]:
+        """Anonymous read on `public/*` only; everything else stays private."""
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "PublicReadOfPublicPrefix",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ["*"]},
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{self.bucket}/public/*"],
+                }
+            ],
+        }
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if missing and (re)apply its policy."""
+
+        def create() -> None:
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in (
+                    "404",
+                    "NoSuchBucket",
+                    "NotFound",
+                ):
+                    raise
+                self.client.create_bucket(Bucket=self.bucket)
+            self.client.put_bucket_policy(
+                Bucket=self.bucket, Policy=json.dumps(self.public_read_policy())
+            )
+
+        self._call(create)
+
+    # --- uploads ----------------------------------------------------------------------
+
+    def upload_design(
+        self,
+        session_id: str,
+        stream: IO[bytes],
+        *,
+        content_type: str,
+        declared_size: int | None = None,
+    ) -> StoredObject:
+        """Store a design file under designs/{session_id}/{timestamp}.{ext}."""
+        _check_session_id(session_id)
+        if declared_size is not None and declared_size > self.max_bytes:
+            raise UploadTooLarge(self.max_bytes)
+        first = self._read(stream, self.part_size + 1)
+        if len(first) > self.max_bytes:
+            raise UploadTooLarge(self.max_bytes)
+        kind = check_content(content_type, first[:SNIFF_BYTES])
+        key = f"designs/{session_id}/{_timestamp()}.{EXTENSIONS[kind]}"
+        extra = {"ContentType": kind, "Metadata": {"session-id": session_id}}
+        return self._upload(key, first, stream, extra=extra, content_type=kind)
+
+    def upload_module(self, session_id: str, data: bytes) -> StoredObject:
+        """Store a module zip under modules/{session_id}/module-{timestamp}.zip."""
+        _check_session_id(session_id)
+        key = f"modules/{session_id}/module-{_timestamp()}.zip"
+        extra = {
+            "ContentType": "application/zip",
+            "ContentDisposition": MODULE_DISPOSITION,
+            "Metadata": {"session-id": session_id},
+        }
+        return self._upload(key, data, None, extra=extra, content_type="application/zip")
+
+    @staticmethod
+    def _read(stream: IO[bytes], size: int) -> bytes:
+        chunks, remaining = [], size
+        while remaining > 0:
+            chunk = stream.read(remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _upload(
+        self,
+        key: str,
+        first: bytes,
+        stream: IO[bytes] | None,
+        *,
+        extra: dict[str, Any],
+        content_type: str,
+    ) -> StoredObject:
+        if stream is None or len(first) <= self.part_size:
+            response = self._call(
+                lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=first, **extra)
+            )
+            return StoredObject(key, len(first), content_type, response["ETag"].strip('"'))
+        return self._multipart(key, first, stream, extra=extra, content_type=content_type)
+
+    def _multipart(
+        self, key: str, first: bytes, stream: IO[bytes], *, extra: dict[str, Any], content_type: str
+    ) -> StoredObject:
+        upload = self._call(
+            lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)
+        )
+        upload_id = upload["UploadId"]
+        parts: list[dict[str, Any]] = []
+        total = 0
+        try:
+            # `first` holds one part plus one byte: send the part, carry the byte over.
+            pending = first
+            while pending:
+                body, pending = pending[: self.part_size], pending[self.part_size :]
+                more = self._read(stream, self.part_size - len(pending))
+                pending += more
+                total += len(body)
+                if total > self.max_bytes:
+                    raise UploadTooLarge(self.max_bytes)
+                number = len(parts) + 1
+                response = self._call(
+                    lambda b=body, n=number: self.client.upload_part(  # type: ignore[misc]
+                        Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=b
+                    )
+                )
+                parts.append({"ETag": response["ETag"], "PartNumber": number})
+            result = self._call(
+                lambda: self.client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
+                )
+            )
+        except BaseException:
+            # If the store is failing, its own multipart expiry cleans up what is left.
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
+        return StoredObject(key, total, content_type, str(result.get("ETag", "")).strip('"'))
+
+    # --- reads, URLs, deletes -----------------------------------------------------------
+
+    def presigned_url(self, key: str, *, expires_in: int | None = None) -> str:
+        """A GET URL for `key`, signed for the public endpoint; 1 s to 7 days."""
+        seconds = self.settings.presign_default_expiry if expires_in is None else expires_in
+        if not 1 <= seconds <= MAX_PRESIGN_SECONDS:
+            raise ValidationFailed(
+                f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds (7 days)",
+                field="expires_in",
+            )
+        return self.signer.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
+        )
+
+    def head(self, key: str) -> dict[str, Any]:
+        """The object's headers; ObjectNotFound when it does not exist."""
+        try:
+            return dict(self._call(lambda: self.client.head_object(Bucket=self.bucket, Key=key)))
+        except ObjectNotFound:
+            raise ObjectNotFound(key) from None
+
+    def exists(self, key: str) -> bool:
+        """True when an object is stored under `key`."""
+        try:
+            self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def get_bytes(self, key: str) -> bytes:
+        """The whole object (small objects only: module zips)."""
+        try:
+            response = self._call(lambda: self.client.get_object(Bucket=self.bucket, Key=key))
+        except ObjectNotFound:
+            raise ObjectNotFound(key) from None
+        return response["Body"].read()
+
+    def delete(self, key: str) -> None:
+        """Delete one object (no error when it is already gone)."""
+        self._call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def iter_objects(self, prefix: str = "") -> Iterator[dict[str, Any]]:
+        """Every object under `prefix`, with key, size and last-modified time."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = self._call(lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=prefix)))
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield {
+                    "key": item["Key"],
+                    "size": item["Size"],
+                    "last_modified": item["LastModified"],
+                }
+
+    def delete_many(self, keys: list[str]) -> int:
+        """Delete keys in batches of 1,000; return how many were asked for."""
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            self._call(
+                lambda b=batch: self.client.delete_objects(  # type: ignore[misc]
+                    Bucket=self.bucket, Delete={"Objects": b, "Quiet": True}
+                )
+            )
+        return len(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix` (e.g. designs/{session_id}/)."""
+        if not prefix.endswith("/"):
+            raise ValidationFailed("a prefix to delete must end with '/'", field="prefix")
+        return self.delete_many([o["key"] for o in self.iter_objects(prefix)])
+
+    def probe(self) -> dict[str, Any]:
+        """Health probe: the bucket answers."""
+        self._call(lambda: self.client.head_bucket(Bucket=self.bucket))
+        return {"bucket": self.bucket, "public_endpoint": self.public_endpoint_url}
