@@ -1,0 +1,1 @@
+"""HubSpot CMS modules: typed configuration, deterministic export, import."""
