@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.models import AISession, Project, Template, User, UserRole
 
@@ -61,3 +62,8 @@ async def make_template(
     session.add(template)
     await session.flush()
     return template
+
+
+def actor_of(user: User) -> Actor:
+    """The service-level actor for a user."""
+    return Actor(user.id, user.role)

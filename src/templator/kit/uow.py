@@ -8,7 +8,8 @@ hears of a change it cannot yet read, and a reader never re-caches pre-commit da
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,8 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from templator.cache import Cache
 
+log = logging.getLogger("templator.uow")
+
 _INVALIDATE = "templator.invalidate"
 _PUBLISH = "templator.publish"
+_TASKS = "templator.tasks"
+
+PostCommitTask = Callable[[], Awaitable[object]]
 
 
 def after_commit_invalidate(session: AsyncSession, *keys: str) -> None:
@@ -30,20 +36,32 @@ def after_commit_publish(session: AsyncSession, channel: str, message: dict[str,
     session.info.setdefault(_PUBLISH, []).append((channel, message))
 
 
+def after_commit_call(session: AsyncSession, task: PostCommitTask) -> None:
+    """Run `task()` once the session's transaction commits (e.g. delete stored objects)."""
+    session.info.setdefault(_TASKS, []).append(task)
+
+
 def discard_pending(session: AsyncSession) -> None:
     """Forget recorded effects (after a rollback)."""
     session.info.pop(_INVALIDATE, None)
     session.info.pop(_PUBLISH, None)
+    session.info.pop(_TASKS, None)
 
 
 async def run_post_commit(session: AsyncSession, cache: Cache) -> None:
     """Run the effects recorded on `session`; call right after a successful commit."""
     keys: set[str] = session.info.pop(_INVALIDATE, set())
     messages: list[tuple[str, dict[str, Any]]] = session.info.pop(_PUBLISH, [])
+    tasks: list[PostCommitTask] = session.info.pop(_TASKS, [])
     if keys:
         await cache.invalidate(*sorted(keys))
     for channel, message in messages:
         await cache.publish(channel, message)
+    for task in tasks:
+        try:
+            await task()
+        except Exception:  # the commit stands; what a task leaves behind, gc collects
+            log.exception("post-commit task failed")
 
 
 @asynccontextmanager

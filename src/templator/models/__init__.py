@@ -1,22 +1,28 @@
 """The ORM tables. Importing this package registers every table on `Base.metadata`."""
 
 from templator.models.ai_session import AISession
+from templator.models.api_token import ApiToken
+from templator.models.audit_log import AuditEntry
 from templator.models.base import Base
 from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
 from templator.models.processing_log import ProcessingLog
 from templator.models.project import Project
+from templator.models.stored_object import StoredObject
 from templator.models.template import Template
 from templator.models.template_version import TemplateVersion
 from templator.models.user import User
 
 __all__ = [
     "AISession",
+    "ApiToken",
+    "AuditEntry",
     "Base",
     "LogLevel",
     "ProcessingLog",
     "Project",
     "SessionPhase",
     "SessionStatus",
+    "StoredObject",
     "Template",
     "TemplateStatus",
     "TemplateVersion",

@@ -1,0 +1,1 @@
+"""AI sessions: the lifecycle of one design-to-module run."""

@@ -1,0 +1,82 @@
+"""AI session API models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from templator.models.enums import SessionPhase, SessionStatus
+
+MAX_PAYLOAD_BYTES = 1024 * 1024
+"""A phase payload (encoded JSON) may be at most 1 MiB."""
+
+
+class SessionCreate(BaseModel):
+    """A new session in a project."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: str = Field(min_length=25, max_length=25)
+    input_data: dict[str, Any] | None = None
+
+
+class PhaseUpdate(BaseModel):
+    """One phase's output and the progress reached."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phase: SessionPhase
+    payload: Any = None
+    progress: float = Field(ge=0, le=1)
+
+
+class SessionComplete(BaseModel):
+    """Completion: the final result (if not already recorded) and a quality score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    final_result: dict[str, Any] | None = None
+    quality_score: float | None = Field(default=None, ge=0, le=1)
+
+
+class SessionFail(BaseModel):
+    """Failure details."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: dict[str, Any]
+
+
+class SessionState(BaseModel):
+    """Status and progress: what live listeners and pollers need."""
+
+    id: str
+    status: SessionStatus
+    phase: SessionPhase
+    progress: float
+    updated_at: datetime
+
+
+class Session(BaseModel):
+    """A whole session."""
+
+    id: str
+    project_id: str
+    user_id: str
+    status: SessionStatus
+    phase: SessionPhase
+    progress: float
+    input_data: Any = None
+    sections: Any = None
+    ai_analysis: Any = None
+    suggestions: Any = None
+    final_result: Any = None
+    processing_time: int | None = None
+    error_log: Any = None
+    quality_score: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime

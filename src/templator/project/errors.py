@@ -1,0 +1,12 @@
+"""Project errors."""
+
+from __future__ import annotations
+
+from templator.exceptions import NotFound
+
+
+class ProjectNotFound(NotFound):
+    """No project with that id (or not visible to the caller)."""
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__(f"project {project_id!r} does not exist", field="project_id")

@@ -1,0 +1,108 @@
+"""The cache never becomes the source of truth: outages are bypassed, staleness prevented."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from templator.cache import Cache
+from templator.config import PROJECT_ROOT, ProcessRole, Settings
+from templator.localstack.redis import LocalRedis
+from templator.redis import create_client
+
+
+@pytest.fixture
+def private_redis() -> Iterator[LocalRedis]:
+    """A Redis server this test owns, so it can stop and restart it."""
+    folder = PROJECT_ROOT / "var" / f"test-redis-{uuid.uuid4().hex[:8]}"
+    server = LocalRedis(folder)
+    server.start()
+    server.wait_ready()
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        server.process.terminate()
+        server.process.wait(10)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+async def cache_on(private_redis: LocalRedis) -> AsyncIterator[Cache]:
+    settings = Settings(_env_file=None, redis_retries=1)  # type: ignore[call-arg]
+    client = create_client(settings, url=private_redis.url, role=ProcessRole.TEST)
+    yield Cache(client, namespace="outage", default_ttl=60, retry_after=0.5)
+    await client.aclose()
+
+
+def _json(value: dict[str, Any]) -> dict[str, Any]:
+    return value
+
+
+async def test_redis_outage_is_bypassed_logged_once_and_caching_resumes(
+    private_redis: LocalRedis, cache_on: Cache, caplog: pytest.LogCaptureFixture
+) -> None:
+    loads = 0
+
+    async def load() -> dict[str, Any]:
+        nonlocal loads
+        loads += 1
+        return {"value": 42}
+
+    key = cache_on.key("thing", "1")
+    for _ in range(3):
+        assert await cache_on.get_or_load(key, load, encode=_json, decode=_json) == {"value": 42}
+    assert loads == 1 and cache_on.stats.hits == 2
+
+    assert private_redis.process is not None
+    private_redis.process.terminate()
+    private_redis.process.wait(10)
+    caplog.set_level(logging.WARNING, logger="templator.cache")
+    for _ in range(20):
+        assert await cache_on.get_or_load(key, load, encode=_json, decode=_json) == {"value": 42}
+    assert loads == 21
+    assert cache_on.stats.bypasses == 20
+    outage_lines = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(outage_lines) == 1
+
+    private_redis.start()
+    private_redis.wait_ready()
+    await asyncio.sleep(0.6)
+    hits_before = cache_on.stats.hits
+    for _ in range(3):
+        assert await cache_on.get_or_load(key, load, encode=_json, decode=_json) == {"value": 42}
+    # The restarted server may have kept the key (AOF) or not: either way Redis serves again.
+    assert cache_on.stats.hits - hits_before >= 2 and loads <= 22
+    assert any("caching resumed" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_load_overtaken_by_a_write_is_not_stored(redis: Redis) -> None:
+    cache = Cache(redis, namespace="stale", default_ttl=60)
+    key = cache.key("template", "x")
+    gate = asyncio.Event()
+
+    async def slow_old_read() -> dict[str, Any]:
+        await gate.wait()
+        return {"version": "old"}
+
+    reader = asyncio.create_task(cache.get_or_load(key, slow_old_read, encode=_json, decode=_json))
+    await asyncio.sleep(0.05)
+    await cache.invalidate(key)  # a writer committed meanwhile
+    gate.set()
+    assert await reader == {"version": "old"}
+    assert await redis.get(key) is None
+    assert cache.stats.stale_writes_prevented == 1
+
+
+async def test_purge_uses_scan_and_removes_only_the_namespace(redis: Redis) -> None:
+    cache = Cache(redis, namespace="purge", default_ttl=60)
+    for i in range(1200):
+        await redis.set(f"purge:k{i}", b"1")
+    await redis.set("other:k", b"1")
+    assert await cache.purge_namespace() == 1200
+    assert await redis.get("other:k") == b"1"
