@@ -7,12 +7,17 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
+from templator.kit.actor import Actor
+from templator.kit.ids import new_id
 from templator.migrations import runner
+from templator.models import Project, User, UserRole
 from tests.support import servers
+from tests.support.factories import Committed
 
 pytest_plugins = ["tests.plugins.s3"]
 
@@ -97,3 +102,18 @@ async def redis(connections: Connections) -> AsyncIterator[Redis]:
     await connections.redis.flushdb()
     yield connections.redis
     await connections.redis.flushdb()
+
+
+@pytest.fixture
+async def committed(connections: Connections) -> AsyncIterator[Committed]:
+    """A user and a project committed for real, for tests that commit (races, cache)."""
+    user_id, project_id = new_id(), new_id()
+    async with connections.sessionmaker() as session:
+        session.add(User(id=user_id, email=f"{user_id}@example.com", role=UserRole.USER))
+        await session.flush()
+        session.add(Project(id=project_id, user_id=user_id, name="Committed project"))
+        await session.commit()
+    yield Committed(Actor(user_id, UserRole.USER), project_id)
+    async with connections.sessionmaker() as session:
+        await session.execute(delete(User).where(User.id == user_id))
+        await session.commit()

@@ -13,7 +13,7 @@ from templator.ai_session.service import SessionService
 from templator.connections import Connections
 from templator.kit.uow import unit_of_work
 from templator.models import SessionPhase, SessionStatus
-from tests.ai_session.conftest import Committed
+from tests.support.factories import Committed
 
 
 async def _new_session(connections: Connections, committed: Committed) -> str:

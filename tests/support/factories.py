@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,3 +68,11 @@ async def make_template(
 def actor_of(user: User) -> Actor:
     """The service-level actor for a user."""
     return Actor(user.id, user.role)
+
+
+@dataclass
+class Committed:
+    """A user and project committed for real (deleted after the test)."""
+
+    actor: Actor
+    project_id: str

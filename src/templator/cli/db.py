@@ -10,12 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import make_url
 
 from templator.cli.context import confirm_destructive, console, fail, run, settings
+from templator.cli.logs import prune_logs
 from templator.config import ProcessRole
 from templator.connections import Connections
 from templator.migrations import runner
 from templator.seed import SeedPlan, seed_database
 
 app = typer.Typer(no_args_is_help=True)
+app.command("prune-logs")(prune_logs)
 
 
 async def _verified_url() -> str:

@@ -1,0 +1,1 @@
+"""Processing logs: what happened during an AI session."""

@@ -1,0 +1,56 @@
+"""Processing log API models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from templator.models.enums import LogLevel
+
+MAX_BATCH = 10_000
+MAX_MESSAGE = 8_192
+MAX_DATA_BYTES = 64 * 1024
+
+
+class LogLine(BaseModel):
+    """One line to append."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: LogLevel = LogLevel.INFO
+    phase: str = Field(min_length=1, max_length=64)
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE)
+    data: dict[str, Any] | None = None
+    timestamp: datetime | None = None
+
+
+class LogBatch(BaseModel):
+    """Lines to append in one round trip."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[LogLine] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class LogQuery(BaseModel):
+    """Filters for reading a session's log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    levels: list[LogLevel] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class ProcessingLog(BaseModel):
+    """A stored line."""
+
+    id: str
+    session_id: str
+    level: LogLevel
+    phase: str
+    message: str
+    data: Any = None
+    timestamp: datetime
