@@ -8,14 +8,14 @@ also skip parsing and planning on the server.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[tuple[object, ...]]:
+async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
     """The psycopg AsyncConnection the session is using (begun if it was not)."""
     conn = await session.connection()
     raw = await conn.get_raw_connection()
-    return cast(psycopg.AsyncConnection[tuple[object, ...]], raw.driver_connection)
+    return cast(psycopg.AsyncConnection[Any], raw.driver_connection)

@@ -27,8 +27,18 @@ PostCommitTask = Callable[[], Awaitable[object]]
 
 
 def after_commit_invalidate(session: AsyncSession, *keys: str) -> None:
-    """Drop these cache keys once the session's transaction commits."""
+    """Drop these cache keys once the session's transaction ends (commit or rollback).
+
+    After a rollback too: a read inside the failed transaction may have cached data
+    that never became durable.
+    """
     session.info.setdefault(_INVALIDATE, set()).update(keys)
+
+
+async def invalidate_now(session: AsyncSession, cache: Cache, *keys: str) -> None:
+    """Drop keys at once (reads later in this transaction see the change) and again at the end."""
+    await cache.invalidate(*keys)
+    after_commit_invalidate(session, *keys)
 
 
 def after_commit_publish(session: AsyncSession, channel: str, message: dict[str, Any]) -> None:
@@ -75,6 +85,9 @@ async def unit_of_work(
             await session.commit()
         except BaseException:
             await session.rollback()
+            keys: set[str] = session.info.get(_INVALIDATE, set())
             discard_pending(session)
+            if keys:
+                await cache.invalidate(*sorted(keys))
             raise
         await run_post_commit(session, cache)

@@ -1,0 +1,1 @@
+"""Templates: generated HubSpot modules, their versions, workflow and search."""

@@ -1,0 +1,179 @@
+"""Template API models and their limits."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from templator.hubspot.errors import InvalidHubSpotConfig
+from templator.hubspot.package import validate_hubspot_config
+from templator.models.enums import TemplateStatus
+
+MAX_CONTENT = 1024 * 1024
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_TAGS = 20
+TAG_PATTERN = re.compile(r"^[a-z0-9-]{1,50}$")
+Bump = Literal["patch", "minor", "major"]
+
+
+def _check_tags(tags: list[str] | None) -> list[str] | None:
+    if tags is None:
+        return None
+    cleaned = sorted({t.strip().lower() for t in tags})
+    if len(cleaned) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
+    for tag in cleaned:
+        if not TAG_PATTERN.match(tag):
+            raise ValueError(f"tag {tag!r} must be 1-50 characters of a-z, 0-9 and -")
+    return cleaned
+
+
+def _check_config(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if len(orjson.dumps(value)) > MAX_CONFIG_BYTES:
+        raise ValueError(f"hubspot_config is over the limit of {MAX_CONFIG_BYTES:,} bytes")
+    try:
+        validate_hubspot_config(value)
+    except InvalidHubSpotConfig as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+class _Content(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    html_content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT)
+    css_content: str | None = Field(default=None, max_length=MAX_CONTENT)
+    js_content: str | None = Field(default=None, max_length=MAX_CONTENT)
+    hubspot_config: dict[str, Any] | None = None
+    tags: list[str] | None = Field(default=None, max_length=MAX_TAGS)
+    quality_score: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, value: list[str] | None) -> list[str] | None:
+        return _check_tags(value)
+
+    @field_validator("hubspot_config")
+    @classmethod
+    def _valid_config(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_config(value)
+
+
+class TemplateCreate(_Content):
+    """A template made directly."""
+
+    project_id: str = Field(min_length=25, max_length=25)
+    name: str = Field(min_length=1, max_length=200)
+    html_content: str = Field(min_length=1, max_length=MAX_CONTENT)
+    hubspot_config: dict[str, Any]
+    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+
+
+class TemplateFromSession(BaseModel):
+    """A template made from a COMPLETED session's final result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str = Field(min_length=25, max_length=25)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, value: list[str]) -> list[str]:
+        return _check_tags(value) or []
+
+
+class TemplateUpdate(_Content):
+    """Changes to a template; every change makes a new version."""
+
+    bump: Bump = "patch"
+
+
+class StatusChange(BaseModel):
+    """A workflow move."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: TemplateStatus
+
+
+class Rollback(BaseModel):
+    """Restore the content of an earlier version (as a new version)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+
+
+class Template(BaseModel):
+    """A template as the API shows it."""
+
+    id: str
+    project_id: str
+    session_id: str | None
+    name: str
+    description: str | None
+    html_content: str
+    css_content: str | None
+    js_content: str | None
+    hubspot_config: dict[str, Any]
+    version: str
+    status: TemplateStatus
+    quality_score: float | None
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class TemplateSummary(BaseModel):
+    """A search hit."""
+
+    id: str
+    project_id: str
+    name: str
+    description: str | None
+    status: TemplateStatus
+    version: str
+    tags: list[str]
+    rank: float
+    updated_at: datetime
+
+
+class TemplateVersion(BaseModel):
+    """One stored version."""
+
+    id: str
+    template_id: str
+    version: str
+    changes: Any
+    content: dict[str, Any]
+    created_at: datetime
+
+
+class FieldDiff(BaseModel):
+    """How one field differs between two versions."""
+
+    field: str
+    changed: bool
+    unified_diff: str | None = None
+    changed_paths: list[str] | None = None
+    before: Any = None
+    after: Any = None
+
+
+class TemplateDiff(BaseModel):
+    """Per-field differences between two versions."""
+
+    template_id: str
+    from_version: str
+    to_version: str
+    fields: list[FieldDiff]

@@ -1,0 +1,424 @@
+"""Template workflows: create, edit with versions, diff, roll back, review, delete.
+
+Edits lock the template row (SELECT … FOR UPDATE) so two concurrent edits serialise:
+each makes its own version, none is lost; the unique (template_id, version) constraint
+is the last line of defence. A template is cached by id and invalidated after every
+committed change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from sqlalchemy import Integer, cast, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from templator.ai_session.errors import SessionNotFound
+from templator.cache import Cache
+from templator.exceptions import Conflict, ValidationFailed
+from templator.kit.actor import Actor
+from templator.kit.ids import new_id
+from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
+from templator.kit.uow import after_commit_call, invalidate_now
+from templator.models import AISession, Project, SessionStatus, StoredObject, TemplateStatus
+from templator.models import Template as TemplateRow
+from templator.models import TemplateVersion as VersionRow
+from templator.project.errors import ProjectNotFound
+from templator.storage.service import ObjectStore
+from templator.template import schemas, versioning
+from templator.template.errors import (
+    InvalidTemplateTransition,
+    NotAllowed,
+    SessionNotCompleted,
+    TemplateArchived,
+    TemplateNotFound,
+    TemplateVersionNotFound,
+)
+
+S = TemplateStatus
+WORKFLOW: dict[TemplateStatus, frozenset[TemplateStatus]] = {
+    S.DRAFT: frozenset({S.REVIEW, S.ARCHIVED}),
+    S.REVIEW: frozenset({S.DRAFT, S.APPROVED, S.ARCHIVED}),
+    S.APPROVED: frozenset({S.PUBLISHED, S.DRAFT, S.ARCHIVED}),
+    S.PUBLISHED: frozenset({S.ARCHIVED}),
+    S.ARCHIVED: frozenset({S.DRAFT}),
+}
+REVIEWER_MOVES = frozenset({S.APPROVED, S.PUBLISHED})
+REVIEWABLE = frozenset({S.REVIEW, S.APPROVED, S.PUBLISHED})
+SEMVER = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}$")
+_COLUMNS = [c for c in TemplateRow.__table__.columns]
+
+
+def snapshot(template: dict[str, Any]) -> dict[str, Any]:
+    """The versioned content of a template."""
+    return {field: template.get(field) for field in versioning.CONTENT_FIELDS}
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    data["tags"] = list(data.get("tags") or [])
+    return data
+
+
+class TemplateService:
+    """Templates and their versions; the caller commits."""
+
+    def __init__(
+        self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
+    ) -> None:
+        self.session = session
+        self.cache = cache
+        self.store = store
+
+    def cache_key(self, template_id: str) -> str:
+        """Cache key of a template."""
+        return self.cache.key("template", template_id)
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def _load(self, template_id: str) -> dict[str, Any] | None:
+        conn = await self.session.connection()
+        statement = (
+            select(*_COLUMNS, Project.user_id.label("owner_id"))
+            .join(Project, Project.id == TemplateRow.project_id)
+            .where(TemplateRow.id == template_id)
+        )
+        row = (await conn.execute(statement)).first()
+        return _row_dict(row) if row else None
+
+    @staticmethod
+    def _may_read(actor: Actor, data: dict[str, Any]) -> bool:
+        return actor.may_access(data["owner_id"]) or (
+            actor.can_review and S(data["status"]) in REVIEWABLE
+        )
+
+    async def get_data(self, actor: Actor, template_id: str) -> dict[str, Any]:
+        """The template as a JSON-ready dict, cache-aside (the hot read path)."""
+        data = await self.cache.get_or_load(
+            self.cache_key(template_id),
+            lambda: self._load(template_id),
+            encode=lambda d: (
+                schemas.Template.model_validate(d).model_dump(mode="json")
+                | {"owner_id": d["owner_id"]}
+            ),
+            decode=lambda d: d,
+        )
+        if data is None or not self._may_read(actor, data):
+            raise TemplateNotFound(template_id)
+        result: dict[str, Any] = data
+        return result
+
+    async def get(self, actor: Actor, template_id: str) -> schemas.Template:
+        """The template."""
+        return schemas.Template.model_validate(await self.get_data(actor, template_id))
+
+    async def list_for_project(
+        self, actor: Actor, project_id: str, params: PageParams
+    ) -> Page[schemas.Template]:
+        """A project's templates, newest first."""
+        await self._project_owner(actor, project_id)
+        conn = await self.session.connection()
+        statement = paginate_newest_first(
+            select(*_COLUMNS).where(TemplateRow.project_id == project_id),
+            created_at=TemplateRow.created_at,
+            id_column=TemplateRow.id,
+            params=params,
+        )
+        rows = [
+            schemas.Template.model_validate(_row_dict(r))
+            for r in (await conn.execute(statement)).all()
+        ]
+        return make_page(rows, params=params, key=lambda t: (t.created_at, t.id))
+
+    # --- writing -------------------------------------------------------------------------
+
+    async def _project_owner(self, actor: Actor, project_id: str) -> str:
+        conn = await self.session.connection()
+        owner = (
+            await conn.execute(select(Project.user_id).where(Project.id == project_id))
+        ).scalar_one_or_none()
+        if owner is None or not actor.may_access(owner):
+            raise ProjectNotFound(project_id)
+        return owner
+
+    async def _insert(self, values: dict[str, Any], actor: Actor) -> schemas.Template:
+        conn = await self.session.connection()
+        template_id = new_id()
+        row = (
+            await conn.execute(
+                insert(TemplateRow)
+                .values(id=template_id, version="1.0.0", **values)
+                .returning(*_COLUMNS)
+            )
+        ).one()
+        data = _row_dict(row)
+        await conn.execute(
+            insert(VersionRow).values(
+                id=new_id(),
+                template_id=template_id,
+                version="1.0.0",
+                changes={
+                    "summary": "created",
+                    "by": actor.id,
+                    "fields": versioning.change_log(None, snapshot(data)),
+                },
+                content=snapshot(data),
+            )
+        )
+        return schemas.Template.model_validate(data)
+
+    async def create(self, actor: Actor, data: schemas.TemplateCreate) -> schemas.Template:
+        """A template made directly, with version 1.0.0."""
+        await self._project_owner(actor, data.project_id)
+        return await self._insert(data.model_dump(), actor)
+
+    async def create_from_session(
+        self, actor: Actor, data: schemas.TemplateFromSession
+    ) -> schemas.Template:
+        """A template from a COMPLETED session's final_result.
+
+        final_result must hold `html` and `hubspot_config`; `css`, `js`, `name` and
+        `description` are optional.
+        """
+        conn = await self.session.connection()
+        row = (
+            await conn.execute(
+                select(
+                    AISession.user_id,
+                    AISession.project_id,
+                    AISession.status,
+                    AISession.final_result,
+                    AISession.quality_score,
+                ).where(AISession.id == data.session_id)
+            )
+        ).first()
+        if row is None or not actor.may_access(row.user_id):
+            raise SessionNotFound(data.session_id)
+        if row.status is not SessionStatus.COMPLETED:
+            raise SessionNotCompleted(
+                f"session {data.session_id} is {row.status.value}; only a COMPLETED session "
+                "can become a template",
+                field="session_id",
+            )
+        result = row.final_result or {}
+        create = schemas.TemplateCreate(
+            project_id=row.project_id,
+            name=data.name or result.get("name") or "Generated module",
+            description=result.get("description"),
+            html_content=result.get("html") or "",
+            css_content=result.get("css") or None,
+            js_content=result.get("js") or None,
+            hubspot_config=result.get("hubspot_config") or {},
+            tags=data.tags,
+            quality_score=row.quality_score,
+        )
+        values = create.model_dump() | {"session_id": data.session_id}
+        return await self._insert(values, actor)
+
+    async def _lock(self, actor: Actor, template_id: str) -> dict[str, Any]:
+        conn = await self.session.connection()
+        statement = (
+            select(*_COLUMNS, Project.user_id.label("owner_id"))
+            .join(Project, Project.id == TemplateRow.project_id)
+            .where(TemplateRow.id == template_id)
+            .with_for_update(of=TemplateRow)
+        )
+        row = (await conn.execute(statement)).first()
+        if row is None or not self._may_read(actor, _row_dict(row)):
+            raise TemplateNotFound(template_id)
+        return _row_dict(row)
+
+    async def _new_version(
+        self,
+        actor: Actor,
+        current: dict[str, Any],
+        changes: dict[str, Any],
+        *,
+        kind: str,
+        summary: str,
+    ) -> schemas.Template:
+        before = snapshot(current)
+        after = before | changes
+        if after == before:
+            return schemas.Template.model_validate(current)
+        version = versioning.bump(current["version"], kind)
+        conn = await self.session.connection()
+        try:
+            async with conn.begin_nested():
+                row = (
+                    await conn.execute(
+                        update(TemplateRow)
+                        .where(TemplateRow.id == current["id"])
+                        .values(**changes, version=version)
+                        .returning(*_COLUMNS)
+                    )
+                ).one()
+                await conn.execute(
+                    insert(VersionRow).values(
+                        id=new_id(),
+                        template_id=current["id"],
+                        version=version,
+                        changes={
+                            "summary": summary,
+                            "by": actor.id,
+                            "fields": versioning.change_log(before, after),
+                        },
+                        content=after,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(
+                f"template {current['id']} already has version {version}; retry the change",
+                field="version",
+            ) from exc
+        await invalidate_now(self.session, self.cache, self.cache_key(current["id"]))
+        return schemas.Template.model_validate(_row_dict(row))
+
+    async def update(
+        self, actor: Actor, template_id: str, data: schemas.TemplateUpdate
+    ) -> schemas.Template:
+        """Apply changes as a new version (patch by default); no-op changes make none."""
+        current = await self._lock(actor, template_id)
+        if not actor.may_access(current["owner_id"]):
+            raise NotAllowed("only the owner or an ADMIN may edit a template", field="template_id")
+        if S(current["status"]) is S.ARCHIVED:
+            raise TemplateArchived(
+                f"template {template_id} is ARCHIVED; restore it to DRAFT to edit it"
+            )
+        changes = data.model_dump(exclude_unset=True, exclude={"bump"})
+        return await self._new_version(actor, current, changes, kind=data.bump, summary="edit")
+
+    async def rollback(self, actor: Actor, template_id: str, version: str) -> schemas.Template:
+        """Restore the content of `version` as a new patch version."""
+        current = await self._lock(actor, template_id)
+        if not actor.may_access(current["owner_id"]):
+            raise NotAllowed(
+                "only the owner or an ADMIN may roll a template back", field="template_id"
+            )
+        target = await self._version_row(template_id, version)
+        restored = {k: v for k, v in target["content"].items() if k in versioning.CONTENT_FIELDS}
+        return await self._new_version(
+            actor, current, restored, kind="patch", summary=f"rollback to {version}"
+        )
+
+    async def set_status(
+        self, actor: Actor, template_id: str, status: TemplateStatus
+    ) -> schemas.Template:
+        """Move through the workflow; APPROVED and PUBLISHED need EXPERT or ADMIN."""
+        current = await self._lock(actor, template_id)
+        now = S(current["status"])
+        if status not in WORKFLOW[now]:
+            allowed = ", ".join(sorted(s.value for s in WORKFLOW[now])) or "nothing"
+            raise InvalidTemplateTransition(
+                f"template {template_id} is {now.value}; it can move to {allowed}, "
+                f"not {status.value}",
+                field="status",
+            )
+        if status in REVIEWER_MOVES and not actor.can_review:
+            raise NotAllowed(
+                f"moving a template to {status.value} needs the EXPERT or ADMIN role",
+                field="status",
+            )
+        if status not in REVIEWER_MOVES and not actor.may_access(current["owner_id"]):
+            raise NotAllowed("only the owner or an ADMIN may do this", field="status")
+        conn = await self.session.connection()
+        row = (
+            await conn.execute(
+                update(TemplateRow)
+                .where(TemplateRow.id == template_id)
+                .values(status=status)
+                .returning(*_COLUMNS)
+            )
+        ).one()
+        await invalidate_now(self.session, self.cache, self.cache_key(template_id))
+        return schemas.Template.model_validate(_row_dict(row))
+
+    async def delete(self, actor: Actor, template_id: str) -> None:
+        """Delete a template, its versions and (after commit) its stored objects."""
+        current = await self._lock(actor, template_id)
+        if not actor.may_access(current["owner_id"]):
+            raise NotAllowed(
+                "only the owner or an ADMIN may delete a template", field="template_id"
+            )
+        conn = await self.session.connection()
+        keys = list(
+            (
+                await conn.execute(
+                    select(StoredObject.key).where(StoredObject.template_id == template_id)
+                )
+            ).scalars()
+        )
+        await conn.execute(delete(TemplateRow).where(TemplateRow.id == template_id))
+        await invalidate_now(self.session, self.cache, self.cache_key(template_id))
+        if keys and self.store is not None:
+            store = self.store
+
+            async def remove() -> None:
+                await asyncio.to_thread(store.delete_many, keys)
+
+            after_commit_call(self.session, remove)
+
+    # --- versions ------------------------------------------------------------------------
+
+    async def _version_row(self, template_id: str, version: str) -> dict[str, Any]:
+        conn = await self.session.connection()
+        row = (
+            await conn.execute(
+                select(VersionRow).where(
+                    VersionRow.template_id == template_id, VersionRow.version == version
+                )
+            )
+        ).first()
+        if row is None:
+            raise TemplateVersionNotFound(template_id, version)
+        return dict(row._mapping)
+
+    async def list_versions(
+        self, actor: Actor, template_id: str, params: PageParams
+    ) -> Page[schemas.TemplateVersion]:
+        """Versions, newest (highest) first; the cursor is the last version seen."""
+        await self.get_data(actor, template_id)
+        conn = await self.session.connection()
+        order = func.string_to_array(VersionRow.version, ".").cast(ARRAY(Integer))
+        statement = select(VersionRow).where(VersionRow.template_id == template_id)
+        if params.cursor:
+            if not SEMVER.match(params.cursor):
+                raise ValidationFailed("invalid pagination cursor", field="cursor")
+            last = [int(p) for p in params.cursor.split(".")]
+            statement = statement.where(order < cast(last, ARRAY(Integer)))
+        statement = statement.order_by(order.desc()).limit(params.limit + 1)
+        rows = [
+            schemas.TemplateVersion.model_validate(dict(r._mapping))
+            for r in (await conn.execute(statement)).all()
+        ]
+        items = rows[: params.limit]
+        more = len(rows) > params.limit
+        return Page(items, items[-1].version if more else None)
+
+    async def get_version(
+        self, actor: Actor, template_id: str, version: str
+    ) -> schemas.TemplateVersion:
+        """One version."""
+        await self.get_data(actor, template_id)
+        return schemas.TemplateVersion.model_validate(await self._version_row(template_id, version))
+
+    async def diff(self, actor: Actor, template_id: str, a: str, b: str) -> schemas.TemplateDiff:
+        """Per-field differences from version `a` to version `b`."""
+        await self.get_data(actor, template_id)
+        first, second = (
+            await self._version_row(template_id, a),
+            await self._version_row(template_id, b),
+        )
+        return schemas.TemplateDiff(
+            template_id=template_id,
+            from_version=a,
+            to_version=b,
+            fields=[
+                schemas.FieldDiff(**d)
+                for d in versioning.diff_contents(first["content"], second["content"])
+            ],
+        )
