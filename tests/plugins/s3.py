@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from templator.config import PROJECT_ROOT, Settings
+from templator.config import PROJECT_ROOT, ProcessRole, Settings
+from templator.connections import Connections, StoreUrls
 from templator.localstack.seaweedfs import SeaweedFS
 from templator.storage.service import ObjectStore
 
@@ -47,3 +48,26 @@ def object_store(s3_server: SeaweedFS) -> Iterator[ObjectStore]:
     yield store
     store.delete_many([o["key"] for o in store.iter_objects()])
     store.client.delete_bucket(Bucket=store.bucket)
+
+
+@pytest.fixture
+async def store_connections(settings: Settings, s3_server: SeaweedFS) -> AsyncIterator[Connections]:
+    """The connection layer with PostgreSQL, Redis and a fresh bucket on the S3 server."""
+    conf = s3_settings(
+        s3_server,
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        cache_namespace=settings.cache_namespace,
+    )
+    assert conf.database_url and conf.redis_url
+    conns = Connections(
+        conf,
+        urls=StoreUrls(conf.database_url, conf.redis_url, s3_server.endpoint_url),
+        role=ProcessRole.TEST,
+    )
+    store = conns.require_store()
+    store.ensure_bucket()
+    yield conns
+    store.delete_many([o["key"] for o in store.iter_objects()])
+    store.client.delete_bucket(Bucket=store.bucket)
+    await conns.close()
