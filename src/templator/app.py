@@ -13,7 +13,9 @@ from prometheus_client import Counter, Histogram
 from starlette.responses import Response
 
 from templator.api import health
+from templator.api.limits import BodyLimitMiddleware
 from templator.api.problems import Problem, install_problem_handlers
+from templator.api.router import api
 from templator.config import ProcessRole, Settings, get_settings
 from templator.connections import Connections
 
@@ -53,6 +55,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, upload_limit=conf.upload_max_bytes)
 
     @app.middleware("http")
     async def request_context(
@@ -70,6 +73,7 @@ def create_app(
         return response
 
     app.include_router(health.router)
+    app.include_router(api)
     _register_problem_schema(app)
     return app
 

@@ -21,17 +21,10 @@ OPERATOR = Actor(SYSTEM, UserRole.ADMIN)
 
 
 async def _export(template_id: str, upload: bool, expires: int) -> ModuleExport:
-    async with connections() as conns:
-        store = conns.require_store() if upload else conns.store
-        async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-            templates = TemplateService(session, conns.cache, store)
-            if store is None:
-                from templator.storage.assets import ModuleExport as _  # noqa: F401
-
-            service = AssetService(session, store, templates)  # type: ignore[arg-type]
-            return await service.export_module(
-                OPERATOR, template_id, upload=upload, expires_in=expires
-            )
+    async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
+        templates = TemplateService(session, conns.cache, conns.store)
+        service = AssetService(session, conns.store, templates)
+        return await service.export_module(OPERATOR, template_id, upload=upload, expires_in=expires)
 
 
 @app.command("export")

@@ -18,6 +18,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.errors import SessionNotFound
+from templator.exceptions import ServiceUnavailable
 from templator.hubspot.package import (
     ModuleContent,
     build_module_zip,
@@ -80,11 +81,20 @@ class AssetService:
     """Design uploads, module exports and object clean-up; the caller commits."""
 
     def __init__(
-        self, session: AsyncSession, store: ObjectStore, templates: TemplateService
+        self, session: AsyncSession, store: ObjectStore | None, templates: TemplateService
     ) -> None:
         self.session = session
-        self.store = store
+        self._store = store
         self.templates = templates
+
+    @property
+    def store(self) -> ObjectStore:
+        """The object store, or a clear error when none is configured."""
+        if self._store is None:
+            raise ServiceUnavailable(
+                "no object store is configured: set S3_ENDPOINT_URL (or run `templator up`)"
+            )
+        return self._store
 
     async def _session_owner(self, actor: Actor, session_id: str) -> None:
         conn = await self.session.connection()

@@ -1,0 +1,69 @@
+"""Request dependencies: the connection layer, the caller, units of work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from templator.auth.service import TokenService
+from templator.connections import Connections
+from templator.exceptions import Forbidden, Unauthorized
+from templator.kit.actor import Actor
+from templator.kit.uow import unit_of_work
+
+
+def get_connections(request: Request) -> Connections:
+    """The app's connection layer."""
+    conns: Connections = request.app.state.connections
+    return conns
+
+
+Conns = Annotated[Connections, Depends(get_connections)]
+UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+def get_uow(conns: Conns) -> UnitOfWork:
+    """A factory of units of work: the endpoint commits by leaving the block."""
+
+    @asynccontextmanager
+    async def uow() -> AsyncIterator[AsyncSession]:
+        async with unit_of_work(conns.sessionmaker, conns.cache) as session:
+            yield session
+
+    return uow
+
+
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+async def get_actor(request: Request, conns: Conns) -> Actor:
+    """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing credentials: send `Authorization: Bearer <API token>`")
+    async with conns.sessionmaker() as session:
+        return await TokenService(session, conns.cache).authenticate(token.strip())
+
+
+CurrentActor = Annotated[Actor, Depends(get_actor)]
+
+
+async def get_admin(actor: CurrentActor) -> Actor:
+    """The caller, who must be ADMIN; 403 otherwise."""
+    if not actor.is_admin:
+        raise Forbidden("this needs the ADMIN role")
+    return actor
+
+
+AdminActor = Annotated[Actor, Depends(get_admin)]
+
+
+def request_id(request: Request) -> str | None:
+    """The request's id (X-Request-ID)."""
+    value: str | None = getattr(request.state, "request_id", None)
+    return value

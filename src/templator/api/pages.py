@@ -1,0 +1,35 @@
+"""List responses: one page and the cursor of the next."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+
+from templator.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, PageParams
+
+T = TypeVar("T")
+
+
+class PageOut(BaseModel, Generic[T]):
+    """A page of results; pass `next_cursor` as `cursor` for the next one (null at the end)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+def to_page_out(page: Page[T]) -> PageOut[T]:
+    """Service page → API page."""
+    return PageOut[T](items=page.items, next_cursor=page.next_cursor)
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=512, description="From next_cursor")] = None,
+) -> PageParams:
+    """Pagination query parameters."""
+    return PageParams(limit=limit, cursor=cursor)
+
+
+Paging = Annotated[PageParams, Depends(page_params)]

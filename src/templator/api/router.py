@@ -1,0 +1,14 @@
+"""Every domain router under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from templator.ai_session.endpoints import router as sessions
+from templator.project.endpoints import router as projects
+from templator.template.endpoints import router as templates
+from templator.user.endpoints import router as users
+
+api = APIRouter(prefix="/api/v1")
+for router in (users, projects, sessions, templates):
+    api.include_router(router)

@@ -1,0 +1,1 @@
+"""Authentication: opaque API tokens stored as hashes."""

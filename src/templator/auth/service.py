@@ -1,0 +1,165 @@
+"""API tokens: `tpl_<prefix>_<secret>`, looked up by prefix, verified by SHA-256.
+
+Why opaque tokens rather than JWTs: they are revocable at once (a JWT stays valid until
+it expires unless every node checks a deny list, which is a token table again), they
+carry no claims that go stale when a role changes, and there is no signing key to
+rotate or leak. A fast hash is right here: the secret is 256 random bits, so nothing
+can be guessed offline, unlike a password. The prefix → (user, role, hash) record is
+cached in Redis and invalidated on revocation, role change and erasure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from templator.auth import schemas
+from templator.cache import Cache
+from templator.exceptions import NotFound, Unauthorized
+from templator.kit.actor import Actor
+from templator.kit.ids import new_id
+from templator.kit.raw import driver_connection
+from templator.kit.uow import invalidate_now
+from templator.models import ApiToken, UserRole
+
+PREFIX = "tpl"
+_LOOKUP = (
+    "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at "
+    "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.prefix = %s"
+)
+_COLUMNS = (
+    ApiToken.id,
+    ApiToken.user_id,
+    ApiToken.prefix,
+    ApiToken.name,
+    ApiToken.created_at,
+    ApiToken.expires_at,
+    ApiToken.revoked_at,
+)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _parse(token: str) -> tuple[str, str]:
+    parts = token.split("_")
+    if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or len(parts[2]) < 32:
+        raise Unauthorized("malformed API token: expected tpl_<prefix>_<secret>")
+    return parts[1], parts[2]
+
+
+class TokenService:
+    """Create, verify, list and revoke tokens."""
+
+    def __init__(self, session: AsyncSession, cache: Cache) -> None:
+        self.session = session
+        self.cache = cache
+
+    def _key(self, prefix: str) -> str:
+        return self.cache.key("token", prefix)
+
+    async def create(self, user_id: str, data: schemas.TokenCreate) -> schemas.TokenCreated:
+        """A new token; its secret is returned once and never stored."""
+        prefix = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32).replace("_", "-")
+        expires = (
+            datetime.now(UTC) + timedelta(days=data.expires_days) if data.expires_days else None
+        )
+        conn = await self.session.connection()
+        row = (
+            await conn.execute(
+                insert(ApiToken)
+                .values(
+                    id=new_id(),
+                    user_id=user_id,
+                    prefix=prefix,
+                    secret_hash=_hash(secret),
+                    name=data.name,
+                    expires_at=expires,
+                )
+                .returning(*_COLUMNS)
+            )
+        ).one()
+        return schemas.TokenCreated(**row._mapping, token=f"{PREFIX}_{prefix}_{secret}")
+
+    async def _record(self, prefix: str) -> dict[str, Any] | None:
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(_LOOKUP, (prefix,))
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        user_id, role, secret_hash, expires_at, revoked_at = row
+        return {
+            "user_id": user_id,
+            "role": role,
+            "hash": secret_hash,
+            "expires": expires_at.timestamp() if expires_at else None,
+            "revoked": revoked_at is not None,
+        }
+
+    async def authenticate(self, token: str) -> Actor:
+        """The actor a bearer token stands for; Unauthorized for anything wrong with it."""
+        prefix, secret = _parse(token)
+        record = await self.cache.get_or_load(
+            self._key(prefix),
+            lambda: self._record(prefix),
+            encode=lambda r: r,
+            decode=lambda r: r,
+            ttl=60,
+        )
+        if record is None or not hmac.compare_digest(record["hash"], _hash(secret)):
+            raise Unauthorized("invalid API token")
+        if record["revoked"]:
+            raise Unauthorized("this API token has been revoked")
+        if record["expires"] is not None and record["expires"] < datetime.now(UTC).timestamp():
+            raise Unauthorized("this API token has expired; create a new one")
+        return Actor(record["user_id"], UserRole(record["role"]))
+
+    async def list_for(self, user_id: str) -> list[schemas.TokenInfo]:
+        """A user's tokens (without secrets)."""
+        conn = await self.session.connection()
+        rows = await conn.execute(
+            select(*_COLUMNS)
+            .where(ApiToken.user_id == user_id)
+            .order_by(ApiToken.created_at.desc())
+        )
+        return [schemas.TokenInfo(**r._mapping) for r in rows]
+
+    async def revoke(self, actor: Actor, token_id: str) -> schemas.TokenInfo:
+        """Revoke a token of the actor's (any, for ADMIN); effective immediately."""
+        conn = await self.session.connection()
+        owner = (
+            await conn.execute(
+                select(ApiToken.user_id, ApiToken.prefix).where(ApiToken.id == token_id)
+            )
+        ).first()
+        if owner is None or not actor.may_access(owner.user_id):
+            raise NotFound(f"token {token_id!r} does not exist", field="token_id")
+        row = (
+            await conn.execute(
+                update(ApiToken)
+                .where(ApiToken.id == token_id)
+                .values(revoked_at=datetime.now(UTC))
+                .returning(*_COLUMNS)
+            )
+        ).one()
+        await invalidate_now(self.session, self.cache, self._key(owner.prefix))
+        return schemas.TokenInfo(**row._mapping)
+
+    async def forget_user(self, user_id: str) -> None:
+        """Drop cached token records of a user (after a role change or erasure)."""
+        conn = await self.session.connection()
+        prefixes = (
+            await conn.execute(select(ApiToken.prefix).where(ApiToken.user_id == user_id))
+        ).scalars()
+        keys = [self._key(p) for p in prefixes]
+        if keys:
+            await invalidate_now(self.session, self.cache, *keys)

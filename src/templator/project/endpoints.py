@@ -1,0 +1,61 @@
+"""/api/v1/projects."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from templator.api.deps import Conns, CurrentActor, Uow
+from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.problems import responses_for
+from templator.project import schemas
+from templator.project.service import ProjectService
+
+router = APIRouter(tags=["projects"])
+
+
+@router.post("/projects", status_code=status.HTTP_201_CREATED, responses=responses_for(401, 422))
+async def create_project(
+    data: schemas.ProjectCreate, actor: CurrentActor, conns: Conns, uow: Uow
+) -> schemas.Project:
+    """A new project owned by the caller."""
+    async with uow() as session:
+        return await ProjectService(session, conns.cache).create(actor, data)
+
+
+@router.get("/projects", responses=responses_for(401, 422))
+async def list_projects(
+    actor: CurrentActor, conns: Conns, uow: Uow, paging: Paging, user_id: str | None = None
+) -> PageOut[schemas.Project]:
+    """The caller's projects (ADMIN: any user's, with `user_id`)."""
+    async with uow() as session:
+        page = await ProjectService(session, conns.cache).list_for(
+            actor, user_id or actor.id, paging
+        )
+    return to_page_out(page)
+
+
+@router.get("/projects/{project_id}", responses=responses_for(401, 404))
+async def get_project(
+    project_id: str, actor: CurrentActor, conns: Conns, uow: Uow
+) -> schemas.Project:
+    """One project."""
+    async with uow() as session:
+        return await ProjectService(session, conns.cache).get(actor, project_id)
+
+
+@router.patch("/projects/{project_id}", responses=responses_for(401, 404, 422))
+async def update_project(
+    project_id: str, data: schemas.ProjectUpdate, actor: CurrentActor, conns: Conns, uow: Uow
+) -> schemas.Project:
+    """Rename or re-describe a project."""
+    async with uow() as session:
+        return await ProjectService(session, conns.cache).update(actor, project_id, data)
+
+
+@router.delete("/projects/{project_id}", responses=responses_for(401, 404))
+async def delete_project(
+    project_id: str, actor: CurrentActor, conns: Conns, uow: Uow
+) -> schemas.Project:
+    """Delete a project with its sessions, templates and logs."""
+    async with uow() as session:
+        return await ProjectService(session, conns.cache).delete(actor, project_id)
