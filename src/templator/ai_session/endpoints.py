@@ -17,6 +17,7 @@ from templator.ai_session.service import SessionService
 from templator.api.deps import Conns, CurrentActor, Uow
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
+from templator.kit.validation import IdPath
 from templator.models.enums import LogLevel
 from templator.processing_log import schemas as log_schemas
 from templator.processing_log.service import LogService
@@ -48,7 +49,7 @@ async def create_session(
 
 @router.get("/projects/{project_id}/sessions", responses=responses_for(401, 404, 422))
 async def list_sessions(
-    project_id: str, actor: CurrentActor, conns: Conns, uow: Uow, paging: Paging
+    project_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, paging: Paging
 ) -> PageOut[schemas.Session]:
     """A project's sessions, newest first."""
     async with uow() as session:
@@ -59,7 +60,7 @@ async def list_sessions(
 
 @router.get("/sessions/{session_id}", responses=responses_for(401, 404))
 async def get_session(
-    session_id: str, actor: CurrentActor, conns: Conns, uow: Uow
+    session_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.Session:
     """A whole session with its phase payloads."""
     async with uow() as session:
@@ -68,7 +69,7 @@ async def get_session(
 
 @router.get("/sessions/{session_id}/state", responses=responses_for(401, 404))
 async def get_state(
-    session_id: str, actor: CurrentActor, conns: Conns, uow: Uow
+    session_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.SessionState:
     """Status and progress (cached)."""
     async with uow() as session:
@@ -77,7 +78,7 @@ async def get_state(
 
 @router.post("/sessions/{session_id}/phases", responses=responses_for(401, 404, 409, 413, 422))
 async def record_phase(
-    session_id: str, data: schemas.PhaseUpdate, actor: CurrentActor, conns: Conns, uow: Uow
+    session_id: IdPath, data: schemas.PhaseUpdate, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.SessionState:
     """Record a phase's output and the progress reached (never backwards)."""
     async with uow() as session:
@@ -86,7 +87,7 @@ async def record_phase(
 
 @router.post("/sessions/{session_id}/start", responses=CHANGE)
 async def start(
-    session_id: str, actor: CurrentActor, conns: Conns, uow: Uow
+    session_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.SessionState:
     """PENDING → PROCESSING."""
     async with uow() as session:
@@ -95,7 +96,7 @@ async def start(
 
 @router.post("/sessions/{session_id}/complete", responses=responses_for(401, 404, 409, 413, 422))
 async def complete(
-    session_id: str, data: schemas.SessionComplete, actor: CurrentActor, conns: Conns, uow: Uow
+    session_id: IdPath, data: schemas.SessionComplete, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.SessionState:
     """PROCESSING → COMPLETED."""
     async with uow() as session:
@@ -104,7 +105,7 @@ async def complete(
 
 @router.post("/sessions/{session_id}/fail", responses=responses_for(401, 404, 409, 413, 422))
 async def fail(
-    session_id: str, data: schemas.SessionFail, actor: CurrentActor, conns: Conns, uow: Uow
+    session_id: IdPath, data: schemas.SessionFail, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.SessionState:
     """PENDING | PROCESSING → FAILED."""
     async with uow() as session:
@@ -113,7 +114,7 @@ async def fail(
 
 @router.post("/sessions/{session_id}/cancel", responses=CHANGE)
 async def cancel(
-    session_id: str, actor: CurrentActor, conns: Conns, uow: Uow
+    session_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.SessionState:
     """PENDING | PROCESSING → CANCELLED."""
     async with uow() as session:
@@ -125,7 +126,7 @@ async def cancel(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses_for(401, 404),
 )
-async def delete_session(session_id: str, actor: CurrentActor, conns: Conns, uow: Uow) -> None:
+async def delete_session(session_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow) -> None:
     """Delete a session, its logs and its stored objects (templates made from it stay)."""
     async with uow() as session:
         await AssetService(
@@ -139,7 +140,7 @@ async def delete_session(session_id: str, actor: CurrentActor, conns: Conns, uow
     responses=responses_for(401, 404, 413, 422),
 )
 async def append_logs(
-    session_id: str, data: log_schemas.LogBatch, actor: CurrentActor, uow: Uow
+    session_id: IdPath, data: log_schemas.LogBatch, actor: CurrentActor, uow: Uow
 ) -> dict[str, int]:
     """Append up to 10,000 log lines in one round trip."""
     async with uow() as session:
@@ -148,7 +149,7 @@ async def append_logs(
 
 @router.get("/sessions/{session_id}/logs", responses=responses_for(401, 404, 422))
 async def read_logs(
-    session_id: str,
+    session_id: IdPath,
     actor: CurrentActor,
     uow: Uow,
     paging: Paging,
@@ -169,7 +170,9 @@ async def read_logs(
         200: {"content": {"text/event-stream": {}}, "description": "Progress events"},
     },
 )
-async def events(session_id: str, actor: CurrentActor, conns: Conns, uow: Uow) -> StreamingResponse:
+async def events(
+    session_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow
+) -> StreamingResponse:
     """Live progress (Server-Sent Events): the state now, then every change until the end."""
     async with uow() as session:
         state = await SessionService(session, conns.cache).get_state(actor, session_id)
@@ -197,7 +200,7 @@ async def events(session_id: str, actor: CurrentActor, conns: Conns, uow: Uow) -
     responses=responses_for(401, 404, 413, 415, 422, 503),
 )
 async def upload_design(
-    session_id: str,
+    session_id: IdPath,
     actor: CurrentActor,
     conns: Conns,
     uow: Uow,

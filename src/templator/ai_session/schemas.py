@@ -5,46 +5,39 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from templator.kit.validation import RequestModel
 from templator.models.enums import SessionPhase, SessionStatus
 
 MAX_PAYLOAD_BYTES = 1024 * 1024
 """A phase payload (encoded JSON) may be at most 1 MiB."""
 
 
-class SessionCreate(BaseModel):
+class SessionCreate(RequestModel):
     """A new session in a project."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    project_id: str = Field(min_length=25, max_length=25)
+    project_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
     input_data: dict[str, Any] | None = None
 
 
-class PhaseUpdate(BaseModel):
+class PhaseUpdate(RequestModel):
     """One phase's output and the progress reached."""
-
-    model_config = ConfigDict(extra="forbid")
 
     phase: SessionPhase
     payload: Any = None
     progress: float = Field(ge=0, le=1)
 
 
-class SessionComplete(BaseModel):
+class SessionComplete(RequestModel):
     """Completion: the final result (if not already recorded) and a quality score."""
-
-    model_config = ConfigDict(extra="forbid")
 
     final_result: dict[str, Any] | None = None
     quality_score: float | None = Field(default=None, ge=0, le=1)
 
 
-class SessionFail(BaseModel):
+class SessionFail(RequestModel):
     """Failure details."""
-
-    model_config = ConfigDict(extra="forbid")
 
     error: dict[str, Any]
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -113,6 +113,23 @@ def install_problem_handlers(app: FastAPI) -> None:
             status=status,
             detail=f"{first['name']}: {first['reason']}",
             code="malformed_json" if status == 400 else "validation_failed",
+            field=first["name"],
+            invalid=invalid,
+        )
+
+    @app.exception_handler(ValidationError)
+    async def _model(request: Request, exc: ValidationError) -> Response:
+        # A model built inside an endpoint (e.g. from query parameters) refused its input.
+        invalid = [
+            {"name": _loc(err.get("loc", ())), "reason": str(err.get("msg", "invalid"))}
+            for err in exc.errors()
+        ]
+        first = invalid[0] if invalid else {"name": "", "reason": "invalid request"}
+        return problem_response(
+            request,
+            status=422,
+            detail=f"{first['name']}: {first['reason']}",
+            code="validation_failed",
             field=first["name"],
             invalid=invalid,
         )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from templator.kit.validation import RequestModel
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(RequestModel):
     """A new token for the calling user."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
     expires_days: int | None = Field(default=90, ge=1, le=3650)

@@ -9,11 +9,12 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from templator.exceptions import ValidationFailed
+from templator.kit.validation import RequestModel
 
 T = TypeVar("T")
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
@@ -22,7 +23,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
-class PageParams(BaseModel):
+class PageParams(RequestModel):
     """What a caller asks for: a page size and the cursor of the previous page."""
 
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from templator.kit.validation import RequestModel
 from templator.models.enums import LogLevel
 
 MAX_BATCH = 10_000
@@ -14,10 +15,8 @@ MAX_MESSAGE = 8_192
 MAX_DATA_BYTES = 64 * 1024
 
 
-class LogLine(BaseModel):
+class LogLine(RequestModel):
     """One line to append."""
-
-    model_config = ConfigDict(extra="forbid")
 
     level: LogLevel = LogLevel.INFO
     phase: str = Field(min_length=1, max_length=64)
@@ -26,18 +25,14 @@ class LogLine(BaseModel):
     timestamp: datetime | None = None
 
 
-class LogBatch(BaseModel):
+class LogBatch(RequestModel):
     """Lines to append in one round trip."""
-
-    model_config = ConfigDict(extra="forbid")
 
     lines: list[LogLine] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class LogQuery(BaseModel):
+class LogQuery(RequestModel):
     """Filters for reading a session's log."""
-
-    model_config = ConfigDict(extra="forbid")
 
     levels: list[LogLevel] | None = None
     since: datetime | None = None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 
 from templator.api.deps import Conns, CurrentActor, Uow
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
+from templator.kit.ids import ID_PATTERN
+from templator.kit.validation import IdPath
 from templator.project import schemas
 from templator.project.service import ProjectService
 
@@ -24,7 +28,11 @@ async def create_project(
 
 @router.get("/projects", responses=responses_for(401, 422))
 async def list_projects(
-    actor: CurrentActor, conns: Conns, uow: Uow, paging: Paging, user_id: str | None = None
+    actor: CurrentActor,
+    conns: Conns,
+    uow: Uow,
+    paging: Paging,
+    user_id: Annotated[str | None, Query(pattern=ID_PATTERN.pattern)] = None,
 ) -> PageOut[schemas.Project]:
     """The caller's projects (ADMIN: any user's, with `user_id`)."""
     async with uow() as session:
@@ -36,7 +44,7 @@ async def list_projects(
 
 @router.get("/projects/{project_id}", responses=responses_for(401, 404))
 async def get_project(
-    project_id: str, actor: CurrentActor, conns: Conns, uow: Uow
+    project_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.Project:
     """One project."""
     async with uow() as session:
@@ -45,7 +53,7 @@ async def get_project(
 
 @router.patch("/projects/{project_id}", responses=responses_for(401, 404, 422))
 async def update_project(
-    project_id: str, data: schemas.ProjectUpdate, actor: CurrentActor, conns: Conns, uow: Uow
+    project_id: IdPath, data: schemas.ProjectUpdate, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.Project:
     """Rename or re-describe a project."""
     async with uow() as session:
@@ -54,7 +62,7 @@ async def update_project(
 
 @router.delete("/projects/{project_id}", responses=responses_for(401, 404))
 async def delete_project(
-    project_id: str, actor: CurrentActor, conns: Conns, uow: Uow
+    project_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.Project:
     """Delete a project with its sessions, templates and logs."""
     async with uow() as session:

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from templator.kit.validation import RequestModel
 
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(RequestModel):
     """A new project."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(RequestModel):
     """Changes to a project."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)

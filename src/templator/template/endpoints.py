@@ -6,12 +6,13 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from templator.api.deps import Conns, CurrentActor, Uow
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
+from templator.kit.validation import IdPath, RequestModel, VersionPath
 from templator.models.enums import TemplateStatus
 from templator.storage.assets import AssetService
 from templator.template import schemas
@@ -32,10 +33,8 @@ class ExportResult(BaseModel):
     expires_in: int
 
 
-class ExportRequest(BaseModel):
+class ExportRequest(RequestModel):
     """How long the download link lives."""
-
-    model_config = ConfigDict(extra="forbid")
 
     expires_in: int = Field(default=3600, ge=1, le=604_800)
 
@@ -92,7 +91,7 @@ async def search(
 
 @router.get("/projects/{project_id}/templates", responses=responses_for(401, 404, 422))
 async def list_templates(
-    project_id: str, actor: CurrentActor, conns: Conns, uow: Uow, paging: Paging
+    project_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, paging: Paging
 ) -> PageOut[schemas.Template]:
     """A project's templates, newest first."""
     async with uow() as session:
@@ -104,7 +103,7 @@ async def list_templates(
 @router.get(
     "/templates/{template_id}", response_model=schemas.Template, responses=responses_for(401, 404)
 )
-async def get_template(template_id: str, actor: CurrentActor, conns: Conns) -> Response:
+async def get_template(template_id: IdPath, actor: CurrentActor, conns: Conns) -> Response:
     """A template (served from the cache, encoded once)."""
     async with conns.sessionmaker() as session:
         data = await TemplateService(session, conns.cache).get_data(actor, template_id)
@@ -114,7 +113,7 @@ async def get_template(template_id: str, actor: CurrentActor, conns: Conns) -> R
 
 @router.patch("/templates/{template_id}", responses=responses_for(401, 403, 404, 409, 422))
 async def update_template(
-    template_id: str, data: schemas.TemplateUpdate, actor: CurrentActor, conns: Conns, uow: Uow
+    template_id: IdPath, data: schemas.TemplateUpdate, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.Template:
     """Change a template; every change makes a new version (`bump`: patch, minor, major)."""
     async with uow() as session:
@@ -126,7 +125,7 @@ async def update_template(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses_for(401, 403, 404),
 )
-async def delete_template(template_id: str, actor: CurrentActor, conns: Conns, uow: Uow) -> None:
+async def delete_template(template_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow) -> None:
     """Delete a template, its versions and its stored module zips."""
     async with uow() as session:
         await TemplateService(session, conns.cache, conns.store).delete(actor, template_id)
@@ -134,7 +133,7 @@ async def delete_template(template_id: str, actor: CurrentActor, conns: Conns, u
 
 @router.get("/templates/{template_id}/versions", responses=responses_for(401, 404, 422))
 async def list_versions(
-    template_id: str, actor: CurrentActor, conns: Conns, uow: Uow, paging: Paging
+    template_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, paging: Paging
 ) -> PageOut[schemas.TemplateVersion]:
     """Versions, newest first."""
     async with uow() as session:
@@ -145,7 +144,7 @@ async def list_versions(
 
 @router.get("/templates/{template_id}/versions/{version}", responses=responses_for(401, 404, 422))
 async def get_version(
-    template_id: str, version: str, actor: CurrentActor, conns: Conns, uow: Uow
+    template_id: IdPath, version: VersionPath, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.TemplateVersion:
     """One version with its full content."""
     async with uow() as session:
@@ -154,7 +153,7 @@ async def get_version(
 
 @router.get("/templates/{template_id}/diff", responses=responses_for(401, 404, 422))
 async def diff(
-    template_id: str,
+    template_id: IdPath,
     actor: CurrentActor,
     conns: Conns,
     uow: Uow,
@@ -170,7 +169,7 @@ async def diff(
 
 @router.post("/templates/{template_id}/rollback", responses=responses_for(401, 403, 404, 409, 422))
 async def rollback(
-    template_id: str, data: schemas.Rollback, actor: CurrentActor, conns: Conns, uow: Uow
+    template_id: IdPath, data: schemas.Rollback, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.Template:
     """Restore an earlier version's content as a new version."""
     async with uow() as session:
@@ -181,7 +180,7 @@ async def rollback(
 
 @router.post("/templates/{template_id}/status", responses=responses_for(401, 403, 404, 409, 422))
 async def set_status(
-    template_id: str, data: schemas.StatusChange, actor: CurrentActor, conns: Conns, uow: Uow
+    template_id: IdPath, data: schemas.StatusChange, actor: CurrentActor, conns: Conns, uow: Uow
 ) -> schemas.Template:
     """Workflow DRAFT → REVIEW → APPROVED → PUBLISHED → ARCHIVED; approving and publishing
     need EXPERT or ADMIN."""
@@ -193,7 +192,11 @@ async def set_status(
 
 @router.post("/templates/{template_id}/export", responses=responses_for(401, 404, 422, 503))
 async def export_module(
-    template_id: str, actor: CurrentActor, conns: Conns, uow: Uow, data: ExportRequest | None = None
+    template_id: IdPath,
+    actor: CurrentActor,
+    conns: Conns,
+    uow: Uow,
+    data: ExportRequest | None = None,
 ) -> ExportResult:
     """Build the HubSpot module zip, store it, and return a presigned download URL."""
     expires = (data or ExportRequest()).expires_in

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from templator.hubspot.errors import InvalidHubSpotConfig
 from templator.hubspot.package import validate_hubspot_config
+from templator.kit.validation import RequestModel
 from templator.models.enums import TemplateStatus
 
 MAX_CONTENT = 1024 * 1024
@@ -44,9 +45,7 @@ def _check_config(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-class _Content(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _Content(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     html_content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT)
@@ -70,19 +69,17 @@ class _Content(BaseModel):
 class TemplateCreate(_Content):
     """A template made directly."""
 
-    project_id: str = Field(min_length=25, max_length=25)
+    project_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
     name: str = Field(min_length=1, max_length=200)
     html_content: str = Field(min_length=1, max_length=MAX_CONTENT)
     hubspot_config: dict[str, Any]
     tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
-class TemplateFromSession(BaseModel):
+class TemplateFromSession(RequestModel):
     """A template made from a COMPLETED session's final result."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    session_id: str = Field(min_length=25, max_length=25)
+    session_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
 
@@ -98,18 +95,14 @@ class TemplateUpdate(_Content):
     bump: Bump = "patch"
 
 
-class StatusChange(BaseModel):
+class StatusChange(RequestModel):
     """A workflow move."""
-
-    model_config = ConfigDict(extra="forbid")
 
     status: TemplateStatus
 
 
-class Rollback(BaseModel):
+class Rollback(RequestModel):
     """Restore the content of an earlier version (as a new version)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
 

@@ -16,13 +16,14 @@ import base64
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.exceptions import ValidationFailed
 from templator.kit.actor import Actor
 from templator.kit.pagination import MAX_LIMIT, Page
 from templator.kit.raw import driver_connection
+from templator.kit.validation import RequestModel
 from templator.models.enums import TemplateStatus
 from templator.template.schemas import TAG_PATTERN, TemplateSummary
 
@@ -32,15 +33,13 @@ DOCUMENT = (
 )
 
 
-class TemplateQuery(BaseModel):
+class TemplateQuery(RequestModel):
     """Search filters."""
-
-    model_config = ConfigDict(extra="forbid")
 
     q: str | None = Field(default=None, min_length=1, max_length=200)
     tags: list[str] | None = Field(default=None, max_length=20)
     status: TemplateStatus | None = None
-    project_id: str | None = Field(default=None, min_length=25, max_length=25)
+    project_id: str | None = Field(default=None, pattern=r"^[a-z][0-9a-z]{24}$")
     fuzzy: bool = True
     limit: int = Field(default=20, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(default=None, max_length=200)

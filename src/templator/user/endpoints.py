@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from templator.api.deps import AdminActor, Conns, CurrentActor, Uow, request_id
 from templator.api.pages import PageOut, Paging, to_page_out
@@ -14,6 +14,7 @@ from templator.audit import service as audit
 from templator.auth import schemas as token_schemas
 from templator.auth.service import TokenService
 from templator.kit.actor import Actor
+from templator.kit.validation import IdPath
 from templator.storage.assets import AssetService
 from templator.template.service import TemplateService
 from templator.user import schemas
@@ -66,7 +67,7 @@ async def me(actor: CurrentActor, uow: Uow) -> schemas.User:
 
 
 @router.get("/users/{user_id}", responses=responses_for(*AUTH))
-async def get_user(user_id: str, actor: CurrentActor, uow: Uow) -> schemas.User:
+async def get_user(user_id: IdPath, actor: CurrentActor, uow: Uow) -> schemas.User:
     """A user (themselves, or any for ADMIN)."""
     _self_or_admin(actor, user_id)
     async with uow() as session:
@@ -75,7 +76,7 @@ async def get_user(user_id: str, actor: CurrentActor, uow: Uow) -> schemas.User:
 
 @router.patch("/users/{user_id}", responses=responses_for(*AUTH))
 async def update_user(
-    user_id: str, data: schemas.UserUpdate, actor: CurrentActor, uow: Uow
+    user_id: IdPath, data: schemas.UserUpdate, actor: CurrentActor, uow: Uow
 ) -> schemas.User:
     """Change a profile (themselves, or any for ADMIN)."""
     _self_or_admin(actor, user_id)
@@ -85,7 +86,7 @@ async def update_user(
 
 @router.put("/users/{user_id}/role", responses=responses_for(*AUTH))
 async def set_role(
-    user_id: str, data: schemas.RoleChange, actor: AdminActor, uow: Uow, request: Request
+    user_id: IdPath, data: schemas.RoleChange, actor: AdminActor, uow: Uow, request: Request
 ) -> schemas.User:
     """Change a user's role (ADMIN only; audited)."""
     async with uow() as session:
@@ -106,7 +107,7 @@ async def set_role(
 
 @router.get("/users/{user_id}/export", responses=responses_for(*AUTH))
 async def export_user(
-    user_id: str, actor: CurrentActor, conns: Conns, uow: Uow, request: Request
+    user_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, request: Request
 ) -> dict[str, Any]:
     """Everything stored about a user, with links to their objects (GDPR access; audited)."""
     _self_or_admin(actor, user_id)
@@ -125,7 +126,7 @@ async def export_user(
 
 @router.delete("/users/{user_id}", status_code=status.HTTP_200_OK, responses=responses_for(*AUTH))
 async def erase_user(
-    user_id: str, actor: CurrentActor, conns: Conns, uow: Uow, request: Request
+    user_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, request: Request
 ) -> dict[str, Any]:
     """Erase a user and everything theirs, objects included (GDPR erasure; audited)."""
     _self_or_admin(actor, user_id)
@@ -182,7 +183,7 @@ async def list_tokens(actor: CurrentActor, conns: Conns, uow: Uow) -> list[token
 
 @router.delete("/tokens/{token_id}", tags=["tokens"], responses=responses_for(401, 404))
 async def revoke_token(
-    token_id: str, actor: CurrentActor, conns: Conns, uow: Uow, request: Request
+    token_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, request: Request
 ) -> token_schemas.TokenInfo:
     """Revoke a token at once (audited)."""
     async with uow() as session:
@@ -200,7 +201,10 @@ async def revoke_token(
 
 @router.get("/audit", tags=["audit"], responses=responses_for(401, 403, 422))
 async def read_audit(
-    actor: AdminActor, uow: Uow, paging: Paging, target_id: str | None = None
+    actor: AdminActor,
+    uow: Uow,
+    paging: Paging,
+    target_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> PageOut[audit.AuditRecord]:
     """The audit trail, newest first (ADMIN)."""
     async with uow() as session:

@@ -6,13 +6,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from templator.kit.validation import RequestModel
 from templator.models.enums import UserRole
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestModel):
     """A new user."""
-
-    model_config = ConfigDict(extra="forbid")
 
     email: EmailStr = Field(max_length=320)
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -24,18 +23,14 @@ class UserCreate(BaseModel):
         return value.lower()
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(RequestModel):
     """Changes to a user's own profile."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-class RoleChange(BaseModel):
+class RoleChange(RequestModel):
     """A role change (ADMIN only)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     role: UserRole
 

@@ -1,0 +1,273 @@
+"""The authorization matrix: every endpoint × (anonymous, another user, owner, EXPERT, ADMIN).
+
+Each cell runs against a fresh world (the owner's project, sessions, template and token),
+so a cell that deletes or changes something cannot influence the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from templator.models import UserRole
+from tests.api.conftest import Caller
+from tests.support.factories import hubspot_config
+
+MakeCaller = Callable[..., Coroutine[Any, Any, Caller]]
+HTML = b"<!DOCTYPE html><html><body>x</body></html>"
+ROLES = ("anonymous", "other", "owner", "expert", "admin")
+
+
+@dataclass
+class World:
+    owner: Caller
+    project: str
+    pending: str
+    processing: str
+    done: str
+    template: str
+    in_review: str
+    token_id: str
+
+
+async def build_world(client: httpx.AsyncClient, make_caller: MakeCaller) -> World:
+    owner = await make_caller()
+    h = owner.headers
+
+    async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await client.post(path, json=body, headers=h)
+        assert response.status_code in (200, 201), (path, response.text)
+        result: dict[str, Any] = response.json()
+        return result
+
+    project = (await post("/api/v1/projects", {"name": "World"}))["id"]
+    sessions = [(await post("/api/v1/sessions", {"project_id": project}))["id"] for _ in range(3)]
+    pending, processing, done = sessions
+    await post(f"/api/v1/sessions/{processing}/start", {})
+    gen = {"name": "Done", "html": "<p/>", "hubspot_config": hubspot_config()}
+    await post(
+        f"/api/v1/sessions/{done}/phases", {"phase": "generation", "payload": gen, "progress": 1}
+    )
+    await post(f"/api/v1/sessions/{done}/complete", {})
+    body = {
+        "project_id": project,
+        "name": "T",
+        "html_content": "<p/>",
+        "hubspot_config": hubspot_config(),
+    }
+    template = (await post("/api/v1/templates", body))["id"]
+    in_review = (await post("/api/v1/templates", body))["id"]
+    await post(f"/api/v1/templates/{in_review}/status", {"status": "REVIEW"})
+    token_id = (await post("/api/v1/tokens", {"name": "extra"}))["id"]
+    return World(owner, project, pending, processing, done, template, in_review, token_id)
+
+
+Request = Callable[[World], tuple[str, str, dict[str, Any]]]
+OWNED = {"anonymous": 401, "other": 404, "owner": 200, "expert": 404, "admin": 200}
+OWNED_CREATED = OWNED | {"owner": 201, "admin": 201}
+OWNED_NO_CONTENT = OWNED | {"owner": 204, "admin": 204}
+ADMIN_ONLY = {"anonymous": 401, "other": 403, "owner": 403, "expert": 403, "admin": 200}
+ANY_USER = {"anonymous": 401, "other": 200, "owner": 200, "expert": 200, "admin": 200}
+ANY_USER_CREATED = {role: (201 if code == 200 else code) for role, code in ANY_USER.items()}
+
+MATRIX: list[tuple[str, Request, dict[str, int]]] = [
+    ("me", lambda w: ("GET", "/api/v1/users/me", {}), ANY_USER),
+    ("list users", lambda w: ("GET", "/api/v1/users", {}), ADMIN_ONLY),
+    (
+        "create user",
+        lambda w: ("POST", "/api/v1/users", {"json": {"email": f"n{id(w)}@example.com"}}),
+        ADMIN_ONLY | {"admin": 201},
+    ),
+    ("get user", lambda w: ("GET", f"/api/v1/users/{w.owner.id}", {}), OWNED),
+    (
+        "update user",
+        lambda w: ("PATCH", f"/api/v1/users/{w.owner.id}", {"json": {"name": "N"}}),
+        OWNED,
+    ),
+    (
+        "set role",
+        lambda w: ("PUT", f"/api/v1/users/{w.owner.id}/role", {"json": {"role": "EXPERT"}}),
+        ADMIN_ONLY,
+    ),
+    ("export user", lambda w: ("GET", f"/api/v1/users/{w.owner.id}/export", {}), OWNED),
+    ("erase user", lambda w: ("DELETE", f"/api/v1/users/{w.owner.id}", {}), OWNED),
+    (
+        "create token",
+        lambda w: ("POST", "/api/v1/tokens", {"json": {"name": "t"}}),
+        ANY_USER_CREATED,
+    ),
+    ("list tokens", lambda w: ("GET", "/api/v1/tokens", {}), ANY_USER),
+    ("revoke token", lambda w: ("DELETE", f"/api/v1/tokens/{w.token_id}", {}), OWNED),
+    ("audit", lambda w: ("GET", "/api/v1/audit", {}), ADMIN_ONLY),
+    (
+        "create project",
+        lambda w: ("POST", "/api/v1/projects", {"json": {"name": "P"}}),
+        ANY_USER_CREATED,
+    ),
+    ("list projects", lambda w: ("GET", "/api/v1/projects", {}), ANY_USER),
+    ("get project", lambda w: ("GET", f"/api/v1/projects/{w.project}", {}), OWNED),
+    (
+        "update project",
+        lambda w: ("PATCH", f"/api/v1/projects/{w.project}", {"json": {"name": "Q"}}),
+        OWNED,
+    ),
+    ("delete project", lambda w: ("DELETE", f"/api/v1/projects/{w.project}", {}), OWNED),
+    (
+        "create session",
+        lambda w: ("POST", "/api/v1/sessions", {"json": {"project_id": w.project}}),
+        OWNED_CREATED,
+    ),
+    ("list sessions", lambda w: ("GET", f"/api/v1/projects/{w.project}/sessions", {}), OWNED),
+    ("get session", lambda w: ("GET", f"/api/v1/sessions/{w.pending}", {}), OWNED),
+    ("session state", lambda w: ("GET", f"/api/v1/sessions/{w.pending}/state", {}), OWNED),
+    (
+        "record phase",
+        lambda w: (
+            "POST",
+            f"/api/v1/sessions/{w.pending}/phases",
+            {"json": {"phase": "upload", "payload": {}, "progress": 0.1}},
+        ),
+        OWNED,
+    ),
+    ("start", lambda w: ("POST", f"/api/v1/sessions/{w.pending}/start", {}), OWNED),
+    (
+        "complete",
+        lambda w: ("POST", f"/api/v1/sessions/{w.processing}/complete", {"json": {}}),
+        OWNED,
+    ),
+    (
+        "fail",
+        lambda w: ("POST", f"/api/v1/sessions/{w.processing}/fail", {"json": {"error": {"e": 1}}}),
+        OWNED,
+    ),
+    ("cancel", lambda w: ("POST", f"/api/v1/sessions/{w.processing}/cancel", {}), OWNED),
+    ("delete session", lambda w: ("DELETE", f"/api/v1/sessions/{w.pending}", {}), OWNED_NO_CONTENT),
+    (
+        "append logs",
+        lambda w: (
+            "POST",
+            f"/api/v1/sessions/{w.pending}/logs",
+            {"json": {"lines": [{"phase": "upload", "message": "m"}]}},
+        ),
+        OWNED_CREATED,
+    ),
+    ("read logs", lambda w: ("GET", f"/api/v1/sessions/{w.pending}/logs", {}), OWNED),
+    (
+        "upload design",
+        lambda w: (
+            "POST",
+            f"/api/v1/sessions/{w.pending}/designs",
+            {"files": {"file": ("d.html", HTML, "text/html")}},
+        ),
+        OWNED_CREATED,
+    ),
+    ("events", lambda w: ("GET", f"/api/v1/sessions/{w.done}/events", {}), OWNED),
+    (
+        "create template",
+        lambda w: (
+            "POST",
+            "/api/v1/templates",
+            {
+                "json": {
+                    "project_id": w.project,
+                    "name": "N",
+                    "html_content": "<p/>",
+                    "hubspot_config": hubspot_config(),
+                }
+            },
+        ),
+        OWNED_CREATED,
+    ),
+    (
+        "template from session",
+        lambda w: ("POST", "/api/v1/templates/from-session", {"json": {"session_id": w.done}}),
+        OWNED_CREATED,
+    ),
+    ("search templates", lambda w: ("GET", "/api/v1/templates", {"params": {"q": "T"}}), ANY_USER),
+    ("project templates", lambda w: ("GET", f"/api/v1/projects/{w.project}/templates", {}), OWNED),
+    ("get template", lambda w: ("GET", f"/api/v1/templates/{w.template}", {}), OWNED),
+    (
+        "update template",
+        lambda w: ("PATCH", f"/api/v1/templates/{w.template}", {"json": {"name": "U"}}),
+        OWNED,
+    ),
+    (
+        "delete template",
+        lambda w: ("DELETE", f"/api/v1/templates/{w.template}", {}),
+        OWNED_NO_CONTENT,
+    ),
+    ("versions", lambda w: ("GET", f"/api/v1/templates/{w.template}/versions", {}), OWNED),
+    ("version", lambda w: ("GET", f"/api/v1/templates/{w.template}/versions/1.0.0", {}), OWNED),
+    (
+        "diff",
+        lambda w: (
+            "GET",
+            f"/api/v1/templates/{w.template}/diff",
+            {"params": {"from": "1.0.0", "to": "1.0.0"}},
+        ),
+        OWNED,
+    ),
+    (
+        "rollback",
+        lambda w: (
+            "POST",
+            f"/api/v1/templates/{w.template}/rollback",
+            {"json": {"version": "1.0.0"}},
+        ),
+        OWNED,
+    ),
+    (
+        "submit for review",
+        lambda w: (
+            "POST",
+            f"/api/v1/templates/{w.template}/status",
+            {"json": {"status": "REVIEW"}},
+        ),
+        OWNED,
+    ),
+    (
+        "approve",
+        lambda w: (
+            "POST",
+            f"/api/v1/templates/{w.in_review}/status",
+            {"json": {"status": "APPROVED"}},
+        ),
+        {"anonymous": 401, "other": 404, "owner": 403, "expert": 200, "admin": 200},
+    ),
+    (
+        "export module",
+        lambda w: ("POST", f"/api/v1/templates/{w.template}/export", {"json": {}}),
+        OWNED,
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "request_for", "expected"), MATRIX, ids=[m[0] for m in MATRIX])
+async def test_authorization_matrix(
+    client: httpx.AsyncClient,
+    make_caller: MakeCaller,
+    name: str,
+    request_for: Request,
+    expected: dict[str, int],
+) -> None:
+    other = await make_caller()
+    expert = await make_caller(UserRole.EXPERT)
+    admin = await make_caller(UserRole.ADMIN)
+    got: dict[str, int] = {}
+    for role in ROLES:
+        world = await build_world(client, make_caller)
+        caller = {"other": other, "owner": world.owner, "expert": expert, "admin": admin}.get(role)
+        method, path, kwargs = request_for(world)
+        headers = caller.headers if caller else {}
+        response = await client.request(method, path, headers=headers, **kwargs)
+        got[role] = response.status_code
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == "application/problem+json", (
+                role,
+                response.text,
+            )
+    assert got == expected
