@@ -5,7 +5,7 @@ setup:  ## install system servers if missing, uv, and the locked .venv
 	bash scripts/bootstrap.sh
 
 up: setup  ## start the embedded local stack and serve the API on http://127.0.0.1:8000
-	.venv/bin/templator up
+	.venv/bin/templator up --demo
 
 test:  ## ruff, mypy --strict and the whole test suite against real servers
 	bash scripts/test.sh

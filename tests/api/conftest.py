@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,12 +18,16 @@ from sqlalchemy import delete
 from templator.app import create_app
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
+from templator.config import PROJECT_ROOT, Settings
 from templator.connections import Connections
 from templator.kit.ids import new_id
 from templator.kit.uow import unit_of_work
+from templator.localstack.process import free_port
+from templator.localstack.seaweedfs import SeaweedFS
 from templator.models import User, UserRole
 from templator.user.schemas import UserCreate
 from templator.user.service import UserService
+from tests.plugins.s3 import ACCESS_KEY, SECRET_KEY
 
 
 @dataclass
@@ -63,3 +73,61 @@ async def make_caller(store_connections: Connections) -> AsyncIterator[object]:
     async with store_connections.sessionmaker() as session:
         await session.execute(delete(User).where(User.id.in_(made)))
         await session.commit()
+
+
+@dataclass
+class LiveApi:
+    url: str
+    headers: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def live_api(settings: Settings, s3_server: SeaweedFS) -> Iterator[LiveApi]:
+    """`templator serve` in a subprocess on the test stores, and a token for a fresh user."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "REDIS_URL": settings.redis_url or "",
+        "S3_ENDPOINT_URL": s3_server.endpoint_url,
+        "S3_ACCESS_KEY": ACCESS_KEY,
+        "S3_SECRET_KEY": SECRET_KEY,
+        "S3_BUCKET": f"fuzz-{port}",
+        "CACHE_NAMESPACE": "fuzz",
+    }
+    templator = str(Path(sys.executable).parent / "templator")
+    created = subprocess.run(
+        [templator, "user", "create", "--email", f"fuzz-{port}@example.com", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert created.returncode == 0
+    token = subprocess.run(
+        [templator, "token", "create", "--user", f"fuzz-{port}@example.com", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    server = subprocess.Popen(
+        [templator, "serve", "--port", str(port)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield LiveApi(url, {"Authorization": f"Bearer {json.loads(token)['token']}"})
+    finally:
+        server.terminate()
+        server.wait(15)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from templator.cli import backup, db, health, module, serve, storage, up, users
+from templator.cli import backup, db, demo, health, module, serve, storage, up, users
 from templator.cli.context import configure_logging
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ def main(
 app.add_typer(db.app, name="db", help="Migrations, seed data and database maintenance.")
 app.command("up")(up.up)
 app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
 app.add_typer(users.user_app, name="user", help="Create users and change roles.")
 app.add_typer(users.token_app, name="token", help="Create API tokens.")
 app.add_typer(module.app, name="module", help="Export templates as HubSpot modules, import them.")

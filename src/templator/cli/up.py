@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import psycopg
 import typer
 
 from templator.cli.context import console, fail, settings
 from templator.cli.db import run_seed
+from templator.cli.demo import run_and_print, wait_for_api
 from templator.cli.serve import run_server
 from templator.config import get_settings
 from templator.localstack import LocalStack, LocalStackError
@@ -40,11 +42,28 @@ def _prepare(database_url: str, *, seed_demo: bool) -> None:
         console.print("[green]✓[/] demo data loaded")
 
 
+def _demo_when_ready(host: str, port: int) -> None:
+    """Run the demo in a thread once the API answers (the server keeps the main thread)."""
+    base = f"http://{host}:{port}"
+
+    def go() -> None:
+        if wait_for_api(base, timeout=60):
+            try:
+                run_and_print(base)
+            except (typer.Exit, Exception) as exc:  # the server keeps serving either way
+                console.print(f"[red]demo failed:[/] {exc}")
+
+    threading.Thread(target=go, name="templator-demo", daemon=True).start()
+
+
 def up(
     host: str | None = typer.Option(None, help="Interface for the API (default API_HOST)."),
     port: int | None = typer.Option(None, min=1, max=65535, help="API port (default API_PORT)."),
     workers: int | None = typer.Option(None, min=1, max=64, help="API worker processes."),
     seed_demo: bool = typer.Option(True, help="Load demo data when the database is empty."),
+    demo: bool = typer.Option(
+        False, "--demo", help="Once serving, run `templator demo` against it."
+    ),
 ) -> None:
     """Start the local stack (unless URLs are set), migrate, seed, serve until Ctrl-C.
 
@@ -84,6 +103,8 @@ def up(
             console.print(f"  {name:<10} {url}")
         console.print(f"  {'S3':<10} {urls.s3_endpoint_url}")
         console.print("  Ctrl-C stops everything.")
+        if demo:
+            _demo_when_ready(host, port)
         run_server(host=host, port=port, workers=workers)
     finally:
         stack.stop()

@@ -1,0 +1,1 @@
+"""`templator demo`: one realistic Templator session end to end, over the HTTP API."""
