@@ -106,3 +106,26 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     return p
+
+
+BENCH_PLAN_FULL = {"users": 1000, "sessions": 100_000, "templates": 50_000, "logs_per_session": 50}
+BENCH_PLAN_QUICK = {"users": 100, "sessions": 5_000, "templates": 5_000, "logs_per_session": 20}
+
+
+@contextmanager
+def seeded_database(*, quick: bool) -> Iterator[str]:
+    """BENCH_DATABASE_URL if set (an already seeded database), else a scratch database
+    seeded with `templator db seed` sizes (100k sessions, 50k templates, 5M log rows)."""
+    from templator.seed import SeedPlan, seed_database
+
+    given = os.environ.get("BENCH_DATABASE_URL")
+    if given:
+        yield given.replace("postgresql://", "postgresql+psycopg://", 1)
+        return
+    plan = BENCH_PLAN_QUICK if quick else BENCH_PLAN_FULL
+    with scratch_database() as url:
+        started = time.perf_counter()
+        report = seed_database(url, SeedPlan(**plan, random_seed=1))
+        rows = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
+        print(f"seeded in {time.perf_counter() - started:.0f}s: {rows}")
+        yield url

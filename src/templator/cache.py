@@ -175,6 +175,28 @@ class Cache:
             self._mark_down(exc)
             log.error("cache invalidation of %d key(s) failed: %s", len(keys), exc)
 
+    async def invalidate_and_publish(
+        self, keys: list[str], messages: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Invalidate keys and publish messages in ONE round trip (the post-commit path)."""
+        if not keys and not messages:
+            return
+        if not self.available:
+            self._bypass()
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.incr(self._generation_key(key))
+                    pipe.expire(self._generation_key(key), 24 * 3600)
+                    pipe.delete(key)
+                for channel, message in messages:
+                    pipe.publish(self.key(channel), orjson.dumps(message))
+                await pipe.execute()
+        except RedisError as exc:
+            self._mark_down(exc)
+            log.error("post-commit cache work failed for %d key(s): %s", len(keys), exc)
+
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         """Publish a JSON message on `namespace:channel`; silently skipped while Redis is down."""
         if not self.available:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     db_pool_recycle: int = Field(
         default=1800, ge=-1, description="seconds before a connection is replaced"
     )
+    db_pool_pre_ping: bool = Field(
+        default=True, description="test each connection on checkout (one round trip)"
+    )
     db_connect_timeout: int = Field(default=2, ge=1, le=60, description="seconds")
     db_statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 = no limit")
     db_echo: bool = False

@@ -29,7 +29,7 @@ def create_engine(settings: Settings, *, url: str, role: ProcessRole) -> AsyncEn
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pool_pre_ping,
         echo=settings.db_echo,
         connect_args={
             "connect_timeout": settings.db_connect_timeout,

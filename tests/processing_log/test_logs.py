@@ -43,16 +43,26 @@ async def test_append_many_writes_every_line_in_one_copy(db_session: AsyncSessio
     )
 
 
-async def test_unknown_session_writes_nothing(db_session: AsyncSession) -> None:
-    with pytest.raises(SessionNotFound):
-        await LogService(db_session).append_many(
-            None, "q" * 25, [LogLine(phase="upload", message="x")]
+async def test_unknown_session_fails_the_whole_unit_of_work(
+    connections: Connections, committed: Committed
+) -> None:
+    from templator.ai_session.schemas import SessionCreate
+    from templator.ai_session.service import SessionService
+
+    async with unit_of_work(connections.sessionmaker, connections.cache) as session:
+        ai = await SessionService(session, connections.cache).create(
+            committed.actor, SessionCreate(project_id=committed.project_id)
         )
-    ai = await make_session(db_session)
-    await LogService(db_session).append_many(
-        None, ai.id, [LogLine(phase="upload", message="still usable")]
-    )
-    assert await _count(db_session, ai.id) == 1
+    with pytest.raises(SessionNotFound):
+        async with unit_of_work(connections.sessionmaker, connections.cache) as session:
+            await LogService(session).append_many(
+                None, ai.id, [LogLine(phase="upload", message="first batch")]
+            )
+            await LogService(session).append_many(
+                None, "q" * 25, [LogLine(phase="upload", message="x")]
+            )
+    async with connections.sessionmaker() as session:
+        assert await _count(session, ai.id) == 0
 
 
 async def test_oversize_data_is_refused_naming_the_line_and_nothing_is_written(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session import lifecycle, schemas
@@ -43,7 +43,8 @@ _RECORD_PHASE = {
         "progress = %(progress)s, "
         "status = CASE WHEN status = 'PENDING' THEN 'PROCESSING'::session_status ELSE status END, "
         "started_at = COALESCE(started_at, now()) "
-        "WHERE id = %(id)s AND status IN ('PENDING', 'PROCESSING') AND progress <= %(progress)s "
+        "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) "
+        "AND status IN ('PENDING', 'PROCESSING') AND progress <= %(progress)s "
         f"AND array_position({_PHASES}, phase) <= array_position({_PHASES}, %(phase)s::text) "
         f"RETURNING {_STATE}"
     )
@@ -54,20 +55,29 @@ _COMPLETE = (
     "final_result = COALESCE(%(final)s::jsonb, final_result), "
     "quality_score = COALESCE(%(quality)s, quality_score), finished_at = now(), "
     "processing_time = (extract(epoch FROM now() - COALESCE(started_at, created_at)) * 1000)::int "
-    "WHERE id = %(id)s AND status = 'PROCESSING' "
+    "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) AND status = 'PROCESSING' "
     f"RETURNING {_STATE}"
 )
 _FINISH = (
     "UPDATE ai_sessions SET status = %(status)s, finished_at = now(), "
     "error_log = COALESCE(%(error)s::jsonb, error_log) "
-    "WHERE id = %(id)s AND status = ANY(%(sources)s::session_status[]) "
+    "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) "
+    "AND status = ANY(%(sources)s::session_status[]) "
     f"RETURNING {_STATE}"
 )
 _START = (
     "UPDATE ai_sessions SET status = 'PROCESSING', started_at = COALESCE(started_at, now()) "
-    f"WHERE id = %(id)s AND status = 'PENDING' RETURNING {_STATE}"
+    "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) AND status = 'PENDING' "
+    f"RETURNING {_STATE}"
 )
 _READ_STATE = f"SELECT {_STATE}, user_id FROM ai_sessions WHERE id = %s"
+_SESSION_FIELDS = list(schemas.Session.model_fields)
+_CREATE = (
+    "INSERT INTO ai_sessions (id, project_id, user_id, input_data) "
+    "SELECT %(id)s, p.id, p.user_id, %(input)s::jsonb FROM projects p "
+    "WHERE p.id = %(project)s AND (p.user_id = %(actor)s OR %(admin)s) "
+    f"RETURNING {', '.join(_SESSION_FIELDS)}"
+)
 
 
 def _encode(payload: Any, *, what: str) -> str:
@@ -103,20 +113,24 @@ class SessionService:
         return self.cache.key("session", session_id, "state")
 
     async def create(self, actor: Actor, data: schemas.SessionCreate) -> schemas.Session:
-        """A PENDING session in a project the actor may use."""
-        conn = await self.session.connection()
-        owner = (
-            await conn.execute(select(Project.user_id).where(Project.id == data.project_id))
-        ).scalar_one_or_none()
-        if owner is None or not actor.may_access(owner):
+        """A PENDING session in a project the actor may use (one INSERT … SELECT)."""
+        input_data = _encode(data.input_data, what="input_data") if data.input_data else None
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(
+                _CREATE,
+                {
+                    "id": new_id(),
+                    "project": data.project_id,
+                    "input": input_data,
+                    "actor": actor.id,
+                    "admin": actor.is_admin,
+                },
+            )
+            row = await cursor.fetchone()
+        if row is None:
             raise ProjectNotFound(data.project_id)
-        values: dict[str, Any] = {"id": new_id(), "project_id": data.project_id, "user_id": owner}
-        if data.input_data is not None:
-            _encode(data.input_data, what="input_data")
-            values["input_data"] = data.input_data
-        statement = insert(AISession).values(**values).returning(AISession)
-        row = (await self.session.execute(statement)).scalar_one()
-        return schemas.Session.model_validate(row, from_attributes=True)
+        return schemas.Session.model_validate(dict(zip(_SESSION_FIELDS, row, strict=True)))
 
     async def _owned_state(self, actor: Actor, session_id: str) -> tuple[Any, ...]:
         raw = await driver_connection(self.session)
@@ -192,10 +206,12 @@ class SessionService:
             },
         )
 
-    async def _run(self, statement: str, params: dict[str, Any]) -> schemas.SessionState | None:
+    async def _run(
+        self, actor: Actor, statement: str, params: dict[str, Any]
+    ) -> schemas.SessionState | None:
         raw = await driver_connection(self.session)
         async with raw.cursor() as cursor:
-            await cursor.execute(statement, params)
+            await cursor.execute(statement, {**params, "actor": actor.id, "admin": actor.is_admin})
             row = await cursor.fetchone()
         if row is None:
             return None
@@ -208,9 +224,9 @@ class SessionService:
     ) -> schemas.SessionState:
         """Write a phase's output, advance the phase and progress (never backwards)."""
         payload = _encode(update.payload, what="payload")
-        current = await self._owned_state(actor, session_id)
         column = lifecycle.PHASE_COLUMN[update.phase]
         state = await self._run(
+            actor,
             _RECORD_PHASE[column],
             {
                 "id": session_id,
@@ -240,7 +256,7 @@ class SessionService:
                 f"{update.phase.value}",
                 field="phase",
             )
-        raise InvalidSessionTransition(f"session {session_id} changed concurrently ({current[1]})")
+        raise InvalidSessionTransition(f"session {session_id} changed concurrently; retry")
 
     async def _transition(
         self,
@@ -250,8 +266,7 @@ class SessionService:
         statement: str,
         params: dict[str, Any],
     ) -> schemas.SessionState:
-        await self._owned_state(actor, session_id)
-        state = await self._run(statement, {"id": session_id, **params})
+        state = await self._run(actor, statement, {"id": session_id, **params})
         if state is not None:
             return state
         status = SessionStatus((await self._owned_state(actor, session_id))[1])

@@ -63,10 +63,7 @@ async def run_post_commit(session: AsyncSession, cache: Cache) -> None:
     keys: set[str] = session.info.pop(_INVALIDATE, set())
     messages: list[tuple[str, dict[str, Any]]] = session.info.pop(_PUBLISH, [])
     tasks: list[PostCommitTask] = session.info.pop(_TASKS, [])
-    if keys:
-        await cache.invalidate(*sorted(keys))
-    for channel, message in messages:
-        await cache.publish(channel, message)
+    await cache.invalidate_and_publish(sorted(keys), messages)
     for task in tasks:
         try:
             await task()

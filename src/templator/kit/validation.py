@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -67,6 +68,15 @@ class RequestModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _storable_text(cls, data: Any) -> Any:
+        # Fast path in C: orjson refuses surrogates, >64-bit integers and deep nesting,
+        # and escapes NUL as \u0000. Only a suspect input pays for the walk that names
+        # the offending path.
+        try:
+            encoded = orjson.dumps(data, default=str)
+        except (orjson.JSONEncodeError, TypeError):
+            encoded = None
+        if encoded is not None and b"\\u0000" not in encoded:
+            return data
         found = find_bad_text(data)
         if found:
             raise ValueError(f"{found[0]} {found[1]}")

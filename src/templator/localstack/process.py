@@ -1,13 +1,21 @@
-"""Process plumbing shared by the local servers: ports, readiness, identity-checked stops."""
+"""Process plumbing shared by the local servers: ports, readiness, identity-checked stops.
+
+Every server is started in a session (and process group) of its own, so a Ctrl-C meant
+for `templator up` does not reach it and a stop can take its whole group down. A pid is
+only ever signalled after checking it is still the process we started (same start time
+and program name): a pid the kernel has since recycled for something else is left alone.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +24,7 @@ from pathlib import Path
 import psutil
 
 _PR_SET_PDEATHSIG = 1
+_CREATE_TIME_TOLERANCE = 0.01
 
 
 class LocalStackError(RuntimeError):
@@ -28,11 +37,13 @@ class ProcessRecord:
 
     pid: int
     create_time: float
+    name: str = ""
 
     @classmethod
     def of(cls, pid: int) -> ProcessRecord:
         """Record a running process."""
-        return cls(pid, psutil.Process(pid).create_time())
+        process = psutil.Process(pid)
+        return cls(pid, process.create_time(), process.name())
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -56,12 +67,19 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def port_answers(host: str, port: int) -> bool:
+    """True when a TCP connection to host:port succeeds."""
+    with socket.create_connection((host, port), timeout=0.5):
+        return True
+
+
 def log_tail(path: Path, lines: int = 15) -> str:
     """The last lines of a log file, for error messages."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace").strip()
     except OSError:
         return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
 
 
 def wait_until(
@@ -83,27 +101,37 @@ def wait_until(
         with contextlib.suppress(OSError):
             if ready():
                 return
-        time.sleep(0.1)
-    raise LocalStackError(f"{what} did not become ready within {timeout:g}s; see {log}")
+        time.sleep(0.05)
+    raise LocalStackError(
+        f"{what} did not become ready within {timeout:g}s; last lines of {log}:\n{log_tail(log)}"
+    )
 
 
-def port_answers(host: str, port: int) -> bool:
-    """True when a TCP connection to host:port succeeds."""
-    with socket.create_connection((host, port), timeout=0.5):
-        return True
+def _load_prctl() -> Callable[..., int] | None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        prctl: Callable[..., int] = libc.prctl
+        return prctl
+    return None
 
 
-def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
-    """A preexec_fn asking Linux to send `sig` to the child when its parent thread dies.
+# Resolved in the parent: a forked child must not load libraries before it execs.
+_prctl = _load_prctl()
 
-    A convenience only: the real guarantee against orphans is the stale-stack sweep
-    that every `templator up` runs before it starts anything.
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to send `sig` to the child when the spawning thread dies.
+
+    Best effort only, and skipped (None) when other threads run, because Python code
+    between fork and exec may deadlock then. The real guarantee against orphans is the
+    stale-stack sweep that every `LocalStack.start()` runs before it starts anything.
     """
+    prctl = _prctl
+    if prctl is None or threading.active_count() > 1:
+        return None
 
     def preexec() -> None:
-        with contextlib.suppress(Exception):
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, int(sig))
+        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
     return preexec
 
@@ -112,25 +140,43 @@ def is_alive(record: ProcessRecord) -> bool:
     """True when the recorded process still runs and is the same process (not a reused pid)."""
     try:
         process = psutil.Process(record.pid)
-        return (
-            abs(process.create_time() - record.create_time) < 0.01
-            and process.status() != psutil.STATUS_ZOMBIE
-        )
+        if abs(process.create_time() - record.create_time) >= _CREATE_TIME_TOLERANCE:
+            return False
+        if record.name and process.name() != record.name:
+            return False
+        return process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def _leads_own_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL a whole process group we started (a PostgreSQL postmaster and its backends)."""
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def stop(
     record: ProcessRecord, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 15.0
 ) -> None:
-    """Send `sig`, wait, then SIGKILL; never touches a pid that now belongs to another process."""
+    """Send `sig`, wait, then SIGKILL its process group; a recycled pid is never touched."""
     if not is_alive(record):
         return
+    own_group = _leads_own_group(record.pid)
     try:
         process = psutil.Process(record.pid)
         process.send_signal(sig)
         process.wait(timeout)
     except psutil.TimeoutExpired:
+        # The leader still runs, so its pid is still the group's id: the group is ours.
+        if own_group:
+            _kill_group(record.pid)
         with contextlib.suppress(psutil.Error):
             process.kill()
             process.wait(5)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -12,10 +14,13 @@ from templator.localstack.process import (
     ProcessRecord,
     die_with_parent,
     free_port,
-    port_answers,
+    stop,
     wait_until,
 )
 
+# A cache and a queue for one developer: LRU eviction at 512 MB is the right failure mode.
+# `logfile ""` sends the log to stdout, which we append to redis.log together with stderr,
+# so a config error printed before logging starts lands in the same file.
 CONFIG = """\
 # Written by `templator up`; edits are overwritten on the next start.
 port {port}
@@ -23,7 +28,7 @@ bind 127.0.0.1
 protected-mode yes
 daemonize no
 dir {dir}
-logfile {log}
+logfile ""
 appendonly yes
 appendfsync everysec
 maxmemory 512mb
@@ -38,6 +43,29 @@ loglevel notice
 """
 
 
+def find_redis_server() -> str:
+    """The redis-server binary on PATH, or a clear error saying what to install."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise LocalStackError(
+            "redis-server not found: install it (Debian: `apt-get install redis-server`, "
+            "or run scripts/install-system-deps.sh), or set REDIS_URL to use an existing server"
+        )
+    return binary
+
+
+def _quote(path: Path) -> str:
+    """A path as a Redis config string (double-quoted, so spaces survive)."""
+    return json.dumps(str(path))
+
+
+def _answers_ping(port: int) -> bool:
+    """True once Redis replies +PONG (not -LOADING while it replays the append-only file)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+        conn.sendall(b"PING\r\n")
+        return conn.recv(64).startswith(b"+PONG")
+
+
 class LocalRedis:
     """redis-server with a generated config file, in the foreground as our child."""
 
@@ -47,13 +75,8 @@ class LocalRedis:
         self.log = data_dir / "redis.log"
         self.config = data_dir / "redis.conf"
         self.process: subprocess.Popen[bytes] | None = None
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise LocalStackError(
-                "redis-server not found: install it (Debian: `apt-get install redis-server`, "
-                "or run scripts/install-system-deps.sh), or set REDIS_URL to use an existing server"
-            )
-        self.binary = binary
+        self.record: ProcessRecord | None = None
+        self.binary = find_redis_server()
 
     @property
     def url(self) -> str:
@@ -61,26 +84,36 @@ class LocalRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> ProcessRecord:
-        """Write the config and start the server."""
+        """Write the config and spawn the server without waiting for it."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(CONFIG.format(port=self.port, dir=self.dir, log=self.log))
-        self.process = subprocess.Popen(
-            [self.binary, str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent(signal.SIGTERM),
-        )
-        return ProcessRecord.of(self.process.pid)
+        self.config.write_text(CONFIG.format(port=self.port, dir=_quote(self.dir)))
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, str(self.config), "--daemonize", "no"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.dir,
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),
+            )
+        self.record = ProcessRecord.of(self.process.pid)
+        return self.record
 
     def wait_ready(self, *, timeout: float = 30.0) -> None:
-        """Block until the server answers."""
-        assert self.process is not None
+        """Block until the server answers PING."""
+        assert self.process is not None, "start() first"
         wait_until(
-            lambda: port_answers("127.0.0.1", self.port),
+            lambda: _answers_ping(self.port),
             process=self.process,
             timeout=timeout,
             what="Redis",
             log=self.log,
         )
+
+    def stop(self, *, timeout: float = 15.0) -> None:
+        """Stop the server (SIGTERM: it writes its RDB snapshot first); safe to call twice."""
+        if self.record is not None:
+            stop(self.record, sig=signal.SIGTERM, timeout=timeout)
+        if self.process is not None:
+            self.process.poll()

@@ -91,7 +91,9 @@ class LogService:
             )
         raw = await driver_connection(self.session)
         try:
-            async with raw.transaction(), raw.cursor() as cursor, cursor.copy(_COPY) as copy:
+            # No savepoint: a failed COPY aborts the caller's transaction, which the unit of
+            # work rolls back; nothing half-written survives either way.
+            async with raw.cursor() as cursor, cursor.copy(_COPY) as copy:
                 await copy.write("".join(buffer))
         except psycopg.errors.ForeignKeyViolation:
             raise SessionNotFound(session_id) from None

@@ -1,0 +1,221 @@
+"""Full AI session lifecycle: our services vs the same statements on raw psycopg.
+
+One lifecycle = create session, 5 phase updates with ~10 KB of JSON each, 20 log lines,
+complete, create a template from the result — each step its own transaction, as a
+worker would commit as it goes. Both sides run `--workers` concurrent tasks for the
+same wall time on the seeded dataset. Targets (issue #4): >= 500,000 sessions/hour
+and >= 0.5x raw.
+
+    .venv/bin/python -m benchmarks.bench_session_lifecycle [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+import psycopg
+
+from benchmarks.common import machine, parser, raw_dsn, seeded_database
+from templator.ai_session.schemas import PhaseUpdate, SessionComplete, SessionCreate
+from templator.ai_session.service import SessionService
+from templator.config import ProcessRole, Settings
+from templator.connections import Connections, StoreUrls
+from templator.kit.actor import Actor
+from templator.kit.ids import new_id, new_ids
+from templator.kit.uow import unit_of_work
+from templator.models import SessionPhase, UserRole
+from templator.processing_log.schemas import LogLine
+from templator.processing_log.service import LogService
+from templator.template.schemas import TemplateFromSession
+from templator.template.service import TemplateService
+
+PHASES = list(SessionPhase)
+
+
+def payload(phase: SessionPhase) -> dict[str, Any]:
+    """About 10 KB of JSON."""
+    items = [
+        {
+            "id": f"{phase.value}-{i}",
+            "kind": "section",
+            "text": "lorem ipsum " * 6,
+            "score": i / 100,
+        }
+        for i in range(95)
+    ]
+    if phase is SessionPhase.GENERATION:
+        return {
+            "name": "Bench module",
+            "html": "<section>{{ module.title }}</section>" + "<p>x</p>" * 800,
+            "hubspot_config": {
+                "meta": {"label": "Bench", "content_types": ["ANY"]},
+                "fields": [{"name": "title", "label": "T", "type": "text"}],
+            },
+        }
+    return {"items": items}
+
+
+PAYLOADS = {phase: payload(phase) for phase in PHASES}
+LINES = [
+    LogLine(phase="generation", message=f"step {i} done", data={"i": i} if i % 4 == 0 else None)
+    for i in range(20)
+]
+
+
+async def ours_worker(
+    conns: Connections, actor: Actor, project_id: str, stop: float, done: list[int]
+) -> None:
+    while time.perf_counter() < stop:
+        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+            session_id = (
+                await SessionService(s, conns.cache).create(
+                    actor, SessionCreate(project_id=project_id)
+                )
+            ).id
+        for i, phase in enumerate(PHASES, start=1):
+            async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+                await SessionService(s, conns.cache).record_phase(
+                    actor,
+                    session_id,
+                    PhaseUpdate(phase=phase, payload=PAYLOADS[phase], progress=i / 5 * 0.95),
+                )
+        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+            await LogService(s).append_many(actor, session_id, LINES)
+        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+            await SessionService(s, conns.cache).complete(
+                actor, session_id, SessionComplete(quality_score=0.9)
+            )
+        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+            await TemplateService(s, conns.cache).create_from_session(
+                actor, TemplateFromSession(session_id=session_id)
+            )
+        done[0] += 1
+
+
+PHASE_SQL = {
+    phase: f"UPDATE ai_sessions SET {col} = %s::jsonb, phase = %s, progress = %s, status = 'PROCESSING', started_at = COALESCE(started_at, now()) WHERE id = %s"
+    for phase, col in zip(
+        PHASES,
+        ["input_data", "sections", "ai_analysis", "suggestions", "final_result"],
+        strict=True,
+    )
+}
+
+
+async def raw_worker(dsn: str, user_id: str, project_id: str, stop: float, done: list[int]) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        while time.perf_counter() < stop:
+            session_id = new_id()
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO ai_sessions (id, project_id, user_id) VALUES (%s, %s, %s)",
+                    (session_id, project_id, user_id),
+                )
+            for i, phase in enumerate(PHASES, start=1):
+                async with conn.transaction():
+                    await conn.execute(
+                        PHASE_SQL[phase],
+                        (
+                            orjson.dumps(PAYLOADS[phase]).decode(),
+                            phase.value,
+                            i / 5 * 0.95,
+                            session_id,
+                        ),
+                    )
+            async with (
+                conn.transaction(),
+                conn.cursor().copy(
+                    "COPY processing_logs (id, session_id, level, phase, message, data) FROM STDIN"
+                ) as copy,
+            ):
+                for log_id, line in zip(new_ids(len(LINES)), LINES, strict=True):
+                    await copy.write_row(
+                        (
+                            log_id,
+                            session_id,
+                            "INFO",
+                            line.phase,
+                            line.message,
+                            orjson.dumps(line.data).decode() if line.data else None,
+                        )
+                    )
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE ai_sessions SET status = 'COMPLETED', progress = 1, finished_at = now(), quality_score = 0.9, "
+                    "processing_time = (extract(epoch FROM now() - started_at) * 1000)::int WHERE id = %s",
+                    (session_id,),
+                )
+            final = PAYLOADS[SessionPhase.GENERATION]
+            template_id = new_id()
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO templates (id, name, project_id, session_id, html_content, hubspot_config) VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
+                    (
+                        template_id,
+                        final["name"],
+                        project_id,
+                        session_id,
+                        final["html"],
+                        orjson.dumps(final["hubspot_config"]).decode(),
+                    ),
+                )
+                await conn.execute(
+                    "INSERT INTO template_versions (id, template_id, version, changes, content) VALUES (%s, %s, '1.0.0', '[]', %s::jsonb)",
+                    (new_id(), template_id, orjson.dumps(final).decode()),
+                )
+            done[0] += 1
+
+
+async def main(seconds: float, workers: int, quick: bool) -> None:
+    with seeded_database(quick=quick) as url:
+        dsn = raw_dsn(url)
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT p.id, p.user_id FROM projects p LIMIT 1").fetchone()
+        assert row is not None
+        project_id, user_id = row
+        settings = Settings(
+            _env_file=None,
+            database_url=url,
+            redis_url="redis://127.0.0.1:6379/13",
+            db_pool_size=workers + 2,
+            cache_namespace="bench",
+        )  # type: ignore[call-arg]
+        conns = Connections(
+            settings, urls=StoreUrls(url, "redis://127.0.0.1:6379/13", None), role=ProcessRole.BENCH
+        )
+        actor = Actor(user_id, UserRole.USER)
+        results: dict[str, float] = {}
+        for side in ("raw", "ours", "raw", "ours"):
+            done = [0]
+            stop = time.perf_counter() + seconds / 2
+            started = time.perf_counter()
+            if side == "ours":
+                await asyncio.gather(
+                    *(ours_worker(conns, actor, project_id, stop, done) for _ in range(workers))
+                )
+            else:
+                await asyncio.gather(
+                    *(raw_worker(dsn, user_id, project_id, stop, done) for _ in range(workers))
+                )
+            results[side] = results.get(side, 0) + done[0] / (time.perf_counter() - started) / 2
+        await conns.close()
+    print(machine())
+    for side in ("ours", "raw"):
+        print(
+            f"{side:>5}: {results[side]:8.1f} sessions/s = {results[side] * 3600:>12,.0f} sessions/hour ({workers} concurrent workers)"
+        )
+    ratio = results["ours"] / results["raw"]
+    print(
+        f"ratio ours/raw: {ratio:.2f}x (target >= 0.5x); ours vs 500,000/hour: {results['ours'] * 3600 / 500_000:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    p = parser(__doc__ or "")
+    p.add_argument("--seconds", type=float, default=20.0, help="measured time per side")
+    p.add_argument("--workers", type=int, default=8, help="concurrent workers per side")
+    args = p.parse_args()
+    asyncio.run(main(6.0 if args.quick else args.seconds, args.workers, args.quick))
