@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +21,9 @@ from redis import Redis
 
 from templator.config import PROJECT_ROOT, Settings
 from templator.localstack import LocalStack, LocalStackError, discover_running_stack
-from templator.localstack.process import ProcessRecord, is_alive
+from templator.localstack import redis as local_redis
+from templator.localstack.postgres import LocalPostgres
+from templator.localstack.process import ProcessRecord, die_with_parent, is_alive
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,10 @@ def var_dir() -> Iterator[Path]:
     """
     folder = PROJECT_ROOT / "var" / f"test-stack-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
+    postgres = LocalPostgres(folder / "postgres", socket_dir=folder / "run")
+    postgres.start()
+    postgres.wait_ready()
+    postgres.stop()
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -94,8 +100,9 @@ def test_stop_leaves_no_server_running(stack_settings: Settings) -> None:
 def test_a_second_stack_on_the_same_folder_is_refused(
     running: LocalStack, stack_settings: Settings
 ) -> None:
-    with pytest.raises(LocalStackError, match="already running"):
+    with pytest.raises(LocalStackError, match=rf"already running \(pid {os.getpid()}\)"):
         LocalStack(stack_settings).start()
+    assert discover_running_stack(stack_settings.var_dir) == running.urls
     assert Redis.from_url(running.urls.redis_url).ping()
 
 
@@ -115,6 +122,8 @@ def test_servers_of_a_killed_owner_are_stopped_by_the_next_start(
         f"""
         import time
         from pathlib import Path
+        import templator.localstack.process as process
+        process.die_with_parent = lambda sig: None  # leave the sweep alone in charge
         from templator.config import Settings
         from templator.localstack import LocalStack
         stack = LocalStack(Settings(_env_file=None, var_dir=Path({str(stack_settings.var_dir)!r})))
@@ -128,22 +137,21 @@ def test_servers_of_a_killed_owner_are_stopped_by_the_next_start(
         assert owner.stdout is not None and owner.stdout.readline().strip() == "up"
         state = json.loads((stack_settings.var_dir / "stack.json").read_text())
         orphans = [ProcessRecord(r["pid"], r["create_time"]) for r in state["servers"].values()]
-        # setsid'd servers do not get SIGKILL with their owner; the parent-death signal may
-        # stop them, the sweep must.
+        # setsid'd servers do not get SIGKILL with their owner, and this owner asked for no
+        # parent-death signal: the orphans run until the next start sweeps them.
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait(10)
+        assert len(orphans) == 3 and all(is_alive(r) for r in orphans)
+        assert discover_running_stack(stack_settings.var_dir) is None
     finally:
         if owner.poll() is None:
             owner.kill()
     with LocalStack(stack_settings) as stack:
-        deadline = time.monotonic() + 10
-        while any(is_alive(r) for r in orphans) and time.monotonic() < deadline:
-            time.sleep(0.1)
         assert not any(is_alive(r) for r in orphans)
         assert Redis.from_url(stack.urls.redis_url).ping()
 
 
-def test_stale_state_with_live_unrelated_pid_is_never_killed(stack_settings: Settings) -> None:
+def test_stale_state_naming_a_recycled_pid_never_kills_it(stack_settings: Settings) -> None:
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         state = {
@@ -151,10 +159,61 @@ def test_stale_state_with_live_unrelated_pid_is_never_killed(stack_settings: Set
             "servers": {"redis": {"pid": bystander.pid, "create_time": 1.0}},
             "urls": {"database_url": "x", "redis_url": "y", "s3_endpoint_url": "z"},
         }
-        stack_settings.var_dir.mkdir(parents=True, exist_ok=True)
         (stack_settings.var_dir / "stack.json").write_text(json.dumps(state))
+        lock = stack_settings.var_dir / "postgres" / "data" / "postmaster.pid"
+        lock.write_text(f"{bystander.pid}\n{stack_settings.var_dir}\n")
         with LocalStack(stack_settings):
             assert bystander.poll() is None
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_server_failing_to_start_stops_the_others_and_names_itself(
+    stack_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_redis, "CONFIG", local_redis.CONFIG + "bogus-directive yes\n")
+    stack = LocalStack(stack_settings)
+    with pytest.raises(LocalStackError, match=r"(?s)Redis exited.*bogus-directive") as failure:
+        stack.start()
+    assert "redis.log" in str(failure.value)
+    assert stack.postgres is not None and stack.postgres.record is not None
+    assert not is_alive(stack.postgres.record)
+    assert not (stack_settings.var_dir / "stack.json").exists()
+    monkeypatch.undo()
+    with LocalStack(stack_settings) as again:  # the lock was released
+        assert Redis.from_url(again.urls.redis_url).ping()
+
+
+def test_a_stack_whose_owner_is_dead_is_not_discovered(tmp_path: Path) -> None:
+    state = {
+        "owner": {"pid": 999_999, "create_time": 0.0},
+        "servers": {},
+        "urls": {"database_url": "x", "redis_url": "y", "s3_endpoint_url": "z"},
+    }
+    (tmp_path / "stack.json").write_text(json.dumps(state))
+    assert discover_running_stack(tmp_path) is None
+    assert discover_running_stack(tmp_path / "nowhere") is None
+
+
+def test_parent_death_signal_is_asked_for_only_from_the_main_thread() -> None:
+    assert die_with_parent(signal.SIGTERM) is not None
+    from_worker: list[object] = []
+    worker = threading.Thread(target=lambda: from_worker.append(die_with_parent(signal.SIGTERM)))
+    worker.start()
+    worker.join()
+    assert from_worker == [None]
+
+
+def test_an_unrecorded_postgres_on_the_data_folder_is_stopped_before_start(
+    stack_settings: Settings,
+) -> None:
+    orphan = LocalPostgres(
+        stack_settings.var_dir / "postgres", socket_dir=stack_settings.var_dir / "run"
+    )
+    record = orphan.start()
+    orphan.wait_ready()
+    with LocalStack(stack_settings) as stack:
+        assert not is_alive(record)
+        with _pg(stack.urls.database_url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)

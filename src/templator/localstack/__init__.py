@@ -1,6 +1,19 @@
 """The embedded local stack: private PostgreSQL, Redis and SeaweedFS under var/."""
 
 from templator.localstack.process import LocalStackError
-from templator.localstack.stack import LocalStack, StackUrls, discover_running_stack, sweep_stale
+from templator.localstack.stack import (
+    LocalStack,
+    StackAlreadyRunning,
+    StackUrls,
+    discover_running_stack,
+    sweep_stale,
+)
 
-__all__ = ["LocalStack", "LocalStackError", "StackUrls", "discover_running_stack", "sweep_stale"]
+__all__ = [
+    "LocalStack",
+    "LocalStackError",
+    "StackAlreadyRunning",
+    "StackUrls",
+    "discover_running_stack",
+    "sweep_stale",
+]

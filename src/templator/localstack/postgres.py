@@ -1,15 +1,27 @@
-"""A private PostgreSQL 15+ under the project's var/ folder."""
+"""A private PostgreSQL 15+ under the project's var/ folder.
+
+Development only: authentication is `trust` (initdb --auth=trust), so anyone who can
+reach 127.0.0.1:PORT or the socket folder connects as the superuser `templator`. The
+server listens on loopback only and its socket folder is private (mode 0700) to the
+account it runs as. PostgreSQL refuses to run as root, so when we are root initdb and
+postgres run as the `postgres` system account, which then owns var/postgres/ and the
+socket folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import pwd
 import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from templator.localstack.process import (
@@ -18,12 +30,14 @@ from templator.localstack.process import (
     die_with_parent,
     drop_privileges_user,
     free_port,
+    stop,
     wait_until,
 )
 
 MIN_MAJOR = 15
 USER = "templator"
 DATABASE = "templator"
+# Modest sizes so the stack runs on a small laptop; the planner knobs assume an SSD.
 SETTINGS = {
     "listen_addresses": "127.0.0.1",
     "shared_preload_libraries": "pg_stat_statements",
@@ -40,32 +54,69 @@ SETTINGS = {
     "fsync": "on",
     "logging_collector": "off",
 }
+# Linux's sun_path holds 108 bytes; PostgreSQL appends "/.s.PGSQL.<port>" to the folder.
+_SOCKET_PATH_LIMIT = 100
+_INSTALL_HINT = (
+    "install them (Debian: `apt-get install postgresql-15`, or run "
+    "scripts/install-system-deps.sh), or set DATABASE_URL to use an existing server"
+)
+
+
+def _major_version(postgres: Path) -> int | None:
+    try:
+        out = subprocess.run(
+            [str(postgres), "--version"], capture_output=True, text=True, check=False, timeout=10
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"\)\s*(\d+)", out) or re.search(r"(\d+)", out)
+    return int(match.group(1)) if match else None
+
+
+def _candidate_bindirs() -> list[Path]:
+    folders = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=False, timeout=10
+            ).stdout.strip()
+            if out:
+                folders.append(Path(out))
+    on_path = shutil.which("postgres")
+    if on_path:
+        folders.append(Path(on_path).resolve().parent)
+    return folders
 
 
 def find_bindir() -> Path:
     """The newest PostgreSQL (≥ 15) server binaries on this machine."""
-    candidates: list[tuple[int, Path]] = []
-    for folder in Path("/usr/lib/postgresql").glob("*/bin"):
-        if folder.parent.name.isdigit() and (folder / "postgres").exists():
-            candidates.append((int(folder.parent.name), folder))
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
-        bindir = Path(out.stdout.strip())
-        version = subprocess.run(
-            [pg_config, "--version"], capture_output=True, text=True, check=False
-        ).stdout
-        match = re.search(r"(\d+)", version)
-        if match and (bindir / "postgres").exists():
-            candidates.append((int(match.group(1)), bindir))
-    usable = sorted(c for c in candidates if c[0] >= MIN_MAJOR)
+    usable: dict[Path, int] = {}
+    too_old: list[str] = []
+    for folder in _candidate_bindirs():
+        if folder in usable or not all((folder / b).exists() for b in ("postgres", "initdb")):
+            continue
+        major = _major_version(folder / "postgres")
+        if major is None:
+            continue
+        if major >= MIN_MAJOR:
+            usable[folder] = major
+        else:
+            too_old.append(f"{major} in {folder}")
     if not usable:
+        found = f" (found only PostgreSQL {', '.join(too_old)})" if too_old else ""
         raise LocalStackError(
-            "no PostgreSQL 15+ server binaries found: install them (Debian: "
-            "`apt-get install postgresql-15 postgresql-contrib`, or run "
-            "scripts/install-system-deps.sh), or set DATABASE_URL to use an existing server"
+            f"no PostgreSQL {MIN_MAJOR}+ server binaries found{found}: " + _INSTALL_HINT
         )
-    return usable[-1][1]
+    return max(usable, key=lambda folder: usable[folder])
+
+
+def short_socket_dir(wanted: Path) -> Path:
+    """`wanted`, or a private folder under the temp dir when socket paths would be too long."""
+    if len(str(wanted / ".s.PGSQL.65535").encode()) < _SOCKET_PATH_LIMIT:
+        return wanted
+    digest = hashlib.sha1(str(wanted).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"templator-pg-{digest}"
 
 
 class LocalPostgres:
@@ -74,35 +125,47 @@ class LocalPostgres:
     def __init__(self, data_dir: Path, *, socket_dir: Path, port: int | None = None) -> None:
         self.root = data_dir
         self.data = data_dir / "data"
-        self.socket_dir = socket_dir
+        self.socket_dir = short_socket_dir(socket_dir)
         self.port = port or free_port()
         self.log = data_dir / "postgres.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.record: ProcessRecord | None = None
         self.run_as = drop_privileges_user()
         self.bindir = find_bindir()
+        if self.run_as:
+            try:
+                self._account = pwd.getpwnam(self.run_as)
+            except KeyError:
+                raise LocalStackError(
+                    f"PostgreSQL refuses to run as root and there is no {self.run_as!r} "
+                    "account to run it as: install Debian's postgresql package (it creates "
+                    "the account) or run `templator up` as a normal user"
+                ) from None
 
     @property
     def url(self) -> str:
         """SQLAlchemy URL of the project database."""
         return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{DATABASE}"
 
+    def initialised(self) -> bool:
+        """True once initdb has run."""
+        return (self.data / "PG_VERSION").exists()
+
     def _chown(self, path: Path) -> None:
         if self.run_as:
-            entry = pwd.getpwnam(self.run_as)
-            os.chown(path, entry.pw_uid, entry.pw_gid)
+            os.chown(path, self._account.pw_uid, self._account.pw_gid)
 
     def _check_reachable(self) -> None:
-        """PostgreSQL runs as `postgres` when we are root: it must be able to reach var/."""
+        """When we are root, PostgreSQL runs as `postgres`: it must be able to reach var/."""
         if not self.run_as:
             return
-        entry = pwd.getpwnam(self.run_as)
         for folder in [self.root, *self.root.parents]:
             if not folder.exists():
                 continue
             info = folder.stat()
-            if info.st_uid == entry.pw_uid:
+            if info.st_uid == self._account.pw_uid:
                 continue
-            bit = 0o010 if info.st_gid == entry.pw_gid else 0o001
+            bit = 0o010 if info.st_gid == self._account.pw_gid else 0o001
             if not info.st_mode & bit:
                 raise LocalStackError(
                     f"PostgreSQL refuses to run as root, so it runs as {self.run_as!r}, which "
@@ -115,63 +178,71 @@ class LocalPostgres:
         for folder in (self.root, self.socket_dir):
             folder.mkdir(parents=True, exist_ok=True)
             self._chown(folder)
+        if self.socket_dir.stat().st_uid != os.geteuid() and not self.run_as:
+            raise LocalStackError(f"socket folder {self.socket_dir} belongs to another user")
         os.chmod(self.socket_dir, 0o700)
 
-    def initialised(self) -> bool:
-        """True once initdb has run."""
-        return (self.data / "PG_VERSION").exists()
-
     def _initdb(self) -> None:
+        args = [str(self.bindir / "initdb"), "-D", str(self.data), "-U", USER]
+        args += ["--auth=trust", "--encoding=UTF8", "--locale=C"]
         result = subprocess.run(
-            [
-                str(self.bindir / "initdb"),
-                "-D",
-                str(self.data),
-                "-U",
-                USER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-            ],
-            capture_output=True,
-            text=True,
-            user=self.run_as,
-            check=False,
+            args, capture_output=True, text=True, user=self.run_as, cwd=self.root, check=False
         )
         if result.returncode != 0:
             shutil.rmtree(self.data, ignore_errors=True)
             raise LocalStackError(f"initdb failed: {result.stderr.strip()[-800:]}")
 
-    def start(self, *, timeout: float = 60.0) -> ProcessRecord:
-        """Start the server (initialising it on first use); return its process record."""
+    def _clear_stale_lock(self) -> None:
+        """Deal with postmaster.pid left by a server whose owner died.
+
+        We hold the stack lock, so a postgres still serving this data folder is an orphan of
+        ours: stop it. A lock naming a pid that is now some other program would make
+        PostgreSQL refuse to start: remove it.
+        """
+        lock = self.data / "postmaster.pid"
+        try:
+            pid = int(lock.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        try:
+            process = psutil.Process(pid)
+            ours = process.name() == "postgres" and str(self.data) in " ".join(process.cmdline())
+        except psutil.Error:
+            ours = False
+        if ours:
+            stop(ProcessRecord.of(pid), sig=signal.SIGINT)
+        lock.unlink(missing_ok=True)
+
+    def start(self) -> ProcessRecord:
+        """Spawn the server (running initdb on first use) without waiting for it."""
         self._prepare_dirs()
-        fresh = not self.initialised()
-        if fresh:
+        if self.initialised():
+            self._clear_stale_lock()
+        else:
             self._initdb()
         args = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         args += ["-k", str(self.socket_dir)]
         for key, value in SETTINGS.items():
             args += ["-c", f"{key}={value}"]
-        log = self.log.open("ab")
-        try:
+        with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 args,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                cwd=self.root,
                 user=self.run_as,
                 start_new_session=True,
+                # SIGINT is PostgreSQL's "fast shutdown".
                 preexec_fn=die_with_parent(signal.SIGINT),
             )
-        finally:
-            log.close()
-        if self.run_as:
-            self._chown(self.log)
-        return ProcessRecord.of(self.process.pid)
+        self._chown(self.log)
+        self.record = ProcessRecord.of(self.process.pid)
+        return self.record
 
     def wait_ready(self, *, timeout: float = 60.0) -> None:
         """Block until the server accepts connections, then make sure the database exists."""
-        assert self.process is not None
+        assert self.process is not None, "start() first"
         admin = f"postgresql://{USER}@127.0.0.1:{self.port}/postgres"
 
         def ready() -> bool:
@@ -187,3 +258,10 @@ class LocalPostgres:
                 return False
 
         wait_until(ready, process=self.process, timeout=timeout, what="PostgreSQL", log=self.log)
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """Fast shutdown (SIGINT), then SIGKILL of its process group; safe to call twice."""
+        if self.record is not None:
+            stop(self.record, sig=signal.SIGINT, timeout=timeout)
+        if self.process is not None:
+            self.process.poll()

@@ -120,14 +120,16 @@ _prctl = _load_prctl()
 
 
 def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to send `sig` to the child when the spawning thread dies.
+    """A preexec_fn asking Linux to send `sig` to the child when its parent dies.
 
-    Best effort only, and skipped (None) when other threads run, because Python code
-    between fork and exec may deadlock then. The real guarantee against orphans is the
-    stale-stack sweep that every `LocalStack.start()` runs before it starts anything.
+    Best effort only; the real guarantee against orphans is the stale-stack sweep that
+    every `LocalStack.start()` runs before it starts anything. Linux sends the signal when
+    the spawning *thread* exits, so off the main thread this returns None (no preexec_fn):
+    a server spawned from a worker thread would otherwise die with that thread. The child
+    only makes one libc call, resolved beforehand in the parent: no import, no lock.
     """
     prctl = _prctl
-    if prctl is None or threading.active_count() > 1:
+    if prctl is None or threading.current_thread() is not threading.main_thread():
         return None
 
     def preexec() -> None:

@@ -1,22 +1,24 @@
 """The embedded local stack of `templator up`: PostgreSQL, Redis and SeaweedFS under var/.
 
-`var/stack.json` records every server's pid (with its start time, so a reused pid is
-never mistaken for ours) and the pid of the owning `templator up`. A lock file keeps two
-stacks off the same folder. Before starting, a stack left behind by an owner that died
-(killed, crashed) is stopped: that sweep, not the best-effort parent-death signal, is
-what guarantees no orphan servers.
+`var/stack.json` records every server's pid (with its start time and program name, so a
+reused pid is never mistaken for ours), its URL, and the pid of the owning process. A lock
+on `var/stack.lock` keeps two stacks off the same folder. Before starting, servers left
+behind by an owner that died (killed, crashed) are stopped: that sweep, not the
+best-effort parent-death signal, is what guarantees no orphan servers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, TypeVar
 
 import orjson
 
@@ -26,7 +28,9 @@ from templator.localstack.process import LocalStackError, ProcessRecord, is_aliv
 from templator.localstack.redis import LocalRedis
 from templator.localstack.seaweedfs import SeaweedFS
 
+T = TypeVar("T")
 EventHandler = Callable[[str, str], None]
+LABELS = {"postgres": "PostgreSQL", "redis": "Redis", "seaweedfs": "SeaweedFS S3"}
 STOP_SIGNALS = {"postgres": signal.SIGINT, "redis": signal.SIGTERM, "seaweedfs": signal.SIGTERM}
 
 
@@ -39,48 +43,89 @@ class StackUrls:
     s3_endpoint_url: str
 
 
+class StackAlreadyRunning(LocalStackError):
+    """Another process owns the local stack on this var folder."""
+
+    def __init__(self, var_dir: Path, pid: int | None) -> None:
+        self.pid = pid
+        super().__init__(
+            f"a local stack is already running (pid {pid or 'unknown'}) on {var_dir}: "
+            "use it (other commands find it on their own) or stop it first"
+        )
+
+
 def _state_file(var_dir: Path) -> Path:
     return var_dir / "stack.json"
 
 
 def _read_state(var_dir: Path) -> dict[str, Any] | None:
     try:
-        data: dict[str, Any] = orjson.loads(_state_file(var_dir).read_bytes())
+        data = orjson.loads(_state_file(var_dir).read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return None
-    return data
+    return data if isinstance(data, dict) else None
 
 
-def _owner_alive(state: dict[str, Any]) -> bool:
-    owner = state.get("owner")
-    if not owner:
-        return False
-    return is_alive(ProcessRecord(owner["pid"], owner["create_time"]))
+def _record(data: object) -> ProcessRecord | None:
+    if not isinstance(data, dict):
+        return None
+    try:
+        return ProcessRecord(
+            int(data["pid"]), float(data["create_time"]), str(data.get("name", ""))
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _live_owner(state: dict[str, Any]) -> ProcessRecord | None:
+    owner = _record(state.get("owner"))
+    return owner if owner is not None and is_alive(owner) else None
 
 
 def discover_running_stack(var_dir: Path) -> StackUrls | None:
-    """The URLs of a running `templator up` on `var_dir`, or None."""
+    """The URLs of the stack a live `templator up` runs on `var_dir`, or None."""
     state = _read_state(var_dir)
-    if state is None or not _owner_alive(state):
+    if state is None or _live_owner(state) is None:
         return None
-    return StackUrls(**state["urls"])
+    urls = state.get("urls")
+    if not isinstance(urls, dict):
+        return None
+    try:
+        return StackUrls(
+            database_url=str(urls["database_url"]),
+            redis_url=str(urls["redis_url"]),
+            s3_endpoint_url=str(urls["s3_endpoint_url"]),
+        )
+    except KeyError:
+        return None
+
+
+def _stop_recorded(state: dict[str, Any], on_event: EventHandler) -> list[str]:
+    servers = state.get("servers")
+    orphans: dict[str, ProcessRecord] = {}
+    for name, data in (servers if isinstance(servers, dict) else {}).items():
+        record = _record(data)
+        if record is not None and is_alive(record):
+            on_event(name, f"stopping orphan {LABELS.get(name, name)} (pid {record.pid})")
+            orphans[name] = record
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="stack-sweep") as pool:
+        for name, record in orphans.items():
+            pool.submit(stop, record, sig=STOP_SIGNALS.get(name, signal.SIGTERM))
+    return list(orphans)
 
 
 def sweep_stale(var_dir: Path, on_event: EventHandler | None = None) -> list[str]:
-    """Stop servers recorded by a stack whose owner is gone; return their names."""
+    """Stop the servers of a stack whose owner is gone; return their names."""
     state = _read_state(var_dir)
-    if state is None or _owner_alive(state):
+    if state is None or _live_owner(state) is not None:
         return []
-    stopped = []
-    for name, record in state.get("servers", {}).items():
-        proc = ProcessRecord(record["pid"], record["create_time"])
-        if is_alive(proc):
-            if on_event:
-                on_event(name, f"stopping orphan {name} (pid {proc.pid}) left by a dead stack")
-            stop(proc, sig=STOP_SIGNALS.get(name, signal.SIGTERM))
-            stopped.append(name)
+    stopped = _stop_recorded(state, on_event or _ignore)
     _state_file(var_dir).unlink(missing_ok=True)
     return stopped
+
+
+def _ignore(name: str, message: str) -> None:
+    """The default progress callback."""
 
 
 class LocalStack:
@@ -89,7 +134,7 @@ class LocalStack:
     def __init__(self, settings: Settings, *, on_event: EventHandler | None = None) -> None:
         self.settings = settings
         self.var_dir = settings.var_dir
-        self.on_event = on_event or (lambda name, message: None)
+        self.on_event = on_event or _ignore
         self._lock: IO[bytes] | None = None
         self.records: dict[str, ProcessRecord] = {}
         self.postgres: LocalPostgres | None = None
@@ -99,7 +144,7 @@ class LocalStack:
 
     @property
     def urls(self) -> StackUrls:
-        """The running servers' URLs."""
+        """The servers' URLs (known once start() has chosen the ports)."""
         if not (self.postgres and self.redis and self.seaweedfs):
             raise LocalStackError("the local stack is not running")
         return StackUrls(self.postgres.url, self.redis.url, self.seaweedfs.endpoint_url)
@@ -110,76 +155,148 @@ class LocalStack:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.seek(0)
+            text = handle.read().decode(errors="replace").strip()
             handle.close()
-            state = _read_state(self.var_dir) or {}
-            owner = state.get("owner", {}).get("pid", "unknown")
-            raise LocalStackError(
-                f"a local stack is already running on {self.var_dir} (pid {owner}); "
-                "use it (other commands find it automatically) or stop it first"
-            ) from None
+            raise StackAlreadyRunning(self.var_dir, int(text) if text.isdigit() else None) from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n".encode())
+        handle.flush()
         self._lock = handle
 
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                self._lock.truncate(0)
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def _sweep(self) -> None:
+        """Stop what a dead owner left; refuse if the recorded owner still lives."""
+        state = _read_state(self.var_dir)
+        if state is None:
+            return
+        owner = _live_owner(state)
+        if owner is not None and owner.pid != os.getpid():
+            # Only possible when stack.lock was deleted under a running stack.
+            raise StackAlreadyRunning(self.var_dir, owner.pid)
+        _stop_recorded(state, self.on_event)
+        _state_file(self.var_dir).unlink(missing_ok=True)
+
     def _write_state(self) -> None:
-        owner = ProcessRecord.of(os.getpid())
         state = {
-            "owner": asdict(owner),
-            "servers": {name: asdict(rec) for name, rec in self.records.items()},
+            "owner": asdict(ProcessRecord.of(os.getpid())),
+            "servers": {name: asdict(record) for name, record in self.records.items()},
             "urls": asdict(self.urls),
         }
-        tmp = _state_file(self.var_dir).with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
-        tmp.replace(_state_file(self.var_dir))
+        target = _state_file(self.var_dir)
+        tmp = target.with_name(target.name + ".tmp")
+        with tmp.open("wb") as out:
+            out.write(orjson.dumps(state, option=orjson.OPT_INDENT_2))
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(target)
+
+    def _spawned(self, name: str, record: ProcessRecord) -> None:
+        """Record a spawned server at once, so even a crash right now leaves no orphan."""
+        self.records[name] = record
+        self._write_state()
+
+    def _step(self, name: str, action: Callable[[], T]) -> T:
+        """Run one start-up step; failures name the server."""
+        try:
+            return action()
+        except LocalStackError:
+            raise
+        except OSError as exc:
+            raise LocalStackError(f"could not start {LABELS[name]}: {exc}") from exc
+
+    def _spawn_seaweedfs(self, seaweedfs: SeaweedFS) -> bool:
+        """Spawn SeaweedFS without waiting when it allows; True when it still needs a wait."""
+        launch = getattr(seaweedfs, "launch", None)
+        if launch is None or not hasattr(seaweedfs, "wait_ready"):
+            return False
+        launch()
+        if seaweedfs.pid is not None:
+            self._spawned("seaweedfs", ProcessRecord.of(seaweedfs.pid))
+        return True
 
     def start(self) -> StackUrls:
-        """Sweep leftovers, start all three servers, wait for them, record them."""
+        """Sweep leftovers, start all three servers side by side, wait for them, record them."""
         self._acquire_lock()
         try:
-            sweep_stale(self.var_dir, self.on_event)
+            self._sweep()
+        except BaseException:
+            self._release_lock()  # nothing of ours to stop, and stack.json is not ours
+            raise
+        try:
             self.postgres = LocalPostgres(
                 self.var_dir / "postgres", socket_dir=self.var_dir / "run"
             )
-            self.fresh_database = not self.postgres.initialised()
             self.redis = LocalRedis(self.var_dir / "redis")
             self.seaweedfs = SeaweedFS(
                 self.var_dir / "seaweedfs",
                 access_key=self.settings.s3_access_key,
                 secret_key=self.settings.s3_secret_key.get_secret_value(),
             )
-            # Spawn all three from this thread (the parent-death signal follows the
-            # spawning thread), then wait for each: their start-ups overlap.
-            self.on_event(
-                "postgres",
-                "starting PostgreSQL" + (" (first run: initdb)" if self.fresh_database else ""),
-            )
-            self.records["postgres"] = self.postgres.start()
-            self.on_event("redis", "starting Redis")
-            self.records["redis"] = self.redis.start()
+            postgres, redis, seaweedfs = self.postgres, self.redis, self.seaweedfs
+            self.fresh_database = not postgres.initialised()
+            # Spawn everything from this thread (a parent-death signal follows the spawning
+            # thread), slowest first, so initdb overlaps the others' start-up.
             self.on_event("seaweedfs", "starting SeaweedFS S3")
-            self.records["seaweedfs"] = self.seaweedfs.launch()
-            self._write_state()
-            self.postgres.wait_ready()
-            self.on_event("postgres", f"PostgreSQL ready on 127.0.0.1:{self.postgres.port}")
-            self.redis.wait_ready()
-            self.on_event("redis", f"Redis ready on 127.0.0.1:{self.redis.port}")
-            self.seaweedfs.wait_ready()
-            self.on_event("seaweedfs", f"SeaweedFS S3 ready on {self.seaweedfs.endpoint_url}")
+            launched = self._step("seaweedfs", lambda: self._spawn_seaweedfs(seaweedfs))
+            self.on_event("redis", "starting Redis")
+            self._step("redis", lambda: self._spawned("redis", redis.start()))
+            first = " (first run: initdb)" if self.fresh_database else ""
+            self.on_event("postgres", f"starting PostgreSQL{first}")
+            self._step("postgres", lambda: self._spawned("postgres", postgres.start()))
+            if not launched:  # a SeaweedFS without launch(): start() blocks until ready
+                self._step("seaweedfs", seaweedfs.start)
+                if seaweedfs.pid is not None:
+                    self._spawned("seaweedfs", ProcessRecord.of(seaweedfs.pid))
+            postgres.wait_ready()
+            self.on_event("postgres", f"PostgreSQL ready on 127.0.0.1:{postgres.port}")
+            redis.wait_ready()
+            self.on_event("redis", f"Redis ready on 127.0.0.1:{redis.port}")
+            if launched:
+                seaweedfs.wait_ready()
+            self.on_event("seaweedfs", f"SeaweedFS S3 ready on {seaweedfs.endpoint_url}")
         except BaseException:
             self.stop()
             raise
         return self.urls
 
     def stop(self) -> None:
-        """Stop every server this stack started and forget them; safe to call twice."""
-        for name in ("seaweedfs", "redis", "postgres"):
-            record = self.records.pop(name, None)
-            if record is not None:
-                self.on_event(name, f"stopping {name}")
+        """Stop every server this stack started, side by side; safe to call twice."""
+        if self._lock is None:
+            return
+        servers: list[tuple[str, Callable[[], None]]] = []
+        if self.seaweedfs is not None:
+            servers.append(("seaweedfs", self.seaweedfs.stop))
+        if self.redis is not None:
+            servers.append(("redis", self.redis.stop))
+        if self.postgres is not None:
+            servers.append(("postgres", self.postgres.stop))
+        for name, _ in servers:
+            if name in self.records:
+                self.on_event(name, f"stopping {LABELS[name]}")
+        errors: list[str] = []
+        # Each stop() is a no-op for a server that never started.
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="stack-stop") as pool:
+            futures = {name: pool.submit(halt) for name, halt in servers}
+        for name, future in futures.items():
+            if (exc := future.exception()) is not None:
+                errors.append(f"{LABELS[name]}: {exc}")
+        # Whatever survived its own stop() (e.g. launched but not tracked) goes by record.
+        for name, record in self.records.items():
+            if is_alive(record):
                 stop(record, sig=STOP_SIGNALS[name])
+        self.records.clear()
         _state_file(self.var_dir).unlink(missing_ok=True)
-        if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
+        self._release_lock()
+        if errors:
+            raise LocalStackError("stopping the local stack failed: " + "; ".join(errors))
 
     def __enter__(self) -> Self:
         self.start()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Text, text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import CheckConstraint, Computed, Float, ForeignKey, Index, Text, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from templator.models.base import ID_TYPE, Base, IdMixin, TimestampMixin
@@ -29,12 +29,18 @@ class Template(IdMixin, TimestampMixin, Base):
             "quality_score IS NULL OR (quality_score >= 0 AND quality_score <= 1)",
             name="quality_score_range",
         ),
-        Index("idx_templates_search", text(SEARCH_DOCUMENT), postgresql_using="gin"),
+        Index("idx_templates_search", "search_vector", postgresql_using="gin"),
         Index(
             "idx_templates_name_trgm",
             "name",
             postgresql_using="gin",
             postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+        Index(
+            "idx_templates_name_trgm_knn",
+            "name",
+            postgresql_using="gist",
+            postgresql_ops={"name": "gist_trgm_ops"},
         ),
         Index("idx_templates_tags", "tags", postgresql_using="gin"),
         Index(None, "project_id", "created_at"),
@@ -64,6 +70,11 @@ class Template(IdMixin, TimestampMixin, Base):
         server_default=TemplateStatus.DRAFT.value,
     )
     quality_score: Mapped[float | None] = mapped_column(Float)
+    search_vector: Mapped[str | None] = mapped_column(
+        TSVECTOR,
+        Computed(SEARCH_DOCUMENT, persisted=True),
+        doc="English full-text document of name + description, kept by PostgreSQL",
+    )
     tags: Mapped[list[str]] = mapped_column(
         ARRAY(Text), nullable=False, default=list, server_default=text("'{}'::text[]")
     )

@@ -16,7 +16,15 @@ import psycopg
 
 from templator.kit.ids import new_ids
 from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
-from templator.seed.payloads import WORDS, PayloadPool, copy_text, html_document, hubspot_config
+from templator.seed.payloads import (
+    WORDS,
+    PayloadPool,
+    copy_text,
+    html_document,
+    hubspot_config,
+    template_description,
+    template_name,
+)
 
 Progress = Callable[[str, int], None]
 """progress(stage, rows_done_since_last_call)"""
@@ -206,8 +214,8 @@ class _Generator:
                 session_id, project_id = self.rng.choice(self.completed)
             else:
                 session_id, (project_id, _) = NULL, self.rng.choice(self.projects)
-            name = " ".join(self.rng.choices(WORDS, k=3)).title()
-            description = " ".join(self.rng.choices(WORDS, k=18))
+            name = template_name(self.rng)
+            description = template_description(self.rng)
             html = html_document(self.rng)
             css = ".tpl{display:grid}"
             config = hubspot_config(self.rng, name)

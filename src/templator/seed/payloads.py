@@ -7,6 +7,14 @@ from typing import Any
 
 import orjson
 
+_SYLLABLES = [
+    a + b for a in "bcdfghklmnprstvz" for b in ("a", "e", "i", "o", "u", "ar", "en", "or")
+]
+VOCABULARY = sorted(
+    {a + b + c for a in _SYLLABLES[:24] for b in _SYLLABLES[24:60] for c in ("", "x", "m")}
+)[:3000]
+"""A few thousand made-up words, so seeded names and descriptions are as varied as real ones."""
+
 SECTION_KINDS = ["header", "hero", "features", "testimonials", "pricing", "faq", "cta", "footer"]
 FIELD_TYPES = ["text", "richtext", "image", "url", "boolean", "number", "color", "choice"]
 WORDS = [
@@ -100,6 +108,23 @@ def _suggestions(rng: random.Random) -> list[dict[str, Any]]:
         }
         for _ in range(rng.randint(3, 6))
     ]
+
+
+def template_name(rng: random.Random) -> str:
+    """Two domain words and a rarer one, e.g. 'Pricing Table Bofenx'."""
+    return f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(VOCABULARY)}".title()
+
+
+def template_description(rng: random.Random) -> str:
+    """A sentence of a few domain words among many rarer ones (Zipf-like)."""
+    common = rng.choices(WORDS, k=3)
+    rare = rng.choices(VOCABULARY, weights=_ZIPF, k=10)
+    words = common + rare
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+_ZIPF = [1 / (rank + 1) for rank in range(len(VOCABULARY))]
 
 
 def html_document(rng: random.Random) -> str:

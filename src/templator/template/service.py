@@ -50,7 +50,7 @@ WORKFLOW: dict[TemplateStatus, frozenset[TemplateStatus]] = {
 REVIEWER_MOVES = frozenset({S.APPROVED, S.PUBLISHED})
 REVIEWABLE = frozenset({S.REVIEW, S.APPROVED, S.PUBLISHED})
 SEMVER = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}$")
-_COLUMNS = [c for c in TemplateRow.__table__.columns]
+_COLUMNS = [c for c in TemplateRow.__table__.columns if c.name != "search_vector"]
 
 
 def snapshot(template: dict[str, Any]) -> dict[str, Any]:

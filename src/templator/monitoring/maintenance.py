@@ -1,0 +1,121 @@
+"""Routine upkeep of the stores: stray cache keys in Redis, VACUUM (ANALYZE) in PostgreSQL.
+
+The original plan cleaned the cache with `KEYS` inside a Lua script, which blocks Redis for
+as long as the keyspace is large. Here the keyspace is walked with `SCAN` (a cursor, a few
+hundred keys per step, other clients served in between) and keys are checked and deleted
+in pipelined batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from templator.models.base import Base
+
+log = logging.getLogger("templator.maintenance")
+
+# Checked and removed atomically per batch, so a key that gets a TTL between a check and a
+# delete is never removed. KEYS = one SCAN batch (bounded), never the whole keyspace.
+_UNLINK_WITHOUT_TTL = """
+local removed = 0
+for _, key in ipairs(KEYS) do
+    if redis.call('TTL', key) == -1 then
+        removed = removed + redis.call('UNLINK', key)
+    end
+end
+return removed
+"""
+_COUNT_WITHOUT_TTL = """
+local found = 0
+for _, key in ipairs(KEYS) do
+    if redis.call('TTL', key) == -1 then found = found + 1 end
+end
+return found
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSweep:
+    """What `sweep_session_keys` looked at and removed."""
+
+    scanned: int
+    deleted: int
+
+
+@dataclass(frozen=True, slots=True)
+class VacuumReport:
+    """Tables vacuumed, in order, and the seconds each took."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+async def sweep_session_keys(
+    redis: Redis, namespace: str, *, batch: int = 500, dry_run: bool = False
+) -> CacheSweep:
+    """Delete `namespace:session:*` keys that have no TTL, with SCAN in batches (never KEYS).
+
+    Every session key the services write carries a TTL; one without is a leftover (an old
+    release, a manual SET) that would otherwise live for ever. Each batch of `batch` keys
+    is checked and removed by one short script, atomically. `dry_run` only counts.
+    """
+    if not 1 <= batch <= 10_000:
+        raise ValueError(f"batch must be between 1 and 10,000, not {batch}")
+    script = redis.register_script(_COUNT_WITHOUT_TTL if dry_run else _UNLINK_WITHOUT_TTL)
+    scanned = deleted = 0
+    pending: list[bytes] = []
+    async for key in redis.scan_iter(match=f"{namespace}:session:*", count=batch):
+        pending.append(key)
+        if len(pending) >= batch:
+            scanned += len(pending)
+            deleted += int(await script(keys=pending))
+            pending = []
+    if pending:
+        scanned += len(pending)
+        deleted += int(await script(keys=pending))
+    if deleted and not dry_run:
+        log.info("cache sweep: %d of %d session keys had no TTL and were removed", deleted, scanned)
+    return CacheSweep(scanned=scanned, deleted=deleted)
+
+
+def table_names() -> list[str]:
+    """Every table of the schema, parents before children."""
+    return [table.name for table in Base.metadata.sorted_tables]
+
+
+async def vacuum_analyze(
+    engine: AsyncEngine,
+    *,
+    tables: Sequence[str] | None = None,
+    on_table: Callable[[str, float], None] | None = None,
+) -> VacuumReport:
+    """Run VACUUM (ANALYZE) on each table in turn, on an AUTOCOMMIT connection.
+
+    VACUUM cannot run inside a transaction block, and one statement per table keeps each
+    step short and lets the caller report progress.
+    """
+    known = set(table_names())
+    chosen = list(tables) if tables is not None else table_names()
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown table(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    report = VacuumReport()
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for name in chosen:
+            quoted = auto.dialect.identifier_preparer.quote(name)
+            started = time.perf_counter()
+            await auto.execute(text(f"VACUUM (ANALYZE) {quoted}"))
+            seconds = time.perf_counter() - started
+            report.seconds[name] = seconds
+            if on_table is not None:
+                on_table(name, seconds)
+    return report
