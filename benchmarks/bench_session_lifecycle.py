@@ -4,19 +4,30 @@ One lifecycle = create session, 5 phase updates with ~10 KB of JSON each, 20 log
 complete, create a template from the result — each step its own transaction, as a
 worker would commit as it goes. Both sides run `--workers` concurrent tasks for the
 same wall time on the seeded dataset. Targets (issue #4): >= 500,000 sessions/hour
-and >= 0.5x raw.
+and >= 0.5x raw. The template step uses TemplateService.create_from_session (the
+templates service is ready); the raw side inserts the same two rows.
 
-    .venv/bin/python -m benchmarks.bench_session_lifecycle [--quick]
+By default a scratch database is created, migrated, seeded and dropped. With
+`--database-url` (default: env DATABASE_URL) the run uses that database, refused unless
+its name starts with `bench_` or `--yes` is given; it adds a bench user and removes it
+(with everything of theirs, by cascade) at the end.
+
+    .venv/bin/python -m benchmarks.bench_session_lifecycle [--quick] [--no-pre-ping]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
 import psycopg
+from sqlalchemy.engine import make_url
 
 from benchmarks.common import machine, parser, raw_dsn, seeded_database
 from templator.ai_session.schemas import PhaseUpdate, SessionComplete, SessionCreate
@@ -33,6 +44,65 @@ from templator.template.schemas import TemplateFromSession
 from templator.template.service import TemplateService
 
 PHASES = list(SessionPhase)
+SCRATCH_PREFIXES = ("bench_", "scratch_")
+
+
+def add_database_options(p: argparse.ArgumentParser) -> None:
+    """--database-url and --yes, shared by this folder's session and log benchmarks."""
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL") or None,
+        help="database to run against (default: env DATABASE_URL; unset = a scratch "
+        "database created, seeded and dropped)",
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="allow a database whose name does not start with bench_ (rows are added "
+        "under a bench user and removed at the end)",
+    )
+
+
+@contextmanager
+def bench_database(url: str | None, *, yes: bool, quick: bool) -> Iterator[str]:
+    """The given database (guarded), else a seeded scratch one; yields a SQLAlchemy URL."""
+    if url is None:
+        with seeded_database(quick=quick) as scratch:
+            yield scratch
+        return
+    sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    name = make_url(sa_url).database or ""
+    if not name.startswith(SCRATCH_PREFIXES) and not yes:
+        raise SystemExit(
+            f"refusing to benchmark database {name!r}: it is not a scratch database "
+            f"(name starting with {' or '.join(SCRATCH_PREFIXES)}). Pass --yes to run "
+            "against it anyway, or unset --database-url/DATABASE_URL to use a fresh one."
+        )
+    yield sa_url
+
+
+@contextmanager
+def bench_owner(dsn: str, *, with_session: bool = False) -> Iterator[tuple[str, str, str]]:
+    """A user, a project (and an AI session) of the benchmark's own; deleted afterwards."""
+    user_id, project_id, session_id = new_ids(3)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (id, email) VALUES (%s, %s)", (user_id, f"{user_id}@bench.invalid")
+        )
+        conn.execute(
+            "INSERT INTO projects (id, name, user_id) VALUES (%s, 'bench', %s)",
+            (project_id, user_id),
+        )
+        if with_session:
+            conn.execute(
+                "INSERT INTO ai_sessions (id, project_id, user_id) VALUES (%s, %s, %s)",
+                (session_id, project_id, user_id),
+            )
+    try:
+        yield user_id, project_id, session_id
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
 
 
 def payload(phase: SessionPhase) -> dict[str, Any]:
@@ -169,20 +239,21 @@ async def raw_worker(dsn: str, user_id: str, project_id: str, stop: float, done:
             done[0] += 1
 
 
-async def main(seconds: float, workers: int, quick: bool) -> None:
-    with seeded_database(quick=quick) as url:
+async def main(args: argparse.Namespace) -> None:
+    seconds, workers = (6.0 if args.quick else args.seconds), args.workers
+    with (
+        bench_database(args.database_url, yes=args.yes, quick=args.quick) as url,
+        bench_owner(raw_dsn(url)) as (user_id, project_id, _),
+    ):
         dsn = raw_dsn(url)
-        with psycopg.connect(dsn) as conn:
-            row = conn.execute("SELECT p.id, p.user_id FROM projects p LIMIT 1").fetchone()
-        assert row is not None
-        project_id, user_id = row
         settings = Settings(
             _env_file=None,
             database_url=url,
             redis_url="redis://127.0.0.1:6379/13",
             db_pool_size=workers + 2,
+            db_pool_pre_ping=args.pre_ping,
             cache_namespace="bench",
-        )  # type: ignore[call-arg]
+        )
         conns = Connections(
             settings, urls=StoreUrls(url, "redis://127.0.0.1:6379/13", None), role=ProcessRole.BENCH
         )
@@ -203,6 +274,7 @@ async def main(seconds: float, workers: int, quick: bool) -> None:
             results[side] = results.get(side, 0) + done[0] / (time.perf_counter() - started) / 2
         await conns.close()
     print(machine())
+    print(f"pool pre-ping: {'on' if args.pre_ping else 'off'}")
     for side in ("ours", "raw"):
         print(
             f"{side:>5}: {results[side]:8.1f} sessions/s = {results[side] * 3600:>12,.0f} sessions/hour ({workers} concurrent workers)"
@@ -217,5 +289,11 @@ if __name__ == "__main__":
     p = parser(__doc__ or "")
     p.add_argument("--seconds", type=float, default=20.0, help="measured time per side")
     p.add_argument("--workers", type=int, default=8, help="concurrent workers per side")
-    args = p.parse_args()
-    asyncio.run(main(6.0 if args.quick else args.seconds, args.workers, args.quick))
+    p.add_argument(
+        "--pre-ping",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pool pre-ping on checkout, as DB_POOL_PRE_PING (default on, as in production)",
+    )
+    add_database_options(p)
+    asyncio.run(main(p.parse_args()))

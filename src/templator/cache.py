@@ -119,10 +119,7 @@ class Cache:
         generation = "0"
         if self.available:
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.get(key)
-                    pipe.get(self._generation_key(key))
-                    raw, gen = await pipe.execute()
+                raw, gen = await self.redis.mget(key, self._generation_key(key))
             except RedisError as exc:
                 self._mark_down(exc)
                 self._bypass()
@@ -134,7 +131,7 @@ class Cache:
                     return decode(orjson.loads(raw))
                 self.stats.misses += 1
                 CACHE_REQUESTS.labels("miss").inc()
-                generation = gen.decode() if gen is not None else "0"
+                generation = gen.decode() if isinstance(gen, bytes) else str(gen or "0")
                 value = await loader()
                 if value is not None:
                     await self._store(key, generation, encode(value), ttl)
