@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
-from templator.api.deps import Conns, CurrentActor, Uow
+from templator.api.deps import Conns, CurrentActor, DbSession, request_id
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
+from templator.audit import service as audit
 from templator.kit.ids import ID_PATTERN
 from templator.kit.validation import IdPath
 from templator.project import schemas
@@ -19,51 +20,58 @@ router = APIRouter(tags=["projects"])
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED, responses=responses_for(401, 422))
 async def create_project(
-    data: schemas.ProjectCreate, actor: CurrentActor, conns: Conns, uow: Uow
+    data: schemas.ProjectCreate, actor: CurrentActor, conns: Conns, session: DbSession
 ) -> schemas.Project:
     """A new project owned by the caller."""
-    async with uow() as session:
-        return await ProjectService(session, conns.cache).create(actor, data)
+    return await ProjectService(session, conns.cache).create(actor, data)
 
 
 @router.get("/projects", responses=responses_for(401, 422))
 async def list_projects(
     actor: CurrentActor,
     conns: Conns,
-    uow: Uow,
+    session: DbSession,
     paging: Paging,
     user_id: Annotated[str | None, Query(pattern=ID_PATTERN.pattern)] = None,
 ) -> PageOut[schemas.Project]:
     """The caller's projects (ADMIN: any user's, with `user_id`)."""
-    async with uow() as session:
-        page = await ProjectService(session, conns.cache).list_for(
-            actor, user_id or actor.id, paging
-        )
+    page = await ProjectService(session, conns.cache).list_for(actor, user_id or actor.id, paging)
     return to_page_out(page)
 
 
 @router.get("/projects/{project_id}", responses=responses_for(401, 404))
 async def get_project(
-    project_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow
+    project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
 ) -> schemas.Project:
     """One project."""
-    async with uow() as session:
-        return await ProjectService(session, conns.cache).get(actor, project_id)
+    return await ProjectService(session, conns.cache).get(actor, project_id)
 
 
 @router.patch("/projects/{project_id}", responses=responses_for(401, 404, 422))
 async def update_project(
-    project_id: IdPath, data: schemas.ProjectUpdate, actor: CurrentActor, conns: Conns, uow: Uow
+    project_id: IdPath,
+    data: schemas.ProjectUpdate,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
 ) -> schemas.Project:
     """Rename or re-describe a project."""
-    async with uow() as session:
-        return await ProjectService(session, conns.cache).update(actor, project_id, data)
+    return await ProjectService(session, conns.cache).update(actor, project_id, data)
 
 
 @router.delete("/projects/{project_id}", responses=responses_for(401, 404))
 async def delete_project(
-    project_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow
+    project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
 ) -> schemas.Project:
-    """Delete a project with its sessions, templates and logs."""
-    async with uow() as session:
-        return await ProjectService(session, conns.cache).delete(actor, project_id)
+    """Delete a project with its sessions, templates and logs (audited)."""
+    project = await ProjectService(session, conns.cache).delete(actor, project_id)
+    await audit.record(
+        session,
+        actor,
+        "project.delete",
+        target_type="project",
+        target_id=project_id,
+        request_id=request_id(request),
+        details={"owner": project.user_id, "name": project.name},
+    )
+    return project

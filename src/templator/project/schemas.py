@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from templator.kit.validation import RequestModel
 
@@ -21,6 +21,14 @@ class ProjectUpdate(RequestModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_null(cls, value: str | None) -> str:
+        # Omit `name` to keep it; a project cannot lose its name.
+        if value is None:
+            raise ValueError("name cannot be null; omit it to keep the current name")
+        return value
 
 
 class Project(BaseModel):

@@ -1,44 +1,41 @@
-"""Projects: owned by one user; a user's project list is cached."""
+"""Projects: owned by one user; the first page of a user's project list is cached."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.cache import Cache
 from templator.kit.actor import Actor
-from templator.kit.ids import new_id
-from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
+from templator.kit.pagination import DEFAULT_LIMIT, Page, PageParams
 from templator.kit.uow import after_commit_invalidate
-from templator.models import Project as ProjectRow
 from templator.project import schemas
 from templator.project.errors import ProjectNotFound
+from templator.project.repository import ProjectRepository
 
-_COLUMNS = (
-    ProjectRow.id,
-    ProjectRow.name,
-    ProjectRow.description,
-    ProjectRow.user_id,
-    ProjectRow.created_at,
-    ProjectRow.updated_at,
-)
-FIRST_PAGE_LIMIT = 50
+FIRST_PAGE_LIMIT = DEFAULT_LIMIT
+"""Only the page most callers ask for (no cursor, default size) is cached."""
 
 
-def _schema(row: Any) -> schemas.Project:
-    return schemas.Project.model_validate(dict(row._mapping))
+def _encode_page(page: Page[schemas.Project]) -> dict[str, Any]:
+    return {"items": [p.model_dump(mode="json") for p in page.items], "next": page.next_cursor}
+
+
+def _decode_page(data: dict[str, Any]) -> Page[schemas.Project]:
+    return Page([schemas.Project.model_validate(p) for p in data["items"]], data["next"])
 
 
 class ProjectService:
-    """Create, read, list, change and delete projects, enforcing ownership."""
+    """Create, read, list, change and delete projects, enforcing ownership; the caller commits."""
 
     def __init__(self, session: AsyncSession, cache: Cache) -> None:
         self.session = session
         self.cache = cache
+        self.repository = ProjectRepository(session)
 
-    def _list_key(self, user_id: str) -> str:
+    def list_key(self, user_id: str) -> str:
+        """Cache key of a user's first page of projects."""
         return self.cache.key("projects", user_id)
 
     async def create(
@@ -46,57 +43,33 @@ class ProjectService:
     ) -> schemas.Project:
         """A new project owned by the actor (ADMIN may name another owner)."""
         user_id = owner_id if owner_id and actor.is_admin else actor.id
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                insert(ProjectRow)
-                .values(id=new_id(), user_id=user_id, **data.model_dump())
-                .returning(*_COLUMNS)
-            )
-        ).one()
-        after_commit_invalidate(self.session, self._list_key(user_id))
-        return _schema(row)
+        project = await self.repository.insert(user_id, data)
+        after_commit_invalidate(self.session, self.list_key(user_id))
+        return project
 
     async def get(self, actor: Actor, project_id: str) -> schemas.Project:
         """The project, if the actor may see it; else ProjectNotFound (no existence leak)."""
-        conn = await self.session.connection()
-        row = (await conn.execute(select(*_COLUMNS).where(ProjectRow.id == project_id))).first()
-        if row is None or not actor.may_access(row.user_id):
+        project = await self.repository.get(project_id)
+        if project is None or not actor.may_access(project.user_id):
             raise ProjectNotFound(project_id)
-        return _schema(row)
+        return project
 
     async def list_for(
         self, actor: Actor, user_id: str, params: PageParams
     ) -> Page[schemas.Project]:
-        """A user's projects, newest first; the first page is served from the cache."""
+        """A user's projects, newest first; the first page is served cache-aside."""
         if not actor.may_access(user_id):
             return Page([], None)
-        if params.cursor is None and params.limit == FIRST_PAGE_LIMIT:
-            cached = await self.cache.get_or_load(
-                self._list_key(user_id),
-                lambda: self._load_page(user_id, params),
-                encode=lambda page: {
-                    "items": [p.model_dump(mode="json") for p in page.items],
-                    "next": page.next_cursor,
-                },
-                decode=lambda data: Page(
-                    [schemas.Project.model_validate(p) for p in data["items"]], data["next"]
-                ),
-            )
-            assert cached is not None
-            return cached
-        return await self._load_page(user_id, params)
-
-    async def _load_page(self, user_id: str, params: PageParams) -> Page[schemas.Project]:
-        conn = await self.session.connection()
-        statement = paginate_newest_first(
-            select(*_COLUMNS).where(ProjectRow.user_id == user_id),
-            created_at=ProjectRow.created_at,
-            id_column=ProjectRow.id,
-            params=params,
+        if params.cursor is not None or params.limit != FIRST_PAGE_LIMIT:
+            return await self.repository.page_of_user(user_id, params)
+        page = await self.cache.get_or_load(
+            self.list_key(user_id),
+            lambda: self.repository.page_of_user(user_id, params),
+            encode=_encode_page,
+            decode=_decode_page,
         )
-        rows = [_schema(r) for r in (await conn.execute(statement)).all()]
-        return make_page(rows, params=params, key=lambda p: (p.created_at, p.id))
+        assert page is not None  # the loader always returns a page, empty or not
+        return page
 
     async def update(
         self, actor: Actor, project_id: str, data: schemas.ProjectUpdate
@@ -106,22 +79,16 @@ class ProjectService:
         values = data.model_dump(exclude_unset=True)
         if not values:
             return project
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                update(ProjectRow)
-                .where(ProjectRow.id == project_id)
-                .values(**values)
-                .returning(*_COLUMNS)
-            )
-        ).one()
-        after_commit_invalidate(self.session, self._list_key(project.user_id))
-        return _schema(row)
+        updated = await self.repository.update(project_id, values)
+        if updated is None:  # deleted by someone else since `get`
+            raise ProjectNotFound(project_id)
+        after_commit_invalidate(self.session, self.list_key(project.user_id))
+        return updated
 
     async def delete(self, actor: Actor, project_id: str) -> schemas.Project:
         """Delete the project and (by cascade) its sessions, templates and logs."""
         project = await self.get(actor, project_id)
-        conn = await self.session.connection()
-        await conn.execute(delete(ProjectRow).where(ProjectRow.id == project_id))
-        after_commit_invalidate(self.session, self._list_key(project.user_id))
+        if not await self.repository.delete(project_id):
+            raise ProjectNotFound(project_id)
+        after_commit_invalidate(self.session, self.list_key(project.user_id))
         return project
