@@ -11,8 +11,11 @@ from templator.kit.validation import RequestModel
 from templator.models.enums import LogLevel
 
 MAX_BATCH = 10_000
+"""Lines per append (LogBatchTooLarge beyond)."""
 MAX_MESSAGE = 8_192
+"""Characters per message."""
 MAX_DATA_BYTES = 64 * 1024
+"""Encoded JSON bytes of one line's `data` (LogLineTooLarge beyond)."""
 
 
 class LogLine(RequestModel):
