@@ -271,3 +271,21 @@ async def test_authorization_matrix(
                 response.text,
             )
     assert got == expected
+
+
+def test_every_api_operation_has_a_row_in_the_matrix() -> None:
+    import re
+
+    from templator.app import create_app
+
+    fake = World(Caller("u", "u@example.com", UserRole.USER, "t"), *("x",) * 7)
+    covered = {(method, path) for method, path, _ in (r(fake) for _, r, _ in MATRIX)}
+    missing = []
+    for template, operations in create_app().openapi()["paths"].items():
+        if not template.startswith("/api/v1/"):
+            continue
+        pattern = re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$")
+        for method in operations:
+            if not any(m == method.upper() and pattern.match(p) for m, p in covered):
+                missing.append(f"{method.upper()} {template}")
+    assert not missing, f"endpoints without an authorization row: {missing}"

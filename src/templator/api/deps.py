@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.api.sse import ProgressHub
 from templator.auth.service import TokenService
 from templator.connections import Connections
 from templator.exceptions import Forbidden, Unauthorized
@@ -38,6 +39,18 @@ def get_uow(conns: Conns) -> UnitOfWork:
 
 
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
+"""For endpoints with work after the commit (object deletion, streaming): `async with uow()`."""
+
+
+async def get_db_session(conns: Conns) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: commit when the endpoint returns, roll back if it raises."""
+    async with unit_of_work(conns.sessionmaker, conns.cache) as session:
+        yield session
+
+
+# scope="function": the commit happens when the endpoint returns, before the response is
+# sent, so a failed commit is the client's error response and a 2xx means it is durable.
+DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
 async def get_actor(request: Request, conns: Conns) -> Actor:
@@ -61,6 +74,15 @@ async def get_admin(actor: CurrentActor) -> Actor:
 
 
 AdminActor = Annotated[Actor, Depends(get_admin)]
+
+
+def get_hub(request: Request) -> ProgressHub:
+    """The process's pub/sub fan-out for SSE streams."""
+    hub: ProgressHub = request.app.state.progress_hub
+    return hub
+
+
+Hub = Annotated[ProgressHub, Depends(get_hub)]
 
 
 def request_id(request: Request) -> str | None:

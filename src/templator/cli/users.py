@@ -1,23 +1,23 @@
-"""`templator user` and `templator token`: bootstrap access from the command line."""
+"""`templator user`: create users and change roles from the command line."""
 
 from __future__ import annotations
-
-import json
 
 import typer
 from pydantic import ValidationError
 
 from templator.audit import service as audit
-from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
+from templator.cli import tokens
 from templator.cli.context import connections, console, fail, run
 from templator.kit.uow import unit_of_work
 from templator.models import UserRole
 from templator.user.schemas import User, UserCreate
 from templator.user.service import UserService
 
-user_app = typer.Typer(no_args_is_help=True)
-token_app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)
+user_app = app
+token_app = tokens.app
+"""Kept for cli/main.py, which registers `user_app` and `token_app`."""
 
 
 async def _create_user(data: UserCreate) -> User:
@@ -34,7 +34,7 @@ async def _create_user(data: UserCreate) -> User:
         return user
 
 
-@user_app.command("create")
+@app.command("create")
 def create_user(
     email: str = typer.Option(..., help="The user's email (unique)."),
     role: UserRole = typer.Option(UserRole.USER, help="USER, EXPERT or ADMIN."),
@@ -71,7 +71,7 @@ async def _set_role(who: str, role: UserRole) -> User:
         return updated
 
 
-@user_app.command("set-role")
+@app.command("set-role")
 def set_role(
     user: str = typer.Argument(..., help="Email or id."),
     role: UserRole = typer.Argument(..., help="USER, EXPERT or ADMIN."),
@@ -79,33 +79,3 @@ def set_role(
     """Change a user's role (audited)."""
     updated = run(_set_role(user, role))
     console.print(f"{updated.email} is now {updated.role.value}")
-
-
-async def _create_token(who: str, data: TokenCreate) -> tuple[str, str]:
-    async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
-        user = await UserService(session).find(who)
-        created = await TokenService(session, conns.cache).create(user.id, data)
-        await audit.record(
-            session,
-            None,
-            "token.create",
-            target_type="token",
-            target_id=created.id,
-            details={"via": "cli", "user": user.id},
-        )
-        return created.token, user.email
-
-
-@token_app.command("create")
-def create_token(
-    user: str = typer.Option(..., "--user", help="Email or id of the token's owner."),
-    name: str = typer.Option("cli", help="A label for the token."),
-    expires_days: int = typer.Option(90, min=1, max=3650, help="Lifetime in days."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
-) -> None:
-    """Create an API token; it is printed once and stored only as a hash."""
-    token, email = run(_create_token(user, TokenCreate(name=name, expires_days=expires_days)))
-    if as_json:
-        print(json.dumps({"token": token, "user": email}))
-    else:
-        console.print(f"token for {email} (shown once):\n{token}")

@@ -1,20 +1,19 @@
-"""/api/v1/templates: CRUD, versions, diff, rollback, workflow, search, module export."""
+"""/api/v1/templates: CRUD, versions, diff, rollback, workflow and search."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query, Request, status
 from starlette.responses import Response
 
-from templator.api.deps import Conns, CurrentActor, Uow
+from templator.api.deps import Conns, CurrentActor, DbSession, request_id
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
-from templator.kit.validation import IdPath, RequestModel, VersionPath
+from templator.audit import service as audit
+from templator.kit.validation import IdPath, VersionPath
 from templator.models.enums import TemplateStatus
-from templator.storage.assets import AssetService
 from templator.template import schemas
 from templator.template.search import TemplateQuery, search_templates
 from templator.template.service import TemplateService
@@ -23,31 +22,14 @@ router = APIRouter(tags=["templates"])
 VERSION = r"^\d+\.\d+\.\d+$"
 
 
-class ExportResult(BaseModel):
-    """A stored module zip and its download link."""
-
-    key: str
-    url: str
-    sha256: str
-    bytes: int
-    expires_in: int
-
-
-class ExportRequest(RequestModel):
-    """How long the download link lives."""
-
-    expires_in: int = Field(default=3600, ge=1, le=604_800)
-
-
 @router.post(
     "/templates", status_code=status.HTTP_201_CREATED, responses=responses_for(401, 404, 422)
 )
 async def create_template(
-    data: schemas.TemplateCreate, actor: CurrentActor, conns: Conns, uow: Uow
+    data: schemas.TemplateCreate, actor: CurrentActor, conns: Conns, session: DbSession
 ) -> schemas.Template:
     """A template made directly (version 1.0.0)."""
-    async with uow() as session:
-        return await TemplateService(session, conns.cache).create(actor, data)
+    return await TemplateService(session, conns.cache).create(actor, data)
 
 
 @router.post(
@@ -56,17 +38,16 @@ async def create_template(
     responses=responses_for(401, 404, 409, 422),
 )
 async def create_from_session(
-    data: schemas.TemplateFromSession, actor: CurrentActor, conns: Conns, uow: Uow
+    data: schemas.TemplateFromSession, actor: CurrentActor, conns: Conns, session: DbSession
 ) -> schemas.Template:
     """A template from a COMPLETED session's final result."""
-    async with uow() as session:
-        return await TemplateService(session, conns.cache).create_from_session(actor, data)
+    return await TemplateService(session, conns.cache).create_from_session(actor, data)
 
 
 @router.get("/templates", responses=responses_for(401, 422))
 async def search(
     actor: CurrentActor,
-    uow: Uow,
+    session: DbSession,
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     tag: Annotated[list[str] | None, Query(max_length=20)] = None,
     template_status: Annotated[TemplateStatus | None, Query(alias="status")] = None,
@@ -85,19 +66,17 @@ async def search(
         limit=limit,
         cursor=cursor,
     )
-    async with uow() as session:
-        return to_page_out(await search_templates(session, actor, query))
+    return to_page_out(await search_templates(session, actor, query))
 
 
 @router.get("/projects/{project_id}/templates", responses=responses_for(401, 404, 422))
 async def list_templates(
-    project_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, paging: Paging
+    project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, paging: Paging
 ) -> PageOut[schemas.Template]:
     """A project's templates, newest first."""
-    async with uow() as session:
-        return to_page_out(
-            await TemplateService(session, conns.cache).list_for_project(actor, project_id, paging)
-        )
+    return to_page_out(
+        await TemplateService(session, conns.cache).list_for_project(actor, project_id, paging)
+    )
 
 
 @router.get(
@@ -113,11 +92,14 @@ async def get_template(template_id: IdPath, actor: CurrentActor, conns: Conns) -
 
 @router.patch("/templates/{template_id}", responses=responses_for(401, 403, 404, 409, 422))
 async def update_template(
-    template_id: IdPath, data: schemas.TemplateUpdate, actor: CurrentActor, conns: Conns, uow: Uow
+    template_id: IdPath,
+    data: schemas.TemplateUpdate,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
 ) -> schemas.Template:
     """Change a template; every change makes a new version (`bump`: patch, minor, major)."""
-    async with uow() as session:
-        return await TemplateService(session, conns.cache).update(actor, template_id, data)
+    return await TemplateService(session, conns.cache).update(actor, template_id, data)
 
 
 @router.delete(
@@ -125,30 +107,37 @@ async def update_template(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses_for(401, 403, 404),
 )
-async def delete_template(template_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow) -> None:
-    """Delete a template, its versions and its stored module zips."""
-    async with uow() as session:
-        await TemplateService(session, conns.cache, conns.store).delete(actor, template_id)
+async def delete_template(
+    template_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
+) -> None:
+    """Delete a template, its versions and its stored module zips (audited)."""
+    await TemplateService(session, conns.cache, conns.store).delete(actor, template_id)
+    await audit.record(
+        session,
+        actor,
+        "template.delete",
+        target_type="template",
+        target_id=template_id,
+        request_id=request_id(request),
+    )
 
 
 @router.get("/templates/{template_id}/versions", responses=responses_for(401, 404, 422))
 async def list_versions(
-    template_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, paging: Paging
+    template_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, paging: Paging
 ) -> PageOut[schemas.TemplateVersion]:
     """Versions, newest first."""
-    async with uow() as session:
-        return to_page_out(
-            await TemplateService(session, conns.cache).list_versions(actor, template_id, paging)
-        )
+    return to_page_out(
+        await TemplateService(session, conns.cache).list_versions(actor, template_id, paging)
+    )
 
 
 @router.get("/templates/{template_id}/versions/{version}", responses=responses_for(401, 404, 422))
 async def get_version(
-    template_id: IdPath, version: VersionPath, actor: CurrentActor, conns: Conns, uow: Uow
+    template_id: IdPath, version: VersionPath, actor: CurrentActor, conns: Conns, session: DbSession
 ) -> schemas.TemplateVersion:
     """One version with its full content."""
-    async with uow() as session:
-        return await TemplateService(session, conns.cache).get_version(actor, template_id, version)
+    return await TemplateService(session, conns.cache).get_version(actor, template_id, version)
 
 
 @router.get("/templates/{template_id}/diff", responses=responses_for(401, 404, 422))
@@ -156,60 +145,36 @@ async def diff(
     template_id: IdPath,
     actor: CurrentActor,
     conns: Conns,
-    uow: Uow,
+    session: DbSession,
     from_version: Annotated[str, Query(alias="from", pattern=VERSION)],
     to_version: Annotated[str, Query(alias="to", pattern=VERSION)],
 ) -> schemas.TemplateDiff:
     """Per-field differences between two versions."""
-    async with uow() as session:
-        return await TemplateService(session, conns.cache).diff(
-            actor, template_id, from_version, to_version
-        )
+    return await TemplateService(session, conns.cache).diff(
+        actor, template_id, from_version, to_version
+    )
 
 
 @router.post("/templates/{template_id}/rollback", responses=responses_for(401, 403, 404, 409, 422))
 async def rollback(
-    template_id: IdPath, data: schemas.Rollback, actor: CurrentActor, conns: Conns, uow: Uow
+    template_id: IdPath,
+    data: schemas.Rollback,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
 ) -> schemas.Template:
     """Restore an earlier version's content as a new version."""
-    async with uow() as session:
-        return await TemplateService(session, conns.cache).rollback(
-            actor, template_id, data.version
-        )
+    return await TemplateService(session, conns.cache).rollback(actor, template_id, data.version)
 
 
 @router.post("/templates/{template_id}/status", responses=responses_for(401, 403, 404, 409, 422))
 async def set_status(
-    template_id: IdPath, data: schemas.StatusChange, actor: CurrentActor, conns: Conns, uow: Uow
+    template_id: IdPath,
+    data: schemas.StatusChange,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
 ) -> schemas.Template:
     """Workflow DRAFT → REVIEW → APPROVED → PUBLISHED → ARCHIVED; approving and publishing
     need EXPERT or ADMIN."""
-    async with uow() as session:
-        return await TemplateService(session, conns.cache).set_status(
-            actor, template_id, data.status
-        )
-
-
-@router.post("/templates/{template_id}/export", responses=responses_for(401, 404, 422, 503))
-async def export_module(
-    template_id: IdPath,
-    actor: CurrentActor,
-    conns: Conns,
-    uow: Uow,
-    data: ExportRequest | None = None,
-) -> ExportResult:
-    """Build the HubSpot module zip, store it, and return a presigned download URL."""
-    expires = (data or ExportRequest()).expires_in
-    async with uow() as session:
-        assets = AssetService(
-            session, conns.store, TemplateService(session, conns.cache, conns.store)
-        )
-        result = await assets.export_module(actor, template_id, upload=True, expires_in=expires)
-    assert result.key is not None and result.url is not None
-    return ExportResult(
-        key=result.key,
-        url=result.url,
-        sha256=result.sha256,
-        bytes=len(result.data),
-        expires_in=expires,
-    )
+    return await TemplateService(session, conns.cache).set_status(actor, template_id, data.status)

@@ -1,0 +1,64 @@
+"""/api/v1/tokens: the caller's API tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from templator.api.deps import Conns, CurrentActor, DbSession, request_id
+from templator.api.problems import responses_for
+from templator.audit import service as audit
+from templator.auth import schemas
+from templator.auth.service import TokenService
+from templator.kit.validation import IdPath
+
+router = APIRouter(tags=["tokens"])
+
+
+@router.post(
+    "/tokens",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses_for(401, 422),
+)
+async def create_token(
+    data: schemas.TokenCreate,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+    request: Request,
+) -> schemas.TokenCreated:
+    """A new API token for the caller; the secret is shown only in this response (audited)."""
+    created = await TokenService(session, conns.cache).create(actor.id, data)
+    await audit.record(
+        session,
+        actor,
+        "token.create",
+        target_type="token",
+        target_id=created.id,
+        request_id=request_id(request),
+    )
+    return created
+
+
+@router.get("/tokens", responses=responses_for(401))
+async def list_tokens(
+    actor: CurrentActor, conns: Conns, session: DbSession
+) -> list[schemas.TokenInfo]:
+    """The caller's tokens (without secrets)."""
+    return await TokenService(session, conns.cache).list_for(actor.id)
+
+
+@router.delete("/tokens/{token_id}", responses=responses_for(401, 404))
+async def revoke_token(
+    token_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
+) -> schemas.TokenInfo:
+    """Revoke a token at once (audited)."""
+    info = await TokenService(session, conns.cache).revoke(actor, token_id)
+    await audit.record(
+        session,
+        actor,
+        "token.revoke",
+        target_type="token",
+        target_id=token_id,
+        request_id=request_id(request),
+    )
+    return info

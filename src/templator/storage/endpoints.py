@@ -1,0 +1,102 @@
+"""/api/v1 object endpoints: design uploads into the store, module exports out of it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from pydantic import BaseModel, Field
+
+from templator.api.deps import Conns, CurrentActor, DbSession, request_id
+from templator.api.problems import responses_for
+from templator.audit import service as audit
+from templator.kit.validation import IdPath, RequestModel
+from templator.storage.assets import AssetService
+from templator.template.service import TemplateService
+
+router = APIRouter(tags=["objects"])
+
+
+class DesignStored(BaseModel):
+    """Where an uploaded design was stored."""
+
+    key: str
+    size: int
+    content_type: str
+
+
+class ExportRequest(RequestModel):
+    """How long the download link lives."""
+
+    expires_in: int = Field(default=3600, ge=1, le=604_800)
+
+
+class ExportResult(BaseModel):
+    """A stored module zip and its download link."""
+
+    key: str
+    url: str
+    sha256: str
+    bytes: int
+    expires_in: int
+
+
+@router.post(
+    "/sessions/{session_id}/designs",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses_for(401, 404, 413, 415, 422, 503),
+)
+async def upload_design(
+    session_id: IdPath,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+    file: Annotated[UploadFile, File(description="The design: jpeg, png, gif, webp, html or json")],
+    content_type: Annotated[str | None, Form(max_length=100)] = None,
+) -> DesignStored:
+    """Upload a design file into the object store (size limit and type checked before storing).
+
+    The body is capped while it streams (413 past UPLOAD_MAX_BYTES); the type is sniffed
+    from the first bytes, not trusted from the client (415 when it disagrees).
+    """
+    declared = content_type or file.content_type or "application/octet-stream"
+    stored = await AssetService(
+        session, conns.store, TemplateService(session, conns.cache)
+    ).upload_design(actor, session_id, file.file, content_type=declared, declared_size=file.size)
+    return DesignStored(key=stored.key, size=stored.size, content_type=stored.content_type)
+
+
+@router.post(
+    "/templates/{template_id}/export",
+    tags=["templates"],
+    responses=responses_for(401, 404, 422, 503),
+)
+async def export_module(
+    template_id: IdPath,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+    request: Request,
+    data: ExportRequest | None = None,
+) -> ExportResult:
+    """Build the HubSpot module zip, store it, and return a presigned download URL (audited)."""
+    expires = (data or ExportRequest()).expires_in
+    assets = AssetService(session, conns.store, TemplateService(session, conns.cache, conns.store))
+    result = await assets.export_module(actor, template_id, upload=True, expires_in=expires)
+    await audit.record(
+        session,
+        actor,
+        "template.export",
+        target_type="template",
+        target_id=template_id,
+        request_id=request_id(request),
+        details={"key": result.key, "sha256": result.sha256},
+    )
+    assert result.key is not None and result.url is not None
+    return ExportResult(
+        key=result.key,
+        url=result.url,
+        sha256=result.sha256,
+        bytes=len(result.data),
+        expires_in=expires,
+    )
