@@ -1,0 +1,345 @@
+"""The API as users run it: uvicorn with 2 workers, measured from outside with wrk.
+
+* GET /api/v1/templates/{id}, cached, at saturation (100 connections, closed loop) vs
+  the bare JSON endpoint /health on the same server: target >= 0.5x its requests/s;
+* the same read uncached (Redis unreachable: every read and token check from
+  PostgreSQL): target >= 0.3x the bare endpoint;
+* open loop at a fixed offered rate (1,000 req/s cached, 500 req/s uncached): p95
+  measured from each request's scheduled time, so queueing counts (no coordinated
+  omission): targets p95 <= 5 ms and <= 20 ms;
+* p50/p95 against concurrency (10, 50, 100, 200 connections) as a PNG chart;
+* 100 concurrent users running the demo's session flow: sessions/hour, p95 per call.
+
+    .venv/bin/python -m benchmarks.bench_api [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.common import machine, parser, seeded_database
+from templator.config import PROJECT_ROOT
+from templator.localstack.process import free_port
+from templator.localstack.seaweedfs import SeaweedFS
+
+RESULTS = PROJECT_ROOT / "docs" / "img"
+WRK_LUA = """
+done = function(summary, latency, requests)
+  io.write(string.format("JSON {\\"rps\\": %f, \\"p50\\": %f, \\"p95\\": %f, \\"p99\\": %f, \\"errors\\": %d}\\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def ensure_wrk() -> str:
+    """wrk from Debian's packages (installed on first use where apt is available)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk") or "wrk"
+
+
+def wrk(url: str, *, token: str, connections: int, seconds: int) -> dict[str, float]:
+    """Closed-loop load with wrk; returns rps and latency percentiles in ms."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_LUA)
+    out = subprocess.run(
+        [
+            ensure_wrk(),
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            script.name,
+            "-H",
+            f"Authorization: Bearer {token}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script.name)
+    match = re.search(r"^JSON (.*)$", out, re.MULTILINE)
+    assert match, out
+    result: dict[str, float] = json.loads(match.group(1))
+    return result
+
+
+async def open_loop(url: str, *, token: str, rate: int, seconds: float) -> dict[str, float]:
+    """Requests at a fixed rate; latency from each request's scheduled start."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    latencies: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(
+        limits=limits, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ) as client:
+        start = time.perf_counter()
+
+        async def one(scheduled: float) -> None:
+            nonlocal errors
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            response = await client.get(url)
+            if response.status_code != 200:
+                errors += 1
+            latencies.append(time.perf_counter() - scheduled)
+
+        total = int(rate * seconds)
+        await asyncio.gather(*(one(start + i / rate) for i in range(total)))
+    latencies.sort()
+    return {
+        "offered": rate,
+        "p50": latencies[len(latencies) // 2] * 1000,
+        "p95": latencies[int(len(latencies) * 0.95)] * 1000,
+        "errors": errors,
+    }
+
+
+def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    templator = str(Path(sys.executable).parent / "templator")
+    server = subprocess.Popen(
+        [templator, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("the API did not start")
+
+
+def bootstrap(env: dict[str, str]) -> str:
+    templator = str(Path(sys.executable).parent / "templator")
+    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+    subprocess.run(
+        [templator, "user", "create", "--email", email, "--role", "ADMIN"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [templator, "token", "create", "--user", email, "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    token: str = json.loads(out)["token"]
+    return token
+
+
+async def user_flow(base: str, token: str, latencies: dict[str, list[float]]) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+
+        async def call(name: str, method: str, path: str, **kw: Any) -> Any:
+            started = time.perf_counter()
+            response = await client.request(method, path, **kw)
+            latencies.setdefault(name, []).append(time.perf_counter() - started)
+            response.raise_for_status()
+            return response.json() if response.content else None
+
+        project = await call("create project", "POST", "/api/v1/projects", json={"name": "Load"})
+        sid = (
+            await call(
+                "create session", "POST", "/api/v1/sessions", json={"project_id": project["id"]}
+            )
+        )["id"]
+        html = b"<!DOCTYPE html><html><body><section>hero</section></body></html>"
+        await call(
+            "upload design",
+            "POST",
+            f"/api/v1/sessions/{sid}/designs",
+            files={"file": ("d.html", html, "text/html")},
+        )
+        from templator.demo.flow import PHASES, _phase_payload
+
+        for i, phase in enumerate(PHASES, start=1):
+            await call(
+                "record phase",
+                "POST",
+                f"/api/v1/sessions/{sid}/phases",
+                json={"phase": phase, "payload": _phase_payload(phase), "progress": i / 5 * 0.95},
+            )
+        await call(
+            "append logs",
+            "POST",
+            f"/api/v1/sessions/{sid}/logs",
+            json={"lines": [{"phase": "generation", "message": f"line {n}"} for n in range(20)]},
+        )
+        await call(
+            "complete", "POST", f"/api/v1/sessions/{sid}/complete", json={"quality_score": 0.9}
+        )
+        tid = (
+            await call(
+                "create template",
+                "POST",
+                "/api/v1/templates/from-session",
+                json={"session_id": sid},
+            )
+        )["id"]
+        await call(
+            "edit template", "PATCH", f"/api/v1/templates/{tid}", json={"description": "edit 1"}
+        )
+        await call(
+            "edit template", "PATCH", f"/api/v1/templates/{tid}", json={"description": "edit 2"}
+        )
+        await call("export module", "POST", f"/api/v1/templates/{tid}/export", json={})
+
+
+def chart(points: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conc = [p["connections"] for p in points]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(conc, [p["p50"] for p in points], marker="o", label="p50")
+    ax.plot(conc, [p["p95"] for p in points], marker="o", label="p95")
+    ax.set_xlabel("concurrent connections (closed loop, wrk)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("GET /api/v1/templates/{id}, cached — uvicorn, 2 workers, 2 cores")
+    for p in points:
+        ax.annotate(
+            f"{p['rps']:,.0f}/s",
+            (p["connections"], p["p95"]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            fontsize=8,
+        )
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main(quick: bool) -> None:
+    seconds = 4 if quick else 10
+    folder = PROJECT_ROOT / "var" / f"bench-api-s3-{uuid.uuid4().hex[:6]}"
+    s3 = SeaweedFS(folder, access_key="bench", secret_key="bench-secret")
+    s3.start()
+    try:
+        with seeded_database(quick=quick) as url:
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "REDIS_URL": "redis://127.0.0.1:6379/11",
+                "S3_ENDPOINT_URL": s3.endpoint_url,
+                "S3_ACCESS_KEY": "bench",
+                "S3_SECRET_KEY": "bench-secret",
+                "CACHE_NAMESPACE": "bench-api",
+                "DB_POOL_SIZE": "20",
+            }
+            token = bootstrap(env)
+            port = free_port()
+            server = serve(env, port)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                template_id = httpx.get(
+                    f"{base}/api/v1/templates",
+                    params={"limit": 1},
+                    headers={"Authorization": f"Bearer {token}"},
+                ).json()["items"][0]["id"]
+                target = f"{base}/api/v1/templates/{template_id}"
+                print(machine())
+                bare = wrk(f"{base}/health", token=token, connections=100, seconds=seconds)
+                cached = wrk(target, token=token, connections=100, seconds=seconds)
+                print(
+                    f"bare /health          {bare['rps']:>8,.0f} req/s  p50 {bare['p50']:.2f} ms  p95 {bare['p95']:.2f} ms"
+                )
+                print(
+                    f"GET template (cached) {cached['rps']:>8,.0f} req/s  p50 {cached['p50']:.2f} ms  p95 {cached['p95']:.2f} ms  errors {cached['errors']:.0f}"
+                )
+                print(
+                    f"ratio cached/bare at saturation: {cached['rps'] / bare['rps']:.2f}x (target >= 0.5x)"
+                )
+                ol = asyncio.run(open_loop(target, token=token, rate=1000, seconds=seconds))
+                print(
+                    f"open loop 1,000 req/s offered, cached: p50 {ol['p50']:.2f} ms  p95 {ol['p95']:.2f} ms (target <= 5 ms), errors {ol['errors']}"
+                )
+                points = []
+                for c in (10, 50, 100, 200):
+                    r = wrk(target, token=token, connections=c, seconds=max(3, seconds // 2))
+                    points.append({"connections": c, **r})
+                    print(
+                        f"  {c:>3} connections: {r['rps']:>8,.0f} req/s  p50 {r['p50']:.2f} ms  p95 {r['p95']:.2f} ms"
+                    )
+                chart(points, RESULTS / "api-latency-vs-concurrency.png")
+                print(f"chart: {RESULTS / 'api-latency-vs-concurrency.png'}")
+                latencies: dict[str, list[float]] = {}
+                started = time.perf_counter()
+                asyncio.run(
+                    asyncio.wait_for(
+                        asyncio.gather(*(user_flow(base, token, latencies) for _ in range(100))),
+                        300,
+                    )
+                )
+                elapsed = time.perf_counter() - started
+                print(
+                    f"100 concurrent users, demo flow: {100 / elapsed * 3600:,.0f} sessions/hour ({elapsed:.1f} s for 100)"
+                )
+                for name, values in latencies.items():
+                    values.sort()
+                    print(
+                        f"  {name:<16} p50 {statistics.median(values) * 1000:7.1f} ms  p95 {values[int(len(values) * 0.95)] * 1000:7.1f} ms"
+                    )
+            finally:
+                server.terminate()
+                server.wait(15)
+            dead_redis = {
+                **env,
+                "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+                "REDIS_RETRIES": "0",
+            }
+            server = serve(dead_redis, port)
+            try:
+                uncached = wrk(target, token=token, connections=100, seconds=seconds)
+                print(
+                    f"GET template (uncached: Redis unreachable) {uncached['rps']:>8,.0f} req/s  p95 {uncached['p95']:.2f} ms"
+                )
+                print(
+                    f"ratio uncached/bare at saturation: {uncached['rps'] / bare['rps']:.2f}x (target >= 0.3x)"
+                )
+                ol = asyncio.run(open_loop(target, token=token, rate=500, seconds=seconds))
+                print(
+                    f"open loop 500 req/s offered, uncached: p50 {ol['p50']:.2f} ms  p95 {ol['p95']:.2f} ms (target <= 20 ms), errors {ol['errors']}"
+                )
+            finally:
+                server.terminate()
+                server.wait(15)
+    finally:
+        s3.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    args = parser(__doc__ or "").parse_args()
+    main(args.quick)
