@@ -63,8 +63,8 @@ async def update_project(
 async def delete_project(
     project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
 ) -> schemas.Project:
-    """Delete a project with its sessions, templates and logs (audited)."""
-    project = await ProjectService(session, conns.cache).delete(actor, project_id)
+    """Delete a project with its sessions, templates, logs and stored objects (audited)."""
+    project = await ProjectService(session, conns.cache, conns.store).delete(actor, project_id)
     await audit.record(
         session,
         actor,

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
+from templator.models import AISession, StoredObject, Template
 from templator.models import Project as ProjectRow
 from templator.project import schemas
 
@@ -71,6 +72,35 @@ class ProjectRepository:
         )
         row = (await conn.execute(statement)).first()
         return _schema(row) if row else None
+
+    async def lock_with_contents(self, project_id: str) -> None:
+        """Lock the project, then its sessions and templates, until the transaction ends.
+
+        An upload recording an object against one of them (and a new session or template)
+        then either commits first, so `object_keys` sees its row, or waits and fails on its
+        foreign key once the delete has committed, and deletes its object itself.
+        """
+        conn = await self.session.connection()
+        await conn.execute(
+            select(ProjectRow.id).where(ProjectRow.id == project_id).with_for_update()
+        )
+        for table in (AISession, Template):
+            await conn.execute(
+                select(table.id)
+                .where(table.project_id == project_id)
+                .order_by(table.id)
+                .with_for_update()
+            )
+
+    async def object_keys(self, project_id: str) -> list[str]:
+        """Keys of every stored object of the project's sessions and templates."""
+        conn = await self.session.connection()
+        sessions = select(AISession.id).where(AISession.project_id == project_id)
+        templates = select(Template.id).where(Template.project_id == project_id)
+        statement = select(StoredObject.key).where(
+            StoredObject.session_id.in_(sessions) | StoredObject.template_id.in_(templates)
+        )
+        return list((await conn.execute(statement)).scalars())
 
     async def delete(self, project_id: str) -> bool:
         """Delete the project; the database cascades to its sessions, templates and logs."""

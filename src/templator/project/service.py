@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,10 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import DEFAULT_LIMIT, Page, PageParams
-from templator.kit.uow import after_commit_invalidate
+from templator.kit.uow import after_commit_call, after_commit_invalidate
 from templator.project import schemas
 from templator.project.errors import ProjectNotFound
 from templator.project.repository import ProjectRepository
+from templator.storage.service import ObjectStore
 
 FIRST_PAGE_LIMIT = DEFAULT_LIMIT
 """Only the page most callers ask for (no cursor, default size) is cached."""
@@ -29,9 +31,12 @@ def _decode_page(data: dict[str, Any]) -> Page[schemas.Project]:
 class ProjectService:
     """Create, read, list, change and delete projects, enforcing ownership; the caller commits."""
 
-    def __init__(self, session: AsyncSession, cache: Cache) -> None:
+    def __init__(
+        self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
+    ) -> None:
         self.session = session
         self.cache = cache
+        self.store = store
         self.repository = ProjectRepository(session)
 
     def list_key(self, user_id: str) -> str:
@@ -86,9 +91,18 @@ class ProjectService:
         return updated
 
     async def delete(self, actor: Actor, project_id: str) -> schemas.Project:
-        """Delete the project and (by cascade) its sessions, templates and logs."""
+        """Delete the project with its sessions, templates and logs; their objects after commit."""
         project = await self.get(actor, project_id)
+        await self.repository.lock_with_contents(project_id)
+        keys = await self.repository.object_keys(project_id)
         if not await self.repository.delete(project_id):
             raise ProjectNotFound(project_id)
         after_commit_invalidate(self.session, self.list_key(project.user_id))
+        if keys and self.store is not None:
+            store = self.store
+
+            async def remove() -> None:
+                await asyncio.to_thread(store.delete_many, keys)
+
+            after_commit_call(self.session, remove)
         return project

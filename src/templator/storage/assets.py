@@ -2,7 +2,7 @@
 
 Rules: an object is uploaded first and its `stored_objects` row written after, in the
 caller's transaction (if the row cannot be written, the object is deleted again);
-deleting a session or template deletes its objects after the commit; anything left
+deleting a session, template or project deletes its objects after the commit; anything left
 unreferenced (a crash between upload and insert, a failed delete) is found by `gc`.
 """
 
