@@ -44,7 +44,14 @@ class Settings(BaseSettings):
         default=1800, ge=-1, description="seconds before a connection is replaced"
     )
     db_pool_pre_ping: bool = Field(
-        default=True, description="test each connection on checkout (one round trip)"
+        default=True, description="test connections on checkout before use (one round trip)"
+    )
+    db_pool_ping_after_idle: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="with pre-ping on, test only connections idle at least this many "
+        "seconds (0 = test on every checkout)",
     )
     db_connect_timeout: int = Field(default=2, ge=1, le=60, description="seconds")
     db_statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 = no limit")
