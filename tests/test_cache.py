@@ -106,3 +106,26 @@ async def test_purge_uses_scan_and_removes_only_the_namespace(redis: Redis) -> N
     await redis.set("other:k", b"1")
     assert await cache.purge_namespace() == 1200
     assert await redis.get("other:k") == b"1"
+
+
+async def test_mass_invalidation_drops_every_key_then_publishes_once(redis: Redis) -> None:
+    """More keys than one script call takes: all dropped, generations bumped, and the
+    messages published once, after the last chunk."""
+    cache = Cache(redis, namespace="mass", default_ttl=60)
+    keys = [cache.key("template", str(i)) for i in range(1234)]
+    await redis.mset({key: b"cached" for key in keys})
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(cache.key("events"))
+    await pubsub.get_message(timeout=1)  # the subscribe confirmation
+    await cache.invalidate_and_publish(keys, [("events", {"n": 1}), ("events", {"n": 2})])
+    assert await redis.exists(*keys) == 0
+    generations = await redis.mget([f"{key}:gen" for key in keys])
+    assert set(generations) == {b"1"}
+    assert 0 < await redis.ttl(f"{keys[0]}:gen") <= 24 * 3600
+    received = []
+    for _ in range(3):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+        if message is not None:
+            received.append(message["data"])
+    assert received == [b'{"n":1}', b'{"n":2}']
+    await pubsub.aclose()
