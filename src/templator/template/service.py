@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy import Integer, cast, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
@@ -23,8 +26,9 @@ from templator.exceptions import Conflict, ValidationFailed
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
+from templator.kit.raw import driver_connection
 from templator.kit.uow import after_commit_call, invalidate_now
-from templator.models import AISession, Project, SessionStatus, StoredObject, TemplateStatus
+from templator.models import Project, SessionStatus, StoredObject, TemplateStatus
 from templator.models import Template as TemplateRow
 from templator.models import TemplateVersion as VersionRow
 from templator.project.errors import ProjectNotFound
@@ -51,6 +55,37 @@ REVIEWER_MOVES = frozenset({S.APPROVED, S.PUBLISHED})
 REVIEWABLE = frozenset({S.REVIEW, S.APPROVED, S.PUBLISHED})
 SEMVER = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}$")
 _COLUMNS = [c for c in TemplateRow.__table__.columns if c.name != "search_vector"]
+_COLUMN_NAMES = [c.name for c in _COLUMNS]
+_INSERT_WITH_VERSION = f"""
+WITH created AS (
+    INSERT INTO templates (id, version, project_id, session_id, name, description,
+        html_content, css_content, js_content, hubspot_config, tags, quality_score)
+    VALUES (%(id)s, '1.0.0', %(project_id)s, %(session_id)s, %(name)s, %(description)s,
+        %(html_content)s, %(css_content)s, %(js_content)s, %(hubspot_config)s,
+        %(tags)s::text[], %(quality_score)s)
+    RETURNING {", ".join(_COLUMN_NAMES)}
+), version AS (
+    INSERT INTO template_versions (id, template_id, version, changes, content)
+    SELECT %(version_id)s, created.id, '1.0.0', %(changes)s, %(content)s FROM created
+)
+SELECT * FROM created
+"""
+
+_SESSION_RESULT = (
+    "SELECT user_id, project_id, status, final_result, quality_score FROM ai_sessions WHERE id = %s"
+)
+
+
+class _SessionResult(NamedTuple):
+    user_id: str
+    project_id: str
+    status: str
+    final_result: dict[str, Any] | None
+    quality_score: float | None
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def snapshot(template: dict[str, Any]) -> dict[str, Any]:
@@ -146,30 +181,44 @@ class TemplateService:
         return owner
 
     async def _insert(self, values: dict[str, Any], actor: Actor) -> schemas.Template:
-        conn = await self.session.connection()
-        template_id = new_id()
-        row = (
-            await conn.execute(
-                insert(TemplateRow)
-                .values(id=template_id, version="1.0.0", **values)
-                .returning(*_COLUMNS)
-            )
-        ).one()
-        data = _row_dict(row)
-        await conn.execute(
-            insert(VersionRow).values(
-                id=new_id(),
-                template_id=template_id,
-                version="1.0.0",
-                changes={
+        """The template and its version 1.0.0 in one statement on the driver connection
+        (a hot path: every completed session makes one)."""
+        content = snapshot(values)
+        params = {
+            "id": new_id(),
+            "version_id": new_id(),
+            "project_id": values["project_id"],
+            "session_id": values.get("session_id"),
+            "name": values["name"],
+            "description": values.get("description"),
+            "html_content": values["html_content"],
+            "css_content": values.get("css_content"),
+            "js_content": values.get("js_content"),
+            "hubspot_config": Jsonb(values["hubspot_config"], dumps=_dumps),
+            "tags": values.get("tags") or [],
+            "quality_score": values.get("quality_score"),
+            "changes": Jsonb(
+                {
                     "summary": "created",
                     "by": actor.id,
-                    "fields": versioning.change_log(None, snapshot(data)),
+                    "fields": versioning.change_log(None, content),
                 },
-                content=snapshot(data),
-            )
-        )
-        return schemas.Template.model_validate(data)
+                dumps=_dumps,
+            ),
+            "content": Jsonb(content, dumps=_dumps),
+        }
+        raw = await driver_connection(self.session)
+        try:
+            async with raw.cursor() as cursor:
+                await cursor.execute(_INSERT_WITH_VERSION, params)
+                row = await cursor.fetchone()
+        except psycopg.errors.ForeignKeyViolation:
+            # The project (or session) was deleted since it was checked.
+            raise ProjectNotFound(values["project_id"]) from None
+        assert row is not None  # INSERT … RETURNING always returns the row
+        data = dict(zip(_COLUMN_NAMES, row, strict=True))
+        data["status"] = TemplateStatus(data["status"])
+        return schemas.Template.model_construct(**data)
 
     async def create(self, actor: Actor, data: schemas.TemplateCreate) -> schemas.Template:
         """A template made directly, with version 1.0.0."""
@@ -184,23 +233,16 @@ class TemplateService:
         final_result must hold `html` and `hubspot_config`; `css`, `js`, `name` and
         `description` are optional.
         """
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                select(
-                    AISession.user_id,
-                    AISession.project_id,
-                    AISession.status,
-                    AISession.final_result,
-                    AISession.quality_score,
-                ).where(AISession.id == data.session_id)
-            )
-        ).first()
-        if row is None or not actor.may_access(row.user_id):
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(_SESSION_RESULT, (data.session_id,))
+            found = await cursor.fetchone()
+        if found is None or not actor.may_access(found[0]):
             raise SessionNotFound(data.session_id)
-        if row.status is not SessionStatus.COMPLETED:
+        row = _SessionResult(*found)
+        if row.status != SessionStatus.COMPLETED.value:
             raise SessionNotCompleted(
-                f"session {data.session_id} is {row.status.value}; only a COMPLETED session "
+                f"session {data.session_id} is {row.status}; only a COMPLETED session "
                 "can become a template",
                 field="session_id",
             )
