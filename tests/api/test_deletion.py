@@ -1,15 +1,23 @@
-"""Deleting over HTTP leaves no objects behind: a project, a user (GDPR erasure)."""
+"""Deleting over HTTP leaves no objects behind: a project, a user (GDPR erasure).
+
+When the store fails after an erasure has committed, the erasure stands and its
+response says how many objects are left for `templator storage gc`.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from templator.connections import Connections
+from templator.localstack.process import free_port
 from templator.models import StoredObject, UserRole
+from templator.storage.service import ObjectStore
 from tests.api.conftest import Caller
 from tests.support.factories import hubspot_config
 
@@ -82,5 +90,39 @@ async def test_erasing_a_user_removes_the_objects_of_all_their_projects(
 
     assert erased.status_code == 200, erased.text
     assert erased.json()["removed"]["objects"] == 4
+    assert erased.json()["left_for_gc"] == {"objects": 0}
     assert _stored_keys(store_connections) == set()
     assert await _rows(store_connections, keys) == 0
+
+
+async def test_an_erasure_stands_when_the_store_fails_after_commit_and_says_what_is_left(
+    client: httpx.AsyncClient,
+    make_caller: MakeCaller,
+    store_connections: Connections,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    user = await make_caller()
+    admin = await make_caller(UserRole.ADMIN)
+    _, keys = await _project_with_objects(client, user)
+    dead = ObjectStore(store_connections.settings, endpoint_url=f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setattr(store_connections, "store", dead)
+
+    with caplog.at_level(logging.ERROR, logger="templator.uow"):
+        erased = await client.delete(f"/api/v1/users/{user.id}", headers=admin.headers)
+
+    assert erased.status_code == 200, erased.text
+    assert "post-commit task failed" in caplog.text
+    assert erased.json()["removed"] == {
+        "projects": 1,
+        "ai_sessions": 1,
+        "templates": 1,
+        "processing_logs": 0,
+        "objects": 0,
+    }
+    assert erased.json()["left_for_gc"] == {"objects": 2}
+    assert (await client.get(f"/api/v1/users/{user.id}", headers=admin.headers)).status_code == 404
+    assert (await client.get("/api/v1/users/me", headers=user.headers)).status_code == 401
+    monkeypatch.undo()
+    assert await _rows(store_connections, keys) == 0
+    assert _stored_keys(store_connections) == set(keys), "left for `templator storage gc`"

@@ -271,3 +271,27 @@ async def test_cached_template_is_never_stale_after_a_committed_edit(
     for i in range(1, 8):
         await asyncio.gather(write(i), *(read() for _ in range(6)))
         assert await read() == f"Cached {i}"
+
+
+async def test_a_deleted_template_is_not_served_from_the_cache(
+    connections: Connections, committed: Committed
+) -> None:
+    async with unit_of_work(connections.sessionmaker, connections.cache) as session:
+        template = await TemplateService(session, connections.cache).create(
+            committed.actor,
+            TemplateCreate(
+                project_id=committed.project_id,
+                name="Doomed",
+                html_content="<p/>",
+                hubspot_config=hubspot_config(),
+            ),
+        )
+    async with connections.sessionmaker() as session:
+        await TemplateService(session, connections.cache).get(committed.actor, template.id)
+
+    async with unit_of_work(connections.sessionmaker, connections.cache) as session:
+        await TemplateService(session, connections.cache).delete(committed.actor, template.id)
+
+    async with connections.sessionmaker() as session:
+        with pytest.raises(TemplateNotFound):
+            await TemplateService(session, connections.cache).get(committed.actor, template.id)

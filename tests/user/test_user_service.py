@@ -6,9 +6,11 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.connections import Connections
 from templator.kit.pagination import PageParams
 from templator.models import User, UserRole
 from templator.user.errors import EmailTaken, UserNotFound
+from templator.user.gdpr import erase_user_data
 from templator.user.schemas import UserCreate, UserUpdate
 from templator.user.service import UserService
 from tests.support.factories import make_project, make_session, make_template
@@ -56,7 +58,9 @@ async def test_role_change_and_profile_update(db_session: AsyncSession) -> None:
         await service.set_role("a" * 25, UserRole.ADMIN)
 
 
-async def test_erase_removes_everything_and_reports_counts(db_session: AsyncSession) -> None:
+async def test_erase_removes_everything_and_reports_counts(
+    db_session: AsyncSession, connections: Connections
+) -> None:
     service = UserService(db_session)
     user = await service.create(UserCreate(email="gone@example.com"))
     owner = await db_session.get(User, user.id)
@@ -64,8 +68,10 @@ async def test_erase_removes_everything_and_reports_counts(db_session: AsyncSess
     project = await make_project(db_session, user=owner)
     await make_session(db_session, project=project)
     await make_template(db_session, project=project)
-    counts = await service.erase(user.id)
-    assert counts == {"projects": 1, "ai_sessions": 1, "templates": 1, "processing_logs": 0}
+    erasure = await erase_user_data(
+        db_session, cache=connections.cache, store=None, user_id=user.id
+    )
+    assert erasure.rows == {"projects": 1, "ai_sessions": 1, "templates": 1, "processing_logs": 0}
     with pytest.raises(UserNotFound):
         await service.get(user.id)
 

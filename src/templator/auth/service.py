@@ -62,7 +62,8 @@ class TokenService:
         self.session = session
         self.cache = cache
 
-    def _key(self, prefix: str) -> str:
+    def record_key(self, prefix: str) -> str:
+        """Cache key of the record of the token with this prefix."""
         return self.cache.key("token", prefix)
 
     async def create(self, user_id: str, data: schemas.TokenCreate) -> schemas.TokenCreated:
@@ -109,7 +110,7 @@ class TokenService:
         """The actor a bearer token stands for; Unauthorized for anything wrong with it."""
         prefix, secret = _parse(token)
         record = await self.cache.get_or_load(
-            self._key(prefix),
+            self.record_key(prefix),
             lambda: self._record(prefix),
             encode=lambda r: r,
             decode=lambda r: r,
@@ -151,7 +152,7 @@ class TokenService:
                 .returning(*_COLUMNS)
             )
         ).one()
-        await invalidate_now(self.session, self.cache, self._key(owner.prefix))
+        await invalidate_now(self.session, self.cache, self.record_key(owner.prefix))
         return schemas.TokenInfo(**row._mapping)
 
     async def forget_user(self, user_id: str) -> None:
@@ -160,6 +161,6 @@ class TokenService:
         prefixes = (
             await conn.execute(select(ApiToken.prefix).where(ApiToken.user_id == user_id))
         ).scalars()
-        keys = [self._key(p) for p in prefixes]
+        keys = [self.record_key(p) for p in prefixes]
         if keys:
             await invalidate_now(self.session, self.cache, *keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -21,6 +22,14 @@ _COLUMNS = (
     ProjectRow.created_at,
     ProjectRow.updated_at,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Contents:
+    """Ids of a project's sessions and templates."""
+
+    session_ids: list[str]
+    template_ids: list[str]
 
 
 def _schema(row: Any) -> schemas.Project:
@@ -73,24 +82,29 @@ class ProjectRepository:
         row = (await conn.execute(statement)).first()
         return _schema(row) if row else None
 
-    async def lock_with_contents(self, project_id: str) -> None:
+    async def lock_with_contents(self, project_id: str) -> Contents:
         """Lock the project, then its sessions and templates, until the transaction ends.
 
         An upload recording an object against one of them (and a new session or template)
         then either commits first, so `object_keys` sees its row, or waits and fails on its
-        foreign key once the delete has committed, and deletes its object itself.
+        foreign key once the delete has committed, and deletes its object itself. The ids
+        locked are returned, so the caller can name the cache entries the delete ends.
         """
         conn = await self.session.connection()
         await conn.execute(
             select(ProjectRow.id).where(ProjectRow.id == project_id).with_for_update()
         )
-        for table in (AISession, Template):
-            await conn.execute(
+
+        async def locked_ids(table: type[AISession] | type[Template]) -> list[str]:
+            statement = (
                 select(table.id)
                 .where(table.project_id == project_id)
                 .order_by(table.id)
                 .with_for_update()
             )
+            return list((await conn.execute(statement)).scalars())
+
+        return Contents(await locked_ids(AISession), await locked_ids(Template))
 
     async def object_keys(self, project_id: str) -> list[str]:
         """Keys of every stored object of the project's sessions and templates."""

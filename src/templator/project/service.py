@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.ai_session.service import SessionService
 from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import DEFAULT_LIMIT, Page, PageParams
@@ -15,6 +16,7 @@ from templator.project import schemas
 from templator.project.errors import ProjectNotFound
 from templator.project.repository import ProjectRepository
 from templator.storage.service import ObjectStore
+from templator.template.service import TemplateService
 
 FIRST_PAGE_LIMIT = DEFAULT_LIMIT
 """Only the page most callers ask for (no cursor, default size) is cached."""
@@ -91,13 +93,23 @@ class ProjectService:
         return updated
 
     async def delete(self, actor: Actor, project_id: str) -> schemas.Project:
-        """Delete the project with its sessions, templates and logs; their objects after commit."""
+        """Delete the project with its sessions, templates and logs; their objects after commit.
+
+        The cached entries of all of them are dropped after the transaction ends.
+        """
         project = await self.get(actor, project_id)
-        await self.repository.lock_with_contents(project_id)
+        contents = await self.repository.lock_with_contents(project_id)
         keys = await self.repository.object_keys(project_id)
         if not await self.repository.delete(project_id):
             raise ProjectNotFound(project_id)
-        after_commit_invalidate(self.session, self.list_key(project.user_id))
+        sessions = SessionService(self.session, self.cache)
+        templates = TemplateService(self.session, self.cache)
+        after_commit_invalidate(
+            self.session,
+            self.list_key(project.user_id),
+            *map(sessions.state_key, contents.session_ids),
+            *map(templates.cache_key, contents.template_ids),
+        )
         if keys and self.store is not None:
             store = self.store
 

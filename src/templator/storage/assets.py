@@ -18,6 +18,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.errors import SessionNotFound
+from templator.ai_session.service import SessionService
 from templator.exceptions import ServiceUnavailable
 from templator.hubspot.package import (
     ModuleContent,
@@ -27,8 +28,8 @@ from templator.hubspot.package import (
 )
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
-from templator.kit.uow import after_commit_call
-from templator.models import AISession, Project, StoredObject, Template
+from templator.kit.uow import after_commit_call, after_commit_invalidate
+from templator.models import AISession, StoredObject, Template
 from templator.storage.service import ObjectStore
 from templator.storage.service import StoredObject as Stored
 from templator.template.service import TemplateService
@@ -96,11 +97,12 @@ class AssetService:
             )
         return self._store
 
-    async def _session_owner(self, actor: Actor, session_id: str) -> None:
+    async def _session_owner(self, actor: Actor, session_id: str, *, lock: bool = False) -> None:
         conn = await self.session.connection()
-        owner = (
-            await conn.execute(select(AISession.user_id).where(AISession.id == session_id))
-        ).scalar_one_or_none()
+        statement = select(AISession.user_id).where(AISession.id == session_id)
+        if lock:
+            statement = statement.with_for_update()
+        owner = (await conn.execute(statement)).scalar_one_or_none()
         if owner is None or not actor.may_access(owner):
             raise SessionNotFound(session_id)
 
@@ -158,25 +160,25 @@ class AssetService:
         url = self.store.presigned_url(stored.key, expires_in=expires_in)
         return ModuleExport(filename, data, digest, stored.key, url)
 
-    async def objects_of_user(self, user_id: str) -> list[str]:
-        """Keys of every object belonging to a user's sessions and templates."""
-        conn = await self.session.connection()
-        sessions = select(AISession.id).where(AISession.user_id == user_id)
-        templates = (
-            select(Template.id)
-            .join(Project, Project.id == Template.project_id)
-            .where(Project.user_id == user_id)
-        )
-        statement = select(StoredObject.key).where(
-            StoredObject.session_id.in_(sessions) | StoredObject.template_id.in_(templates)
-        )
-        return list((await conn.execute(statement)).scalars())
-
     async def delete_session(self, actor: Actor, session_id: str) -> None:
-        """Delete a session (its logs and object rows cascade) and, after commit, its objects."""
-        await self._session_owner(actor, session_id)
+        """Delete a session (its logs and object rows cascade) and, after commit, its objects.
+
+        Templates made from it stay, with `session_id` set to NULL by the foreign key: their
+        cached copies are dropped after the transaction ends, like the session's state. The
+        session row is locked first, so a template being made from it either commits before
+        the templates are read or fails on its foreign key afterwards.
+        """
+        await self._session_owner(actor, session_id, lock=True)
         conn = await self.session.connection()
+        made_from_it = select(Template.id).where(Template.session_id == session_id)
+        template_ids = list((await conn.execute(made_from_it)).scalars())
         await conn.execute(delete(AISession).where(AISession.id == session_id))
+        cache = self.templates.cache
+        after_commit_invalidate(
+            self.session,
+            SessionService(self.session, cache).state_key(session_id),
+            *map(self.templates.cache_key, template_ids),
+        )
         store = self.store
 
         async def remove() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, status
@@ -14,11 +13,9 @@ from templator.audit import service as audit
 from templator.auth.service import TokenService
 from templator.kit.actor import Actor
 from templator.kit.validation import IdPath
-from templator.storage.assets import AssetService
-from templator.template.service import TemplateService
 from templator.user import schemas
 from templator.user.errors import UserNotFound
-from templator.user.gdpr import export_user_data
+from templator.user.gdpr import erase_user_data, export_user_data
 from templator.user.service import UserService
 
 router = APIRouter(tags=["users"])
@@ -126,15 +123,17 @@ async def export_user(
 async def erase_user(
     user_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, request: Request
 ) -> dict[str, Any]:
-    """Erase a user and everything theirs, objects included (GDPR erasure; audited)."""
+    """Erase a user and everything theirs, objects included (GDPR erasure; audited).
+
+    `removed` counts what is gone: rows, and the objects the store deleted after the
+    commit; `left_for_gc.objects` counts objects it could not delete then (the store was
+    unreachable, or none is configured), which `templator storage gc` removes later.
+    """
     _self_or_admin(actor, user_id)
     async with uow() as session:
-        assets = AssetService(
-            session, conns.store, TemplateService(session, conns.cache, conns.store)
+        erasure = await erase_user_data(
+            session, cache=conns.cache, store=conns.store, user_id=user_id
         )
-        keys = await assets.objects_of_user(user_id) if conns.store else []
-        await TokenService(session, conns.cache).forget_user(user_id)
-        counts = await UserService(session).erase(user_id)
         await audit.record(
             session,
             actor,
@@ -142,8 +141,10 @@ async def erase_user(
             target_type="user",
             target_id=user_id,
             request_id=request_id(request),
-            details={**counts, "objects": len(keys)},
+            details={**erasure.rows, "objects": erasure.objects},
         )
-    if keys and conns.store is not None:
-        await asyncio.to_thread(conns.store.delete_many, keys)
-    return {"erased": user_id, "removed": {**counts, "objects": len(keys)}}
+    return {
+        "erased": user_id,
+        "removed": {**erasure.rows, "objects": erasure.objects_deleted},
+        "left_for_gc": {"objects": erasure.objects_left},
+    }

@@ -1,14 +1,19 @@
-"""A user's data, all of it, for GDPR access requests."""
+"""A user's data, all of it: exported for GDPR access requests, erased for erasure requests."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.ai_session.service import SessionService
+from templator.auth.service import TokenService
+from templator.cache import Cache
 from templator.connections import Connections
+from templator.kit.uow import after_commit_call, after_commit_invalidate
 from templator.models import (
     AISession,
     ApiToken,
@@ -19,7 +24,14 @@ from templator.models import (
     TemplateVersion,
     User,
 )
+from templator.project.service import ProjectService
+from templator.storage.service import ObjectStore
+from templator.template.service import TemplateService
 from templator.user.errors import UserNotFound
+from templator.user.repository import UserRepository
+
+DELETE_BATCH = 1000
+"""Objects per S3 DeleteObjects request, so a failure part-way leaves an exact count."""
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -74,3 +86,58 @@ async def export_user_data(
         "api_tokens": await rows(tokens.where(ApiToken.user_id == user_id)),
         "objects": objects,
     }
+
+
+@dataclass
+class Erasure:
+    """What an erasure removed: rows with its commit, stored objects after it."""
+
+    user_id: str
+    rows: dict[str, int]
+    """Rows deleted, by table (projects, ai_sessions, templates, processing_logs)."""
+    objects: int
+    """Stored objects the user had: their rows go with the commit, the objects after it."""
+    objects_deleted: int = 0
+    """Objects the store has deleted after the commit (fewer when it failed or is absent)."""
+
+    @property
+    def objects_left(self) -> int:
+        """Objects still in the store, for `templator storage gc` to remove."""
+        return self.objects - self.objects_deleted
+
+
+async def erase_user_data(
+    session: AsyncSession, *, cache: Cache, store: ObjectStore | None, user_id: str
+) -> Erasure:
+    """Delete a user and everything theirs; the caller commits.
+
+    Once the transaction ends, the cached entries of their projects list, sessions,
+    templates and tokens are dropped (so the erased user's tokens stop authenticating and
+    nothing of theirs is served from the cache); once it commits, their objects are
+    deleted from the store. A store failure then is logged and leaves the erasure
+    standing, with `objects_deleted` short of `objects`.
+    """
+    repository = UserRepository(session)
+    owned = await repository.lock_with_contents(user_id)
+    if owned is None:
+        raise UserNotFound(user_id)
+    rows = await repository.count_owned(user_id)
+    await repository.delete(user_id)
+    after_commit_invalidate(
+        session,
+        ProjectService(session, cache).list_key(user_id),
+        *map(SessionService(session, cache).state_key, owned.session_ids),
+        *map(TemplateService(session, cache).cache_key, owned.template_ids),
+        *map(TokenService(session, cache).record_key, owned.token_prefixes),
+    )
+    erasure = Erasure(user_id, rows, len(owned.object_keys))
+    if owned.object_keys and store is not None:
+        keys, objects = owned.object_keys, store
+
+        async def remove() -> None:
+            for start in range(0, len(keys), DELETE_BATCH):
+                batch = keys[start : start + DELETE_BATCH]
+                erasure.objects_deleted += await asyncio.to_thread(objects.delete_many, batch)
+
+        after_commit_call(session, remove)
+    return erasure

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
 from templator.kit.raw import driver_connection
-from templator.models import AISession, ProcessingLog, Project, Template, User, UserRole
+from templator.models import (
+    AISession,
+    ApiToken,
+    ProcessingLog,
+    Project,
+    StoredObject,
+    Template,
+    User,
+    UserRole,
+)
 from templator.user import schemas
 from templator.user.errors import EmailTaken
 
@@ -22,6 +32,16 @@ _INSERT = (
     "INSERT INTO users (id, email, name, role) VALUES (%s, %s, %s, %s) "
     "ON CONFLICT (email) DO NOTHING RETURNING id, email, name, role, created_at, updated_at"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """What goes with a user: ids of their sessions and templates, token prefixes, objects."""
+
+    session_ids: list[str]
+    template_ids: list[str]
+    token_prefixes: list[str]
+    object_keys: list[str]
 
 
 def _to_schema(row: Any) -> schemas.User:
@@ -111,6 +131,41 @@ class UserRepository:
         row = (await conn.execute(counts)).one()
         return dict(
             zip(("projects", "ai_sessions", "templates", "processing_logs"), row, strict=True)
+        )
+
+    async def lock_with_contents(self, user_id: str) -> Owned | None:
+        """Lock the user, their projects, sessions and templates; None if there is no user.
+
+        Parents are locked before children (as a project delete does), so a project,
+        session, template, token or object row being added for the user either commits
+        before its ids are read here or waits and fails on its foreign key once the
+        erasure has committed.
+        """
+        conn = await self.session.connection()
+        found = await conn.execute(select(User.id).where(User.id == user_id).with_for_update())
+        if found.first() is None:
+            return None
+        projects = select(Project.id).where(Project.user_id == user_id)
+        await conn.execute(projects.order_by(Project.id).with_for_update())
+
+        async def scalars(statement: Any) -> list[str]:
+            return list((await conn.execute(statement)).scalars())
+
+        sessions = select(AISession.id).where(
+            or_(AISession.user_id == user_id, AISession.project_id.in_(projects))
+        )
+        templates = select(Template.id).where(Template.project_id.in_(projects))
+        return Owned(
+            session_ids=await scalars(sessions.order_by(AISession.id).with_for_update()),
+            template_ids=await scalars(templates.order_by(Template.id).with_for_update()),
+            token_prefixes=await scalars(
+                select(ApiToken.prefix).where(ApiToken.user_id == user_id)
+            ),
+            object_keys=await scalars(
+                select(StoredObject.key).where(
+                    StoredObject.session_id.in_(sessions) | StoredObject.template_id.in_(templates)
+                )
+            ),
         )
 
     async def delete(self, user_id: str) -> bool:

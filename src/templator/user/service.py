@@ -1,4 +1,4 @@
-"""User rules: creation, lookup, role changes and erasure."""
+"""User rules: creation, lookup and role changes (erasure: `user.gdpr`)."""
 
 from __future__ import annotations
 
@@ -57,10 +57,3 @@ class UserService:
         if user is None:
             raise UserNotFound(user_id)
         return user
-
-    async def erase(self, user_id: str) -> dict[str, int]:
-        """Delete the user and everything that is theirs; return what was removed."""
-        counts = await self.repository.count_owned(user_id)
-        if not await self.repository.delete(user_id):
-            raise UserNotFound(user_id)
-        return counts
