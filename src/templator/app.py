@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from templator.api import health
 from templator.api.limits import BodyLimitMiddleware
 from templator.api.problems import Problem, install_problem_handlers
-from templator.api.router import api
+from templator.api.router import include_api
 from templator.api.sse import ProgressHub
 from templator.config import ProcessRole, Settings, get_settings
 from templator.connections import Connections
@@ -62,7 +62,7 @@ def create_app(
 
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
-    app.include_router(api)
+    include_api(app)
     _register_problem_schema(app)
     return app
 

@@ -14,10 +14,10 @@ from templator.auth.service import TokenService
 from templator.connections import Connections
 from templator.exceptions import Forbidden, Unauthorized
 from templator.kit.actor import Actor
-from templator.kit.uow import unit_of_work
+from templator.kit.uow import read_session, unit_of_work
 
 
-def get_connections(request: Request) -> Connections:
+async def get_connections(request: Request) -> Connections:
     """The app's connection layer."""
     conns: Connections = request.app.state.connections
     return conns
@@ -27,7 +27,7 @@ Conns = Annotated[Connections, Depends(get_connections)]
 UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
-def get_uow(conns: Conns) -> UnitOfWork:
+async def get_uow(conns: Conns) -> UnitOfWork:
     """A factory of units of work: the endpoint commits by leaving the block."""
 
     @asynccontextmanager
@@ -59,7 +59,7 @@ async def get_actor(request: Request, conns: Conns) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing credentials: send `Authorization: Bearer <API token>`")
-    async with conns.sessionmaker() as session:
+    async with read_session(conns.sessionmaker) as session:
         return await TokenService(session, conns.cache).authenticate(token.strip())
 
 
@@ -76,7 +76,7 @@ async def get_admin(actor: CurrentActor) -> Actor:
 AdminActor = Annotated[Actor, Depends(get_admin)]
 
 
-def get_hub(request: Request) -> ProgressHub:
+async def get_hub(request: Request) -> ProgressHub:
     """The process's pub/sub fan-out for SSE streams."""
     hub: ProgressHub = request.app.state.progress_hub
     return hub

@@ -24,7 +24,7 @@ def to_page_out(page: Page[T]) -> PageOut[T]:
     return PageOut[T](items=page.items, next_cursor=page.next_cursor)
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512, description="From next_cursor")] = None,
 ) -> PageParams:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -88,3 +88,35 @@ async def unit_of_work(
                 await cache.invalidate(*sorted(keys))
             raise
         await run_post_commit(session, cache)
+
+
+class _LazySession:
+    """Stands in for an AsyncSession and makes the real one on first use."""
+
+    __slots__ = ("_maker", "real")
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
+        self._maker = maker
+        self.real: AsyncSession | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self.real is None:
+            self.real = self._maker()
+        return getattr(self.real, name)
+
+
+@asynccontextmanager
+async def read_session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session for reads that the cache usually answers: made only if something uses it.
+
+    A cache hit then costs no session object, no greenlet hop and no close; a miss gets
+    an ordinary session (no commit: reads only), closed on exit.
+    """
+    lazy = _LazySession(sessionmaker)
+    try:
+        yield cast(AsyncSession, lazy)
+    finally:
+        if lazy.real is not None:
+            await lazy.real.close()

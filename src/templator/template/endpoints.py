@@ -12,6 +12,7 @@ from templator.api.deps import Conns, CurrentActor, DbSession, request_id
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.audit import service as audit
+from templator.kit.uow import read_session
 from templator.kit.validation import IdPath, VersionPath
 from templator.models.enums import TemplateStatus
 from templator.template import schemas
@@ -20,6 +21,18 @@ from templator.template.service import TemplateService
 
 router = APIRouter(tags=["templates"])
 VERSION = r"^\d+\.\d+\.\d+$"
+
+
+# The hot read first: routes are matched in order.
+@router.get(
+    "/templates/{template_id}", response_model=schemas.Template, responses=responses_for(401, 404)
+)
+async def get_template(template_id: IdPath, actor: CurrentActor, conns: Conns) -> Response:
+    """A template (served from the cache, encoded once)."""
+    async with read_session(conns.sessionmaker) as session:
+        data = await TemplateService(session, conns.cache).get_data(actor, template_id)
+    body = {k: v for k, v in data.items() if k != "owner_id"}
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.post(
@@ -77,17 +90,6 @@ async def list_templates(
     return to_page_out(
         await TemplateService(session, conns.cache).list_for_project(actor, project_id, paging)
     )
-
-
-@router.get(
-    "/templates/{template_id}", response_model=schemas.Template, responses=responses_for(401, 404)
-)
-async def get_template(template_id: IdPath, actor: CurrentActor, conns: Conns) -> Response:
-    """A template (served from the cache, encoded once)."""
-    async with conns.sessionmaker() as session:
-        data = await TemplateService(session, conns.cache).get_data(actor, template_id)
-    body = {k: v for k, v in data.items() if k != "owner_id"}
-    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.patch("/templates/{template_id}", responses=responses_for(401, 403, 404, 409, 422))
