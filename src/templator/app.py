@@ -13,6 +13,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from templator.api import health
+from templator.api.fastpath import TemplateReadFastPath
 from templator.api.limits import BodyLimitMiddleware
 from templator.api.problems import Problem, install_problem_handlers
 from templator.api.router import include_api
@@ -58,6 +59,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    # Innermost first: add_middleware wraps what was added before.
+    app.add_middleware(TemplateReadFastPath)
     app.add_middleware(BodyLimitMiddleware, upload_limit=conf.upload_max_bytes)
 
     app.add_middleware(RequestContextMiddleware)

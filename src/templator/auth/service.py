@@ -48,7 +48,24 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _parse(token: str) -> tuple[str, str]:
+def verify(record: dict[str, Any] | None, secret: str) -> Actor:
+    """The actor of a token record whose secret is `secret`; Unauthorized otherwise."""
+    if record is None or not hmac.compare_digest(record["hash"], _hash(secret)):
+        raise Unauthorized("invalid API token")
+    if record["revoked"]:
+        raise Unauthorized("this API token has been revoked")
+    if record["expires"] is not None and record["expires"] < datetime.now(UTC).timestamp():
+        raise Unauthorized("this API token has expired; create a new one")
+    return Actor(record["user_id"], UserRole(record["role"]))
+
+
+def record_key(cache: Cache, prefix: str) -> str:
+    """Cache key of the record of the token with this prefix."""
+    return cache.key("token", prefix)
+
+
+def parse(token: str) -> tuple[str, str]:
+    """(prefix, secret) of `tpl_<prefix>_<secret>`; Unauthorized when malformed."""
     parts = token.split("_")
     if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or len(parts[2]) < 32:
         raise Unauthorized("malformed API token: expected tpl_<prefix>_<secret>")
@@ -64,7 +81,7 @@ class TokenService:
 
     def record_key(self, prefix: str) -> str:
         """Cache key of the record of the token with this prefix."""
-        return self.cache.key("token", prefix)
+        return record_key(self.cache, prefix)
 
     async def create(self, user_id: str, data: schemas.TokenCreate) -> schemas.TokenCreated:
         """A new token; its secret is returned once and never stored."""
@@ -108,7 +125,7 @@ class TokenService:
 
     async def authenticate(self, token: str) -> Actor:
         """The actor a bearer token stands for; Unauthorized for anything wrong with it."""
-        prefix, secret = _parse(token)
+        prefix, secret = parse(token)
         record = await self.cache.get_or_load(
             self.record_key(prefix),
             lambda: self._record(prefix),
@@ -116,13 +133,7 @@ class TokenService:
             decode=lambda r: r,
             ttl=60,
         )
-        if record is None or not hmac.compare_digest(record["hash"], _hash(secret)):
-            raise Unauthorized("invalid API token")
-        if record["revoked"]:
-            raise Unauthorized("this API token has been revoked")
-        if record["expires"] is not None and record["expires"] < datetime.now(UTC).timestamp():
-            raise Unauthorized("this API token has expired; create a new one")
-        return Actor(record["user_id"], UserRole(record["role"]))
+        return verify(record, secret)
 
     async def list_for(self, user_id: str) -> list[schemas.TokenInfo]:
         """A user's tokens (without secrets)."""

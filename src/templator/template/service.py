@@ -99,6 +99,19 @@ def _row_dict(row: Any) -> dict[str, Any]:
     return data
 
 
+def template_key(cache: Cache, template_id: str) -> str:
+    """Cache key of a template (its JSON form plus `owner_id`)."""
+    return cache.key("template", template_id)
+
+
+def may_read(actor: Actor, data: dict[str, Any]) -> bool:
+    """Whether `actor` may read the template `data` (owner, ADMIN, or a reviewer once it
+    is up for review)."""
+    return actor.may_access(data["owner_id"]) or (
+        actor.can_review and S(data["status"]) in REVIEWABLE
+    )
+
+
 class TemplateService:
     """Templates and their versions; the caller commits."""
 
@@ -111,7 +124,7 @@ class TemplateService:
 
     def cache_key(self, template_id: str) -> str:
         """Cache key of a template."""
-        return self.cache.key("template", template_id)
+        return template_key(self.cache, template_id)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -125,24 +138,25 @@ class TemplateService:
         row = (await conn.execute(statement)).first()
         return _row_dict(row) if row else None
 
-    @staticmethod
-    def _may_read(actor: Actor, data: dict[str, Any]) -> bool:
-        return actor.may_access(data["owner_id"]) or (
-            actor.can_review and S(data["status"]) in REVIEWABLE
-        )
+    async def _load_json(self, template_id: str) -> dict[str, Any] | None:
+        """The row in its JSON form — what the cache holds, so a miss and a hit answer
+        the same bytes."""
+        row = await self._load(template_id)
+        if row is None:
+            return None
+        return schemas.Template.model_validate(row).model_dump(mode="json") | {
+            "owner_id": row["owner_id"]
+        }
 
     async def get_data(self, actor: Actor, template_id: str) -> dict[str, Any]:
         """The template as a JSON-ready dict, cache-aside (the hot read path)."""
         data = await self.cache.get_or_load(
             self.cache_key(template_id),
-            lambda: self._load(template_id),
-            encode=lambda d: (
-                schemas.Template.model_validate(d).model_dump(mode="json")
-                | {"owner_id": d["owner_id"]}
-            ),
+            lambda: self._load_json(template_id),
+            encode=lambda d: d,
             decode=lambda d: d,
         )
-        if data is None or not self._may_read(actor, data):
+        if data is None or not may_read(actor, data):
             raise TemplateNotFound(template_id)
         result: dict[str, Any] = data
         return result
@@ -270,7 +284,7 @@ class TemplateService:
             .with_for_update(of=TemplateRow)
         )
         row = (await conn.execute(statement)).first()
-        if row is None or not self._may_read(actor, _row_dict(row)):
+        if row is None or not may_read(actor, _row_dict(row)):
             raise TemplateNotFound(template_id)
         return _row_dict(row)
 

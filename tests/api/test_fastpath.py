@@ -1,0 +1,173 @@
+"""The cached-read fast path answers exactly what the route would, and nothing else.
+
+`TemplateReadFastPath` may answer a GET of a template only when the token record and the
+template are both cached and the same checks as the route pass; every other request must
+fall through to the route. A spy on the fast path records what it answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from templator.api.fastpath import TemplateReadFastPath
+from templator.connections import Connections
+from templator.models import UserRole
+from tests.api.conftest import Caller
+from tests.support.factories import hubspot_config
+
+MakeCaller = Callable[..., Coroutine[Any, Any, Caller]]
+
+
+@pytest.fixture
+def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """One entry per template GET that reached the fast path: True when it answered."""
+    calls: list[bool] = []
+    real = TemplateReadFastPath._cached
+
+    async def spy(scope: Any, template_id: str) -> bytes | None:
+        body = await real(scope, template_id)
+        calls.append(body is not None)
+        return body
+
+    monkeypatch.setattr(TemplateReadFastPath, "_cached", staticmethod(spy))
+    yield calls
+
+
+async def _template(client: httpx.AsyncClient, owner: Caller, **extra: Any) -> str:
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Site"}, headers=owner.headers)
+    ).json()
+    body = {
+        "project_id": project["id"],
+        "name": "Hero banner",
+        "html_content": "<section>{{ module.title }}</section>",
+        "hubspot_config": hubspot_config(),
+        **extra,
+    }
+    created = await client.post("/api/v1/templates", json=body, headers=owner.headers)
+    assert created.status_code == 201, created.text
+    tid: str = created.json()["id"]
+    return tid
+
+
+async def test_a_cached_read_is_answered_with_the_routes_exact_response(
+    client: httpx.AsyncClient, make_caller: MakeCaller, answered: list[bool]
+) -> None:
+    owner = await make_caller()
+    tid = await _template(client, owner, tags=["hero", "banner"])
+
+    by_route = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+    by_fast_path = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+
+    assert answered == [False, True]  # the first read was a miss: the route loaded it
+    assert by_route.status_code == by_fast_path.status_code == 200
+    assert by_fast_path.content == by_route.content
+    assert by_fast_path.headers["content-type"] == by_route.headers["content-type"]
+    assert by_fast_path.headers["content-length"] == by_route.headers["content-length"]
+    assert by_fast_path.headers["x-request-id"]
+    assert "owner_id" not in by_fast_path.json()
+
+
+async def test_another_users_token_falls_through_to_the_routes_404(
+    client: httpx.AsyncClient, make_caller: MakeCaller, answered: list[bool]
+) -> None:
+    owner, stranger = await make_caller(), await make_caller()
+    tid = await _template(client, owner)
+    assert (await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)).status_code == 200
+    await client.get("/api/v1/tokens", headers=stranger.headers)  # the stranger's record cached
+
+    response = await client.get(f"/api/v1/templates/{tid}", headers=stranger.headers)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert answered[-1] is False
+
+
+async def test_a_revoked_token_is_refused_although_everything_was_cached(
+    client: httpx.AsyncClient, make_caller: MakeCaller, answered: list[bool]
+) -> None:
+    owner = await make_caller()
+    tid = await _template(client, owner)
+    for _ in range(2):
+        assert (await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)).is_success
+    assert answered[-1] is True
+    token_id = (await client.get("/api/v1/tokens", headers=owner.headers)).json()[0]["id"]
+
+    revoked = await client.delete(f"/api/v1/tokens/{token_id}", headers=owner.headers)
+    assert revoked.status_code == 200, revoked.text
+    response = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+
+    assert response.status_code == 401
+    assert answered[-1] is False
+
+
+async def test_a_role_change_applies_to_the_next_cached_read(
+    client: httpx.AsyncClient, make_caller: MakeCaller, answered: list[bool]
+) -> None:
+    """An ADMIN reads a USER's draft from the fast path; demoted, the next read is refused."""
+    owner, admin, root = (
+        await make_caller(),
+        await make_caller(UserRole.ADMIN),
+        await make_caller(UserRole.ADMIN),
+    )
+    tid = await _template(client, owner)
+    for _ in range(2):
+        assert (await client.get(f"/api/v1/templates/{tid}", headers=admin.headers)).is_success
+    assert answered[-1] is True
+
+    demoted = await client.put(
+        f"/api/v1/users/{admin.id}/role", json={"role": "USER"}, headers=root.headers
+    )
+    assert demoted.status_code == 200, demoted.text
+    response = await client.get(f"/api/v1/templates/{tid}", headers=admin.headers)
+
+    assert response.status_code == 404
+    assert answered[-1] is False
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer tpl_x_short"}],
+    ids=["none", "other-scheme", "malformed"],
+)
+async def test_missing_or_malformed_credentials_get_the_routes_401(
+    client: httpx.AsyncClient,
+    make_caller: MakeCaller,
+    answered: list[bool],
+    headers: dict[str, str],
+) -> None:
+    owner = await make_caller()
+    tid = await _template(client, owner)
+    for _ in range(2):
+        await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+
+    response = await client.get(f"/api/v1/templates/{tid}", headers=headers)
+
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert answered[-1] is False
+
+
+async def test_redis_down_falls_through_and_the_route_serves_from_postgres(
+    client: httpx.AsyncClient,
+    make_caller: MakeCaller,
+    answered: list[bool],
+    store_connections: Connections,
+) -> None:
+    owner = await make_caller()
+    tid = await _template(client, owner)
+    for _ in range(2):
+        await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+    cache = store_connections.cache
+    cache._mark_down(ConnectionError("test: Redis marked unreachable"))
+    try:
+        response = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+    finally:
+        cache._down_until = 0.0
+    assert response.status_code == 200
+    assert response.json()["id"] == tid
+    assert answered[-1] is False
