@@ -4,9 +4,9 @@
   the bare JSON endpoint /health on the same server: target >= 0.5x its requests/s;
 * the same read uncached (Redis unreachable: every read and token check from
   PostgreSQL): target >= 0.3x the bare endpoint;
-* open loop at a fixed offered rate (1,000 req/s cached, 500 req/s uncached): p95
-  measured from each request's scheduled time, so queueing counts (no coordinated
-  omission): targets p95 <= 5 ms and <= 20 ms;
+* open loop at a fixed offered rate (1,000 req/s cached, 500 req/s uncached) from 100
+  keep-alive connections, evenly spread, latency from each request's due time:
+  targets p95 <= 5 ms and <= 20 ms;
 * p50/p95 against concurrency (10, 50, 100, 200 connections) as a PNG chart;
 * 100 concurrent users running the demo's session flow: sessions/hour, p95 per call.
 
@@ -47,13 +47,18 @@ end
 """
 
 
-def ensure_wrk() -> str:
-    """wrk from Debian's packages (installed on first use where apt is available)."""
-    found = shutil.which("wrk")
+def _ensure(tool: str) -> str:
+    """A load tool from Debian's packages (wrk, hey), installed on first use."""
+    found = shutil.which(tool)
     if found:
         return found
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
-    return shutil.which("wrk") or "wrk"
+    subprocess.run(["apt-get", "install", "-y", "-qq", tool], check=True, capture_output=True)
+    return shutil.which(tool) or tool
+
+
+def ensure_wrk() -> str:
+    """wrk from Debian's packages (installed on first use where apt is available)."""
+    return _ensure("wrk")
 
 
 def wrk(url: str, *, token: str, connections: int, seconds: int) -> dict[str, float]:
@@ -83,34 +88,59 @@ def wrk(url: str, *, token: str, connections: int, seconds: int) -> dict[str, fl
     return result
 
 
-async def open_loop(url: str, *, token: str, rate: int, seconds: float) -> dict[str, float]:
-    """Requests at a fixed rate; latency from each request's scheduled start."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    latencies: list[float] = []
-    errors = 0
-    async with httpx.AsyncClient(
-        limits=limits, headers={"Authorization": f"Bearer {token}"}, timeout=10
-    ) as client:
-        start = time.perf_counter()
+def open_loop(
+    url: str, *, token: str, rate: int, seconds: int, users: int = 100
+) -> dict[str, float]:
+    """`users` keep-alive connections; request i is due at i/rate on connection i % users
+    (the plan's 100 users at 10 requests/s each, evenly spread). Latency counts from the
+    due time, so a request held up behind a slow one is charged for the wait (no
+    coordinated omission). The client is raw asyncio streams on uvloop with a
+    pre-encoded request, so it costs the server's two cores far less than the load
+    it offers; the achieved rate is printed beside the offered one."""
+    import uvloop
 
-        async def one(scheduled: float) -> None:
-            nonlocal errors
-            delay = scheduled - time.perf_counter()
+    return uvloop.run(_open_loop(url, token=token, rate=rate, seconds=seconds, users=users))
+
+
+async def _open_loop(
+    url: str, *, token: str, rate: int, seconds: int, users: int
+) -> dict[str, float]:
+    parts = httpx.URL(url)
+    request = (
+        f"GET {parts.raw_path.decode()} HTTP/1.1\r\nHost: {parts.host}:{parts.port}\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
+    total = rate * seconds
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    start = time.perf_counter() + 0.5
+
+    async def user(index: int) -> None:
+        reader, writer = await asyncio.open_connection(parts.host, parts.port)
+        for i in range(index, total, users):
+            due = start + i / rate
+            delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            response = await client.get(url)
-            if response.status_code != 200:
-                errors += 1
-            latencies.append(time.perf_counter() - scheduled)
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE)[1])  # type: ignore[index]
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - due)
+            statuses[status] = statuses.get(status, 0) + 1
+        writer.close()
 
-        total = int(rate * seconds)
-        await asyncio.gather(*(one(start + i / rate) for i in range(total)))
+    await asyncio.gather(*(user(i) for i in range(users)))
+    elapsed = time.perf_counter() - start
     latencies.sort()
     return {
         "offered": rate,
+        "achieved": len(latencies) / elapsed,
         "p50": latencies[len(latencies) // 2] * 1000,
         "p95": latencies[int(len(latencies) * 0.95)] * 1000,
-        "errors": errors,
+        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+        "errors": sum(n for code, n in statuses.items() if code != 200),
     }
 
 
@@ -270,6 +300,7 @@ def main(quick: bool) -> None:
                 ).json()["items"][0]["id"]
                 target = f"{base}/api/v1/templates/{template_id}"
                 print(machine())
+                wrk(target, token=token, connections=100, seconds=2)  # warm: pools, cache
                 bare = wrk(f"{base}/health", token=token, connections=100, seconds=seconds)
                 cached = wrk(target, token=token, connections=100, seconds=seconds)
                 print(
@@ -281,9 +312,9 @@ def main(quick: bool) -> None:
                 print(
                     f"ratio cached/bare at saturation: {cached['rps'] / bare['rps']:.2f}x (target >= 0.5x)"
                 )
-                ol = asyncio.run(open_loop(target, token=token, rate=1000, seconds=seconds))
+                ol = open_loop(target, token=token, rate=1000, seconds=seconds)
                 print(
-                    f"open loop 1,000 req/s offered, cached: p50 {ol['p50']:.2f} ms  p95 {ol['p95']:.2f} ms (target <= 5 ms), errors {ol['errors']}"
+                    f"open loop 1,000 req/s offered ({ol['achieved']:,.0f} achieved), cached: p50 {ol['p50']:.2f} ms  p95 {ol['p95']:.2f} ms  p99 {ol['p99']:.2f} ms (target p95 <= 5 ms), errors {ol['errors']}"
                 )
                 points = []
                 for c in (10, 50, 100, 200):
@@ -296,12 +327,12 @@ def main(quick: bool) -> None:
                 print(f"chart: {RESULTS / 'api-latency-vs-concurrency.png'}")
                 latencies: dict[str, list[float]] = {}
                 started = time.perf_counter()
-                asyncio.run(
-                    asyncio.wait_for(
-                        asyncio.gather(*(user_flow(base, token, latencies) for _ in range(100))),
-                        300,
-                    )
-                )
+
+                async def hundred_users() -> None:
+                    flows = (user_flow(base, token, latencies) for _ in range(100))
+                    await asyncio.wait_for(asyncio.gather(*flows), 300)
+
+                asyncio.run(hundred_users())
                 elapsed = time.perf_counter() - started
                 print(
                     f"100 concurrent users, demo flow: {100 / elapsed * 3600:,.0f} sessions/hour ({elapsed:.1f} s for 100)"
@@ -321,6 +352,7 @@ def main(quick: bool) -> None:
             }
             server = serve(dead_redis, port)
             try:
+                wrk(target, token=token, connections=100, seconds=2)  # warm: pools
                 uncached = wrk(target, token=token, connections=100, seconds=seconds)
                 print(
                     f"GET template (uncached: Redis unreachable) {uncached['rps']:>8,.0f} req/s  p95 {uncached['p95']:.2f} ms"
@@ -328,9 +360,9 @@ def main(quick: bool) -> None:
                 print(
                     f"ratio uncached/bare at saturation: {uncached['rps'] / bare['rps']:.2f}x (target >= 0.3x)"
                 )
-                ol = asyncio.run(open_loop(target, token=token, rate=500, seconds=seconds))
+                ol = open_loop(target, token=token, rate=500, seconds=seconds)
                 print(
-                    f"open loop 500 req/s offered, uncached: p50 {ol['p50']:.2f} ms  p95 {ol['p95']:.2f} ms (target <= 20 ms), errors {ol['errors']}"
+                    f"open loop 500 req/s offered ({ol['achieved']:,.0f} achieved), uncached: p50 {ol['p50']:.2f} ms  p95 {ol['p95']:.2f} ms  p99 {ol['p99']:.2f} ms (target p95 <= 20 ms), errors {ol['errors']}"
                 )
             finally:
                 server.terminate()

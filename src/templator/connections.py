@@ -83,6 +83,11 @@ class Connections:
         self.sessionmaker: async_sessionmaker[AsyncSession] = postgres.create_sessionmaker(
             self.engine
         )
+        # Single-statement reads (cache misses of hot lookups): autocommit, so no BEGIN
+        # and ROLLBACK round trips around the one SELECT. Never used for writes.
+        self.read_sessionmaker: async_sessionmaker[AsyncSession] = postgres.create_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self.redis: Redis = redis_factory.create_client(settings, url=urls.redis_url, role=role)
         self.cache = Cache(
             self.redis, namespace=settings.cache_namespace, default_ttl=settings.cache_ttl_seconds

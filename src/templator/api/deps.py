@@ -59,7 +59,7 @@ async def get_actor(request: Request, conns: Conns) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing credentials: send `Authorization: Bearer <API token>`")
-    async with read_session(conns.sessionmaker) as session:
+    async with read_session(conns.read_sessionmaker) as session:
         return await TokenService(session, conns.cache).authenticate(token.strip())
 
 

@@ -112,7 +112,8 @@ async def read_session(
     """A session for reads that the cache usually answers: made only if something uses it.
 
     A cache hit then costs no session object, no greenlet hop and no close; a miss gets
-    an ordinary session (no commit: reads only), closed on exit.
+    a session from `sessionmaker` (pass `Connections.read_sessionmaker`, autocommit, for
+    single-statement reads), closed on exit, never committed.
     """
     lazy = _LazySession(sessionmaker)
     try:

@@ -29,7 +29,7 @@ VERSION = r"^\d+\.\d+\.\d+$"
 )
 async def get_template(template_id: IdPath, actor: CurrentActor, conns: Conns) -> Response:
     """A template (served from the cache, encoded once)."""
-    async with read_session(conns.sessionmaker) as session:
+    async with read_session(conns.read_sessionmaker) as session:
         data = await TemplateService(session, conns.cache).get_data(actor, template_id)
     body = {k: v for k, v in data.items() if k != "owner_id"}
     return Response(orjson.dumps(body), media_type="application/json")

@@ -71,6 +71,11 @@ WITH created AS (
 SELECT * FROM created
 """
 
+_LOAD_NAMES = [*_COLUMN_NAMES, "owner_id"]
+_LOAD = (
+    f"SELECT {', '.join(f't.{name}' for name in _COLUMN_NAMES)}, p.user_id "
+    "FROM templates t JOIN projects p ON p.id = t.project_id WHERE t.id = %s"
+)
 _SESSION_RESULT = (
     "SELECT user_id, project_id, status, final_result, quality_score FROM ai_sessions WHERE id = %s"
 )
@@ -129,14 +134,13 @@ class TemplateService:
     # --- reading -------------------------------------------------------------------------
 
     async def _load(self, template_id: str) -> dict[str, Any] | None:
-        conn = await self.session.connection()
-        statement = (
-            select(*_COLUMNS, Project.user_id.label("owner_id"))
-            .join(Project, Project.id == TemplateRow.project_id)
-            .where(TemplateRow.id == template_id)
-        )
-        row = (await conn.execute(statement)).first()
-        return _row_dict(row) if row else None
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(_LOAD, (template_id,))
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip(_LOAD_NAMES, row, strict=True))
 
     async def _load_json(self, template_id: str) -> dict[str, Any] | None:
         """The row in its JSON form — what the cache holds, so a miss and a hit answer
