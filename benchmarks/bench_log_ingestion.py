@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import psycopg
+import uvloop
 
 from benchmarks.bench_session_lifecycle import add_database_options, bench_database, bench_owner
 from benchmarks.common import machine, parser, raw_dsn
@@ -139,4 +140,4 @@ if __name__ == "__main__":
     )
     p.add_argument("--batch", type=int, default=10_000, help="lines per batch (max 10,000)")
     add_database_options(p)
-    asyncio.run(main(p.parse_args()))
+    uvloop.run(main(p.parse_args()))  # as the API's uvicorn workers run

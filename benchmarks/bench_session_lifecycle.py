@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 import psycopg
+import uvloop
 from sqlalchemy.engine import make_url
 
 from benchmarks.common import machine, parser, raw_dsn, seeded_database
@@ -296,4 +297,5 @@ if __name__ == "__main__":
         help="pool pre-ping on checkout, as DB_POOL_PRE_PING (default on, as in production)",
     )
     add_database_options(p)
-    asyncio.run(main(p.parse_args()))
+    # uvloop on both sides, as the API's uvicorn workers run.
+    uvloop.run(main(p.parse_args()))

@@ -11,10 +11,10 @@ raw Redis GET of the same bytes and a raw psycopg primary-key SELECT.
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 import psycopg
+import uvloop
 from redis.asyncio import Redis
 
 from benchmarks.common import Clock, machine, parser, raw_dsn, seeded_database
@@ -120,4 +120,4 @@ async def main(quick: bool) -> None:
 
 if __name__ == "__main__":
     args = parser(__doc__ or "").parse_args()
-    asyncio.run(main(args.quick))
+    uvloop.run(main(args.quick))  # as the API's uvicorn workers run
