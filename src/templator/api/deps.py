@@ -53,23 +53,14 @@ async def get_db_session(conns: Conns) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
-async def get_read_session(conns: Conns) -> AsyncIterator[AsyncSession]:
-    """The request's session for cache-miss lookups (autocommit, made only when used),
-    shared by the token check and the endpoint's own cached read."""
-    async with read_session(conns.read_sessionmaker) as session:
-        yield session
-
-
-ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
-
-
-async def get_actor(request: Request, conns: Conns, session: ReadSession) -> Actor:
+async def get_actor(request: Request, conns: Conns) -> Actor:
     """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing credentials: send `Authorization: Bearer <API token>`")
-    return await TokenService(session, conns.cache).authenticate(token.strip())
+    async with read_session(conns.read_sessionmaker) as session:
+        return await TokenService(session, conns.cache).authenticate(token.strip())
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]

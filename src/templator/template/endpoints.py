@@ -8,10 +8,11 @@ import orjson
 from fastapi import APIRouter, Query, Request, status
 from starlette.responses import Response
 
-from templator.api.deps import Conns, CurrentActor, DbSession, ReadSession, request_id
+from templator.api.deps import Conns, CurrentActor, DbSession, request_id
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.audit import service as audit
+from templator.kit.uow import read_session
 from templator.kit.validation import IdPath, VersionPath
 from templator.models.enums import TemplateStatus
 from templator.template import schemas
@@ -26,11 +27,10 @@ VERSION = r"^\d+\.\d+\.\d+$"
 @router.get(
     "/templates/{template_id}", response_model=schemas.Template, responses=responses_for(401, 404)
 )
-async def get_template(
-    template_id: IdPath, actor: CurrentActor, conns: Conns, session: ReadSession
-) -> Response:
+async def get_template(template_id: IdPath, actor: CurrentActor, conns: Conns) -> Response:
     """A template (served from the cache, encoded once)."""
-    data = await TemplateService(session, conns.cache).get_data(actor, template_id)
+    async with read_session(conns.read_sessionmaker) as session:
+        data = await TemplateService(session, conns.cache).get_data(actor, template_id)
     body = {k: v for k, v in data.items() if k != "owner_id"}
     return Response(orjson.dumps(body), media_type="application/json")
 
