@@ -10,6 +10,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -141,6 +142,19 @@ def install_problem_handlers(app: FastAPI) -> None:
             status=exc.status_code,
             detail=str(exc.detail) if exc.detail else None,
             headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _busy(request: Request, exc: PoolTimeout) -> Response:
+        # Every pooled PostgreSQL connection stayed busy for DB_POOL_TIMEOUT seconds:
+        # overload, not a bug — tell the client to come back, and say so in the log.
+        log.warning("database pool exhausted on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            request,
+            status=503,
+            detail="the server is busy (no database connection free); retry shortly",
+            code="busy",
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)
