@@ -8,7 +8,9 @@ import uvicorn
 from templator.cli.context import settings
 
 
-def run_server(*, host: str, port: int, workers: int, log_level: str = "info") -> None:
+def run_server(
+    *, host: str, port: int, workers: int, log_level: str = "info", access_log: bool = True
+) -> None:
     """Serve `templator.app:create_app` until interrupted."""
     uvicorn.run(
         "templator.app:create_app",
@@ -17,6 +19,7 @@ def run_server(*, host: str, port: int, workers: int, log_level: str = "info") -
         port=port,
         workers=workers,
         log_level=log_level,
+        access_log=access_log,
         proxy_headers=True,
         server_header=False,
     )
@@ -28,6 +31,9 @@ def serve(
     workers: int | None = typer.Option(
         None, min=1, max=64, help="Worker processes (default API_WORKERS)."
     ),
+    access_log: bool = typer.Option(
+        True, help="Log every request (uvicorn's access log, to stderr)."
+    ),
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs) until Ctrl-C."""
     conf = settings()
@@ -35,4 +41,5 @@ def serve(
         host=host or conf.api_host,
         port=port or conf.api_port,
         workers=workers or conf.api_workers,
+        access_log=access_log,
     )
