@@ -37,6 +37,7 @@ from templator.localstack.process import free_port
 from templator.localstack.seaweedfs import SeaweedFS
 
 RESULTS = PROJECT_ROOT / "docs" / "img"
+SERVER_LOG = PROJECT_ROOT / "var" / "bench-api-server.log"
 WRK_LUA = """
 done = function(summary, latency, requests)
   io.write(string.format("JSON {\\"rps\\": %f, \\"p50\\": %f, \\"p95\\": %f, \\"p99\\": %f, \\"errors\\": %d}\\n",
@@ -147,10 +148,10 @@ async def _open_loop(
 def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     templator = str(Path(sys.executable).parent / "templator")
     server = subprocess.Popen(
-        [templator, "serve", "--port", str(port), "--workers", "2"],
+        [templator, "serve", "--port", str(port), "--workers", "2", "--no-access-log"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=SERVER_LOG.open("ab"),
         cwd=PROJECT_ROOT,
     )
     deadline = time.monotonic() + 30
