@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -46,6 +47,10 @@ def create_app(
         try:
             if conns.store is not None:
                 await asyncio.to_thread(conns.store.ensure_bucket)
+            # Everything made so far (modules, routes, models) lives as long as the
+            # process: keep it out of the cyclic collector's scans, which otherwise walk
+            # it all on every full collection — pauses of tens of ms under load.
+            gc.freeze()
             yield
         finally:
             await app.state.progress_hub.close()
