@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 
 from benchmarks.common import machine, parser, seeded_database
 from templator.config import PROJECT_ROOT
+from templator.demo.flow import PHASES, _phase_payload
 from templator.localstack.process import free_port
 from templator.localstack.seaweedfs import SeaweedFS
 
@@ -98,8 +100,6 @@ def open_loop(
     coordinated omission). The client is raw asyncio streams on uvloop with a
     pre-encoded request, so it costs the server's two cores far less than the load
     it offers; the achieved rate is printed beside the offered one."""
-    import uvloop
-
     return uvloop.run(_open_loop(url, token=token, rate=rate, seconds=seconds, users=users))
 
 
@@ -185,7 +185,11 @@ def bootstrap(env: dict[str, str]) -> str:
     return token
 
 
-async def user_flow(base: str, token: str, latencies: dict[str, list[float]]) -> None:
+async def user_flow(
+    base: str, token: str, latencies: dict[str, list[float]], *, until: float, done: list[int]
+) -> None:
+    """One user: a project, then the demo's session flow again and again until `until`
+    (steady state: connections open, caches warm, every user busy at once)."""
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
 
@@ -197,51 +201,48 @@ async def user_flow(base: str, token: str, latencies: dict[str, list[float]]) ->
             return response.json() if response.content else None
 
         project = await call("create project", "POST", "/api/v1/projects", json={"name": "Load"})
-        sid = (
-            await call(
-                "create session", "POST", "/api/v1/sessions", json={"project_id": project["id"]}
-            )
-        )["id"]
-        html = b"<!DOCTYPE html><html><body><section>hero</section></body></html>"
-        await call(
-            "upload design",
-            "POST",
-            f"/api/v1/sessions/{sid}/designs",
-            files={"file": ("d.html", html, "text/html")},
-        )
-        from templator.demo.flow import PHASES, _phase_payload
+        while time.perf_counter() < until:
+            await session_flow(call, project["id"])
+            done[0] += 1
 
-        for i, phase in enumerate(PHASES, start=1):
-            await call(
-                "record phase",
-                "POST",
-                f"/api/v1/sessions/{sid}/phases",
-                json={"phase": phase, "payload": _phase_payload(phase), "progress": i / 5 * 0.95},
-            )
+
+async def session_flow(call: Any, project_id: str) -> None:
+    """The demo's flow for one AI session, call by call."""
+    sid = (
+        await call("create session", "POST", "/api/v1/sessions", json={"project_id": project_id})
+    )["id"]
+    html = b"<!DOCTYPE html><html><body><section>hero</section></body></html>"
+    await call(
+        "upload design",
+        "POST",
+        f"/api/v1/sessions/{sid}/designs",
+        files={"file": ("d.html", html, "text/html")},
+    )
+    for i, phase in enumerate(PHASES, start=1):
         await call(
-            "append logs",
+            "record phase",
             "POST",
-            f"/api/v1/sessions/{sid}/logs",
-            json={"lines": [{"phase": "generation", "message": f"line {n}"} for n in range(20)]},
+            f"/api/v1/sessions/{sid}/phases",
+            json={"phase": phase, "payload": _phase_payload(phase), "progress": i / 5 * 0.95},
         )
+    await call(
+        "append logs",
+        "POST",
+        f"/api/v1/sessions/{sid}/logs",
+        json={"lines": [{"phase": "generation", "message": f"line {n}"} for n in range(20)]},
+    )
+    await call("complete", "POST", f"/api/v1/sessions/{sid}/complete", json={"quality_score": 0.9})
+    tid = (
         await call(
-            "complete", "POST", f"/api/v1/sessions/{sid}/complete", json={"quality_score": 0.9}
+            "create template",
+            "POST",
+            "/api/v1/templates/from-session",
+            json={"session_id": sid},
         )
-        tid = (
-            await call(
-                "create template",
-                "POST",
-                "/api/v1/templates/from-session",
-                json={"session_id": sid},
-            )
-        )["id"]
-        await call(
-            "edit template", "PATCH", f"/api/v1/templates/{tid}", json={"description": "edit 1"}
-        )
-        await call(
-            "edit template", "PATCH", f"/api/v1/templates/{tid}", json={"description": "edit 2"}
-        )
-        await call("export module", "POST", f"/api/v1/templates/{tid}/export", json={})
+    )["id"]
+    await call("edit template", "PATCH", f"/api/v1/templates/{tid}", json={"description": "edit 1"})
+    await call("edit template", "PATCH", f"/api/v1/templates/{tid}", json={"description": "edit 2"})
+    await call("export module", "POST", f"/api/v1/templates/{tid}/export", json={})
 
 
 def chart(points: list[dict[str, float]], path: Path) -> None:
@@ -327,16 +328,23 @@ def main(quick: bool) -> None:
                 chart(points, RESULTS / "api-latency-vs-concurrency.png")
                 print(f"chart: {RESULTS / 'api-latency-vs-concurrency.png'}")
                 latencies: dict[str, list[float]] = {}
+                done = [0]
+                flow_seconds = 10 if quick else 30
                 started = time.perf_counter()
 
                 async def hundred_users() -> None:
-                    flows = (user_flow(base, token, latencies) for _ in range(100))
-                    await asyncio.wait_for(asyncio.gather(*flows), 300)
+                    until = time.perf_counter() + flow_seconds
+                    users = (
+                        user_flow(base, token, latencies, until=until, done=done)
+                        for _ in range(100)
+                    )
+                    await asyncio.wait_for(asyncio.gather(*users), flow_seconds + 300)
 
-                asyncio.run(hundred_users())
+                uvloop.run(hundred_users())
                 elapsed = time.perf_counter() - started
                 print(
-                    f"100 concurrent users, demo flow: {100 / elapsed * 3600:,.0f} sessions/hour ({elapsed:.1f} s for 100)"
+                    f"100 concurrent users, demo flow for {flow_seconds} s: {done[0]} sessions "
+                    f"= {done[0] / elapsed * 3600:,.0f} sessions/hour (client: httpx in this process)"
                 )
                 for name, values in latencies.items():
                     values.sort()
