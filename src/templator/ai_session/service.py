@@ -1,11 +1,8 @@
 """AI session workflows: create, record phases, complete, fail, cancel, read.
 
-Every state change is ONE conditional UPDATE … WHERE <the rule holds> … RETURNING on the
-session's own psycopg connection. PostgreSQL re-checks the WHERE clause against the
-newest row version when two workers race, so a lost update, a backward step of
-progress, or two winners of a terminal transition are impossible without holding
-explicit locks across round trips. When the UPDATE matches nothing, one read tells
-which rule refused it, for a precise error.
+Every state change is one conditional UPDATE in the repository (see repository.py);
+when it matches nothing, one read tells which rule refused it, for a precise error.
+A change that went through drops the cached state and is published, both after commit.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session import lifecycle, schemas
@@ -25,59 +21,13 @@ from templator.ai_session.errors import (
     SessionNotFound,
     SessionPayloadTooLarge,
 )
+from templator.ai_session.repository import SessionRepository
 from templator.cache import Cache
 from templator.kit.actor import Actor
-from templator.kit.ids import new_id
-from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
-from templator.kit.raw import driver_connection
+from templator.kit.pagination import Page, PageParams
 from templator.kit.uow import after_commit_invalidate, after_commit_publish
-from templator.models import AISession, Project
-from templator.models.enums import SessionPhase, SessionStatus
+from templator.models.enums import SessionStatus
 from templator.project.errors import ProjectNotFound
-
-_PHASES = "ARRAY['upload','section_detection','ai_analysis','suggestions','generation']"
-_STATE = "id, status, phase, progress, updated_at"
-_RECORD_PHASE = {
-    column: (
-        f"UPDATE ai_sessions SET {column} = %(payload)s::jsonb, phase = %(phase)s, "
-        "progress = %(progress)s, "
-        "status = CASE WHEN status = 'PENDING' THEN 'PROCESSING'::session_status ELSE status END, "
-        "started_at = COALESCE(started_at, now()) "
-        "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) "
-        "AND status IN ('PENDING', 'PROCESSING') AND progress <= %(progress)s "
-        f"AND array_position({_PHASES}, phase) <= array_position({_PHASES}, %(phase)s::text) "
-        f"RETURNING {_STATE}"
-    )
-    for column in lifecycle.PHASE_COLUMN.values()
-}
-_COMPLETE = (
-    "UPDATE ai_sessions SET status = 'COMPLETED', progress = 1, phase = 'generation', "
-    "final_result = COALESCE(%(final)s::jsonb, final_result), "
-    "quality_score = COALESCE(%(quality)s, quality_score), finished_at = now(), "
-    "processing_time = (extract(epoch FROM now() - COALESCE(started_at, created_at)) * 1000)::int "
-    "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) AND status = 'PROCESSING' "
-    f"RETURNING {_STATE}"
-)
-_FINISH = (
-    "UPDATE ai_sessions SET status = %(status)s, finished_at = now(), "
-    "error_log = COALESCE(%(error)s::jsonb, error_log) "
-    "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) "
-    "AND status = ANY(%(sources)s::session_status[]) "
-    f"RETURNING {_STATE}"
-)
-_START = (
-    "UPDATE ai_sessions SET status = 'PROCESSING', started_at = COALESCE(started_at, now()) "
-    "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) AND status = 'PENDING' "
-    f"RETURNING {_STATE}"
-)
-_READ_STATE = f"SELECT {_STATE}, user_id FROM ai_sessions WHERE id = %s"
-_SESSION_FIELDS = list(schemas.Session.model_fields)
-_CREATE = (
-    "INSERT INTO ai_sessions (id, project_id, user_id, input_data) "
-    "SELECT %(id)s, p.id, p.user_id, %(input)s::jsonb FROM projects p "
-    "WHERE p.id = %(project)s AND (p.user_id = %(actor)s OR %(admin)s) "
-    f"RETURNING {', '.join(_SESSION_FIELDS)}"
-)
 
 
 def _encode(payload: Any, *, what: str) -> str:
@@ -90,23 +40,13 @@ def _encode(payload: Any, *, what: str) -> str:
     return data.decode()
 
 
-def _state(row: tuple[Any, ...]) -> schemas.SessionState:
-    session_id, status, phase, progress, updated_at = row[:5]
-    return schemas.SessionState.model_construct(
-        id=session_id,
-        status=SessionStatus(status),
-        phase=SessionPhase(phase),
-        progress=progress,
-        updated_at=updated_at,
-    )
-
-
 class SessionService:
     """The AI session lifecycle; the caller commits."""
 
     def __init__(self, session: AsyncSession, cache: Cache) -> None:
         self.session = session
         self.cache = cache
+        self.repository = SessionRepository(session)
 
     def state_key(self, session_id: str) -> str:
         """Cache key of a session's status and progress."""
@@ -115,53 +55,37 @@ class SessionService:
     async def create(self, actor: Actor, data: schemas.SessionCreate) -> schemas.Session:
         """A PENDING session in a project the actor may use (one INSERT … SELECT)."""
         input_data = _encode(data.input_data, what="input_data") if data.input_data else None
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(
-                _CREATE,
-                {
-                    "id": new_id(),
-                    "project": data.project_id,
-                    "input": input_data,
-                    "actor": actor.id,
-                    "admin": actor.is_admin,
-                },
-            )
-            row = await cursor.fetchone()
-        if row is None:
+        created = await self.repository.insert(
+            project_id=data.project_id,
+            input_data=input_data,
+            actor_id=actor.id,
+            admin=actor.is_admin,
+        )
+        if created is None:
             raise ProjectNotFound(data.project_id)
-        return schemas.Session.model_validate(dict(zip(_SESSION_FIELDS, row, strict=True)))
+        return created
 
-    async def _owned_state(self, actor: Actor, session_id: str) -> tuple[Any, ...]:
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(_READ_STATE, (session_id,))
-            row = await cursor.fetchone()
-        if row is None or not actor.may_access(str(row[5])):
+    async def _owned_state(self, actor: Actor, session_id: str) -> schemas.SessionState:
+        found = await self.repository.read_state(session_id)
+        if found is None or not actor.may_access(str(found.user_id)):
             raise SessionNotFound(session_id)
-        return tuple(row)
+        return found.state
 
     async def get(self, actor: Actor, session_id: str) -> schemas.Session:
         """The whole session."""
-        row = (
-            await self.session.execute(select(AISession).where(AISession.id == session_id))
-        ).scalar_one_or_none()
-        if row is None or not actor.may_access(row.user_id):
+        found = await self.repository.get(session_id)
+        if found is None or not actor.may_access(found.user_id):
             raise SessionNotFound(session_id)
-        return schemas.Session.model_validate(row, from_attributes=True)
+        return found
 
     async def get_state(self, actor: Actor, session_id: str) -> schemas.SessionState:
         """Status and progress, cache-aside (invalidated on every change)."""
 
         async def load() -> dict[str, Any] | None:
-            raw = await driver_connection(self.session)
-            async with raw.cursor() as cursor:
-                await cursor.execute(_READ_STATE, (session_id,))
-                row = await cursor.fetchone()
-            if row is None:
+            found = await self.repository.read_state(session_id)
+            if found is None:
                 return None
-            state = _state(tuple(row))
-            return {**state.model_dump(mode="json"), "user_id": row[5]}
+            return {**found.state.model_dump(mode="json"), "user_id": found.user_id}
 
         data = await self.cache.get_or_load(
             self.state_key(session_id), load, encode=lambda d: d, decode=lambda d: d
@@ -174,23 +98,10 @@ class SessionService:
         self, actor: Actor, project_id: str, params: PageParams
     ) -> Page[schemas.Session]:
         """A project's sessions, newest first."""
-        conn = await self.session.connection()
-        owner = (
-            await conn.execute(select(Project.user_id).where(Project.id == project_id))
-        ).scalar_one_or_none()
+        owner = await self.repository.project_owner(project_id)
         if owner is None or not actor.may_access(owner):
             raise ProjectNotFound(project_id)
-        statement = paginate_newest_first(
-            select(AISession).where(AISession.project_id == project_id),
-            created_at=AISession.created_at,
-            id_column=AISession.id,
-            params=params,
-        )
-        rows = [
-            schemas.Session.model_validate(r, from_attributes=True)
-            for r in (await self.session.execute(statement)).scalars().all()
-        ]
-        return make_page(rows, params=params, key=lambda s: (s.created_at, s.id))
+        return await self.repository.page_of_project(project_id, params)
 
     def _changed(self, state: schemas.SessionState) -> None:
         after_commit_invalidate(self.session, self.state_key(state.id))
@@ -206,39 +117,24 @@ class SessionService:
             },
         )
 
-    async def _run(
-        self, actor: Actor, statement: str, params: dict[str, Any]
-    ) -> schemas.SessionState | None:
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(statement, {**params, "actor": actor.id, "admin": actor.is_admin})
-            row = await cursor.fetchone()
-        if row is None:
-            return None
-        state = _state(tuple(row))
-        self._changed(state)
-        return state
-
     async def record_phase(
         self, actor: Actor, session_id: str, update: schemas.PhaseUpdate
     ) -> schemas.SessionState:
         """Write a phase's output, advance the phase and progress (never backwards)."""
         payload = _encode(update.payload, what="payload")
-        column = lifecycle.PHASE_COLUMN[update.phase]
-        state = await self._run(
-            actor,
-            _RECORD_PHASE[column],
-            {
-                "id": session_id,
-                "payload": payload,
-                "phase": update.phase.value,
-                "progress": update.progress,
-            },
+        state = await self.repository.record_phase(
+            session_id,
+            phase=update.phase,
+            payload=payload,
+            progress=update.progress,
+            actor_id=actor.id,
+            admin=actor.is_admin,
         )
         if state is not None:
+            self._changed(state)
             return state
         fresh = await self._owned_state(actor, session_id)
-        status, phase, progress = SessionStatus(fresh[1]), SessionPhase(fresh[2]), float(fresh[3])
+        status, phase, progress = fresh.status, fresh.phase, float(fresh.progress)
         if status in lifecycle.FINAL:
             raise InvalidSessionTransition(
                 f"session {session_id} is {status.value}; its phases can no longer change",
@@ -258,18 +154,18 @@ class SessionService:
             )
         raise InvalidSessionTransition(f"session {session_id} changed concurrently; retry")
 
-    async def _transition(
+    async def _transitioned(
         self,
         actor: Actor,
         session_id: str,
         target: SessionStatus,
-        statement: str,
-        params: dict[str, Any],
+        state: schemas.SessionState | None,
     ) -> schemas.SessionState:
-        state = await self._run(actor, statement, {"id": session_id, **params})
+        """Publish a transition that happened; name the status that refused one that did not."""
         if state is not None:
+            self._changed(state)
             return state
-        status = SessionStatus((await self._owned_state(actor, session_id))[1])
+        status = (await self._owned_state(actor, session_id)).status
         raise InvalidSessionTransition(
             f"session {session_id} is {status.value}; it cannot move to {target.value}",
             field="status",
@@ -277,47 +173,43 @@ class SessionService:
 
     async def start(self, actor: Actor, session_id: str) -> schemas.SessionState:
         """PENDING → PROCESSING."""
-        return await self._transition(actor, session_id, SessionStatus.PROCESSING, _START, {})
+        state = await self.repository.start(session_id, actor_id=actor.id, admin=actor.is_admin)
+        return await self._transitioned(actor, session_id, SessionStatus.PROCESSING, state)
 
     async def complete(
         self, actor: Actor, session_id: str, data: schemas.SessionComplete
     ) -> schemas.SessionState:
         """PROCESSING → COMPLETED, computing processing_time in the database."""
         final = _encode(data.final_result, what="final_result") if data.final_result else None
-        return await self._transition(
-            actor,
+        state = await self.repository.complete(
             session_id,
-            SessionStatus.COMPLETED,
-            _COMPLETE,
-            {"final": final, "quality": data.quality_score},
+            final=final,
+            quality=data.quality_score,
+            actor_id=actor.id,
+            admin=actor.is_admin,
         )
+        return await self._transitioned(actor, session_id, SessionStatus.COMPLETED, state)
+
+    async def _finish(
+        self, actor: Actor, session_id: str, target: SessionStatus, error: str | None
+    ) -> schemas.SessionState:
+        state = await self.repository.finish(
+            session_id,
+            status=target,
+            sources=lifecycle.sources_of(target),
+            error=error,
+            actor_id=actor.id,
+            admin=actor.is_admin,
+        )
+        return await self._transitioned(actor, session_id, target, state)
 
     async def fail(
         self, actor: Actor, session_id: str, data: schemas.SessionFail
     ) -> schemas.SessionState:
         """PENDING | PROCESSING → FAILED, keeping the error."""
-        return await self._transition(
-            actor,
-            session_id,
-            SessionStatus.FAILED,
-            _FINISH,
-            {
-                "status": SessionStatus.FAILED.value,
-                "error": _encode(data.error, what="error"),
-                "sources": lifecycle.sources_of(SessionStatus.FAILED),
-            },
-        )
+        error = _encode(data.error, what="error")
+        return await self._finish(actor, session_id, SessionStatus.FAILED, error)
 
     async def cancel(self, actor: Actor, session_id: str) -> schemas.SessionState:
         """PENDING | PROCESSING → CANCELLED."""
-        return await self._transition(
-            actor,
-            session_id,
-            SessionStatus.CANCELLED,
-            _FINISH,
-            {
-                "status": SessionStatus.CANCELLED.value,
-                "error": None,
-                "sources": lifecycle.sources_of(SessionStatus.CANCELLED),
-            },
-        )
+        return await self._finish(actor, session_id, SessionStatus.CANCELLED, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 import psycopg
@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.errors import SessionNotFound
+from templator.ai_session.repository import SessionRepository
 from templator.cache import Cache
 from templator.exceptions import Conflict, ValidationFailed
 from templator.kit.actor import Actor
@@ -76,17 +77,6 @@ _LOAD = (
     f"SELECT {', '.join(f't.{name}' for name in _COLUMN_NAMES)}, p.user_id "
     "FROM templates t JOIN projects p ON p.id = t.project_id WHERE t.id = %s"
 )
-_SESSION_RESULT = (
-    "SELECT user_id, project_id, status, final_result, quality_score FROM ai_sessions WHERE id = %s"
-)
-
-
-class _SessionResult(NamedTuple):
-    user_id: str
-    project_id: str
-    status: str
-    final_result: dict[str, Any] | None
-    quality_score: float | None
 
 
 def _dumps(value: Any) -> str:
@@ -251,13 +241,9 @@ class TemplateService:
         final_result must hold `html` and `hubspot_config`; `css`, `js`, `name` and
         `description` are optional.
         """
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(_SESSION_RESULT, (data.session_id,))
-            found = await cursor.fetchone()
-        if found is None or not actor.may_access(found[0]):
+        row = await SessionRepository(self.session).result_of(data.session_id)
+        if row is None or not actor.may_access(row.user_id):
             raise SessionNotFound(data.session_id)
-        row = _SessionResult(*found)
         if row.status != SessionStatus.COMPLETED.value:
             raise SessionNotCompleted(
                 f"session {data.session_id} is {row.status}; only a COMPLETED session "
