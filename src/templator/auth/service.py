@@ -16,32 +16,17 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.auth import schemas
+from templator.auth.repository import TokenRepository
 from templator.cache import Cache
 from templator.exceptions import NotFound, Unauthorized
 from templator.kit.actor import Actor
-from templator.kit.ids import new_id
-from templator.kit.raw import driver_connection
 from templator.kit.uow import invalidate_now
-from templator.models import ApiToken, UserRole
+from templator.models import UserRole
 
 PREFIX = "tpl"
-_LOOKUP = (
-    "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at "
-    "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.prefix = %s"
-)
-_COLUMNS = (
-    ApiToken.id,
-    ApiToken.user_id,
-    ApiToken.prefix,
-    ApiToken.name,
-    ApiToken.created_at,
-    ApiToken.expires_at,
-    ApiToken.revoked_at,
-)
 
 
 def _hash(secret: str) -> str:
@@ -78,6 +63,7 @@ class TokenService:
     def __init__(self, session: AsyncSession, cache: Cache) -> None:
         self.session = session
         self.cache = cache
+        self.repository = TokenRepository(session)
 
     def record_key(self, prefix: str) -> str:
         """Cache key of the record of the token with this prefix."""
@@ -90,37 +76,25 @@ class TokenService:
         expires = (
             datetime.now(UTC) + timedelta(days=data.expires_days) if data.expires_days else None
         )
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                insert(ApiToken)
-                .values(
-                    id=new_id(),
-                    user_id=user_id,
-                    prefix=prefix,
-                    secret_hash=_hash(secret),
-                    name=data.name,
-                    expires_at=expires,
-                )
-                .returning(*_COLUMNS)
-            )
-        ).one()
-        return schemas.TokenCreated(**row._mapping, token=f"{PREFIX}_{prefix}_{secret}")
+        row = await self.repository.insert(
+            user_id=user_id,
+            prefix=prefix,
+            secret_hash=_hash(secret),
+            name=data.name,
+            expires_at=expires,
+        )
+        return schemas.TokenCreated(**row, token=f"{PREFIX}_{prefix}_{secret}")
 
     async def _record(self, prefix: str) -> dict[str, Any] | None:
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(_LOOKUP, (prefix,))
-            row = await cursor.fetchone()
+        row = await self.repository.lookup(prefix)
         if row is None:
             return None
-        user_id, role, secret_hash, expires_at, revoked_at = row
         return {
-            "user_id": user_id,
-            "role": role,
-            "hash": secret_hash,
-            "expires": expires_at.timestamp() if expires_at else None,
-            "revoked": revoked_at is not None,
+            "user_id": row.user_id,
+            "role": row.role,
+            "hash": row.secret_hash,
+            "expires": row.expires_at.timestamp() if row.expires_at else None,
+            "revoked": row.revoked_at is not None,
         }
 
     async def authenticate(self, token: str) -> Actor:
@@ -137,41 +111,19 @@ class TokenService:
 
     async def list_for(self, user_id: str) -> list[schemas.TokenInfo]:
         """A user's tokens (without secrets)."""
-        conn = await self.session.connection()
-        rows = await conn.execute(
-            select(*_COLUMNS)
-            .where(ApiToken.user_id == user_id)
-            .order_by(ApiToken.created_at.desc())
-        )
-        return [schemas.TokenInfo(**r._mapping) for r in rows]
+        return await self.repository.list_for_user(user_id)
 
     async def revoke(self, actor: Actor, token_id: str) -> schemas.TokenInfo:
         """Revoke a token of the actor's (any, for ADMIN); effective immediately."""
-        conn = await self.session.connection()
-        owner = (
-            await conn.execute(
-                select(ApiToken.user_id, ApiToken.prefix).where(ApiToken.id == token_id)
-            )
-        ).first()
+        owner = await self.repository.owner(token_id)
         if owner is None or not actor.may_access(owner.user_id):
             raise NotFound(f"token {token_id!r} does not exist", field="token_id")
-        row = (
-            await conn.execute(
-                update(ApiToken)
-                .where(ApiToken.id == token_id)
-                .values(revoked_at=datetime.now(UTC))
-                .returning(*_COLUMNS)
-            )
-        ).one()
+        info = await self.repository.revoke(token_id)
         await invalidate_now(self.session, self.cache, self.record_key(owner.prefix))
-        return schemas.TokenInfo(**row._mapping)
+        return info
 
     async def forget_user(self, user_id: str) -> None:
         """Drop cached token records of a user (after a role change or erasure)."""
-        conn = await self.session.connection()
-        prefixes = (
-            await conn.execute(select(ApiToken.prefix).where(ApiToken.user_id == user_id))
-        ).scalars()
-        keys = [self.record_key(p) for p in prefixes]
+        keys = [self.record_key(p) for p in await self.repository.prefixes_of(user_id)]
         if keys:
             await invalidate_now(self.session, self.cache, *keys)

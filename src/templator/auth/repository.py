@@ -1,0 +1,129 @@
+"""All SQL about API tokens: the hot lookup by prefix is raw psycopg (kit/raw.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from templator.auth import schemas
+from templator.kit.ids import new_id
+from templator.kit.raw import driver_connection
+from templator.models import ApiToken
+
+_LOOKUP = (
+    "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at "
+    "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.prefix = %s"
+)
+_COLUMNS = (
+    ApiToken.id,
+    ApiToken.user_id,
+    ApiToken.prefix,
+    ApiToken.name,
+    ApiToken.created_at,
+    ApiToken.expires_at,
+    ApiToken.revoked_at,
+)
+
+
+class TokenLookup(NamedTuple):
+    """What authentication needs of a token: its user, the user's role, hash and dates."""
+
+    user_id: str
+    role: str
+    secret_hash: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenOwner(NamedTuple):
+    """The user owning a token, and the token's prefix."""
+
+    user_id: str
+    prefix: str
+
+
+class TokenRepository:
+    """Reads and writes of api_tokens, on the caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert(
+        self,
+        *,
+        user_id: str,
+        prefix: str,
+        secret_hash: str,
+        name: str,
+        expires_at: datetime | None,
+    ) -> dict[str, Any]:
+        """Insert one token; its columns (without the hash)."""
+        conn = await self.session.connection()
+        row = (
+            await conn.execute(
+                insert(ApiToken)
+                .values(
+                    id=new_id(),
+                    user_id=user_id,
+                    prefix=prefix,
+                    secret_hash=secret_hash,
+                    name=name,
+                    expires_at=expires_at,
+                )
+                .returning(*_COLUMNS)
+            )
+        ).one()
+        return dict(row._mapping)
+
+    async def lookup(self, prefix: str) -> TokenLookup | None:
+        """The token with this prefix and its user's role (one round trip), or None."""
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(_LOOKUP, (prefix,))
+            row = await cursor.fetchone()
+        return None if row is None else TokenLookup(*row)
+
+    async def list_for_user(self, user_id: str) -> list[schemas.TokenInfo]:
+        """A user's tokens, newest first."""
+        conn = await self.session.connection()
+        rows = await conn.execute(
+            select(*_COLUMNS)
+            .where(ApiToken.user_id == user_id)
+            .order_by(ApiToken.created_at.desc())
+        )
+        return [schemas.TokenInfo(**r._mapping) for r in rows]
+
+    async def owner(self, token_id: str) -> TokenOwner | None:
+        """The token's user and prefix, or None when it does not exist."""
+        conn = await self.session.connection()
+        row = (
+            await conn.execute(
+                select(ApiToken.user_id, ApiToken.prefix).where(ApiToken.id == token_id)
+            )
+        ).first()
+        return None if row is None else TokenOwner(row.user_id, row.prefix)
+
+    async def revoke(self, token_id: str) -> schemas.TokenInfo:
+        """Mark the (existing) token revoked now."""
+        conn = await self.session.connection()
+        row = (
+            await conn.execute(
+                update(ApiToken)
+                .where(ApiToken.id == token_id)
+                .values(revoked_at=datetime.now(UTC))
+                .returning(*_COLUMNS)
+            )
+        ).one()
+        return schemas.TokenInfo(**row._mapping)
+
+    async def prefixes_of(self, user_id: str) -> list[str]:
+        """Prefixes of all of a user's tokens."""
+        conn = await self.session.connection()
+        return list(
+            (
+                await conn.execute(select(ApiToken.prefix).where(ApiToken.user_id == user_id))
+            ).scalars()
+        )
