@@ -1,9 +1,8 @@
 """Template workflows: create, edit with versions, diff, roll back, review, delete.
 
-Edits lock the template row (SELECT … FOR UPDATE) so two concurrent edits serialise:
-each makes its own version, none is lost; the unique (template_id, version) constraint
-is the last line of defence. A template is cached by id and invalidated after every
-committed change.
+Edits lock the template row first (repository.py), so two concurrent edits serialise:
+each makes its own version, none is lost. A template is cached by id and invalidated
+after every committed change.
 """
 
 from __future__ import annotations
@@ -12,11 +11,6 @@ import asyncio
 import re
 from typing import Any
 
-import orjson
-import psycopg
-from psycopg.types.json import Jsonb
-from sqlalchemy import Integer, cast, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,13 +19,9 @@ from templator.ai_session.repository import SessionRepository
 from templator.cache import Cache
 from templator.exceptions import Conflict, ValidationFailed
 from templator.kit.actor import Actor
-from templator.kit.ids import new_id
-from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
-from templator.kit.raw import driver_connection
+from templator.kit.pagination import Page, PageParams
 from templator.kit.uow import after_commit_call, invalidate_now
-from templator.models import Project, SessionStatus, StoredObject, TemplateStatus
-from templator.models import Template as TemplateRow
-from templator.models import TemplateVersion as VersionRow
+from templator.models import SessionStatus, TemplateStatus
 from templator.project.errors import ProjectNotFound
 from templator.storage.service import ObjectStore
 from templator.template import schemas, versioning
@@ -43,6 +33,7 @@ from templator.template.errors import (
     TemplateNotFound,
     TemplateVersionNotFound,
 )
+from templator.template.repository import TemplateRepository
 
 S = TemplateStatus
 WORKFLOW: dict[TemplateStatus, frozenset[TemplateStatus]] = {
@@ -55,43 +46,11 @@ WORKFLOW: dict[TemplateStatus, frozenset[TemplateStatus]] = {
 REVIEWER_MOVES = frozenset({S.APPROVED, S.PUBLISHED})
 REVIEWABLE = frozenset({S.REVIEW, S.APPROVED, S.PUBLISHED})
 SEMVER = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}$")
-_COLUMNS = [c for c in TemplateRow.__table__.columns if c.name != "search_vector"]
-_COLUMN_NAMES = [c.name for c in _COLUMNS]
-_INSERT_WITH_VERSION = f"""
-WITH created AS (
-    INSERT INTO templates (id, version, project_id, session_id, name, description,
-        html_content, css_content, js_content, hubspot_config, tags, quality_score)
-    VALUES (%(id)s, '1.0.0', %(project_id)s, %(session_id)s, %(name)s, %(description)s,
-        %(html_content)s, %(css_content)s, %(js_content)s, %(hubspot_config)s,
-        %(tags)s::text[], %(quality_score)s)
-    RETURNING {", ".join(_COLUMN_NAMES)}
-), version AS (
-    INSERT INTO template_versions (id, template_id, version, changes, content)
-    SELECT %(version_id)s, created.id, '1.0.0', %(changes)s, %(content)s FROM created
-)
-SELECT * FROM created
-"""
-
-_LOAD_NAMES = [*_COLUMN_NAMES, "owner_id"]
-_LOAD = (
-    f"SELECT {', '.join(f't.{name}' for name in _COLUMN_NAMES)}, p.user_id "
-    "FROM templates t JOIN projects p ON p.id = t.project_id WHERE t.id = %s"
-)
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def snapshot(template: dict[str, Any]) -> dict[str, Any]:
     """The versioned content of a template."""
     return {field: template.get(field) for field in versioning.CONTENT_FIELDS}
-
-
-def _row_dict(row: Any) -> dict[str, Any]:
-    data = dict(row._mapping)
-    data["tags"] = list(data.get("tags") or [])
-    return data
 
 
 def template_key(cache: Cache, template_id: str) -> str:
@@ -116,6 +75,7 @@ class TemplateService:
         self.session = session
         self.cache = cache
         self.store = store
+        self.repository = TemplateRepository(session)
 
     def cache_key(self, template_id: str) -> str:
         """Cache key of a template."""
@@ -123,19 +83,10 @@ class TemplateService:
 
     # --- reading -------------------------------------------------------------------------
 
-    async def _load(self, template_id: str) -> dict[str, Any] | None:
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(_LOAD, (template_id,))
-            row = await cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip(_LOAD_NAMES, row, strict=True))
-
     async def _load_json(self, template_id: str) -> dict[str, Any] | None:
         """The row in its JSON form — what the cache holds, so a miss and a hit answer
         the same bytes."""
-        row = await self._load(template_id)
+        row = await self.repository.load(template_id)
         if row is None:
             return None
         return schemas.Template.model_validate(row).model_dump(mode="json") | {
@@ -164,69 +115,33 @@ class TemplateService:
     ) -> Page[schemas.Template]:
         """A project's templates, newest first."""
         await self._project_owner(actor, project_id)
-        conn = await self.session.connection()
-        statement = paginate_newest_first(
-            select(*_COLUMNS).where(TemplateRow.project_id == project_id),
-            created_at=TemplateRow.created_at,
-            id_column=TemplateRow.id,
-            params=params,
-        )
-        rows = [
-            schemas.Template.model_validate(_row_dict(r))
-            for r in (await conn.execute(statement)).all()
-        ]
-        return make_page(rows, params=params, key=lambda t: (t.created_at, t.id))
+        return await self.repository.page_of_project(project_id, params)
 
     # --- writing -------------------------------------------------------------------------
 
     async def _project_owner(self, actor: Actor, project_id: str) -> str:
-        conn = await self.session.connection()
-        owner = (
-            await conn.execute(select(Project.user_id).where(Project.id == project_id))
-        ).scalar_one_or_none()
+        owner = await self.repository.project_owner(project_id)
         if owner is None or not actor.may_access(owner):
             raise ProjectNotFound(project_id)
         return owner
 
     async def _insert(self, values: dict[str, Any], actor: Actor) -> schemas.Template:
-        """The template and its version 1.0.0 in one statement on the driver connection
-        (a hot path: every completed session makes one)."""
+        """The template and its version 1.0.0 (a hot path: every completed session makes
+        one)."""
         content = snapshot(values)
-        params = {
-            "id": new_id(),
-            "version_id": new_id(),
-            "project_id": values["project_id"],
-            "session_id": values.get("session_id"),
-            "name": values["name"],
-            "description": values.get("description"),
-            "html_content": values["html_content"],
-            "css_content": values.get("css_content"),
-            "js_content": values.get("js_content"),
-            "hubspot_config": Jsonb(values["hubspot_config"], dumps=_dumps),
-            "tags": values.get("tags") or [],
-            "quality_score": values.get("quality_score"),
-            "changes": Jsonb(
-                {
-                    "summary": "created",
-                    "by": actor.id,
-                    "fields": versioning.change_log(None, content),
-                },
-                dumps=_dumps,
-            ),
-            "content": Jsonb(content, dumps=_dumps),
-        }
-        raw = await driver_connection(self.session)
-        try:
-            async with raw.cursor() as cursor:
-                await cursor.execute(_INSERT_WITH_VERSION, params)
-                row = await cursor.fetchone()
-        except psycopg.errors.ForeignKeyViolation:
+        created = await self.repository.insert_with_version(
+            values,
+            changes={
+                "summary": "created",
+                "by": actor.id,
+                "fields": versioning.change_log(None, content),
+            },
+            content=content,
+        )
+        if created is None:
             # The project (or session) was deleted since it was checked.
-            raise ProjectNotFound(values["project_id"]) from None
-        assert row is not None  # INSERT … RETURNING always returns the row
-        data = dict(zip(_COLUMN_NAMES, row, strict=True))
-        data["status"] = TemplateStatus(data["status"])
-        return schemas.Template.model_construct(**data)
+            raise ProjectNotFound(values["project_id"])
+        return created
 
     async def create(self, actor: Actor, data: schemas.TemplateCreate) -> schemas.Template:
         """A template made directly, with version 1.0.0."""
@@ -266,17 +181,10 @@ class TemplateService:
         return await self._insert(values, actor)
 
     async def _lock(self, actor: Actor, template_id: str) -> dict[str, Any]:
-        conn = await self.session.connection()
-        statement = (
-            select(*_COLUMNS, Project.user_id.label("owner_id"))
-            .join(Project, Project.id == TemplateRow.project_id)
-            .where(TemplateRow.id == template_id)
-            .with_for_update(of=TemplateRow)
-        )
-        row = (await conn.execute(statement)).first()
-        if row is None or not may_read(actor, _row_dict(row)):
+        row = await self.repository.lock(template_id)
+        if row is None or not may_read(actor, row):
             raise TemplateNotFound(template_id)
-        return _row_dict(row)
+        return row
 
     async def _new_version(
         self,
@@ -292,37 +200,25 @@ class TemplateService:
         if after == before:
             return schemas.Template.model_validate(current)
         version = versioning.bump(current["version"], kind)
-        conn = await self.session.connection()
         try:
-            async with conn.begin_nested():
-                row = (
-                    await conn.execute(
-                        update(TemplateRow)
-                        .where(TemplateRow.id == current["id"])
-                        .values(**changes, version=version)
-                        .returning(*_COLUMNS)
-                    )
-                ).one()
-                await conn.execute(
-                    insert(VersionRow).values(
-                        id=new_id(),
-                        template_id=current["id"],
-                        version=version,
-                        changes={
-                            "summary": summary,
-                            "by": actor.id,
-                            "fields": versioning.change_log(before, after),
-                        },
-                        content=after,
-                    )
-                )
+            row = await self.repository.update_with_version(
+                current["id"],
+                changes=changes,
+                version=version,
+                change_log={
+                    "summary": summary,
+                    "by": actor.id,
+                    "fields": versioning.change_log(before, after),
+                },
+                content=after,
+            )
         except IntegrityError as exc:
             raise Conflict(
                 f"template {current['id']} already has version {version}; retry the change",
                 field="version",
             ) from exc
         await invalidate_now(self.session, self.cache, self.cache_key(current["id"]))
-        return schemas.Template.model_validate(_row_dict(row))
+        return schemas.Template.model_validate(row)
 
     async def update(
         self, actor: Actor, template_id: str, data: schemas.TemplateUpdate
@@ -371,17 +267,9 @@ class TemplateService:
             )
         if status not in REVIEWER_MOVES and not actor.may_access(current["owner_id"]):
             raise NotAllowed("only the owner or an ADMIN may do this", field="status")
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                update(TemplateRow)
-                .where(TemplateRow.id == template_id)
-                .values(status=status)
-                .returning(*_COLUMNS)
-            )
-        ).one()
+        row = await self.repository.set_status(template_id, status)
         await invalidate_now(self.session, self.cache, self.cache_key(template_id))
-        return schemas.Template.model_validate(_row_dict(row))
+        return schemas.Template.model_validate(row)
 
     async def delete(self, actor: Actor, template_id: str) -> None:
         """Delete a template, its versions and (after commit) its stored objects."""
@@ -390,15 +278,8 @@ class TemplateService:
             raise NotAllowed(
                 "only the owner or an ADMIN may delete a template", field="template_id"
             )
-        conn = await self.session.connection()
-        keys = list(
-            (
-                await conn.execute(
-                    select(StoredObject.key).where(StoredObject.template_id == template_id)
-                )
-            ).scalars()
-        )
-        await conn.execute(delete(TemplateRow).where(TemplateRow.id == template_id))
+        keys = await self.repository.object_keys(template_id)
+        await self.repository.delete(template_id)
         await invalidate_now(self.session, self.cache, self.cache_key(template_id))
         if keys and self.store is not None:
             store = self.store
@@ -411,39 +292,22 @@ class TemplateService:
     # --- versions ------------------------------------------------------------------------
 
     async def _version_row(self, template_id: str, version: str) -> dict[str, Any]:
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                select(VersionRow).where(
-                    VersionRow.template_id == template_id, VersionRow.version == version
-                )
-            )
-        ).first()
+        row = await self.repository.version(template_id, version)
         if row is None:
             raise TemplateVersionNotFound(template_id, version)
-        return dict(row._mapping)
+        return row
 
     async def list_versions(
         self, actor: Actor, template_id: str, params: PageParams
     ) -> Page[schemas.TemplateVersion]:
         """Versions, newest (highest) first; the cursor is the last version seen."""
         await self.get_data(actor, template_id)
-        conn = await self.session.connection()
-        order = func.string_to_array(VersionRow.version, ".").cast(ARRAY(Integer))
-        statement = select(VersionRow).where(VersionRow.template_id == template_id)
+        last = None
         if params.cursor:
             if not SEMVER.match(params.cursor):
                 raise ValidationFailed("invalid pagination cursor", field="cursor")
             last = [int(p) for p in params.cursor.split(".")]
-            statement = statement.where(order < cast(last, ARRAY(Integer)))
-        statement = statement.order_by(order.desc()).limit(params.limit + 1)
-        rows = [
-            schemas.TemplateVersion.model_validate(dict(r._mapping))
-            for r in (await conn.execute(statement)).all()
-        ]
-        items = rows[: params.limit]
-        more = len(rows) > params.limit
-        return Page(items, items[-1].version if more else None)
+        return await self.repository.page_of_versions(template_id, limit=params.limit, before=last)
 
     async def get_version(
         self, actor: Actor, template_id: str, version: str

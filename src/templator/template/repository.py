@@ -1,0 +1,242 @@
+"""All SQL about templates and their versions.
+
+Creating a template (with its version 1.0.0, in one statement) and loading one by id
+are hot paths: raw psycopg on the session's own connection (kit/raw.py). The rest is
+SQLAlchemy Core. `lock` takes the template row FOR UPDATE, so concurrent edits of one
+template serialise; the unique (template_id, version) constraint is the last line of
+defence, and `update_with_version` lets its IntegrityError through to the service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+from sqlalchemy import Integer, cast, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from templator.kit.ids import new_id
+from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
+from templator.kit.raw import driver_connection
+from templator.models import Project, StoredObject, TemplateStatus
+from templator.models import Template as TemplateRow
+from templator.models import TemplateVersion as VersionRow
+from templator.template import schemas
+
+_COLUMNS = [c for c in TemplateRow.__table__.columns if c.name != "search_vector"]
+_COLUMN_NAMES = [c.name for c in _COLUMNS]
+_INSERT_WITH_VERSION = f"""
+WITH created AS (
+    INSERT INTO templates (id, version, project_id, session_id, name, description,
+        html_content, css_content, js_content, hubspot_config, tags, quality_score)
+    VALUES (%(id)s, '1.0.0', %(project_id)s, %(session_id)s, %(name)s, %(description)s,
+        %(html_content)s, %(css_content)s, %(js_content)s, %(hubspot_config)s,
+        %(tags)s::text[], %(quality_score)s)
+    RETURNING {", ".join(_COLUMN_NAMES)}
+), version AS (
+    INSERT INTO template_versions (id, template_id, version, changes, content)
+    SELECT %(version_id)s, created.id, '1.0.0', %(changes)s, %(content)s FROM created
+)
+SELECT * FROM created
+"""
+
+_LOAD_NAMES = [*_COLUMN_NAMES, "owner_id"]
+_LOAD = (
+    f"SELECT {', '.join(f't.{name}' for name in _COLUMN_NAMES)}, p.user_id "
+    "FROM templates t JOIN projects p ON p.id = t.project_id WHERE t.id = %s"
+)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    data["tags"] = list(data.get("tags") or [])
+    return data
+
+
+class TemplateRepository:
+    """Reads and writes of templates, template_versions and their stored-object keys,
+    on the caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- templates -----------------------------------------------------------------------
+
+    async def load(self, template_id: str) -> dict[str, Any] | None:
+        """The template's columns plus `owner_id` (one round trip), or None."""
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(_LOAD, (template_id,))
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip(_LOAD_NAMES, row, strict=True))
+
+    async def project_owner(self, project_id: str) -> str | None:
+        """The user owning the project, or None when it does not exist."""
+        conn = await self.session.connection()
+        return (
+            await conn.execute(select(Project.user_id).where(Project.id == project_id))
+        ).scalar_one_or_none()
+
+    async def page_of_project(self, project_id: str, params: PageParams) -> Page[schemas.Template]:
+        """A project's templates, newest first."""
+        conn = await self.session.connection()
+        statement = paginate_newest_first(
+            select(*_COLUMNS).where(TemplateRow.project_id == project_id),
+            created_at=TemplateRow.created_at,
+            id_column=TemplateRow.id,
+            params=params,
+        )
+        rows = [
+            schemas.Template.model_validate(_row_dict(r))
+            for r in (await conn.execute(statement)).all()
+        ]
+        return make_page(rows, params=params, key=lambda t: (t.created_at, t.id))
+
+    async def insert_with_version(
+        self, values: dict[str, Any], *, changes: dict[str, Any], content: dict[str, Any]
+    ) -> schemas.Template | None:
+        """The template and its version 1.0.0 in one statement on the driver connection;
+        None when the project (or session) does not exist any more."""
+        params = {
+            "id": new_id(),
+            "version_id": new_id(),
+            "project_id": values["project_id"],
+            "session_id": values.get("session_id"),
+            "name": values["name"],
+            "description": values.get("description"),
+            "html_content": values["html_content"],
+            "css_content": values.get("css_content"),
+            "js_content": values.get("js_content"),
+            "hubspot_config": Jsonb(values["hubspot_config"], dumps=_dumps),
+            "tags": values.get("tags") or [],
+            "quality_score": values.get("quality_score"),
+            "changes": Jsonb(changes, dumps=_dumps),
+            "content": Jsonb(content, dumps=_dumps),
+        }
+        raw = await driver_connection(self.session)
+        try:
+            async with raw.cursor() as cursor:
+                await cursor.execute(_INSERT_WITH_VERSION, params)
+                row = await cursor.fetchone()
+        except psycopg.errors.ForeignKeyViolation:
+            return None
+        assert row is not None  # INSERT … RETURNING always returns the row
+        data = dict(zip(_COLUMN_NAMES, row, strict=True))
+        data["status"] = TemplateStatus(data["status"])
+        return schemas.Template.model_construct(**data)
+
+    async def lock(self, template_id: str) -> dict[str, Any] | None:
+        """The template's columns plus `owner_id`, its row locked FOR UPDATE; or None."""
+        conn = await self.session.connection()
+        statement = (
+            select(*_COLUMNS, Project.user_id.label("owner_id"))
+            .join(Project, Project.id == TemplateRow.project_id)
+            .where(TemplateRow.id == template_id)
+            .with_for_update(of=TemplateRow)
+        )
+        row = (await conn.execute(statement)).first()
+        return None if row is None else _row_dict(row)
+
+    async def update_with_version(
+        self,
+        template_id: str,
+        *,
+        changes: dict[str, Any],
+        version: str,
+        change_log: dict[str, Any],
+        content: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Apply `changes` at `version` and record that version, both in one savepoint.
+
+        Raises IntegrityError (the savepoint rolled back) when the version exists.
+        """
+        conn = await self.session.connection()
+        async with conn.begin_nested():
+            row = (
+                await conn.execute(
+                    update(TemplateRow)
+                    .where(TemplateRow.id == template_id)
+                    .values(**changes, version=version)
+                    .returning(*_COLUMNS)
+                )
+            ).one()
+            await conn.execute(
+                insert(VersionRow).values(
+                    id=new_id(),
+                    template_id=template_id,
+                    version=version,
+                    changes=change_log,
+                    content=content,
+                )
+            )
+        return _row_dict(row)
+
+    async def set_status(self, template_id: str, status: TemplateStatus) -> dict[str, Any]:
+        """Set the (existing) template's status; its columns."""
+        conn = await self.session.connection()
+        row = (
+            await conn.execute(
+                update(TemplateRow)
+                .where(TemplateRow.id == template_id)
+                .values(status=status)
+                .returning(*_COLUMNS)
+            )
+        ).one()
+        return _row_dict(row)
+
+    async def object_keys(self, template_id: str) -> list[str]:
+        """Keys of the stored objects belonging to the template."""
+        conn = await self.session.connection()
+        return list(
+            (
+                await conn.execute(
+                    select(StoredObject.key).where(StoredObject.template_id == template_id)
+                )
+            ).scalars()
+        )
+
+    async def delete(self, template_id: str) -> None:
+        """Delete the template (its versions go with it)."""
+        conn = await self.session.connection()
+        await conn.execute(delete(TemplateRow).where(TemplateRow.id == template_id))
+
+    # --- versions ------------------------------------------------------------------------
+
+    async def version(self, template_id: str, version: str) -> dict[str, Any] | None:
+        """One version row, or None."""
+        conn = await self.session.connection()
+        row = (
+            await conn.execute(
+                select(VersionRow).where(
+                    VersionRow.template_id == template_id, VersionRow.version == version
+                )
+            )
+        ).first()
+        return None if row is None else dict(row._mapping)
+
+    async def page_of_versions(
+        self, template_id: str, *, limit: int, before: list[int] | None
+    ) -> Page[schemas.TemplateVersion]:
+        """Versions, highest first, below `before` (the parts of the last version seen)."""
+        conn = await self.session.connection()
+        order = func.string_to_array(VersionRow.version, ".").cast(ARRAY(Integer))
+        statement = select(VersionRow).where(VersionRow.template_id == template_id)
+        if before is not None:
+            statement = statement.where(order < cast(before, ARRAY(Integer)))
+        statement = statement.order_by(order.desc()).limit(limit + 1)
+        rows = [
+            schemas.TemplateVersion.model_validate(dict(r._mapping))
+            for r in (await conn.execute(statement)).all()
+        ]
+        items = rows[:limit]
+        more = len(rows) > limit
+        return Page(items, items[-1].version if more else None)
