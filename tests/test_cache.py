@@ -129,3 +129,18 @@ async def test_mass_invalidation_drops_every_key_then_publishes_once(redis: Redi
             received.append(message["data"])
     assert received == [b'{"n":1}', b'{"n":2}']
     await pubsub.aclose()
+
+
+async def test_peek_reads_raw_values_and_a_failure_marks_redis_down(
+    private_redis: LocalRedis, cache_on: Cache
+) -> None:
+    key = cache_on.key("thing", "peek")
+    await cache_on.redis.set(key, b'{"v":1}')
+    assert await cache_on.peek(key, cache_on.key("thing", "absent")) == [b'{"v":1}', None]
+    assert cache_on.stats.hits == 0  # peeking counts nothing; the caller counts what it serves
+
+    assert private_redis.process is not None
+    private_redis.process.terminate()
+    private_redis.process.wait(10)
+    assert await cache_on.peek(key) is None
+    assert not cache_on.available  # the next lookups bypass at once instead of retrying

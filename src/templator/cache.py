@@ -157,6 +157,26 @@ class Cache:
             self._bypass()
         return await loader()
 
+    async def peek(self, *keys: str) -> list[Any] | None:
+        """The raw cached values of `keys` in one MGET, for a caller that decodes them
+        itself and falls back to `get_or_load` on any miss; None while Redis is
+        unavailable (a failure here marks it down, as a lookup would). Counts nothing:
+        the caller counts what it serves with `count_hits`."""
+        if not self.available:
+            return None
+        try:
+            values: list[Any] = await self.redis.mget(*keys)
+        except RedisError as exc:
+            self._mark_down(exc)
+            return None
+        self._mark_up()
+        return values
+
+    def count_hits(self, n: int) -> None:
+        """Count `n` hits served from values read with `peek`."""
+        self.stats.hits += n
+        CACHE_REQUESTS.labels("hit").inc(n)
+
     async def _store(self, key: str, generation: str, data: Any, ttl: int | None) -> None:
         payload = orjson.dumps(data)
         try:

@@ -16,15 +16,13 @@ import re
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from templator.auth.service import parse, record_key, verify
-from templator.cache import CACHE_REQUESTS
 from templator.connections import Connections
 from templator.exceptions import Unauthorized
 from templator.kit.ids import ID_PATTERN
-from templator.template.service import may_read, template_key
+from templator.template.service import may_read, public_json, template_key
 
 PREFIX = "/api/v1/templates/"
 ROUTE_PATH = "/api/v1/templates/{template_id}"
@@ -75,27 +73,18 @@ class TemplateReadFastPath:
             return None
         conns: Connections = scope["app"].state.connections
         cache = conns.cache
-        if not cache.available:
-            return None
+        cached = await cache.peek(record_key(cache, prefix), template_key(cache, template_id))
+        if cached is None or cached[0] is None or cached[1] is None:
+            return None  # Redis down or a miss: the route loads (and bypasses or caches)
         try:
-            record_raw, template_raw = await cache.redis.mget(
-                record_key(cache, prefix), template_key(cache, template_id)
-            )
-        except RedisError:
-            return None  # the route notices, bypasses and logs it
-        if record_raw is None or template_raw is None:
-            return None
-        try:
-            actor = verify(orjson.loads(record_raw), secret)
+            actor = verify(orjson.loads(cached[0]), secret)
         except Unauthorized:
             return None
-        data: dict[str, Any] = orjson.loads(template_raw)
+        data: dict[str, Any] = orjson.loads(cached[1])
         if not may_read(actor, data):
             return None
-        cache.stats.hits += 2
-        CACHE_REQUESTS.labels("hit").inc(2)
-        del data["owner_id"]
-        return orjson.dumps(data)
+        cache.count_hits(2)
+        return public_json(data)
 
 
 def _bearer(scope: Scope) -> str | None:

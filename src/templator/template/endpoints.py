@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Query, Request, status
 from starlette.responses import Response
 
@@ -17,7 +16,7 @@ from templator.kit.validation import IdPath, VersionPath
 from templator.models.enums import TemplateStatus
 from templator.template import schemas
 from templator.template.search import TemplateQuery, search_templates
-from templator.template.service import TemplateService
+from templator.template.service import TemplateService, public_json
 
 router = APIRouter(tags=["templates"])
 VERSION = r"^\d+\.\d+\.\d+$"
@@ -31,8 +30,7 @@ async def get_template(template_id: IdPath, actor: CurrentActor, conns: Conns) -
     """A template (served from the cache, encoded once)."""
     async with read_session(conns.read_sessionmaker) as session:
         data = await TemplateService(session, conns.cache).get_data(actor, template_id)
-    body = {k: v for k, v in data.items() if k != "owner_id"}
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(public_json(data), media_type="application/json")
 
 
 @router.post(
