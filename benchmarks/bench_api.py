@@ -50,18 +50,13 @@ end
 """
 
 
-def _ensure(tool: str) -> str:
-    """A load tool from Debian's packages (wrk, hey), installed on first use."""
-    found = shutil.which(tool)
+def ensure_wrk() -> str:
+    """wrk from Debian's packages, installed on first use where apt is available."""
+    found = shutil.which("wrk")
     if found:
         return found
-    subprocess.run(["apt-get", "install", "-y", "-qq", tool], check=True, capture_output=True)
-    return shutil.which(tool) or tool
-
-
-def ensure_wrk() -> str:
-    """wrk from Debian's packages (installed on first use where apt is available)."""
-    return _ensure("wrk")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk") or "wrk"
 
 
 def wrk(url: str, *, token: str, connections: int, seconds: int) -> dict[str, float]:
