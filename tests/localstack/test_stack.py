@@ -21,6 +21,7 @@ from redis import Redis
 
 from templator.config import PROJECT_ROOT, Settings
 from templator.localstack import LocalStack, LocalStackError, discover_running_stack
+from templator.localstack import postgres as local_postgres
 from templator.localstack import redis as local_redis
 from templator.localstack.postgres import LocalPostgres
 from templator.localstack.process import ProcessRecord, die_with_parent, is_alive
@@ -42,11 +43,41 @@ def var_dir() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_an_unreachable_var_dir_is_refused_with_the_fix(tmp_path: Path) -> None:
+def _private_folder(tmp_path: Path) -> Path:
     if os.geteuid() != 0:
         pytest.skip("only root hands PostgreSQL to the postgres account")
     private = tmp_path / "private"
-    private.mkdir(mode=0o700)
+    private.mkdir(mode=0o700)  # like a `mktemp -d` parent or a 0700 home
+    return private
+
+
+def test_a_folder_postgres_cannot_enter_is_granted_search_for_it_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    private = _private_folder(tmp_path)
+    if local_postgres.setfacl_binary() is None:
+        pytest.skip("setfacl (Debian's acl) is not installed")
+    postgres = LocalPostgres(private / "var" / "postgres", socket_dir=private / "var" / "run")
+    try:
+        postgres.start()
+        postgres.wait_ready()
+    finally:
+        postgres.stop()
+    assert any("granted 'postgres' search access" in r.getMessage() for r in caplog.records)
+    # One named entry for postgres; the owning group and others still get nothing (the
+    # group bits of st_mode now show the ACL mask, so read the ACL itself).
+    acl = subprocess.run(["getfacl", "-cp", str(private)], capture_output=True, text=True)
+    entries = acl.stdout.splitlines()
+    assert "user:postgres:--x" in entries
+    assert "group::---" in entries and "other::---" in entries
+    assert private.stat().st_mode & 0o007 == 0
+
+
+def test_without_setfacl_an_unreachable_var_dir_is_refused_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private = _private_folder(tmp_path)
+    monkeypatch.setattr(local_postgres, "setfacl_binary", lambda: None)
     settings = Settings(_env_file=None, var_dir=private / "var")  # type: ignore[call-arg]
     with pytest.raises(LocalStackError, match="chmod o\\+x"):
         LocalStack(settings).start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import pwd
 import re
@@ -33,6 +34,8 @@ from templator.localstack.process import (
     stop,
     wait_until,
 )
+
+log = logging.getLogger("templator.localstack")
 
 MIN_MAJOR = 15
 USER = "templator"
@@ -119,6 +122,11 @@ def short_socket_dir(wanted: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"templator-pg-{digest}"
 
 
+def setfacl_binary() -> str | None:
+    """`setfacl`, when the machine has it."""
+    return shutil.which("setfacl")
+
+
 class LocalPostgres:
     """initdb on first start, then `postgres` in the foreground as our child."""
 
@@ -155,26 +163,47 @@ class LocalPostgres:
         if self.run_as:
             os.chown(path, self._account.pw_uid, self._account.pw_gid)
 
-    def _check_reachable(self) -> None:
-        """When we are root, PostgreSQL runs as `postgres`: it must be able to reach var/."""
+    def _ensure_reachable(self) -> None:
+        """When we are root, PostgreSQL runs as `postgres`: it must be able to reach var/.
+
+        A folder on the way that the account may not enter (a `mktemp -d` parent, a 0700
+        home) gets one POSIX ACL entry granting that account search (`x`) only — not
+        read, and nobody else — with a warning naming it. Without `setfacl` (Debian's
+        `acl`, which scripts/install-system-deps.sh installs) the start is refused with
+        the fix.
+        """
         if not self.run_as:
             return
-        for folder in [self.root, *self.root.parents]:
-            if not folder.exists():
+        existing = [f for f in [self.root, *self.root.parents] if f.exists()]
+        if not existing or self._can_enter(existing[0]):
+            return
+        for folder in reversed(existing):  # from / down, so each test sees the path open
+            if self._can_enter(folder):
                 continue
-            info = folder.stat()
-            if info.st_uid == self._account.pw_uid:
-                continue
-            bit = 0o010 if info.st_gid == self._account.pw_gid else 0o001
-            if not info.st_mode & bit:
+            setfacl = setfacl_binary()
+            if setfacl is None:
                 raise LocalStackError(
                     f"PostgreSQL refuses to run as root, so it runs as {self.run_as!r}, which "
-                    f"cannot enter {folder}: make it traversable (chmod o+x {folder}) or "
-                    "set VAR_DIR to a folder under a traversable path"
+                    f"cannot enter {folder}: install `acl` (setfacl) to let this be granted, "
+                    f"make it traversable (chmod o+x {folder}), or set VAR_DIR to a folder "
+                    "under a traversable path"
                 )
+            subprocess.run([setfacl, "-m", f"u:{self.run_as}:x", str(folder)], check=True)
+            log.warning(
+                "granted %r search access (ACL u:%s:x) to %s so PostgreSQL can reach %s",
+                self.run_as,
+                self.run_as,
+                folder,
+                self.root,
+            )
+
+    def _can_enter(self, folder: Path) -> bool:
+        """Whether the account PostgreSQL runs as can reach `folder` (asked as that account)."""
+        probe = subprocess.run(["test", "-x", str(folder)], user=self.run_as, check=False)
+        return probe.returncode == 0
 
     def _prepare_dirs(self) -> None:
-        self._check_reachable()
+        self._ensure_reachable()
         for folder in (self.root, self.socket_dir):
             folder.mkdir(parents=True, exist_ok=True)
             self._chown(folder)
