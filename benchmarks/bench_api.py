@@ -142,6 +142,7 @@ async def _open_loop(
 
 def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     templator = str(Path(sys.executable).parent / "templator")
+    SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen(
         [templator, "serve", "--port", str(port), "--workers", "2", "--no-access-log"],
         env=env,

@@ -47,6 +47,7 @@ def create_app(
         try:
             if conns.store is not None:
                 await asyncio.to_thread(conns.store.ensure_bucket)
+            await conns.open_read_pool()
             # Everything made so far (modules, routes, models) lives as long as the
             # process: keep it out of the cyclic collector's scans, which otherwise walk
             # it all on every full collection — pauses of tens of ms under load.
@@ -62,6 +63,7 @@ def create_app(
         version="0.1.0",
         description="Users, projects, AI sessions, templates, logs and HubSpot module export.",
         lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     # Innermost first: add_middleware wraps what was added before.

@@ -116,8 +116,7 @@ class Cache:
             self._outage_logged = False
 
     def _bypass(self) -> None:
-        self.stats.bypasses += 1
-        CACHE_BYPASS.inc()
+        self.count_bypasses(1)
 
     async def get_or_load(
         self,
@@ -176,6 +175,12 @@ class Cache:
         """Count `n` hits served from values read with `peek`."""
         self.stats.hits += n
         CACHE_REQUESTS.labels("hit").inc(n)
+
+    def count_bypasses(self, n: int) -> None:
+        """Count `n` lookups served from the source of truth while Redis was unavailable
+        (what `peek` returning None led to)."""
+        self.stats.bypasses += n
+        CACHE_BYPASS.inc(n)
 
     async def _store(self, key: str, generation: str, data: Any, ttl: int | None) -> None:
         payload = orjson.dumps(data)

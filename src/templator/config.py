@@ -53,6 +53,14 @@ class Settings(BaseSettings):
         description="with pre-ping on, test only connections idle at least this many "
         "seconds (0 = test on every checkout)",
     )
+    db_read_pool_size: int = Field(
+        default=8,
+        ge=0,
+        le=100,
+        description="API only: connections per process for the hot read's fast path "
+        "(GET template while Redis is unavailable); 0 = off, those reads go through the "
+        "route and the main pool",
+    )
     db_connect_timeout: int = Field(default=2, ge=1, le=60, description="seconds")
     db_statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 = no limit")
     db_echo: bool = False

@@ -88,6 +88,8 @@ class Connections:
         self.read_sessionmaker: async_sessionmaker[AsyncSession] = postgres.create_sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
+        # The hot read's fast path (api/fastpath.py); opened by the API's lifespan.
+        self.read_pool: postgres.ReadPool | None = None
         self.redis: Redis = redis_factory.create_client(settings, url=urls.redis_url, role=role)
         self.cache = Cache(
             self.redis, namespace=settings.cache_namespace, default_ttl=settings.cache_ttl_seconds
@@ -122,8 +124,19 @@ class Connections:
     ) -> None:
         await self.close()
 
+    async def open_read_pool(self) -> None:
+        """Open the hot-read pool (`postgres.ReadPool`) unless DB_READ_POOL_SIZE is 0 or
+        it is open already. It connects on first use."""
+        if self.read_pool is None and self.settings.db_read_pool_size > 0:
+            pool = postgres.ReadPool(self.settings, url=self.urls.database_url, role=self.role)
+            await pool.open()
+            self.read_pool = pool
+
     async def close(self) -> None:
-        """Close the pool and the client; safe to call twice."""
+        """Close the pools and the client; safe to call twice."""
+        if self.read_pool is not None:
+            await self.read_pool.close()
+            self.read_pool = None
         await self.engine.dispose()
         await self.redis.aclose()
 

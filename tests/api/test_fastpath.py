@@ -1,22 +1,26 @@
 """The cached-read fast path answers exactly what the route would, and nothing else.
 
 `TemplateReadFastPath` may answer a GET of a template only when the token record and the
-template are both cached and the same checks as the route pass; every other request must
-fall through to the route. A spy on the fast path records what it answered.
+template are both cached, or Redis is unavailable and one statement on the read pool finds
+both, and the same checks as the route pass; every other request must fall through to the
+route. A spy on the fast path records what it answered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
-from templator.api.fastpath import TemplateReadFastPath
+from templator.api.fastpath import READ_POOL_FALLBACKS, TemplateReadFastPath
 from templator.connections import Connections
 from templator.models import UserRole
 from tests.api.conftest import Caller
+from tests.support import servers
 from tests.support.factories import hubspot_config
 
 MakeCaller = Callable[..., Coroutine[Any, Any, Caller]]
@@ -152,22 +156,99 @@ async def test_missing_or_malformed_credentials_get_the_routes_401(
     assert answered[-1] is False
 
 
-async def test_redis_down_falls_through_and_the_route_serves_from_postgres(
+@contextmanager
+def _redis_down(conns: Connections) -> Iterator[None]:
+    conns.cache._mark_down(ConnectionError("test: Redis marked unreachable"))
+    try:
+        yield
+    finally:
+        conns.cache._down_until = 0.0
+
+
+@contextmanager
+def _without_read_pool(conns: Connections) -> Iterator[None]:
+    pool, conns.read_pool = conns.read_pool, None
+    try:
+        yield
+    finally:
+        conns.read_pool = pool
+
+
+async def test_redis_down_a_read_is_answered_from_postgres_with_the_routes_exact_bytes(
     client: httpx.AsyncClient,
     make_caller: MakeCaller,
     answered: list[bool],
     store_connections: Connections,
 ) -> None:
     owner = await make_caller()
+    tid = await _template(client, owner, tags=["hero"], description="Top of the page")
+    with _redis_down(store_connections):
+        with _without_read_pool(store_connections):
+            by_route = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+        bypasses = store_connections.cache.stats.bypasses
+        by_fast_path = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+
+    assert answered == [False, True]
+    assert by_route.status_code == by_fast_path.status_code == 200
+    assert by_fast_path.content == by_route.content
+    assert by_fast_path.headers["content-type"] == by_route.headers["content-type"]
+    assert by_fast_path.json()["id"] == tid and "owner_id" not in by_fast_path.json()
+    assert store_connections.cache.stats.bypasses == bypasses + 2  # token and template
+    cached = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+    assert cached.content == by_route.content  # and the same as Redis serves afterwards
+
+
+async def test_redis_down_refusals_fall_through_to_the_routes_answers(
+    client: httpx.AsyncClient,
+    make_caller: MakeCaller,
+    answered: list[bool],
+    store_connections: Connections,
+) -> None:
+    """Another user's template, an unknown template, an unknown or revoked token: the
+    fast path answers none of them; the route gives each its 404 or 401."""
+    owner, stranger = await make_caller(), await make_caller()
     tid = await _template(client, owner)
-    for _ in range(2):
-        await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
-    cache = store_connections.cache
-    cache._mark_down(ConnectionError("test: Redis marked unreachable"))
-    try:
-        response = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
-    finally:
-        cache._down_until = 0.0
-    assert response.status_code == 200
-    assert response.json()["id"] == tid
-    assert answered[-1] is False
+    token_id = (await client.get("/api/v1/tokens", headers=stranger.headers)).json()[0]["id"]
+    unknown_token = {"Authorization": f"Bearer tpl_{'0' * 12}_{'x' * 43}"}
+    with _redis_down(store_connections):
+        stranger_read = await client.get(f"/api/v1/templates/{tid}", headers=stranger.headers)
+        missing = await client.get(f"/api/v1/templates/{'z' * 25}", headers=owner.headers)
+        unknown = await client.get(f"/api/v1/templates/{tid}", headers=unknown_token)
+        revoked = await client.delete(f"/api/v1/tokens/{token_id}", headers=stranger.headers)
+        assert revoked.status_code == 200, revoked.text
+        after_revoke = await client.get(f"/api/v1/templates/{tid}", headers=stranger.headers)
+
+    assert (stranger_read.status_code, missing.status_code) == (404, 404)
+    assert (unknown.status_code, after_revoke.status_code) == (401, 401)
+    assert after_revoke.json()["detail"] == "this API token has been revoked"
+    assert answered == [False, False, False, False]
+
+
+async def test_redis_down_a_killed_read_connection_costs_no_request(
+    client: httpx.AsyncClient,
+    make_caller: MakeCaller,
+    answered: list[bool],
+    store_connections: Connections,
+) -> None:
+    """The pool's connections are killed under it: the read in flight falls through to
+    the route (200 all the same) and the next ones are answered again."""
+    owner = await make_caller()
+    tid = await _template(client, owner)
+    with _redis_down(store_connections):
+        assert (await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)).is_success
+        with psycopg.connect(servers.ADMIN_DATABASE_URL, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'templator-test-reads'"
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        fallbacks = READ_POOL_FALLBACKS._value.get()
+        statuses = [
+            (await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)).status_code
+            for _ in range(3)
+        ]
+    assert statuses == [200, 200, 200]
+    assert answered[0] is True and answered[-1] is True
+    # A read that met the dead connection fell through, and was counted; or the pool had
+    # already seen the socket close and reconnected.
+    assert READ_POOL_FALLBACKS._value.get() - fallbacks == answered.count(False)

@@ -1,13 +1,20 @@
-"""The hottest read, `GET /api/v1/templates/{id}`, answered from Redis in one round trip.
+"""The hottest read, `GET /api/v1/templates/{id}`, answered in one round trip.
 
-Measured (docs/benchmarks.md): on a cache hit the FastAPI route spends most of its time
-in routing, dependency injection and a second Redis round trip for the token, not in
-work of its own. This ASGI layer sits in front of the router and answers only the one
-case it can prove: a well-formed bearer token whose record is cached, that `verify`
-accepts, and a cached template that `may_read` allows — the same functions, keys and
-bytes as the route. One MGET fetches both. Everything else (no or bad credentials,
-revoked or expired tokens, a miss, another user's template, Redis down) falls through
-untouched to the FastAPI route, which owns every error, every load and every refusal.
+Measured (docs/benchmarks.md): the FastAPI route spends most of its time in routing,
+dependency injection, sessions and a second round trip for the token, not in work of
+its own. This ASGI layer sits in front of the router and answers only the cases it can
+prove, with the same functions and bytes as the route:
+
+* Redis up: a well-formed bearer token whose record is cached, that `verify` accepts,
+  and a cached template that `may_read` allows. One MGET fetches both.
+* Redis unavailable (every read would go to PostgreSQL): the token's lookup and the
+  template's load as one statement (`load_with_token`) on the small asyncpg pool
+  `Connections.read_pool`, then the same `verify`, `may_read` and JSON form.
+
+Everything else — no or bad credentials, revoked or expired tokens, a cache miss while
+Redis is up (the route loads and fills the cache), an unknown or another user's
+template, any database error — falls through untouched to the FastAPI route, which
+owns every error, every load and every refusal.
 """
 
 from __future__ import annotations
@@ -16,14 +23,22 @@ import re
 from typing import Any
 
 import orjson
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from templator.auth.service import parse, record_key, verify
+from templator.auth.service import parse, record_key, token_record, verify
 from templator.connections import Connections
 from templator.exceptions import Unauthorized
 from templator.kit.ids import ID_PATTERN
-from templator.template.service import may_read, public_json, template_key
+from templator.postgres import ReadUnavailable
+from templator.template.repository import load_with_token
+from templator.template.service import may_read, public_json, template_json, template_key
 
+READ_POOL_FALLBACKS = Counter(
+    "templator_read_pool_fallbacks_total",
+    "Hot reads the asyncpg read pool could not answer (no connection in time, a lost "
+    "connection, a database error); each went through the route instead",
+)
 PREFIX = "/api/v1/templates/"
 ROUTE_PATH = "/api/v1/templates/{template_id}"
 _ID = re.compile(ID_PATTERN.pattern.removeprefix("^").removesuffix("$"))
@@ -74,8 +89,10 @@ class TemplateReadFastPath:
         conns: Connections = scope["app"].state.connections
         cache = conns.cache
         cached = await cache.peek(record_key(cache, prefix), template_key(cache, template_id))
-        if cached is None or cached[0] is None or cached[1] is None:
-            return None  # Redis down or a miss: the route loads (and bypasses or caches)
+        if cached is None:
+            return await _from_database(conns, prefix, secret, template_id)
+        if cached[0] is None or cached[1] is None:
+            return None  # a miss: the route loads and caches
         try:
             actor = verify(orjson.loads(cached[0]), secret)
         except Unauthorized:
@@ -85,6 +102,31 @@ class TemplateReadFastPath:
             return None
         cache.count_hits(2)
         return public_json(data)
+
+
+async def _from_database(
+    conns: Connections, prefix: str, secret: str, template_id: str
+) -> bytes | None:
+    """Redis is unavailable: the token and the template in one statement."""
+    pool = conns.read_pool
+    if pool is None:
+        return None
+    try:
+        found = await load_with_token(pool, prefix, template_id)
+    except ReadUnavailable:
+        READ_POOL_FALLBACKS.inc()
+        return None  # the route tries again on the main pool and owns the error
+    if found is None or found[1] is None:
+        return None  # no such token or template: the route's 401 or 404
+    try:
+        actor = verify(token_record(found[0]), secret)
+    except Unauthorized:
+        return None
+    data = template_json(found[1])
+    if not may_read(actor, data):
+        return None
+    conns.cache.count_bypasses(2)
+    return public_json(data)
 
 
 def _bearer(scope: Scope) -> str | None:

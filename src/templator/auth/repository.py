@@ -13,7 +13,7 @@ from templator.kit.ids import new_id
 from templator.kit.raw import driver_connection
 from templator.models import ApiToken
 
-_LOOKUP = (
+LOOKUP = (
     "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at "
     "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.prefix = %s"
 )
@@ -82,7 +82,7 @@ class TokenRepository:
         """The token with this prefix and its user's role (one round trip), or None."""
         raw = await driver_connection(self.session)
         async with raw.cursor() as cursor:
-            await cursor.execute(_LOOKUP, (prefix,))
+            await cursor.execute(LOOKUP, (prefix,))
             row = await cursor.fetchone()
         return None if row is None else TokenLookup(*row)
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.auth import schemas
-from templator.auth.repository import TokenRepository
+from templator.auth.repository import TokenLookup, TokenRepository
 from templator.cache import Cache
 from templator.exceptions import NotFound, Unauthorized
 from templator.kit.actor import Actor
@@ -42,6 +42,17 @@ def verify(record: dict[str, Any] | None, secret: str) -> Actor:
     if record["expires"] is not None and record["expires"] < datetime.now(UTC).timestamp():
         raise Unauthorized("this API token has expired; create a new one")
     return Actor(record["user_id"], UserRole(record["role"]))
+
+
+def token_record(row: TokenLookup) -> dict[str, Any]:
+    """The cached (JSON-ready) record of a looked-up token, as `verify` reads it."""
+    return {
+        "user_id": row.user_id,
+        "role": row.role,
+        "hash": row.secret_hash,
+        "expires": row.expires_at.timestamp() if row.expires_at else None,
+        "revoked": row.revoked_at is not None,
+    }
 
 
 def record_key(cache: Cache, prefix: str) -> str:
@@ -87,15 +98,7 @@ class TokenService:
 
     async def _record(self, prefix: str) -> dict[str, Any] | None:
         row = await self.repository.lookup(prefix)
-        if row is None:
-            return None
-        return {
-            "user_id": row.user_id,
-            "role": row.role,
-            "hash": row.secret_hash,
-            "expires": row.expires_at.timestamp() if row.expires_at else None,
-            "revoked": row.revoked_at is not None,
-        }
+        return None if row is None else token_record(row)
 
     async def authenticate(self, token: str) -> Actor:
         """The actor a bearer token stands for; Unauthorized for anything wrong with it."""

@@ -18,12 +18,15 @@ from sqlalchemy import Integer, cast, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.auth.repository import LOOKUP as TOKEN_LOOKUP
+from templator.auth.repository import TokenLookup
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
 from templator.kit.raw import driver_connection
 from templator.models import Project, StoredObject, TemplateStatus
 from templator.models import Template as TemplateRow
 from templator.models import TemplateVersion as VersionRow
+from templator.postgres import ReadPool
 from templator.template import schemas
 
 _COLUMNS = [c for c in TemplateRow.__table__.columns if c.name != "search_vector"]
@@ -48,6 +51,31 @@ _LOAD = (
     f"SELECT {', '.join(f't.{name}' for name in _COLUMN_NAMES)}, p.user_id "
     "FROM templates t JOIN projects p ON p.id = t.project_id WHERE t.id = %s"
 )
+
+# A read the cache cannot serve, with its credential: the token's lookup and the
+# template's load, composed from the same two statements, in one round trip
+# (asyncpg's $n placeholders).
+_READ_WITH_TOKEN = (
+    f"SELECT * FROM ({TOKEN_LOOKUP.replace('%s', '$1')}) tok "
+    f"LEFT JOIN ({_LOAD.replace('%s', '$2')}) tpl ON true"
+)
+_TOKEN_WIDTH = len(TokenLookup._fields)
+_TEMPLATE_ID_AT = _TOKEN_WIDTH + _LOAD_NAMES.index("id")
+
+
+async def load_with_token(
+    pool: ReadPool, prefix: str, template_id: str
+) -> tuple[TokenLookup, dict[str, Any] | None] | None:
+    """The token with `prefix` and the template (as `TemplateRepository.load` gives it)
+    in one statement on the hot-read pool: None when there is no such token, (token,
+    None) when there is no such template. ReadUnavailable when the pool cannot answer."""
+    row = await pool.fetchrow(_READ_WITH_TOKEN, prefix, template_id)
+    if row is None:
+        return None
+    token = TokenLookup(*row[:_TOKEN_WIDTH])
+    if row[_TEMPLATE_ID_AT] is None:  # templates.id is never NULL: the join found nothing
+        return token, None
+    return token, dict(zip(_LOAD_NAMES, row[_TOKEN_WIDTH:], strict=True))
 
 
 def _dumps(value: Any) -> str:

@@ -67,6 +67,14 @@ def may_read(actor: Actor, data: dict[str, Any]) -> bool:
     )
 
 
+def template_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A loaded row (columns plus `owner_id`) in its JSON form: what the cache holds, so
+    a miss and a hit answer the same bytes."""
+    return schemas.Template.model_validate(row).model_dump(mode="json") | {
+        "owner_id": row["owner_id"]
+    }
+
+
 def public_json(data: dict[str, Any]) -> bytes:
     """A cached template's JSON as clients get it (without `owner_id`): one encoder for
     the route and the fast path, so both answer the same bytes."""
@@ -91,14 +99,9 @@ class TemplateService:
     # --- reading -------------------------------------------------------------------------
 
     async def _load_json(self, template_id: str) -> dict[str, Any] | None:
-        """The row in its JSON form — what the cache holds, so a miss and a hit answer
-        the same bytes."""
+        """The row in its JSON form (`template_json`), or None."""
         row = await self.repository.load(template_id)
-        if row is None:
-            return None
-        return schemas.Template.model_validate(row).model_dump(mode="json") | {
-            "owner_id": row["owner_id"]
-        }
+        return None if row is None else template_json(row)
 
     async def get_data(self, actor: Actor, template_id: str) -> dict[str, Any]:
         """The template as a JSON-ready dict, cache-aside (the hot read path)."""
