@@ -63,7 +63,11 @@ def create_app(
         version="0.1.0",
         description="Users, projects, AI sessions, templates, logs and HubSpot module export.",
         lifespan=lifespan,
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        telemetry={
+            "tracing": conf.api_opentelemetry,
+            "metrics": conf.api_opentelemetry,
+            "logs": conf.api_opentelemetry,
+        },
     )
     install_problem_handlers(app)
     # Innermost first: add_middleware wraps what was added before.
