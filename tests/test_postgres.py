@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import psycopg
 import pytest
@@ -153,5 +154,25 @@ async def test_an_unreachable_server_is_read_unavailable_and_the_pool_opens_anyw
     try:
         with pytest.raises(ReadUnavailable, match=r"(?i)connect|refused"):
             await pool.fetchrow("SELECT 1")
+    finally:
+        await pool.close()
+
+
+async def test_a_read_waits_its_turn_at_most_the_connect_timeout(settings: Settings) -> None:
+    """One connection, held by a slow read: the next read gives up after
+    DB_CONNECT_TIMEOUT instead of queueing behind it for ever."""
+    assert settings.database_url
+    conf = settings.model_copy(update={"db_read_pool_size": 1, "db_connect_timeout": 1})
+    pool = ReadPool(conf, url=settings.database_url, role=ProcessRole.TEST)
+    await pool.open()
+    try:
+        slow = asyncio.create_task(pool.fetchrow("SELECT pg_sleep(2)"))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        with pytest.raises(ReadUnavailable, match="no read connection free in time"):
+            await pool.fetchrow("SELECT 1")
+        assert 0.9 < time.monotonic() - started < 1.75
+        await slow
+        assert await pool.fetchrow("SELECT 1") is not None
     finally:
         await pool.close()

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         "seconds (0 = test on every checkout)",
     )
     db_read_pool_size: int = Field(
-        default=8,
+        default=16,
         ge=0,
         le=100,
         description="API only: connections per process for the hot read's fast path "

@@ -30,14 +30,14 @@ MakeCaller = Callable[..., Coroutine[Any, Any, Caller]]
 def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     """One entry per template GET that reached the fast path: True when it answered."""
     calls: list[bool] = []
-    real = TemplateReadFastPath._cached
+    real = TemplateReadFastPath._answer
 
     async def spy(scope: Any, template_id: str) -> bytes | None:
         body = await real(scope, template_id)
         calls.append(body is not None)
         return body
 
-    monkeypatch.setattr(TemplateReadFastPath, "_cached", staticmethod(spy))
+    monkeypatch.setattr(TemplateReadFastPath, "_answer", staticmethod(spy))
     yield calls
 
 

@@ -60,7 +60,7 @@ class TemplateReadFastPath:
         if scope["type"] == "http" and scope["method"] == "GET":
             path: str = scope["path"]
             if path.startswith(PREFIX) and _ID.fullmatch(path[len(PREFIX) :]):
-                body = await self._cached(scope, path[len(PREFIX) :])
+                body = await self._answer(scope, path[len(PREFIX) :])
                 if body is not None:
                     scope["route"] = _Route
                     await send(
@@ -78,7 +78,8 @@ class TemplateReadFastPath:
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _cached(scope: Scope, template_id: str) -> bytes | None:
+    async def _answer(scope: Scope, template_id: str) -> bytes | None:
+        """The response body when this layer can answer the read, else None."""
         token = _bearer(scope)
         if token is None:
             return None
