@@ -121,13 +121,19 @@ class ReadPool:
         when the pool cannot answer within DB_CONNECT_TIMEOUT or the statement fails."""
         if self._pool is None:
             raise ReadUnavailable("the read pool is not open")
+        if self._turns.locked():  # every connection busy: wait in line, not for ever
+            try:
+                async with asyncio.timeout(self._acquire_timeout):
+                    await self._turns.acquire()
+            except TimeoutError as exc:
+                raise ReadUnavailable("no read connection free in time") from exc
+        else:
+            await self._turns.acquire()  # returns at once
         try:
-            async with asyncio.timeout(self._acquire_timeout):
-                await self._turns.acquire()
-        except TimeoutError as exc:
-            raise ReadUnavailable("no read connection free in time") from exc
-        try:
-            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            # A turn guarantees a free connection (as many turns as connections), so no
+            # timeout here: asyncpg wraps a timed acquire in a task of its own. Making a
+            # new connection is bounded by the pool's connect timeout.
+            async with self._pool.acquire() as conn:
                 row: Sequence[Any] | None = await conn.fetchrow(query, *args)
                 return row
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:

@@ -1,0 +1,134 @@
+"""The API's hot read while Redis is down, in-process: token check and template load.
+
+What `GET /api/v1/templates/{id}` costs when nothing can come from the cache, without
+HTTP, in one process on uvloop, one read at a time over 2,000 random templates of the
+seeded database:
+
+* ours — `load_with_token` on the asyncpg `ReadPool` (one statement), `verify`,
+  `may_read` and the JSON form: what `api/fastpath.py` runs;
+* the route's way — two autocommit SQLAlchemy read sessions (TokenRepository.lookup,
+  TemplateRepository.load), then the same checks and JSON form;
+* baselines — the same one statement on a single raw asyncpg connection, and on a
+  single raw psycopg connection with a kept cursor.
+
+Prints reads/s and CPU µs per read (time.process_time: the figure that decides
+throughput on 2 cores), and ours / raw asyncpg.
+
+    BENCH_DATABASE_URL=$BF .venv/bin/python -m benchmarks.bench_hot_read [--quick]
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import psycopg
+import uvloop
+
+from benchmarks.common import machine, parser, raw_dsn, seeded_database
+from templator.auth.repository import TokenRepository
+from templator.auth.schemas import TokenCreate
+from templator.auth.service import TokenService, parse, token_record, verify
+from templator.config import ProcessRole, Settings
+from templator.connections import Connections, StoreUrls
+from templator.kit.uow import read_session, unit_of_work
+from templator.models import UserRole
+from templator.template.repository import _READ_WITH_TOKEN, TemplateRepository, load_with_token
+from templator.template.service import may_read, public_json, template_json
+from templator.user.schemas import UserCreate
+from templator.user.service import UserService
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+async def run(reads: int) -> None:
+    with seeded_database(quick=reads < 10_000) as url:
+        settings = Settings(_env_file=None, database_url=url, redis_url=REDIS_URL)  # type: ignore[call-arg]
+        conns = Connections(settings, urls=StoreUrls(url, REDIS_URL, None), role=ProcessRole.BENCH)
+        await conns.open_read_pool()
+        assert conns.read_pool is not None
+        async with unit_of_work(conns.sessionmaker, conns.cache) as session:
+            user = await UserService(session).create(
+                UserCreate(email=f"hot-read-{time.time_ns()}@bench.example", role=UserRole.ADMIN)
+            )
+            token = (
+                await TokenService(session, conns.cache).create(
+                    user.id, TokenCreate(name="bench_hot_read")
+                )
+            ).token
+        prefix, secret = parse(token)
+        raw_pg = await psycopg.AsyncConnection.connect(raw_dsn(url), autocommit=True)
+        cursor = raw_pg.cursor()
+        ids = [
+            r[0]
+            for r in await (await raw_pg.execute("SELECT id FROM templates LIMIT 2000")).fetchall()
+        ]
+        raw_apg = await asyncpg.connect(raw_dsn(url))
+        rng = random.Random(1)
+        order = [rng.choice(ids) for _ in range(reads)]
+        psycopg_sql = _READ_WITH_TOKEN.replace("$1", "%s").replace("$2", "%s")
+
+        def answer(record: dict[str, Any], row: dict[str, Any]) -> bytes:
+            actor = verify(record, secret)
+            data = template_json(row)
+            assert may_read(actor, data)
+            return public_json(data)
+
+        async def ours(tid: str) -> None:
+            found = await load_with_token(conns.read_pool, prefix, tid)  # type: ignore[arg-type]
+            assert found is not None and found[1] is not None
+            answer(token_record(found[0]), found[1])
+
+        async def route_way(tid: str) -> None:
+            async with read_session(conns.read_sessionmaker) as s:
+                looked_up = await TokenRepository(s).lookup(prefix)
+            async with read_session(conns.read_sessionmaker) as s:
+                row = await TemplateRepository(s).load(tid)
+            assert looked_up is not None and row is not None
+            answer(token_record(looked_up), row)
+
+        async def asyncpg_raw(tid: str) -> None:
+            assert await raw_apg.fetchrow(_READ_WITH_TOKEN, prefix, tid) is not None
+
+        async def psycopg_raw(tid: str) -> None:
+            await cursor.execute(psycopg_sql, (prefix, tid))
+            assert await cursor.fetchone() is not None
+
+        sides: list[tuple[str, Callable[[str], Awaitable[None]]]] = [
+            ("ours: ReadPool + load_with_token + checks", ours),
+            ("the route's way: 2 SQLAlchemy sessions", route_way),
+            ("raw asyncpg, one connection", asyncpg_raw),
+            ("raw psycopg, one connection, kept cursor", psycopg_raw),
+        ]
+        results: dict[str, tuple[float, float]] = {}
+        for name, fn in sides:
+            for tid in order[:300]:  # warm: connections, prepared statements
+                await fn(tid)
+            started, cpu = time.perf_counter(), time.process_time()
+            for tid in order:
+                await fn(tid)
+            wall, used = time.perf_counter() - started, time.process_time() - cpu
+            results[name] = (reads / wall, used / reads * 1e6)
+            print(
+                f"{name:<44} {reads / wall:>8,.0f} reads/s  {used / reads * 1e6:6.1f} µs CPU/read"
+            )
+        ours_cpu = results[sides[0][0]][1]
+        raw_cpu = results[sides[2][0]][1]
+        route_cpu = results[sides[1][0]][1]
+        print(
+            f"CPU per read: ours {ours_cpu:.0f} µs = {ours_cpu / raw_cpu:.2f}x raw asyncpg's "
+            f"{raw_cpu:.0f} µs; the route's way {route_cpu:.0f} µs = {route_cpu / ours_cpu:.1f}x ours"
+        )
+        await raw_pg.execute("DELETE FROM users WHERE id = %s", (user.id,))  # and its token
+        await raw_apg.close()
+        await raw_pg.close()
+        await conns.close()
+
+
+if __name__ == "__main__":
+    args = parser(__doc__ or "").parse_args()
+    print(machine())
+    uvloop.run(run(3_000 if args.quick else 20_000))
