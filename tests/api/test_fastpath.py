@@ -236,12 +236,22 @@ async def test_redis_down_a_killed_read_connection_costs_no_request(
     tid = await _template(client, owner)
     with _redis_down(store_connections):
         assert (await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)).is_success
+        # This pool's connections only (tests run in parallel, other pools share the
+        # application_name); used one read at a time, asyncpg's LIFO queue keeps one.
+        pool = store_connections.read_pool
+        assert pool is not None
+        pids = set()
+        for _ in range(3):
+            row = await pool.fetchrow("SELECT pg_backend_pid()")
+            assert row is not None
+            pids.add(row[0])
         with psycopg.connect(servers.ADMIN_DATABASE_URL, autocommit=True) as admin:
             killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'templator-test-reads'"
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                "FROM pg_stat_activity WHERE pid = ANY(%s)",
+                (list(pids),),
             ).fetchone()
-        assert killed is not None and killed[0] >= 1
+        assert killed is not None and killed[0] == len(pids)
         fallbacks = READ_POOL_FALLBACKS._value.get()
         statuses = [
             (await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)).status_code
