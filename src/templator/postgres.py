@@ -91,7 +91,6 @@ class ReadPool:
         self._settings = settings
         self._role = role
         self._pool: Any = None
-        self._acquire_timeout = float(settings.db_connect_timeout)
         self._turns = asyncio.Semaphore(settings.db_read_pool_size)
 
     async def open(self) -> None:
@@ -123,7 +122,7 @@ class ReadPool:
             raise ReadUnavailable("the read pool is not open")
         if self._turns.locked():  # every connection busy: wait in line, not for ever
             try:
-                async with asyncio.timeout(self._acquire_timeout):
+                async with asyncio.timeout(self._settings.db_connect_timeout):
                     await self._turns.acquire()
             except TimeoutError as exc:
                 raise ReadUnavailable("no read connection free in time") from exc

@@ -94,12 +94,8 @@ class TemplateReadFastPath:
             return await _from_database(conns, prefix, secret, template_id)
         if cached[0] is None or cached[1] is None:
             return None  # a miss: the route loads and caches
-        try:
-            actor = verify(orjson.loads(cached[0]), secret)
-        except Unauthorized:
-            return None
         data: dict[str, Any] = orjson.loads(cached[1])
-        if not may_read(actor, data):
+        if not _readable(orjson.loads(cached[0]), secret, data):
             return None
         cache.count_hits(2)
         return public_json(data)
@@ -119,15 +115,21 @@ async def _from_database(
         return None  # the route tries again on the main pool and owns the error
     if found is None or found[1] is None:
         return None  # no such token or template: the route's 401 or 404
-    try:
-        actor = verify(token_record(found[0]), secret)
-    except Unauthorized:
-        return None
     data = template_json(found[1])
-    if not may_read(actor, data):
+    if not _readable(token_record(found[0]), secret, data):
         return None
     conns.cache.count_bypasses(2)
     return public_json(data)
+
+
+def _readable(record: dict[str, Any], secret: str, data: dict[str, Any]) -> bool:
+    """Whether the token `record` verifies with `secret` and its actor may read `data`
+    (the route's checks; a refusal is the route's to answer)."""
+    try:
+        actor = verify(record, secret)
+    except Unauthorized:
+        return False
+    return may_read(actor, data)
 
 
 def _bearer(scope: Scope) -> str | None:
