@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     db_connect_timeout: int = Field(default=2, ge=1, le=60, description="seconds")
     db_statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 = no limit")
     db_echo: bool = False
+    db_pgbouncer: bool = Field(
+        default=False,
+        description="DATABASE_URL is a PgBouncer in transaction mode: no server-side "
+        "prepared statements, no startup parameters, the statement timeout set per "
+        "transaction (SET LOCAL)",
+    )
 
     # Redis
     redis_url: str | None = Field(default=None, description="redis://host:6379/0; unset = embedded")

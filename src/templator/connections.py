@@ -84,9 +84,12 @@ class Connections:
             self.engine
         )
         # Single-statement reads (cache misses of hot lookups): autocommit, so no BEGIN
-        # and ROLLBACK round trips around the one SELECT. Never used for writes.
+        # and ROLLBACK round trips around the one SELECT. Never used for writes. Behind
+        # PgBouncer they stay transactions: the statement timeout is set per transaction.
         self.read_sessionmaker: async_sessionmaker[AsyncSession] = postgres.create_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self.engine
+            if settings.db_pgbouncer
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         # The hot read's fast path (api/fastpath.py); opened by the API's lifespan.
         self.read_pool: postgres.ReadPool | None = None

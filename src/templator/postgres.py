@@ -35,7 +35,18 @@ def describe_url(url: str) -> str:
 
 def create_engine(settings: Settings, *, url: str, role: ProcessRole) -> AsyncEngine:
     """Build the pooled engine: pre-ping, recycle, short connect timeout, named connections."""
-    options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    connect_args: dict[str, Any] = {
+        "connect_timeout": settings.db_connect_timeout,
+        "application_name": f"templator-{role.value}",
+    }
+    if settings.db_pgbouncer:
+        # Transaction pooling gives each transaction whichever server connection is free:
+        # a statement psycopg prepared on one is unknown to the next, and PgBouncer refuses
+        # the `options` startup parameter. So nothing is prepared server-side and the
+        # timeout is set inside every transaction instead.
+        connect_args["prepare_threshold"] = None
+    else:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
     idle_ping = settings.db_pool_pre_ping and settings.db_pool_ping_after_idle > 0
     engine = create_async_engine(
         url,
@@ -45,15 +56,27 @@ def create_engine(settings: Settings, *, url: str, role: ProcessRole) -> AsyncEn
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=settings.db_pool_pre_ping and not idle_ping,
         echo=settings.db_echo,
-        connect_args={
-            "connect_timeout": settings.db_connect_timeout,
-            "application_name": f"templator-{role.value}",
-            "options": options,
-        },
+        connect_args=connect_args,
     )
     if idle_ping:
         ping_after_idle(engine.sync_engine, settings.db_pool_ping_after_idle)
+    if settings.db_pgbouncer and settings.db_statement_timeout_ms > 0:
+        timeout_per_transaction(engine.sync_engine, settings.db_statement_timeout_ms)
     return engine
+
+
+def timeout_per_transaction(engine: Engine, milliseconds: int) -> None:
+    """`SET LOCAL statement_timeout` at the start of every transaction.
+
+    Behind a transaction pooler a session-level setting would stay on the server
+    connection and leak to other clients, and a startup parameter never arrives; SET
+    LOCAL lasts exactly as long as the transaction it belongs to.
+    """
+    statement = f"SET LOCAL statement_timeout = {int(milliseconds)}"
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql(statement)
 
 
 class ReadUnavailable(Exception):
@@ -96,6 +119,18 @@ class ReadPool:
     async def open(self) -> None:
         """Create the pool (it connects on first use)."""
         settings = self._settings
+        server_settings = {"application_name": f"templator-{self._role.value}-reads"}
+        pgbouncer: dict[str, Any] = {}
+        if settings.db_pgbouncer:
+            # Behind a transaction pooler: no named prepared statements (asyncpg's cache
+            # off) and no startup parameter for the timeout; the client cancels instead.
+            timeout_ms = settings.db_statement_timeout_ms
+            pgbouncer = {
+                "statement_cache_size": 0,
+                "command_timeout": timeout_ms / 1000 if timeout_ms else None,
+            }
+        else:
+            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
         self._pool = await asyncpg.create_pool(
             self._conninfo,
             min_size=0,
@@ -103,10 +138,8 @@ class ReadPool:
             timeout=settings.db_connect_timeout,
             init=_init_read_connection,
             reset=_keep_session,
-            server_settings={
-                "application_name": f"templator-{self._role.value}-reads",
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-            },
+            server_settings=server_settings,
+            **pgbouncer,
         )
 
     async def close(self) -> None:
