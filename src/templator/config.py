@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -95,6 +96,28 @@ class Settings(BaseSettings):
     s3_bucket: str = Field(default="templator-assets", min_length=3, max_length=63)
     s3_connect_timeout: float = Field(default=2.0, gt=0)
     s3_read_timeout: float = Field(default=30.0, gt=0)
+    # Object store providers (AWS S3 and friends); an empty S3_ACCESS_KEY means boto3's
+    # default credential chain (environment, shared config, instance/IRSA roles).
+    s3_addressing_style: Literal["path", "virtual", "auto"] = Field(
+        default="path",
+        description="path-style URLs (MinIO, SeaweedFS), virtual-hosted (AWS), or auto",
+    )
+    s3_create_bucket: bool = Field(
+        default=True,
+        description="create the bucket when it is missing; false = it must exist (credentials "
+        "limited to the bucket need no CreateBucket right)",
+    )
+    s3_public_prefix_policy: bool = Field(
+        default=False,
+        description="apply a bucket policy making public/* anonymously readable; off = "
+        "presigned URLs are the only way in",
+    )
+    s3_sse: Literal["none", "AES256", "aws:kms"] = Field(
+        default="none", description="server-side encryption of every object stored"
+    )
+    s3_sse_kms_key_id: str | None = Field(
+        default=None, description="with S3_SSE=aws:kms: the KMS key id (unset = the AWS key)"
+    )
     upload_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     multipart_threshold_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
     presign_default_expiry: int = Field(default=3600, ge=1, le=7 * 24 * 3600)

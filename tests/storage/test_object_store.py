@@ -47,12 +47,22 @@ class Chunks(io.RawIOBase):
         return n
 
 
-def test_bucket_policy_allows_anonymous_reads_of_public_only(object_store: ObjectStore) -> None:
-    object_store.client.put_object(Bucket=object_store.bucket, Key="public/logo.txt", Body=b"hi")
-    object_store.client.put_object(Bucket=object_store.bucket, Key="designs/x/1.txt", Body=b"no")
-    base = f"{object_store.endpoint_url}/{object_store.bucket}"
+def test_bucket_policy_allows_anonymous_reads_of_public_only(s3_server: SeaweedFS) -> None:
+    conf = s3_settings(s3_server, s3_public_prefix_policy=True)
+    store = ObjectStore.from_settings(conf, endpoint_url=s3_server.endpoint_url)
+    store.ensure_bucket()
+    store.client.put_object(Bucket=store.bucket, Key="public/logo.txt", Body=b"hi")
+    store.client.put_object(Bucket=store.bucket, Key="designs/x/1.txt", Body=b"no")
+    base = f"{store.endpoint_url}/{store.bucket}"
     assert httpx.get(f"{base}/public/logo.txt").content == b"hi"
     assert httpx.get(f"{base}/designs/x/1.txt").status_code == 403
+
+
+def test_without_the_policy_nothing_is_anonymously_readable(object_store: ObjectStore) -> None:
+    object_store.client.put_object(Bucket=object_store.bucket, Key="public/logo.txt", Body=b"hi")
+    base = f"{object_store.endpoint_url}/{object_store.bucket}"
+    assert httpx.get(f"{base}/public/logo.txt").status_code == 403
+    assert httpx.get(object_store.presigned_url("public/logo.txt")).content == b"hi"
 
 
 def test_ensure_bucket_is_idempotent(object_store: ObjectStore) -> None:

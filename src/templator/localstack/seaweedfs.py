@@ -52,8 +52,12 @@ class SeaweedFS:
         secret_key: str,
         host: str = "127.0.0.1",
         s3_port: int | None = None,
+        extra_identities: list[dict[str, object]] | None = None,
     ) -> None:
         self.dir = data_dir
+        # More S3 users beside ours, in SeaweedFS's s3.json form (tests of credentials
+        # limited to one bucket: actions such as "Read:bucket", "Write:bucket").
+        self.extra_identities = extra_identities or []
         self.host = host
         self.access_key = access_key
         self.secret_key = secret_key
@@ -80,7 +84,8 @@ class SeaweedFS:
                     "name": "templator",
                     "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
+                },
+                *self.extra_identities,
             ]
         }
         config.write_text(json.dumps(identity))

@@ -13,17 +13,27 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
+def credentials(settings: Settings) -> dict[str, str]:
+    """Static keys when S3_ACCESS_KEY is set; none (boto3's default credential chain:
+    environment, shared config, instance profile, IRSA web identity) when it is empty."""
+    if not settings.s3_access_key:
+        return {}
+    return {
+        "aws_access_key_id": settings.s3_access_key,
+        "aws_secret_access_key": settings.s3_secret_key.get_secret_value(),
+    }
+
+
 def make_client(settings: Settings, *, endpoint_url: str, retries: int = 2) -> S3Client:
-    """A path-style, SigV4 client with the settings' timeouts."""
-    client: S3Client = boto3.client(
+    """A SigV4 client with the settings' addressing style, credentials and timeouts."""
+    client: S3Client = boto3.client(  # type: ignore[call-overload]
         "s3",
         endpoint_url=endpoint_url,
-        aws_access_key_id=settings.s3_access_key,
-        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
         region_name=settings.s3_region,
+        **credentials(settings),
         config=BotoConfig(
             signature_version="s3v4",
-            s3={"addressing_style": "path"},
+            s3={"addressing_style": settings.s3_addressing_style},
             connect_timeout=settings.s3_connect_timeout,
             read_timeout=settings.s3_read_timeout,
             retries={"max_attempts": retries, "mode": "standard"},

@@ -132,24 +132,69 @@ class ObjectStore:
         }
 
     def ensure_bucket(self) -> None:
-        """Create the bucket if missing and (re)apply its policy."""
+        """Create the bucket if it is missing (and allowed to), then apply the public-read
+        policy of `public/*` if S3_PUBLIC_PREFIX_POLICY asks for it."""
 
-        def create() -> None:
-            try:
-                self.client.head_bucket(Bucket=self.bucket)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in (
-                    "404",
-                    "NoSuchBucket",
-                    "NotFound",
-                ):
-                    raise
-                self.client.create_bucket(Bucket=self.bucket)
+        def ensure() -> None:
+            if not self._bucket_exists():
+                if not self.settings.s3_create_bucket:
+                    raise StoreUnavailable(
+                        f"the bucket {self.bucket!r} does not exist at {self.endpoint_url}: "
+                        "create it, or set S3_CREATE_BUCKET=true to let the platform do so"
+                    )
+                self._create_bucket()
+            if self.settings.s3_public_prefix_policy:
+                self._apply_public_policy()
+
+        self._call(ensure)
+
+    def _bucket_exists(self) -> bool:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            raise
+        return True
+
+    def _create_bucket(self) -> None:
+        # Outside us-east-1, AWS wants the region as the bucket's location constraint
+        # (IllegalLocationConstraintException otherwise); us-east-1 refuses one.
+        region = self.settings.s3_region
+        location: dict[str, Any] = (
+            {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            if region and region != "us-east-1"
+            else {}
+        )
+        try:
+            self.client.create_bucket(Bucket=self.bucket, **location)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                raise
+
+    def _apply_public_policy(self) -> None:
+        try:
             self.client.put_bucket_policy(
                 Bucket=self.bucket, Policy=json.dumps(self.public_read_policy())
             )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code != "AccessDenied":
+                raise
+            raise StoreUnavailable(
+                f"the object store refused the public-read policy on {self.bucket}/public/* "
+                f"({code}): S3 Block Public Access is probably on. Presigned URLs need no "
+                "policy: set S3_PUBLIC_PREFIX_POLICY=false, or allow public bucket policies"
+            ) from exc
 
-        self._call(create)
+    def _encryption(self) -> dict[str, str]:
+        """The server-side encryption arguments of every write (S3_SSE)."""
+        if self.settings.s3_sse == "none":
+            return {}
+        args: dict[str, str] = {"ServerSideEncryption": self.settings.s3_sse}
+        if self.settings.s3_sse == "aws:kms" and self.settings.s3_sse_kms_key_id:
+            args["SSEKMSKeyId"] = self.settings.s3_sse_kms_key_id
+        return args
 
     # --- uploads ----------------------------------------------------------------------
 
@@ -204,6 +249,7 @@ class ObjectStore:
         extra: dict[str, Any],
         content_type: str,
     ) -> StoredObject:
+        extra = {**extra, **self._encryption()}
         if stream is None or len(first) <= self.part_size:
             response = self._call(
                 lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=first, **extra)
