@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="postgresql+psycopg://user:pass@host:5432/db; unset = embedded local stack",
+    )
+    database_replica_url: str | None = Field(
+        default=None,
+        description="a streaming replica for reads that tolerate lag (the hot template read "
+        "while Redis is down, template search); unset = the primary serves them",
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=20, ge=0, le=400)
@@ -143,9 +148,9 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "var" / "backups", description="where `templator backup` writes"
     )
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_replica_url")
     @classmethod
-    def _async_driver(cls, value: str | None) -> str | None:
+    def _async_driver(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Accept plain postgresql:// URLs and pin the psycopg 3 driver."""
         if value is None or value == "":
             return None
@@ -153,7 +158,8 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         if not value.startswith("postgresql+psycopg://"):
-            raise ValueError("DATABASE_URL must start with postgresql:// or postgresql+psycopg://")
+            name = (info.field_name or "database_url").upper()
+            raise ValueError(f"{name} must start with postgresql:// or postgresql+psycopg://")
         return value
 
     @field_validator("redis_url", "s3_endpoint_url", "s3_public_endpoint_url")

@@ -7,12 +7,16 @@ context, a test fixture) and closed at shutdown; nothing connects at import time
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
+import psycopg
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from templator import postgres
@@ -20,8 +24,21 @@ from templator import redis as redis_factory
 from templator.cache import Cache
 from templator.config import ProcessRole, Settings
 from templator.exceptions import ServiceUnavailable
+from templator.kit.uow import read_session
 from templator.monitoring.health import HealthReport, Probe, run_checks
 from templator.storage.service import ObjectStore
+
+log = logging.getLogger("templator.connections")
+T = TypeVar("T")
+
+
+def _is_connection_failure(exc: OperationalError | InterfaceError) -> bool:
+    """True when the server could not be reached or the connection broke, as opposed to
+    a statement the server refused (timeout, recovery conflict): those carry a SQLSTATE."""
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    orig = exc.orig
+    return isinstance(orig, psycopg.OperationalError) and getattr(orig, "sqlstate", None) is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +48,7 @@ class StoreUrls:
     database_url: str
     redis_url: str
     s3_endpoint_url: str | None
+    database_replica_url: str | None = None
 
 
 class StackNotConfigured(ServiceUnavailable):
@@ -67,7 +85,7 @@ def resolve_urls(settings: Settings) -> StoreUrls:
             f"{settings.var_dir}: start one with `templator up`, or set {missing[0]} "
             "(see .env.example)."
         )
-    return StoreUrls(database_url, redis_url, s3_url)
+    return StoreUrls(database_url, redis_url, s3_url, settings.database_replica_url)
 
 
 class Connections:
@@ -91,7 +109,21 @@ class Connections:
             if settings.db_pgbouncer
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
-        # The hot read's fast path (api/fastpath.py); opened by the API's lifespan.
+        # Reads that tolerate replication lag (template search): on the replica when one
+        # is configured (`replica_read`), which falls back to the primary when it fails.
+        self.replica_engine: AsyncEngine | None = None
+        self.replica_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        if urls.database_replica_url:
+            self.replica_engine = postgres.create_engine(
+                settings, url=urls.database_replica_url, role=role
+            )
+            self.replica_sessionmaker = postgres.create_sessionmaker(
+                self.replica_engine
+                if settings.db_pgbouncer
+                else self.replica_engine.execution_options(isolation_level="AUTOCOMMIT")
+            )
+        # The hot read's fast path (api/fastpath.py), on the replica when there is one;
+        # opened by the API's lifespan.
         self.read_pool: postgres.ReadPool | None = None
         self.redis: Redis = redis_factory.create_client(settings, url=urls.redis_url, role=role)
         self.cache = Cache(
@@ -131,7 +163,8 @@ class Connections:
         """Open the hot-read pool (`postgres.ReadPool`) unless DB_READ_POOL_SIZE is 0 or
         it is open already. It connects on first use."""
         if self.read_pool is None and self.settings.db_read_pool_size > 0:
-            pool = postgres.ReadPool(self.settings, url=self.urls.database_url, role=self.role)
+            url = self.urls.database_replica_url or self.urls.database_url
+            pool = postgres.ReadPool(self.settings, url=url, role=self.role)
             await pool.open()
             self.read_pool = pool
 
@@ -141,7 +174,29 @@ class Connections:
             await self.read_pool.close()
             self.read_pool = None
         await self.engine.dispose()
+        if self.replica_engine is not None:
+            await self.replica_engine.dispose()
         await self.redis.aclose()
+
+    async def replica_read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run read-only `work` on the replica, or on the primary when there is none or
+        the replica cannot be reached (a replica is a speed-up, never a new way to fail).
+        A statement the replica refused for its own reasons (a timeout, a conflict with
+        recovery) is not retried."""
+        if self.replica_sessionmaker is not None:
+            try:
+                async with self.replica_sessionmaker() as session:
+                    return await work(session)
+            except (OperationalError, InterfaceError) as exc:
+                if not _is_connection_failure(exc):
+                    raise
+                log.warning(
+                    "replica %s unreachable (%s): reading from the primary",
+                    postgres.describe_url(self.urls.database_replica_url or ""),
+                    str(exc.orig or exc).strip().splitlines()[0],
+                )
+        async with read_session(self.read_sessionmaker) as session:
+            return await work(session)
 
     async def verify_database(self) -> None:
         """Fail fast, with the host and what to check, when PostgreSQL cannot be reached."""

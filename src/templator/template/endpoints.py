@@ -58,7 +58,7 @@ async def create_from_session(
 @router.get("/templates", responses=responses_for(401, 422))
 async def search(
     actor: CurrentActor,
-    session: DbSession,
+    conns: Conns,
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     tag: Annotated[list[str] | None, Query(max_length=20)] = None,
     template_status: Annotated[TemplateStatus | None, Query(alias="status")] = None,
@@ -77,7 +77,9 @@ async def search(
         limit=limit,
         cursor=cursor,
     )
-    return to_page_out(await search_templates(session, actor, query))
+    # Search tolerates replication lag: a replica answers it when one is configured.
+    page = await conns.replica_read(lambda session: search_templates(session, actor, query))
+    return to_page_out(page)
 
 
 @router.get("/projects/{project_id}/templates", responses=responses_for(401, 404, 422))
