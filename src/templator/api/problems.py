@@ -88,6 +88,20 @@ def problem_response(
     )
 
 
+def internal_error_body(path: str, request_id: str | None) -> bytes:
+    """The problem every unexpected error answers: nothing internal, only the request id."""
+    body = {
+        "type": "about:blank",
+        "title": title_of(500),
+        "status": 500,
+        "detail": "internal error; see the server log",
+        "instance": path,
+        "code": "internal_error",
+        "request_id": request_id,
+    }
+    return orjson.dumps({k: v for k, v in body.items() if v is not None})
+
+
 def responses_for(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI `responses=` entries for the problem statuses an endpoint can return."""
     return {
