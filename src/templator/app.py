@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from templator.api import health
 from templator.api.fastpath import TemplateReadFastPath
 from templator.api.limits import BodyLimitMiddleware
-from templator.api.problems import Problem, install_problem_handlers
+from templator.api.problems import (
+    PROBLEM_JSON,
+    Problem,
+    install_problem_handlers,
+    internal_error_body,
+)
 from templator.api.router import include_api
 from templator.api.sse import ProgressHub
 from templator.config import ProcessRole, Settings, get_settings
@@ -29,6 +36,11 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+log = logging.getLogger("templator.api")
+SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+"""A client's X-Request-ID is kept only when it is short and cannot smuggle anything into
+a log line, a header or the audit table; otherwise the request gets an id of its own."""
 
 
 def create_app(
@@ -110,16 +122,18 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", []))
-        request_id = (headers.get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex)[:64]
+        sent = dict(scope.get("headers", [])).get(b"x-request-id", b"")
+        request_id = sent.decode("ascii") if SAFE_REQUEST_ID.match(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = message["status"]
+                responded = True
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode("latin-1")),
@@ -128,6 +142,24 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here rather than by Starlette's outermost error middleware, which
+            # sends past this one and so without the request id.
+            if responded:
+                raise
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            body = internal_error_body(scope["path"], request_id)
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", PROBLEM_JSON.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send_with_id({"type": "http.response.body", "body": body})
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")

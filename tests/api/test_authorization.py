@@ -73,6 +73,10 @@ OWNED_NO_CONTENT = OWNED | {"owner": 204, "admin": 204}
 ADMIN_ONLY = {"anonymous": 401, "other": 403, "owner": 403, "expert": 403, "admin": 200}
 ANY_USER = {"anonymous": 401, "other": 200, "owner": 200, "expert": 200, "admin": 200}
 ANY_USER_CREATED = {role: (201 if code == 200 else code) for role, code in ANY_USER.items()}
+# A template up for review (REVIEW, APPROVED, PUBLISHED) is readable by every EXPERT, who
+# has to see what they approve; changing it stays the owner's (or an ADMIN's): 403.
+REVIEWABLE_READ = OWNED | {"expert": 200}
+REVIEWABLE_CHANGE = OWNED | {"expert": 403}
 
 MATRIX: list[tuple[str, Request, dict[str, int]]] = [
     ("me", lambda w: ("GET", "/api/v1/users/me", {}), ANY_USER),
@@ -115,7 +119,11 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
         lambda w: ("PATCH", f"/api/v1/projects/{w.project}", {"json": {"name": "Q"}}),
         OWNED,
     ),
-    ("delete project", lambda w: ("DELETE", f"/api/v1/projects/{w.project}", {}), OWNED),
+    (
+        "delete project",
+        lambda w: ("DELETE", f"/api/v1/projects/{w.project}", {}),
+        OWNED_NO_CONTENT,
+    ),
     (
         "create session",
         lambda w: ("POST", "/api/v1/sessions", {"json": {"project_id": w.project}}),
@@ -237,6 +245,54 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
             {"json": {"status": "APPROVED"}},
         ),
         {"anonymous": 401, "other": 404, "owner": 403, "expert": 200, "admin": 200},
+    ),
+    ("reviewable: get", lambda w: ("GET", f"/api/v1/templates/{w.in_review}", {}), REVIEWABLE_READ),
+    (
+        "reviewable: versions",
+        lambda w: ("GET", f"/api/v1/templates/{w.in_review}/versions", {}),
+        REVIEWABLE_READ,
+    ),
+    (
+        "reviewable: diff",
+        lambda w: (
+            "GET",
+            f"/api/v1/templates/{w.in_review}/diff",
+            {"params": {"from": "1.0.0", "to": "1.0.0"}},
+        ),
+        REVIEWABLE_READ,
+    ),
+    (
+        "reviewable: update",
+        lambda w: ("PATCH", f"/api/v1/templates/{w.in_review}", {"json": {"name": "U"}}),
+        REVIEWABLE_CHANGE,
+    ),
+    (
+        "reviewable: rollback",
+        lambda w: (
+            "POST",
+            f"/api/v1/templates/{w.in_review}/rollback",
+            {"json": {"version": "1.0.0"}},
+        ),
+        REVIEWABLE_CHANGE,
+    ),
+    (
+        "reviewable: back to draft",
+        lambda w: (
+            "POST",
+            f"/api/v1/templates/{w.in_review}/status",
+            {"json": {"status": "DRAFT"}},
+        ),
+        REVIEWABLE_CHANGE,
+    ),
+    (
+        "reviewable: delete",
+        lambda w: ("DELETE", f"/api/v1/templates/{w.in_review}", {}),
+        OWNED_NO_CONTENT | {"expert": 403},
+    ),
+    (
+        "reviewable: export module",
+        lambda w: ("POST", f"/api/v1/templates/{w.in_review}/export", {"json": {}}),
+        REVIEWABLE_READ,
     ),
     (
         "export module",

@@ -73,7 +73,7 @@ async def test_deleting_a_project_removes_its_objects(
 
     deleted = await client.delete(f"/api/v1/projects/{project_id}", headers=owner.headers)
 
-    assert deleted.status_code == 200, deleted.text
+    assert deleted.status_code == 204, deleted.text
     assert _stored_keys(store_connections) == set()
     assert await _rows(store_connections, keys) == 0
 

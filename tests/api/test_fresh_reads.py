@@ -46,7 +46,7 @@ async def test_after_a_project_delete_its_templates_and_session_states_are_gone(
 
     deleted = await client.delete(f"/api/v1/projects/{project_id}", headers=owner.headers)
 
-    assert deleted.status_code == 200, deleted.text
+    assert deleted.status_code == 204, deleted.text
     template = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
     assert template.status_code == 404, template.text
     state = await client.get(f"/api/v1/sessions/{sid}/state", headers=owner.headers)

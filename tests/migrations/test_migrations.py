@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, pool
+from sqlalchemy import CheckConstraint, create_engine, inspect, pool
 
 from templator.migrations import runner
 from templator.models import Base
@@ -23,6 +23,8 @@ PLAN_INDEXES = {
     "templates": {"idx_templates_search", "idx_templates_name_trgm", "idx_templates_tags"},
     "processing_logs": {"idx_processing_logs_session_timestamp"},
 }
+
+BEFORE_READABLE_TIMESTAMPS = "5e1f0c3a9b2d"
 
 
 @pytest.fixture
@@ -108,3 +110,50 @@ def test_every_foreign_key_is_indexed(database_url: str) -> None:
                     assert tuple(fk["constrained_columns"]) in leading, (table, fk["name"])
     finally:
         engine.dispose()
+
+
+def test_every_model_check_constraint_exists_in_the_database(database_url: str) -> None:
+    # Alembic's autogenerate does not compare CHECK constraints: compare their names here.
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            for name, table in Base.metadata.tables.items():
+                declared = {
+                    str(c.name) for c in table.constraints if isinstance(c, CheckConstraint)
+                }
+                present = {str(c["name"]) for c in inspector.get_check_constraints(name)}
+                assert declared <= present, f"{name} lacks {declared - present}"
+    finally:
+        engine.dispose()
+
+
+def test_readable_timestamps_migration_repairs_rows_and_reverses(scratch_url: str) -> None:
+    runner.upgrade(scratch_url, BEFORE_READABLE_TIMESTAMPS)
+    plain = scratch_url.replace("+psycopg", "")
+    with psycopg.connect(plain) as conn:
+        conn.execute("INSERT INTO users (id, email) VALUES ('u000000000000000000000001', 'a@b.c')")
+        conn.execute(
+            "INSERT INTO projects (id, user_id, name) "
+            "VALUES ('p000000000000000000000001', 'u000000000000000000000001', 'P')"
+        )
+        conn.execute(
+            "INSERT INTO ai_sessions (id, project_id, user_id) VALUES "
+            "('s000000000000000000000001', 'p000000000000000000000001', "
+            "'u000000000000000000000001')"
+        )
+        for i, stamp in enumerate(
+            ["0001-01-01 00:00:00+15:00", "2026-06-01 00:00:00+00", "9999-12-31 23:00:00-05:00"]
+        ):
+            conn.execute(
+                "INSERT INTO processing_logs (id, session_id, phase, message, timestamp) "
+                "VALUES (%s, 's000000000000000000000001', 'a', 'm', %s::timestamptz)",
+                (f"l00000000000000000000000{i}", stamp),
+            )
+    runner.upgrade(scratch_url)
+    with psycopg.connect(plain) as conn:
+        conn.execute("SET TIME ZONE 'Pacific/Kiritimati'")  # +14:00: the edge of readability
+        stamps = conn.execute("SELECT timestamp FROM processing_logs ORDER BY id").fetchall()
+    assert [row[0].year for row in stamps] == [1, 2026, 9999]
+    runner.downgrade(scratch_url, BEFORE_READABLE_TIMESTAMPS)
+    runner.upgrade(scratch_url)

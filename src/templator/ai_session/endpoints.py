@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -18,7 +17,7 @@ from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.api.sse import KEEP_ALIVE, SSE_RESPONSE, Closed, encode_event, event_stream
 from templator.audit import service as audit
-from templator.kit.validation import IdPath
+from templator.kit.validation import IdPath, StorableDatetime
 from templator.models.enums import LogLevel, SessionStatus
 from templator.processing_log import schemas as log_schemas
 from templator.processing_log.service import LogService
@@ -165,8 +164,8 @@ async def read_logs(
     session: DbSession,
     paging: Paging,
     level: Annotated[list[LogLevel] | None, Query()] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[StorableDatetime | None, Query()] = None,
+    until: Annotated[StorableDatetime | None, Query()] = None,
 ) -> PageOut[log_schemas.ProcessingLog]:
     """A session's log, newest first, filtered by level(s) and time range."""
     query = log_schemas.LogQuery(levels=level, since=since, until=until)

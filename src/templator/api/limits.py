@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 JSON_LIMIT = 2 * 1024 * 1024
 MULTIPART_SLACK = 1024 * 1024
+"""Room for the multipart framing around an upload of exactly UPLOAD_MAX_BYTES; the file
+itself is held to the limit by the storage service, with the same problem."""
+
+TOO_LARGE_TITLE = "Content Too Large"
+"""RFC 9110's name for 413, used by every 413 the API sends."""
 
 
-class BodyTooLarge(Exception):
-    """Raised inside receive() when a streamed body passes its limit."""
+def too_large_detail(limit: int) -> str:
+    """The one wording of a 413: the limit the client has to stay within."""
+    return f"request body exceeds the limit of {limit:,} bytes ({limit / 1_048_576:g} MiB)"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised inside receive() when a streamed body passes its limit.
+
+    An HTTPException, because FastAPI turns any other error raised while it reads a body
+    into `400 There was an error parsing the body`; this one it lets through, and the
+    problem handler answers it like the Content-Length refusal below.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, too_large_detail(limit))
+        self.limit = limit
 
 
 class BodyLimitMiddleware:
@@ -19,20 +39,25 @@ class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, *, json_limit: int = JSON_LIMIT, upload_limit: int) -> None:
         self.app = app
         self.json_limit = json_limit
-        self.upload_limit = upload_limit + MULTIPART_SLACK
+        self.upload_limit = upload_limit
 
-    def _limit(self, scope: Scope) -> int:
-        return self.upload_limit if scope["path"].endswith("/designs") else self.json_limit
+    def _limit(self, scope: Scope) -> tuple[int, int]:
+        """(the limit to report, the bytes a body may have)."""
+        if scope["path"].endswith("/designs"):
+            return self.upload_limit, self.upload_limit + MULTIPART_SLACK
+        return self.json_limit, self.json_limit
 
-    async def _reject(self, send: Send, limit: int, path: str) -> None:
+    async def _reject(self, scope: Scope, send: Send, limit: int) -> None:
+        state = scope.get("state") or {}
         body = orjson.dumps(
             {
                 "type": "about:blank",
-                "title": "Content Too Large",
+                "title": TOO_LARGE_TITLE,
                 "status": 413,
-                "detail": f"request body exceeds the limit of {limit:,} bytes",
+                "detail": too_large_detail(limit),
+                "instance": scope["path"],
                 "code": "payload_too_large",
-                "instance": path,
+                **({"request_id": state["request_id"]} if "request_id" in state else {}),
             }
         )
         await send(
@@ -51,11 +76,11 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope)
+        limit, allowed = self._limit(scope)
         headers: dict[bytes, bytes] = dict(scope.get("headers", []))
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._reject(send, limit, scope["path"])
+        if declared is not None and declared.isdigit() and int(declared) > allowed:
+            await self._reject(scope, send, limit)
             return
         seen = 0
         started = False
@@ -65,8 +90,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge
+                if seen > allowed:
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -79,4 +104,4 @@ class BodyLimitMiddleware:
             await self.app(scope, counted, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send, limit, scope["path"])
+                await self._reject(scope, send, limit)

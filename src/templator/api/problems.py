@@ -20,6 +20,21 @@ log = logging.getLogger("templator.api")
 
 PROBLEM_JSON = "application/problem+json"
 
+TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+"""RFC 9110's names where Python's HTTPStatus still has the older RFC 7231 phrases."""
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+"""Codes of the errors Starlette raises itself (no route, wrong method, body limits)."""
+
+
+def title_of(status: int) -> str:
+    """The one title every problem of this status carries."""
+    return TITLES.get(status) or HTTPStatus(status).phrase
+
 
 class InvalidParam(BaseModel):
     """One invalid field of a request."""
@@ -55,7 +70,7 @@ def problem_response(
     """Build an application/problem+json response."""
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
+        "title": title_of(status),
         "status": status,
         "detail": detail,
         "instance": request.url.path,
@@ -73,12 +88,26 @@ def problem_response(
     )
 
 
+def internal_error_body(path: str, request_id: str | None) -> bytes:
+    """The problem every unexpected error answers: nothing internal, only the request id."""
+    body = {
+        "type": "about:blank",
+        "title": title_of(500),
+        "status": 500,
+        "detail": "internal error; see the server log",
+        "instance": path,
+        "code": "internal_error",
+        "request_id": request_id,
+    }
+    return orjson.dumps({k: v for k, v in body.items() if v is not None})
+
+
 def responses_for(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI `responses=` entries for the problem statuses an endpoint can return."""
     return {
         status: {
             "model": Problem,
-            "description": HTTPStatus(status).phrase,
+            "description": title_of(status),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for status in statuses
@@ -141,6 +170,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             request,
             status=exc.status_code,
             detail=str(exc.detail) if exc.detail else None,
+            code=HTTP_CODES.get(exc.status_code),
             headers=dict(exc.headers) if exc.headers else None,
         )
 

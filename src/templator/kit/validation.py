@@ -9,11 +9,13 @@ where they were found.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema, model_validator
 
 from templator.kit.ids import ID_PATTERN
 
@@ -85,3 +87,45 @@ class RequestModel(BaseModel):
 
 IdPath = Annotated[str, Path(pattern=ID_PATTERN.pattern, description="A 25-character id")]
 VersionPath = Annotated[str, Path(pattern=r"^\d{1,6}\.\d{1,6}\.\d{1,6}$", description="x.y.z")]
+
+
+# Date-times a client sends must be storable by PostgreSQL (offsets up to ±15:59) and
+# readable back by the driver in any session time zone (years 1-9999 after conversion).
+# A local year of 0002-9998 with such an offset always lands well inside both; the same
+# rule is the JSON schema's pattern, so the OpenAPI document says exactly what is accepted.
+DATETIME_PATTERN = (
+    r"^(?:000[2-9]|00[1-9]\d|0[1-9]\d{2}|[1-8]\d{3}|9[0-8]\d{2}|99[0-8]\d|999[0-8])"
+    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
+    r"(?:[Zz]|[+-](?:0\d|1[0-5]):[0-5]\d)$"
+)
+_DATETIME_RE = re.compile(DATETIME_PATTERN)
+DATETIME_RULE = (
+    "must be an RFC 3339 date-time with a time zone (e.g. 2026-01-31T12:00:00Z), "
+    "a year from 0002 to 9998 and a UTC offset within ±15:59"
+)
+EARLIEST_STORED = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_STORED = datetime(9999, 12, 30, tzinfo=UTC)
+"""What the database itself accepts (ck_processing_logs_timestamp_readable): a day inside
+the driver's range, so a reader in any time zone can convert it."""
+
+
+def _storable_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        offset = value.utcoffset()
+        if offset is None or abs(offset) >= timedelta(hours=16):
+            raise ValueError(DATETIME_RULE)
+        if not 2 <= value.year <= 9998:
+            raise ValueError(DATETIME_RULE)
+        return value
+    if not isinstance(value, str) or not _DATETIME_RE.match(value):
+        raise ValueError(DATETIME_RULE)
+    return datetime.fromisoformat(value.upper())
+
+
+StorableDatetime = Annotated[
+    datetime,
+    PlainValidator(_storable_datetime),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN}),
+]
+"""A client-supplied date-time the database can store and every reader can read back."""

@@ -5,12 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Text, func
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from templator.models.base import ID_TYPE, Base, IdMixin
 from templator.models.enums import LogLevel, log_level_type
+
+TIMESTAMP_READABLE = (
+    "timestamp >= '0001-01-02 00:00:00+00' AND timestamp <= '9999-12-30 00:00:00+00'"
+)
+"""What the driver can read back in any session time zone (it stops at years 1 and 9999);
+client-supplied timestamps are checked against a narrower rule first (kit.validation)."""
 
 
 class ProcessingLog(IdMixin, Base):
@@ -19,6 +25,7 @@ class ProcessingLog(IdMixin, Base):
     __tablename__ = "processing_logs"
     __table_args__ = (
         Index("idx_processing_logs_timestamp_brin", "timestamp", postgresql_using="brin"),
+        CheckConstraint(TIMESTAMP_READABLE, name="timestamp_readable"),
     )
 
     session_id: Mapped[str] = mapped_column(

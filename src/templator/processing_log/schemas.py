@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from templator.kit.validation import RequestModel
+from templator.kit.validation import RequestModel, StorableDatetime
 from templator.models.enums import LogLevel
 
 MAX_BATCH = 10_000
@@ -25,7 +25,7 @@ class LogLine(RequestModel):
     phase: str = Field(min_length=1, max_length=64)
     message: str = Field(min_length=1, max_length=MAX_MESSAGE)
     data: dict[str, Any] | None = None
-    timestamp: datetime | None = None
+    timestamp: StorableDatetime | None = None
 
 
 class LogBatch(RequestModel):
@@ -38,8 +38,8 @@ class LogQuery(RequestModel):
     """Filters for reading a session's log."""
 
     levels: list[LogLevel] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: StorableDatetime | None = None
+    until: StorableDatetime | None = None
 
 
 class ProcessingLog(BaseModel):

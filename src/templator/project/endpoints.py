@@ -59,10 +59,14 @@ async def update_project(
     return await ProjectService(session, conns.cache).update(actor, project_id, data)
 
 
-@router.delete("/projects/{project_id}", responses=responses_for(401, 404))
+@router.delete(
+    "/projects/{project_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses_for(401, 404),
+)
 async def delete_project(
     project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
-) -> schemas.Project:
+) -> None:
     """Delete a project with its sessions, templates, logs and stored objects (audited)."""
     project = await ProjectService(session, conns.cache, conns.store).delete(actor, project_id)
     await audit.record(
@@ -74,4 +78,3 @@ async def delete_project(
         request_id=request_id(request),
         details={"owner": project.user_id, "name": project.name},
     )
-    return project
