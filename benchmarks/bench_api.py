@@ -279,7 +279,7 @@ def main(quick: bool) -> None:
             env = {
                 **os.environ,
                 "DATABASE_URL": url,
-                "REDIS_URL": "redis://127.0.0.1:6379/11",
+                "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"),
                 "S3_ENDPOINT_URL": s3.endpoint_url,
                 "S3_ACCESS_KEY": "bench",
                 "S3_SECRET_KEY": "bench-secret",

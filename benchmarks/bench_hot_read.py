@@ -19,6 +19,7 @@ throughput on 2 cores), and ours / raw asyncpg.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -41,7 +42,7 @@ from templator.template.service import may_read, public_json, template_json
 from templator.user.schemas import UserCreate
 from templator.user.service import UserService
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 async def run(reads: int) -> None:

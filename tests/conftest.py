@@ -56,6 +56,8 @@ def settings(
         redis_url=redis_url,
         cache_namespace="templator-test",
         var_dir=tmp_path_factory.mktemp("var"),
+        # Every test client has one address; the limit has tests of its own.
+        auth_failure_limit=1_000_000,
     )
 
 

@@ -131,12 +131,12 @@ async def test_mass_invalidation_drops_every_key_then_publishes_once(redis: Redi
     await pubsub.aclose()
 
 
-async def test_peek_reads_raw_values_and_a_failure_marks_redis_down(
+async def test_peek_reads_sealed_values_and_a_failure_marks_redis_down(
     private_redis: LocalRedis, cache_on: Cache
 ) -> None:
     key = cache_on.key("thing", "peek")
-    await cache_on.redis.set(key, b'{"v":1}')
-    assert await cache_on.peek(key, cache_on.key("thing", "absent")) == [b'{"v":1}', None]
+    await cache_on.redis.set(key, cache_on.seal(key, "0", {"v": 1}, 60))
+    assert await cache_on.peek(key, cache_on.key("thing", "absent")) == [{"v": 1}, None]
     assert cache_on.stats.hits == 0  # peeking counts nothing; the caller counts what it serves
 
     assert private_redis.process is not None
@@ -144,3 +144,33 @@ async def test_peek_reads_raw_values_and_a_failure_marks_redis_down(
     private_redis.process.wait(10)
     assert await cache_on.peek(key) is None
     assert not cache_on.available  # the next lookups bypass at once instead of retrying
+
+
+async def test_values_of_another_key_or_process_key_or_past_their_seal_are_refused(
+    redis: Redis,
+) -> None:
+    cache = Cache(redis, namespace="seal", default_ttl=60, signing_key=b"k" * 32)
+    other = Cache(redis, namespace="seal", default_ttl=60, signing_key=b"x" * 32)
+    key, elsewhere = cache.key("thing", "a"), cache.key("thing", "b")
+    sealed = cache.seal(key, "0", {"v": 1}, 60)
+    await redis.set(key, sealed)
+    await redis.set(elsewhere, sealed)  # moved to another key
+
+    assert await cache.peek(key, elsewhere) == [{"v": 1}, None]
+    assert await other.peek(key) == [None]  # another key never verifies it
+    await redis.incr(cache._generation_key(key))  # an invalidation happened since
+    assert await cache.peek(key) == [None]
+    await redis.set(key, cache.seal(key, "1", {"v": 1}, -1))
+    assert await cache.peek(key) == [None]  # its sealed expiry has passed
+
+
+async def test_a_refused_value_is_replaced_from_the_loader(redis: Redis) -> None:
+    cache = Cache(redis, namespace="seal", default_ttl=60)
+    key = cache.key("thing", "forged")
+    await redis.set(key, b'{"v":"forged"}')
+
+    async def load() -> dict[str, Any]:
+        return {"v": "truth"}
+
+    assert await cache.get_or_load(key, load, encode=_json, decode=_json) == {"v": "truth"}
+    assert await cache.peek(key) == [{"v": "truth"}]

@@ -98,7 +98,7 @@ async def replicated(pair: Pair, redis_url: str) -> AsyncIterator[Connections]:
         redis_url=redis_url,
         cache_namespace=f"replica-{uuid.uuid4().hex[:6]}",
     )
-    urls = StoreUrls(pair.primary.url, redis_url, None, pair.replica.url)
+    urls = StoreUrls(pair.primary.url, redis_url, None, database_replica_url=pair.replica.url)
     conns = Connections(settings, urls=urls, role=ProcessRole.TEST)
     yield conns
     await conns.close()
@@ -167,7 +167,9 @@ async def test_search_falls_back_to_the_primary_when_the_replica_is_down(
         redis_url=redis_url,
     )
     assert settings.database_url and settings.database_replica_url
-    urls = StoreUrls(settings.database_url, redis_url, None, settings.database_replica_url)
+    urls = StoreUrls(
+        settings.database_url, redis_url, None, database_replica_url=settings.database_replica_url
+    )
     conns = Connections(settings, urls=urls, role=ProcessRole.TEST)
     try:
         token, template_id, name = await _template(conns)

@@ -16,6 +16,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from templator.api import health
+from templator.api.auth_limit import AuthFailureLimiter
 from templator.api.fastpath import TemplateReadFastPath
 from templator.api.limits import BodyLimitMiddleware
 from templator.api.problems import (
@@ -56,6 +57,12 @@ def create_app(
         app.state.connections = conns
         app.state.settings = conf
         app.state.progress_hub = ProgressHub(conns.redis)
+        app.state.auth_limiter = AuthFailureLimiter(
+            conns.redis,
+            namespace=conf.cache_namespace,
+            limit=conf.auth_failure_limit,
+            window=conf.auth_failure_window_seconds,
+        )
         try:
             if conns.store is not None:
                 await asyncio.to_thread(conns.store.ensure_bucket)

@@ -8,11 +8,20 @@
 * When Redis is down every call falls through to the loader: the bypass is logged once
   and counted, and Redis is tried again after a short cool-down, so caching resumes
   by itself.
+* Nothing in Redis is believed without a proof only the application can make: every
+  value is sealed with a keyed BLAKE2b MAC over its key, its generation, an expiry and
+  the payload (the key comes from settings, see `signing.py`). A value that was forged,
+  altered, moved to another key, replayed after an invalidation (its generation moved
+  on) or kept past its expiry is refused, counted, and read from PostgreSQL again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +40,16 @@ CACHE_REQUESTS = Counter("templator_cache_requests_total", "Cache lookups by out
 CACHE_BYPASS = Counter(
     "templator_cache_bypass_total", "Operations served without Redis because it was unreachable"
 )
+
+CACHE_REFUSED = Counter(
+    "templator_cache_refused_total",
+    "Cached values refused and read from PostgreSQL instead: `proof` = forged, altered, "
+    "moved or replayed after an invalidation; `expired` = kept past its sealed expiry",
+    ["reason"],
+)
+MAC_SIZE = 16
+_EXPIRY = struct.Struct(">Q")
+_HEADER = MAC_SIZE + _EXPIRY.size
 
 # KEYS[1] = value key, KEYS[2] = generation key, ARGV = [expected generation, ttl, payload]
 _SET_IF_GENERATION = """
@@ -79,9 +98,21 @@ class Cache:
     """A namespaced cache-aside helper over one Redis client."""
 
     def __init__(
-        self, redis: Redis, *, namespace: str, default_ttl: int, retry_after: float = 2.0
+        self,
+        redis: Redis,
+        *,
+        namespace: str,
+        default_ttl: int,
+        retry_after: float = 2.0,
+        signing_key: bytes | None = None,
     ) -> None:
         self.redis = redis
+        # Without a configured key this process makes one: its values are then believed
+        # by itself only (other processes refuse them and read PostgreSQL), never by
+        # anyone else.
+        self._mac = hashlib.blake2b(
+            key=signing_key or secrets.token_bytes(32), digest_size=MAC_SIZE
+        )
         self.namespace = namespace
         self.default_ttl = default_ttl
         self.retry_after = retry_after
@@ -98,6 +129,36 @@ class Cache:
     @staticmethod
     def _generation_key(key: str) -> str:
         return f"{key}:gen"
+
+    def _proof(self, key: str, generation: bytes, rest: memoryview | bytes) -> bytes:
+        mac = self._mac.copy()  # the keyed state, without keying again per value
+        mac.update(key.encode())
+        mac.update(b"\0")
+        mac.update(generation)
+        mac.update(b"\0")
+        mac.update(rest)
+        return mac.digest()
+
+    def seal(self, key: str, generation: str, data: Any, ttl: int) -> bytes:
+        """The stored form of `data` under `key` at `generation`: MAC, expiry, JSON."""
+        rest = _EXPIRY.pack(int(time.time()) + ttl) + orjson.dumps(data)
+        return self._proof(key, generation.encode(), rest) + rest
+
+    def unseal(self, key: str, generation: bytes | str | None, raw: bytes | str) -> Any | None:
+        """The data of a value read from Redis, or None (counted) when its proof does not
+        hold for this key and current generation, or its sealed expiry has passed."""
+        # The client returns bytes (no decode_responses); str only keeps the types honest.
+        view = memoryview(raw.encode() if isinstance(raw, str) else raw)
+        gen = generation.encode() if isinstance(generation, str) else generation or b"0"
+        if len(view) < _HEADER or not hmac.compare_digest(
+            view[:MAC_SIZE], self._proof(key, gen, view[MAC_SIZE:])
+        ):
+            CACHE_REFUSED.labels("proof").inc()
+            return None
+        if _EXPIRY.unpack_from(view, MAC_SIZE)[0] < time.time():
+            CACHE_REFUSED.labels("expired").inc()
+            return None
+        return orjson.loads(view[_HEADER:])
 
     @property
     def available(self) -> bool:
@@ -142,12 +203,15 @@ class Cache:
             else:
                 self._mark_up()
                 if raw is not None:
-                    self.stats.hits += 1
-                    CACHE_REQUESTS.labels("hit").inc()
-                    return decode(orjson.loads(raw))
+                    data = self.unseal(key, gen, raw)
+                    if data is not None:
+                        self.stats.hits += 1
+                        CACHE_REQUESTS.labels("hit").inc()
+                        return decode(data)
                 self.stats.misses += 1
                 CACHE_REQUESTS.labels("miss").inc()
                 generation = gen.decode() if isinstance(gen, bytes) else str(gen or "0")
+                # A refused value is replaced by the fresh one (same generation).
                 value = await loader()
                 if value is not None:
                     await self._store(key, generation, encode(value), ttl)
@@ -157,19 +221,24 @@ class Cache:
         return await loader()
 
     async def peek(self, *keys: str) -> list[Any] | None:
-        """The raw cached values of `keys` in one MGET, for a caller that decodes them
-        itself and falls back to `get_or_load` on any miss; None while Redis is
-        unavailable (a failure here marks it down, as a lookup would). Counts nothing:
-        the caller counts what it serves with `count_hits`."""
+        """The cached data of `keys` (with their generations) in one MGET, each None when
+        missing or refused, for a caller that falls back to `get_or_load` on any miss;
+        None while Redis is unavailable (a failure here marks it down, as a lookup would).
+        Counts no hits: the caller counts what it serves with `count_hits`."""
         if not self.available:
             return None
         try:
-            values: list[Any] = await self.redis.mget(*keys)
+            values: list[Any] = await self.redis.mget(
+                *[k for key in keys for k in (key, self._generation_key(key))]
+            )
         except RedisError as exc:
             self._mark_down(exc)
             return None
         self._mark_up()
-        return values
+        return [
+            None if raw is None else self.unseal(key, gen, raw)
+            for key, raw, gen in zip(keys, values[::2], values[1::2], strict=True)
+        ]
 
     def count_hits(self, n: int) -> None:
         """Count `n` hits served from values read with `peek`."""
@@ -183,11 +252,12 @@ class Cache:
         CACHE_BYPASS.inc(n)
 
     async def _store(self, key: str, generation: str, data: Any, ttl: int | None) -> None:
-        payload = orjson.dumps(data)
+        ttl = ttl or self.default_ttl
+        payload = self.seal(key, generation, data, ttl)
         try:
             stored = await self._set_if_generation(
                 keys=[key, self._generation_key(key)],
-                args=[generation, ttl or self.default_ttl, payload],
+                args=[generation, ttl, payload],
             )
         except RedisError as exc:
             self._mark_down(exc)

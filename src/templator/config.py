@@ -86,6 +86,32 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=300, ge=1)
     cache_namespace: str = Field(default="templator", min_length=1, max_length=64)
 
+    # Security (area: sec): nothing in Redis is believed without the application's proof
+    cache_signing_key: SecretStr | None = Field(
+        default=None,
+        description="secret (at least 32 characters) every cached value is sealed with "
+        "(keyed BLAKE2b); all API workers and CLI processes sharing a Redis must share it. "
+        "Unset: CACHE_SIGNING_KEY_FILE, else the local stack's var/secrets file, else a "
+        "random key per process (values then only trusted by the process that made them)",
+    )
+    cache_signing_key_file: Path | None = Field(
+        default=None, description="file holding CACHE_SIGNING_KEY (mode 0600)"
+    )
+    token_max_days: int = Field(
+        default=365,
+        ge=1,
+        le=3650,
+        description="longest lifetime of an API token; a longer `expires_days` (or none) is 422",
+    )
+    auth_failure_limit: int = Field(
+        default=20,
+        ge=1,
+        description="failed authentications per client address per window before 429",
+    )
+    auth_failure_window_seconds: int = Field(
+        default=60, ge=1, le=3600, description="window of AUTH_FAILURE_LIMIT"
+    )
+
     # Object store (S3 protocol: MinIO, SeaweedFS, AWS S3)
     s3_endpoint_url: str | None = Field(
         default=None, description="endpoint the service itself uses; unset = embedded SeaweedFS"
@@ -160,6 +186,15 @@ class Settings(BaseSettings):
         if not value.startswith("postgresql+psycopg://"):
             name = (info.field_name or "database_url").upper()
             raise ValueError(f"{name} must start with postgresql:// or postgresql+psycopg://")
+        return value
+
+    @field_validator("cache_signing_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("CACHE_SIGNING_KEY must be at least 32 characters")
         return value
 
     @field_validator("redis_url", "s3_endpoint_url", "s3_public_endpoint_url")

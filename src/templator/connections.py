@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -26,6 +27,7 @@ from templator.config import ProcessRole, Settings
 from templator.exceptions import ServiceUnavailable
 from templator.kit.uow import read_session
 from templator.monitoring.health import HealthReport, Probe, run_checks
+from templator.signing import cache_signing_key
 from templator.storage.service import ObjectStore
 
 log = logging.getLogger("templator.connections")
@@ -49,6 +51,7 @@ class StoreUrls:
     redis_url: str
     s3_endpoint_url: str | None
     database_replica_url: str | None = None
+    cache_signing_key_file: Path | None = None
 
 
 class StackNotConfigured(ServiceUnavailable):
@@ -66,6 +69,7 @@ def resolve_urls(settings: Settings) -> StoreUrls:
         settings.redis_url,
         settings.s3_endpoint_url,
     )
+    key_file: Path | None = None
     if database_url is None or redis_url is None:
         from templator.localstack import discover_running_stack
 
@@ -74,6 +78,7 @@ def resolve_urls(settings: Settings) -> StoreUrls:
             database_url = database_url or stack.database_url
             redis_url = redis_url or stack.redis_url
             s3_url = s3_url or stack.s3_endpoint_url
+            key_file = stack.cache_signing_key_file
     missing = [
         name
         for name, value in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url))
@@ -85,7 +90,13 @@ def resolve_urls(settings: Settings) -> StoreUrls:
             f"{settings.var_dir}: start one with `templator up`, or set {missing[0]} "
             "(see .env.example)."
         )
-    return StoreUrls(database_url, redis_url, s3_url, settings.database_replica_url)
+    return StoreUrls(
+        database_url,
+        redis_url,
+        s3_url,
+        database_replica_url=settings.database_replica_url,
+        cache_signing_key_file=key_file,
+    )
 
 
 class Connections:
@@ -127,7 +138,10 @@ class Connections:
         self.read_pool: postgres.ReadPool | None = None
         self.redis: Redis = redis_factory.create_client(settings, url=urls.redis_url, role=role)
         self.cache = Cache(
-            self.redis, namespace=settings.cache_namespace, default_ttl=settings.cache_ttl_seconds
+            self.redis,
+            namespace=settings.cache_namespace,
+            default_ttl=settings.cache_ttl_seconds,
+            signing_key=cache_signing_key(settings, stack_key_file=urls.cache_signing_key_file),
         )
         self.store: ObjectStore | None = (
             ObjectStore.from_settings(settings, endpoint_url=urls.s3_endpoint_url)

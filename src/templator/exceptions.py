@@ -71,6 +71,17 @@ class ValidationFailed(TemplatorError):
     code = "validation_failed"
 
 
+class TooManyFailedAuthentications(TemplatorError):
+    """The client's address failed to authenticate too often; retry after a while."""
+
+    status_code = 429
+    code = "too_many_failed_authentications"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class ServiceUnavailable(TemplatorError):
     """A store the operation needs cannot be reached."""
 

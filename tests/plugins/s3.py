@@ -58,6 +58,7 @@ async def store_connections(settings: Settings, s3_server: SeaweedFS) -> AsyncIt
         database_url=settings.database_url,
         redis_url=settings.redis_url,
         cache_namespace=settings.cache_namespace,
+        auth_failure_limit=settings.auth_failure_limit,
     )
     assert conf.database_url and conf.redis_url
     conns = Connections(

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.api.auth_limit import AuthFailureLimiter
 from templator.api.sse import ProgressHub
 from templator.auth.service import TokenService
 from templator.connections import Connections
@@ -54,13 +55,21 @@ DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
 async def get_actor(request: Request, conns: Conns) -> Actor:
-    """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise."""
+    """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise, 429 for an address
+    that failed too often (see `api/auth_limit.py`)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing credentials: send `Authorization: Bearer <API token>`")
-    async with read_session(conns.read_sessionmaker) as session:
-        return await TokenService(session, conns.cache).authenticate(token.strip())
+    limiter: AuthFailureLimiter = request.app.state.auth_limiter
+    address = request.client.host if request.client else "unknown"
+    limiter.check(address)
+    try:
+        async with read_session(conns.read_sessionmaker) as session:
+            return await TokenService(session, conns.cache).authenticate(token.strip())
+    except Unauthorized:
+        await limiter.failed(address)
+        raise
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]

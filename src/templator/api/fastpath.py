@@ -6,7 +6,8 @@ its own. This ASGI layer sits in front of the router and answers only the cases 
 prove, with the same functions and bytes as the route:
 
 * Redis up: a well-formed bearer token whose record is cached, that `verify` accepts,
-  and a cached template that `may_read` allows. One MGET fetches both.
+  and a cached template that `may_read` allows. One MGET fetches both (and their
+  generations, which their seals are checked against: see `cache.py`).
 * Redis unavailable (every read would go to PostgreSQL): the token's lookup and the
   template's load as one statement (`load_with_token`) on the small asyncpg pool
   `Connections.read_pool`, then the same `verify`, `may_read` and JSON form.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -83,6 +83,9 @@ class TemplateReadFastPath:
         token = _bearer(scope)
         if token is None:
             return None
+        client = scope.get("client")
+        if scope["app"].state.auth_limiter.is_blocked(client[0] if client else "unknown"):
+            return None  # the route answers 429
         try:
             prefix, secret = parse(token)
         except Unauthorized:
@@ -92,10 +95,10 @@ class TemplateReadFastPath:
         cached = await cache.peek(record_key(cache, prefix), template_key(cache, template_id))
         if cached is None:
             return await _from_database(conns, prefix, secret, template_id)
-        if cached[0] is None or cached[1] is None:
-            return None  # a miss: the route loads and caches
-        data: dict[str, Any] = orjson.loads(cached[1])
-        if not _readable(orjson.loads(cached[0]), secret, data):
+        record, data = cached
+        if record is None or data is None:
+            return None  # a miss or a refused value: the route loads and caches
+        if not _readable(record, secret, data):
             return None
         cache.count_hits(2)
         return public_json(data)

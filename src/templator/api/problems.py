@@ -103,7 +103,10 @@ def internal_error_body(path: str, request_id: str | None) -> bytes:
 
 
 def responses_for(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI `responses=` entries for the problem statuses an endpoint can return."""
+    """The OpenAPI `responses=` entries for the problem statuses an endpoint can return
+    (an endpoint that can refuse credentials, 401, can also limit failures, 429)."""
+    if 401 in statuses and 429 not in statuses:
+        statuses = (*statuses, 429)
     return {
         status: {
             "model": Problem,
@@ -127,7 +130,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(TemplatorError)
     async def _platform(request: Request, exc: TemplatorError) -> Response:
         return problem_response(
-            request, status=exc.status_code, detail=exc.message, code=exc.code, field=exc.field
+            request,
+            status=exc.status_code,
+            detail=exc.message,
+            code=exc.code,
+            field=exc.field,
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(RequestValidationError)

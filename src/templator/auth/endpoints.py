@@ -27,7 +27,9 @@ async def create_token(
     request: Request,
 ) -> schemas.TokenCreated:
     """A new API token for the caller; the secret is shown only in this response (audited)."""
-    created = await TokenService(session, conns.cache).create(actor.id, data)
+    created = await TokenService(session, conns.cache).create(
+        actor.id, data, max_days=conns.settings.token_max_days
+    )
     await audit.record(
         session,
         actor,

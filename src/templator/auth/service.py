@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from templator.auth import schemas
 from templator.auth.repository import TokenLookup, TokenRepository
 from templator.cache import Cache
-from templator.exceptions import NotFound, Unauthorized
+from templator.exceptions import NotFound, Unauthorized, ValidationFailed
 from templator.kit.actor import Actor
 from templator.kit.uow import invalidate_now
 from templator.models import UserRole
@@ -80,8 +80,17 @@ class TokenService:
         """Cache key of the record of the token with this prefix."""
         return record_key(self.cache, prefix)
 
-    async def create(self, user_id: str, data: schemas.TokenCreate) -> schemas.TokenCreated:
-        """A new token; its secret is returned once and never stored."""
+    async def create(
+        self, user_id: str, data: schemas.TokenCreate, *, max_days: int | None = None
+    ) -> schemas.TokenCreated:
+        """A new token; its secret is returned once and never stored. With `max_days`
+        (TOKEN_MAX_DAYS) a longer lifetime, or none, is refused."""
+        if max_days is not None and (data.expires_days is None or data.expires_days > max_days):
+            raise ValidationFailed(
+                f"expires_days must be at most {max_days} (TOKEN_MAX_DAYS); "
+                "tokens that never expire are not allowed",
+                field="expires_days",
+            )
         prefix = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32).replace("_", "-")
         expires = (

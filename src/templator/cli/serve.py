@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+
 import typer
 import uvicorn
 
 from templator.cli.context import settings
+from templator.config import Settings
 
 
 def run_server(
@@ -25,6 +29,18 @@ def run_server(
     )
 
 
+def share_signing_key(conf: Settings) -> None:
+    """Give this server's workers one cache signing key when none is configured (nor a
+    local stack's): without it each worker would refuse the others' cached values."""
+    if conf.cache_signing_key is not None or conf.cache_signing_key_file is not None:
+        return
+    from templator.localstack import discover_running_stack
+
+    stack = discover_running_stack(conf.var_dir)
+    if stack is None or stack.cache_signing_key_file is None:
+        os.environ["CACHE_SIGNING_KEY"] = secrets.token_urlsafe(32)
+
+
 def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default API_HOST)."),
     port: int | None = typer.Option(None, min=1, max=65535, help="Port (default API_PORT)."),
@@ -37,6 +53,7 @@ def serve(
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs) until Ctrl-C."""
     conf = settings()
+    share_signing_key(conf)
     run_server(
         host=host or conf.api_host,
         port=port or conf.api_port,

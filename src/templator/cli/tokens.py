@@ -20,7 +20,9 @@ app = typer.Typer(no_args_is_help=True)
 async def _create(who: str, data: TokenCreate) -> tuple[str, str]:
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
         user = await UserService(session).find(who)
-        created = await TokenService(session, conns.cache).create(user.id, data)
+        created = await TokenService(session, conns.cache).create(
+            user.id, data, max_days=conns.settings.token_max_days
+        )
         await audit.record(
             session,
             None,
@@ -36,7 +38,9 @@ async def _create(who: str, data: TokenCreate) -> tuple[str, str]:
 def create(
     user: str = typer.Option(..., "--user", help="Email or id of the token's owner."),
     name: str = typer.Option("cli", help="A label for the token."),
-    expires_days: int = typer.Option(90, min=1, max=3650, help="Lifetime in days."),
+    expires_days: int = typer.Option(
+        90, min=1, max=3650, help="Lifetime in days (at most TOKEN_MAX_DAYS)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Create an API token; it is printed once and stored only as a hash."""

@@ -41,6 +41,7 @@ class StackUrls:
     database_url: str
     redis_url: str
     s3_endpoint_url: str
+    cache_signing_key_file: Path | None = None
 
 
 class StackAlreadyRunning(LocalStackError):
