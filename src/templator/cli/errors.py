@@ -148,11 +148,18 @@ def _files(exc: BaseException, names: set[str]) -> str | None:
     return None
 
 
+def _migrations(exc: BaseException, names: set[str]) -> str | None:
+    if "alembic.util.exc.CommandError" in names:
+        return f"migrations: {_first_line(exc)} (see `templator db current`)"
+    return None
+
+
 _EXPLAINERS: tuple[Callable[[BaseException, set[str]], str | None], ...] = (
     _postgres,
     _redis,
     _s3,
     _validation,
+    _migrations,
     _files,
 )
 

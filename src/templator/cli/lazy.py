@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
-from typer.main import get_command
+from typer.main import get_command, get_group
 
 from templator.cli.errors import exit_for
+
+if TYPE_CHECKING:
+    from typer._click.core import Command  # typer's vendored click
 
 _COMPLETION_OPTIONS = ("install_completion", "show_completion")
 
@@ -30,15 +33,17 @@ class LazyCommand:
     target: str
     help: str
 
-    def load(self) -> Any:
+    def load(self) -> Command:
         """The real command (a click command made from the Typer app or function)."""
         module_name, _, attribute = self.target.partition(":")
         obj = getattr(importlib.import_module(module_name), attribute)
-        if not isinstance(obj, typer.Typer):
+        if isinstance(obj, typer.Typer):
+            # Always a group, even with one command, as `add_typer` would make it.
+            command: Command = get_group(obj)
+        else:
             single = typer.Typer()
             single.command(self.name)(obj)
-            obj = single
-        command = get_command(obj)
+            command = get_command(single)
         command.name = self.name
         # Shell completion is the root's option; each sub-app would repeat it.
         command.params = [p for p in command.params if p.name not in _COMPLETION_OPTIONS]
