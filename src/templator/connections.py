@@ -16,8 +16,11 @@ from typing import Any, Self, TypeVar
 
 import psycopg
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy import text
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from templator import postgres
@@ -85,17 +88,37 @@ def resolve_urls(settings: Settings) -> StoreUrls:
         if value is None
     ]
     if missing or database_url is None or redis_url is None:
-        raise StackNotConfigured(
-            f"{' and '.join(missing)} not set and no local stack is running under "
-            f"{settings.var_dir}: start one with `templator up`, or set {missing[0]} "
-            "(see .env.example)."
-        )
+        raise _not_configured(settings, missing)
     return StoreUrls(
         database_url,
         redis_url,
         s3_url,
         database_replica_url=settings.database_replica_url,
         cache_signing_key_file=key_file,
+    )
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL, else the running stack's PostgreSQL, else a clear error.
+
+    For the commands that need PostgreSQL alone (migrations, seeding, log retention):
+    they run whether or not Redis is configured, reachable or running.
+    """
+    if settings.database_url is not None:
+        return settings.database_url
+    from templator.localstack import discover_running_stack
+
+    stack = discover_running_stack(settings.var_dir)
+    if stack is None:
+        raise _not_configured(settings, ["DATABASE_URL"])
+    return stack.database_url
+
+
+def _not_configured(settings: Settings, missing: list[str]) -> StackNotConfigured:
+    return StackNotConfigured(
+        f"{' and '.join(missing)} not set and no local stack is running under "
+        f"{settings.var_dir}: start one with `templator up`, or set {missing[0]} "
+        "(see .env.example)."
     )
 
 
@@ -214,18 +237,11 @@ class Connections:
 
     async def verify_database(self) -> None:
         """Fail fast, with the host and what to check, when PostgreSQL cannot be reached."""
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            where = postgres.describe_url(self.urls.database_url)
-            lines = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
-            reason = lines[0] if lines else type(exc).__name__
-            raise ServiceUnavailable(
-                f"cannot reach PostgreSQL at {where}: {reason}. "
-                "Check that the server is running and that DATABASE_URL (host, port, user, "
-                "database) is right."
-            ) from exc
+        await verify_database(self.engine, self.urls.database_url)
+
+    def outage(self, exc: BaseException) -> ServiceUnavailable | None:
+        """`exc` as "this store, at this address, cannot be reached", if it is that."""
+        return store_outage(exc, database_url=self.urls.database_url, redis_url=self.urls.redis_url)
 
     async def verify_redis(self) -> None:
         """Fail fast when Redis cannot be reached."""
@@ -270,3 +286,44 @@ class Connections:
     async def health(self, *, timeout: float = 3.0) -> HealthReport:
         """Each component's status, latency and error, checked concurrently."""
         return await run_checks(self.health_probes(), timeout=timeout)
+
+
+async def verify_database(engine: AsyncEngine, url: str) -> None:
+    """Fail fast, with the host and what to check, when PostgreSQL cannot be reached."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        where = postgres.describe_url(url)
+        lines = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        raise ServiceUnavailable(
+            f"cannot reach PostgreSQL at {where}: {reason}. "
+            "Check that the server is running and that DATABASE_URL (host, port, user, "
+            "database) is right."
+        ) from exc
+
+
+def store_outage(
+    exc: BaseException, *, database_url: str, redis_url: str | None = None
+) -> ServiceUnavailable | None:
+    """A lost or refused PostgreSQL or Redis connection as a ServiceUnavailable naming the
+    store and its address (never its password); None for any other error."""
+    if isinstance(exc, DBAPIError | psycopg.OperationalError):
+        if isinstance(exc, DBAPIError) and not isinstance(
+            exc, sqlalchemy_exc.OperationalError | sqlalchemy_exc.InterfaceError
+        ):
+            return None
+        lines = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        return ServiceUnavailable(
+            f"cannot reach PostgreSQL at {postgres.describe_url(database_url)}: {reason}. "
+            "Check that the server is running and that DATABASE_URL is right."
+        )
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        where = f" at {redis_factory.describe_url(redis_url)}" if redis_url else ""
+        return ServiceUnavailable(
+            f"cannot reach Redis{where}: {exc}. "
+            "Check that the server is running and that REDIS_URL is right."
+        )
+    return None

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from templator.backup.errors import BackupCorrupt
+
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 
@@ -51,10 +53,14 @@ class Manifest:
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
-        """Read manifest.json from `folder`."""
-        data = orjson.loads((folder / MANIFEST_NAME).read_bytes())
-        files = [FileEntry(**entry) for entry in data.pop("files", [])]
-        return cls(files=files, **data)
+        """Read manifest.json from `folder`; a malformed one is BackupCorrupt naming it."""
+        path = folder / MANIFEST_NAME
+        try:
+            data = orjson.loads(path.read_bytes())
+            files = [FileEntry(**entry) for entry in data.pop("files", [])]
+            return cls(files=files, **data)
+        except (orjson.JSONDecodeError, TypeError, AttributeError) as exc:
+            raise BackupCorrupt(f"{path} is not a valid backup manifest: {exc}") from exc
 
     def add_file(self, folder: Path, path: Path) -> None:
         """Record a file with its size and checksum."""

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from templator.cli.errors import exit_for
 from templator.config import ProcessRole, Settings, get_settings
 from templator.connections import Connections
-from templator.exceptions import TemplatorError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 T = TypeVar("T")
 
@@ -23,16 +26,16 @@ err_console = Console(stderr=True)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; a TemplatorError becomes a one-line message and exit code 1."""
+    """Run a coroutine; an expected failure (cli/errors.py) becomes one line and exit 1."""
     try:
         return asyncio.run(coro)
-    except TemplatorError as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        err_console.print(f"[bold red]error{where}:[/] {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise
+    except Exception as exc:
+        exit_for(exc)
 
 
 def fail(message: str, *, code: int = 2) -> None:
@@ -56,8 +59,43 @@ async def connections(role: ProcessRole = ProcessRole.CLI) -> AsyncIterator[Conn
     conns = Connections.from_settings(settings(), role=role)
     try:
         yield conns
+    except Exception as exc:
+        outage = conns.outage(exc)
+        if outage is None:
+            raise
+        raise outage from exc
     finally:
         await conns.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """PostgreSQL alone, for the commands that need nothing else."""
+
+    url: str
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def database(role: ProcessRole = ProcessRole.CLI) -> AsyncIterator[Database]:
+    """Open PostgreSQL alone (checked: a clear error when it cannot be reached); no Redis
+    or object store is resolved, so the command runs without them."""
+    from templator import postgres
+    from templator.connections import resolve_database_url, store_outage, verify_database
+
+    url = resolve_database_url(settings())
+    engine = postgres.create_engine(settings(), url=url, role=role)
+    try:
+        await verify_database(engine, url)
+        yield Database(url, engine, postgres.create_sessionmaker(engine))
+    except Exception as exc:
+        outage = store_outage(exc, database_url=url)
+        if outage is None:
+            raise
+        raise outage from exc
+    finally:
+        await engine.dispose()
 
 
 def confirm_destructive(*, target: str, action: str, yes: bool) -> None:
@@ -69,11 +107,3 @@ def confirm_destructive(*, target: str, action: str, yes: bool) -> None:
     typed = typer.prompt(f"This will {action}. Type {target!r} to confirm")
     if typed != target:
         fail("confirmation did not match; nothing was changed")
-
-
-def configure_logging(verbose: bool) -> None:
-    """Warnings by default, everything with --verbose."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )

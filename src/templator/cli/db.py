@@ -9,10 +9,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import make_url
 
-from templator.cli.context import confirm_destructive, console, fail, run, settings
+from templator.cli.context import confirm_destructive, console, database, fail, run
 from templator.cli.logs import prune_logs
-from templator.config import ProcessRole
-from templator.connections import Connections
 from templator.migrations import runner
 from templator.seed import SeedPlan, seed_database
 
@@ -21,16 +19,14 @@ app.command("prune-logs")(prune_logs)
 
 
 async def _verified_url() -> str:
-    conns = Connections.from_settings(settings(), role=ProcessRole.CLI)
-    try:
-        await conns.verify_database()
-    finally:
-        await conns.close()
-    return conns.urls.database_url
+    async with database() as db:
+        return db.url
 
 
 def _checked_url() -> str:
-    """The database URL, after checking the server answers (clear error otherwise)."""
+    """The database URL, after checking the server answers (clear error otherwise).
+
+    PostgreSQL alone: these commands run whether Redis is configured, up or not."""
     url = run(_verified_url())
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return url

@@ -11,22 +11,22 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from templator.cli.backup import parse_age
-from templator.cli.context import confirm_destructive, connections, console, run
+from templator.cli.context import confirm_destructive, console, database, run
 from templator.processing_log.service import prune_older_than
 
 
 async def _count(cutoff: datetime) -> tuple[int, str]:
-    async with connections() as conns, conns.engine.connect() as conn:
+    async with database() as db, db.engine.connect() as conn:
         count = (
             await conn.execute(
                 text("SELECT count(*) FROM processing_logs WHERE timestamp < :c"), {"c": cutoff}
             )
         ).scalar_one()
-        return int(count), make_url(conns.urls.database_url).database or ""
+        return int(count), make_url(db.url).database or ""
 
 
 async def _prune(cutoff: datetime, batch_size: int, total: int, quiet: bool) -> int:
-    async with connections() as conns:
+    async with database() as db:
         with Progress(
             SpinnerColumn(),
             TextColumn("deleting log lines"),
@@ -37,7 +37,7 @@ async def _prune(cutoff: datetime, batch_size: int, total: int, quiet: bool) -> 
         ) as bar:
             task = bar.add_task("prune", total=total)
             return await prune_older_than(
-                conns.sessionmaker,
+                db.sessionmaker,
                 cutoff,
                 batch_size=batch_size,
                 on_batch=lambda n: bar.advance(task, n),

@@ -1,14 +1,54 @@
-"""The root `templator` command and its sub-commands."""
+"""The root `templator` command and its sub-commands.
+
+Every sub-command is a `LazyCommand` (cli/lazy.py): its module is imported only when it
+runs, so `templator --help` and a quick command start without SQLAlchemy, boto3 or
+FastAPI. To add a command, write it in its own module under `templator/cli/` (a Typer app
+for a group, a function for a single command) and add one line to `COMMANDS` below; keep
+heavy imports out of the module's top level where the command does not need them.
+"""
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
-from templator.cli import backup, db, demo, health, module, serve, storage, up, users
-from templator.cli.context import configure_logging
+from templator.cli.errors import set_verbose
+from templator.cli.lazy import LazyCommand, LazyGroup
+
+COMMANDS = (
+    LazyCommand("db", "templator.cli.db:app", "Migrations, seed data and database maintenance."),
+    LazyCommand(
+        "up", "templator.cli.up:up", "Start the local stack, migrate, seed, serve until Ctrl-C."
+    ),
+    LazyCommand("serve", "templator.cli.serve:serve", "Serve the REST API until Ctrl-C."),
+    LazyCommand("demo", "templator.cli.demo:demo", "Run one session end to end over the API."),
+    LazyCommand("user", "templator.cli.users:user_app", "Create users and change roles."),
+    LazyCommand("token", "templator.cli.tokens:app", "Create, list and revoke API tokens."),
+    LazyCommand(
+        "module",
+        "templator.cli.module:app",
+        "Export templates as HubSpot modules, import them.",
+    ),
+    LazyCommand("storage", "templator.cli.storage:app", "Object store maintenance (orphan gc)."),
+    LazyCommand("backup", "templator.cli.backup:app", "Back up and restore all three stores."),
+    LazyCommand(
+        "health",
+        "templator.cli.health:health",
+        "Check PostgreSQL, Redis and the object store, each on its own.",
+    ),
+)
+
+
+class TemplatorGroup(LazyGroup):
+    """The root group: the commands above, loaded on use."""
+
+    lazy_commands = COMMANDS
+
 
 app = typer.Typer(
     name="templator",
+    cls=TemplatorGroup,
     help="Templator data platform: PostgreSQL, Redis and S3 storage, cache and operations.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -18,21 +58,13 @@ app = typer.Typer(
 
 @app.callback()
 def main(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug output to stderr."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log debug output, and tracebacks of failures, to stderr."
+    ),
 ) -> None:
     """Templator data platform command line."""
-    configure_logging(verbose)
-
-
-app.add_typer(db.app, name="db", help="Migrations, seed data and database maintenance.")
-app.command("up")(up.up)
-app.command("serve")(serve.serve)
-app.command("demo")(demo.demo)
-app.add_typer(users.user_app, name="user", help="Create users and change roles.")
-app.add_typer(users.token_app, name="token", help="Create API tokens.")
-app.add_typer(module.app, name="module", help="Export templates as HubSpot modules, import them.")
-app.add_typer(storage.app, name="storage", help="Object store maintenance (orphan gc).")
-app.add_typer(backup.app, name="backup", help="Back up and restore all three stores.")
-app.command("health", help="Check PostgreSQL, Redis and the object store, each on its own.")(
-    health.health
-)
+    set_verbose(verbose)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
