@@ -170,7 +170,7 @@ def test_api_flows_through_pgbouncer_with_zero_errors(
     try:
         url = f"http://127.0.0.1:{port}"
         with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(lambda _: run_demo(url, token), range(8)))
+            results = list(pool.map(lambda _: run_demo(url, token), range(4)))
         for result in results:
             failed = [s for s in result.steps if s.status >= 400]
             assert not failed, failed
