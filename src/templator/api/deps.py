@@ -10,9 +10,10 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.api.sse import ProgressHub
+from templator.auth.errors import AdminRequired
 from templator.auth.service import TokenService
 from templator.connections import Connections
-from templator.exceptions import Forbidden, Unauthorized
+from templator.exceptions import Unauthorized
 from templator.kit.actor import Actor
 from templator.kit.uow import read_session, unit_of_work
 
@@ -69,7 +70,7 @@ CurrentActor = Annotated[Actor, Depends(get_actor)]
 async def get_admin(actor: CurrentActor) -> Actor:
     """The caller, who must be ADMIN; 403 otherwise."""
     if not actor.is_admin:
-        raise Forbidden("this needs the ADMIN role")
+        raise AdminRequired
     return actor
 
 
