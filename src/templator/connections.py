@@ -60,6 +60,8 @@ class StoreUrls:
 class StackNotConfigured(ServiceUnavailable):
     """No store URL is set and no local stack is running."""
 
+    code = "stack_not_configured"
+
 
 def resolve_urls(settings: Settings) -> StoreUrls:
     """Configured URLs, else those of a running `templator up` stack, else a clear error.

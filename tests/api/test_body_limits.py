@@ -30,12 +30,12 @@ async def _session(client: httpx.AsyncClient, caller: Caller) -> tuple[str, str]
     return project, session_id
 
 
-def _assert_too_large(response: httpx.Response, limit: int) -> None:
+def _assert_too_large(response: httpx.Response, limit: int, code: str) -> None:
     assert response.status_code == 413, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["title"] == "Content Too Large"
-    assert problem["code"] == "payload_too_large"
+    assert problem["code"] == code
     assert f"{limit:,} bytes" in problem["detail"]
     assert problem["request_id"] == response.headers["x-request-id"]
 
@@ -55,7 +55,7 @@ async def test_json_body_over_the_limit_is_413(
         content=_chunks(body) if chunked else body,
         headers={**caller.headers, "content-type": "application/json"},
     )
-    _assert_too_large(response, JSON_LIMIT)
+    _assert_too_large(response, JSON_LIMIT, "payload_too_large")
     sessions = await client.get(f"/api/v1/projects/{project}/sessions", headers=caller.headers)
     assert len(sessions.json()["items"]) == 1
 
@@ -83,7 +83,7 @@ async def test_upload_over_the_limit_is_413_reporting_the_configured_limit(
     response = await client.post(
         request.url, content=_chunks(body) if chunked else body, headers=headers
     )
-    _assert_too_large(response, limit)
+    _assert_too_large(response, limit, "upload_too_large")
     assert list(store_connections.require_store().iter_objects(f"designs/{session_id}/")) == []
 
 
@@ -100,5 +100,5 @@ async def test_upload_just_over_the_file_limit_has_the_same_problem(
     )
     assert response.status_code == 413
     problem = response.json()
-    assert problem["title"] == "Content Too Large"
+    assert problem["title"] == "Content Too Large" and problem["code"] == "upload_too_large"
     assert f"{limit:,} bytes" in problem["detail"]

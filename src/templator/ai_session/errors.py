@@ -8,6 +8,8 @@ from templator.exceptions import Conflict, NotFound, PayloadTooLarge, Validation
 class SessionNotFound(NotFound):
     """No session with that id (or not visible to the caller)."""
 
+    code = "session_not_found"
+
     def __init__(self, session_id: str) -> None:
         super().__init__(f"session {session_id!r} does not exist", field="session_id")
 
@@ -15,14 +17,34 @@ class SessionNotFound(NotFound):
 class InvalidSessionTransition(Conflict):
     """The session's status does not allow this move."""
 
+    code = "invalid_session_transition"
+
+
+class SessionFinished(InvalidSessionTransition):
+    """The session reached a final status; nothing about it changes any more."""
+
+    code = "session_finished"
+
+
+class SessionChangedConcurrently(Conflict):
+    """Another request changed the session between our read and our write; retry."""
+
+    code = "session_changed_concurrently"
+
 
 class ProgressWentBackwards(ValidationFailed):
     """Progress only moves forward."""
+
+    code = "progress_went_backwards"
 
 
 class PhaseWentBackwards(Conflict):
     """Phases run in order."""
 
+    code = "phase_went_backwards"
+
 
 class SessionPayloadTooLarge(PayloadTooLarge):
     """A phase payload over the limit."""
+
+    code = "session_payload_too_large"

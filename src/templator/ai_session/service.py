@@ -18,6 +18,8 @@ from templator.ai_session.errors import (
     InvalidSessionTransition,
     PhaseWentBackwards,
     ProgressWentBackwards,
+    SessionChangedConcurrently,
+    SessionFinished,
     SessionNotFound,
     SessionPayloadTooLarge,
 )
@@ -136,7 +138,7 @@ class SessionService:
         fresh = await self._owned_state(actor, session_id)
         status, phase, progress = fresh.status, fresh.phase, float(fresh.progress)
         if status in lifecycle.FINAL:
-            raise InvalidSessionTransition(
+            raise SessionFinished(
                 f"session {session_id} is {status.value}; its phases can no longer change",
                 field="status",
             )
@@ -152,7 +154,7 @@ class SessionService:
                 f"{update.phase.value}",
                 field="phase",
             )
-        raise InvalidSessionTransition(f"session {session_id} changed concurrently; retry")
+        raise SessionChangedConcurrently(f"session {session_id} changed concurrently; retry")
 
     async def _transitioned(
         self,

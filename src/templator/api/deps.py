@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.api.auth_limit import AuthFailureLimiter
 from templator.api.sse import ProgressHub
+from templator.auth.errors import AdminRequired
 from templator.auth.service import TokenService
 from templator.connections import Connections
-from templator.exceptions import Forbidden, Unauthorized
+from templator.exceptions import Unauthorized
 from templator.kit.actor import Actor
 from templator.kit.uow import read_session, unit_of_work
 
@@ -78,7 +79,7 @@ CurrentActor = Annotated[Actor, Depends(get_actor)]
 async def get_admin(actor: CurrentActor) -> Actor:
     """The caller, who must be ADMIN; 403 otherwise."""
     if not actor.is_admin:
-        raise Forbidden("this needs the ADMIN role")
+        raise AdminRequired
     return actor
 
 

@@ -28,9 +28,10 @@ class BodyTooLarge(HTTPException):
     problem handler answers it like the Content-Length refusal below.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, code: str) -> None:
         super().__init__(413, too_large_detail(limit))
         self.limit = limit
+        self.code = code
 
 
 class BodyLimitMiddleware:
@@ -41,13 +42,14 @@ class BodyLimitMiddleware:
         self.json_limit = json_limit
         self.upload_limit = upload_limit
 
-    def _limit(self, scope: Scope) -> tuple[int, int]:
-        """(the limit to report, the bytes a body may have)."""
+    def _limit(self, scope: Scope) -> tuple[int, int, str]:
+        """(the limit to report, the bytes a body may have, the problem's code)."""
         if scope["path"].endswith("/designs"):
-            return self.upload_limit, self.upload_limit + MULTIPART_SLACK
-        return self.json_limit, self.json_limit
+            # The same code as the storage service's own refusal of a too large file.
+            return self.upload_limit, self.upload_limit + MULTIPART_SLACK, "upload_too_large"
+        return self.json_limit, self.json_limit, "payload_too_large"
 
-    async def _reject(self, scope: Scope, send: Send, limit: int) -> None:
+    async def _reject(self, scope: Scope, send: Send, limit: int, code: str) -> None:
         state = scope.get("state") or {}
         body = orjson.dumps(
             {
@@ -56,7 +58,7 @@ class BodyLimitMiddleware:
                 "status": 413,
                 "detail": too_large_detail(limit),
                 "instance": scope["path"],
-                "code": "payload_too_large",
+                "code": code,
                 **({"request_id": state["request_id"]} if "request_id" in state else {}),
             }
         )
@@ -76,11 +78,11 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        limit, allowed = self._limit(scope)
+        limit, allowed, code = self._limit(scope)
         headers: dict[bytes, bytes] = dict(scope.get("headers", []))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > allowed:
-            await self._reject(scope, send, limit)
+            await self._reject(scope, send, limit, code)
             return
         seen = 0
         started = False
@@ -91,7 +93,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > allowed:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(limit, code)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -104,4 +106,4 @@ class BodyLimitMiddleware:
             await self.app(scope, counted, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(scope, send, limit)
+                await self._reject(scope, send, limit, code)

@@ -178,7 +178,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             request,
             status=exc.status_code,
             detail=str(exc.detail) if exc.detail else None,
-            code=HTTP_CODES.get(exc.status_code),
+            code=getattr(exc, "code", None) or HTTP_CODES.get(exc.status_code),
             headers=dict(exc.headers) if exc.headers else None,
         )
 

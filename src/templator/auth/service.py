@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.auth import schemas
+from templator.auth.errors import TokenNotFound
 from templator.auth.repository import TokenLookup, TokenRepository
 from templator.cache import Cache
-from templator.exceptions import NotFound, Unauthorized, ValidationFailed
+from templator.exceptions import Unauthorized, ValidationFailed
 from templator.kit.actor import Actor
 from templator.kit.uow import invalidate_now
 from templator.models import UserRole
@@ -129,7 +130,7 @@ class TokenService:
         """Revoke a token of the actor's (any, for ADMIN); effective immediately."""
         owner = await self.repository.owner(token_id)
         if owner is None or not actor.may_access(owner.user_id):
-            raise NotFound(f"token {token_id!r} does not exist", field="token_id")
+            raise TokenNotFound(token_id)
         info = await self.repository.revoke(token_id)
         await invalidate_now(self.session, self.cache, self.record_key(owner.prefix))
         return info

@@ -23,6 +23,15 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
+class InvalidCursor(ValidationFailed):
+    """A cursor this API did not make (or one that was altered)."""
+
+    code = "invalid_cursor"
+
+    def __init__(self) -> None:
+        super().__init__("invalid pagination cursor: pass a next_cursor unchanged", field="cursor")
+
+
 class PageParams(RequestModel):
     """What a caller asks for: a page size and the cursor of the previous page."""
 
@@ -51,7 +60,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         stamp, row_id = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
         return datetime.fromisoformat(stamp), str(row_id)
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise ValidationFailed("invalid pagination cursor", field="cursor") from None
+        raise InvalidCursor from None
 
 
 def paginate_newest_first(

@@ -8,6 +8,8 @@ from templator.exceptions import PayloadTooLarge
 class LogBatchTooLarge(PayloadTooLarge):
     """More lines in one append than a batch may hold."""
 
+    code = "log_batch_too_large"
+
     def __init__(self, count: int, limit: int) -> None:
         super().__init__(
             f"{count:,} lines in one batch; the limit is {limit:,}: split the batch", field="lines"
@@ -16,6 +18,8 @@ class LogBatchTooLarge(PayloadTooLarge):
 
 class LogLineTooLarge(PayloadTooLarge):
     """One line's JSON data over its limit."""
+
+    code = "log_line_too_large"
 
     def __init__(self, index: int, size: int, limit: int) -> None:
         super().__init__(

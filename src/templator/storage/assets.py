@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.errors import SessionNotFound
 from templator.ai_session.service import SessionService
-from templator.exceptions import ServiceUnavailable
 from templator.hubspot.package import (
     ModuleContent,
     build_module_zip,
@@ -30,6 +29,7 @@ from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.kit.uow import after_commit_call, after_commit_invalidate
 from templator.models import AISession, StoredObject, Template
+from templator.storage.errors import StoreUnavailable
 from templator.storage.service import ObjectStore
 from templator.storage.service import StoredObject as Stored
 from templator.template.service import TemplateService
@@ -92,7 +92,7 @@ class AssetService:
     def store(self) -> ObjectStore:
         """The object store, or a clear error when none is configured."""
         if self._store is None:
-            raise ServiceUnavailable(
+            raise StoreUnavailable(
                 "no object store is configured: set S3_ENDPOINT_URL (or run `templator up`)"
             )
         return self._store

@@ -8,6 +8,8 @@ from templator.exceptions import NotFound, PayloadTooLarge, ServiceUnavailable, 
 class UploadTooLarge(PayloadTooLarge):
     """An upload is over the size limit."""
 
+    code = "upload_too_large"
+
     def __init__(self, limit: int) -> None:
         super().__init__(
             f"upload exceeds the limit of {limit:,} bytes ({limit / 1_048_576:.0f} MiB)",
@@ -18,13 +20,19 @@ class UploadTooLarge(PayloadTooLarge):
 class UnsupportedContentType(UnsupportedMediaType):
     """A content type we do not store."""
 
+    code = "unsupported_content_type"
+
 
 class ContentTypeMismatch(UnsupportedMediaType):
     """The bytes are not what the declared content type says."""
 
+    code = "content_type_mismatch"
+
 
 class ObjectNotFound(NotFound):
     """No object under that key."""
+
+    code = "object_not_found"
 
     def __init__(self, key: str) -> None:
         super().__init__(f"object {key!r} does not exist", field="key")
@@ -32,3 +40,5 @@ class ObjectNotFound(NotFound):
 
 class StoreUnavailable(ServiceUnavailable):
     """The S3 endpoint cannot be reached or refused our credentials."""
+
+    code = "storage_unavailable"

@@ -23,12 +23,12 @@ import orjson
 from pydantic import Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.exceptions import ValidationFailed
 from templator.kit.actor import Actor
-from templator.kit.pagination import MAX_LIMIT, Page
+from templator.kit.pagination import MAX_LIMIT, InvalidCursor, Page
 from templator.kit.raw import driver_connection
 from templator.kit.validation import RequestModel
 from templator.models.enums import TemplateStatus
+from templator.template.errors import SearchTooDeep
 from templator.template.schemas import TAG_PATTERN, TemplateSummary
 
 MAX_OFFSET = 10_000
@@ -64,9 +64,9 @@ def _offset(cursor: str | None) -> int:
     try:
         offset = int(orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["o"])
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise ValidationFailed("invalid pagination cursor", field="cursor") from None
+        raise InvalidCursor from None
     if not 0 <= offset <= MAX_OFFSET:
-        raise ValidationFailed(f"search pages stop at {MAX_OFFSET:,} results", field="cursor")
+        raise SearchTooDeep(f"search pages stop at {MAX_OFFSET:,} results", field="cursor")
     return offset
 
 

@@ -18,9 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from templator.ai_session.errors import SessionNotFound
 from templator.ai_session.repository import SessionRepository
 from templator.cache import Cache
-from templator.exceptions import Conflict, ValidationFailed
 from templator.kit.actor import Actor
-from templator.kit.pagination import Page, PageParams
+from templator.kit.pagination import InvalidCursor, Page, PageParams
 from templator.kit.uow import after_commit_call, invalidate_now
 from templator.models import SessionStatus, TemplateStatus
 from templator.project.errors import ProjectNotFound
@@ -29,10 +28,12 @@ from templator.template import schemas, versioning
 from templator.template.errors import (
     InvalidTemplateTransition,
     NotAllowed,
+    ReviewerRoleRequired,
     SessionNotCompleted,
     TemplateArchived,
     TemplateNotFound,
     TemplateVersionNotFound,
+    VersionConflict,
 )
 from templator.template.repository import TemplateRepository
 
@@ -223,7 +224,7 @@ class TemplateService:
                 content=after,
             )
         except IntegrityError as exc:
-            raise Conflict(
+            raise VersionConflict(
                 f"template {current['id']} already has version {version}; retry the change",
                 field="version",
             ) from exc
@@ -271,7 +272,7 @@ class TemplateService:
                 field="status",
             )
         if status in REVIEWER_MOVES and not actor.can_review:
-            raise NotAllowed(
+            raise ReviewerRoleRequired(
                 f"moving a template to {status.value} needs the EXPERT or ADMIN role",
                 field="status",
             )
@@ -315,7 +316,7 @@ class TemplateService:
         last = None
         if params.cursor:
             if not SEMVER.match(params.cursor):
-                raise ValidationFailed("invalid pagination cursor", field="cursor")
+                raise InvalidCursor
             last = [int(p) for p in params.cursor.split(".")]
         return await self.repository.page_of_versions(template_id, limit=params.limit, before=last)
 
