@@ -150,7 +150,7 @@ def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         stderr=SERVER_LOG.open("ab"),
         cwd=PROJECT_ROOT,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # start-up of 2 workers on a shared, loaded machine
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:

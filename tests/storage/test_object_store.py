@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import time
 
 import httpx
@@ -21,16 +20,17 @@ from templator.storage.errors import (
 )
 from templator.storage.service import ObjectStore
 from tests.plugins.s3 import s3_settings
+from tests.support.factories import image_bytes
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+PNG = image_bytes("PNG")
 HTML = b"<!DOCTYPE html><html><body><h1>Hero</h1></body></html>"
 
 
 class Chunks(io.RawIOBase):
     """A readable stream that makes `size` bytes on the fly (never all in memory)."""
 
-    def __init__(self, head: bytes, size: int) -> None:
-        self.head, self.size, self.pos = head, size, 0
+    def __init__(self, head: bytes, size: int, fill: bytes = b"\x00") -> None:
+        self.head, self.size, self.pos, self.fill = head, size, 0, fill
 
     def readable(self) -> bool:
         return True
@@ -39,7 +39,7 @@ class Chunks(io.RawIOBase):
         n = min(len(buffer), self.size - self.pos)
         if n <= 0:
             return 0
-        data = bytearray(n)
+        data = bytearray(self.fill * n)
         head_part = self.head[self.pos : self.pos + n]
         data[: len(head_part)] = head_part
         buffer[:n] = data
@@ -92,7 +92,7 @@ def test_module_upload_is_a_zip_attachment(object_store: ObjectStore) -> None:
 
 
 def test_presigned_url_gives_the_exact_bytes(object_store: ObjectStore) -> None:
-    data = PNG + os.urandom(5000)
+    data = image_bytes("PNG", size=(48, 48), noise=True)
     stored = object_store.upload_design(new_id(), io.BytesIO(data), content_type="image/png")
     response = httpx.get(object_store.presigned_url(stored.key))
     assert response.status_code == 200
@@ -147,11 +147,13 @@ def test_large_upload_streams_as_multipart_and_oversize_stream_is_aborted(
         upload_max_bytes=14 * mib,
     )
     store = ObjectStore.from_settings(settings, endpoint_url=s3_server.endpoint_url)
-    stored = store.upload_design(new_id(), Chunks(PNG, 12 * mib), content_type="image/png")
+    stored = store.upload_design(
+        new_id(), Chunks(HTML, 12 * mib, fill=b" "), content_type="text/html"
+    )
     assert stored.size == 12 * mib
     assert store.head(stored.key)["ContentLength"] == 12 * mib
     with pytest.raises(UploadTooLarge):
-        store.upload_design(new_id(), Chunks(PNG, 20 * mib), content_type="image/png")
+        store.upload_design(new_id(), Chunks(HTML, 20 * mib, fill=b" "), content_type="text/html")
     assert [o["key"] for o in store.iter_objects()] == [stored.key]
     uploads = store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
     assert uploads == []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.kit.actor import Actor
@@ -76,3 +79,12 @@ class Committed:
 
     actor: Actor
     project_id: str
+
+
+def image_bytes(fmt: str = "PNG", *, size: tuple[int, int] = (8, 8), noise: bool = False) -> bytes:
+    """A real, valid image file (PNG, JPEG, GIF, WEBP); `noise` makes it incompressible."""
+    pixels = os.urandom(size[0] * size[1] * 3) if noise else bytes(size[0] * size[1] * 3)
+    image = Image.frombytes("RGB", size, pixels)
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()

@@ -26,6 +26,10 @@ def run_server(
         access_log=access_log,
         proxy_headers=True,
         server_header=False,
+        # A spawned worker answers the supervisor's ping only once it has imported the
+        # app; on a loaded machine that takes longer than uvicorn's 5 s, and a worker
+        # killed as "hung" before it ever started is restarted into the same fate.
+        timeout_worker_healthcheck=60,
     )
 
 

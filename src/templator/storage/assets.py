@@ -157,7 +157,7 @@ class AssetService:
             template_id=template.id,
             sha256=digest,
         )
-        url = self.store.presigned_url(stored.key, expires_in=expires_in)
+        url = self.store.presigned_url(stored.key, expires_in=expires_in, filename=filename)
         return ModuleExport(filename, data, digest, stored.key, url)
 
     async def delete_session(self, actor: Actor, session_id: str) -> None:

@@ -3,7 +3,10 @@
 * Uploads stream: at most one part (`multipart_threshold_bytes`) is held in memory;
   larger files go up as a multipart upload that is aborted on any failure, so nothing
   half-written remains. The size limit is enforced before bytes are stored.
-* The declared content type must match the file's first bytes.
+* The declared content type must match the file's first bytes, and the whole file must
+  be of that type (`content.py`).
+* Objects are stored and presigned with `Content-Disposition: attachment` and a safe
+  filename, so a browser downloads a design instead of rendering it on our origin.
 * Keys are built from ids and timestamps only, never from a user-supplied name.
 * Presigned URLs are signed for the public endpoint browsers reach, not the internal one.
 
@@ -13,7 +16,10 @@ The boto3 calls are blocking; async callers use `asyncio.to_thread`.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import re
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +40,7 @@ from templator.config import Settings
 from templator.exceptions import ValidationFailed
 from templator.kit.ids import is_valid_id
 from templator.storage.client import make_client
+from templator.storage.content import TextCheck, check_whole_file
 from templator.storage.errors import ObjectNotFound, StoreUnavailable, UploadTooLarge
 from templator.storage.validation import EXTENSIONS, SNIFF_BYTES, check_content
 
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 MODULE_DISPOSITION = 'attachment; filename="hubspot-module.zip"'
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, BotoConnectionError)
 
 
@@ -59,6 +67,12 @@ class StoredObject:
 def _check_session_id(session_id: str) -> None:
     if not is_valid_id(session_id):
         raise ValidationFailed(f"invalid session id {session_id!r}", field="session_id")
+
+
+def attachment(filename: str) -> str:
+    """`attachment; filename="…"` with only safe characters in the name."""
+    safe = _UNSAFE_FILENAME.sub("_", filename).strip("._") or "download"
+    return f'attachment; filename="{safe[:100]}"'
 
 
 def _timestamp() -> int:
@@ -214,9 +228,47 @@ class ObjectStore:
         if len(first) > self.max_bytes:
             raise UploadTooLarge(self.max_bytes)
         kind = check_content(content_type, first[:SNIFF_BYTES])
+        check = TextCheck(kind) if kind == "text/html" and len(first) > self.part_size else None
+        spool = None
+        if check is None:  # else HTML is checked part by part as it streams
+            first, spool = self._whole_file_checked(kind, first, stream)
         key = f"designs/{session_id}/{_timestamp()}.{EXTENSIONS[kind]}"
-        extra = {"ContentType": kind, "Metadata": {"session-id": session_id}}
-        return self._upload(key, first, stream, extra=extra, content_type=kind)
+        extra = {
+            "ContentType": kind,
+            "ContentDisposition": attachment(f"design-{key.rsplit('/', 1)[-1]}"),
+            "Metadata": {"session-id": session_id},
+        }
+        try:
+            return self._upload(
+                key, first, spool or stream, extra=extra, content_type=kind, check=check
+            )
+        finally:
+            if spool is not None:
+                spool.close()
+
+    def _whole_file_checked(
+        self, kind: str, first: bytes, stream: IO[bytes]
+    ) -> tuple[bytes, IO[bytes] | None]:
+        """Check the whole file is `kind` before any byte is stored: a file of one part as
+        it is; a larger image or JSON spooled (memory up to one part, then a temporary
+        file) and read back from there. Returns its first part and the spool (or None)."""
+        if len(first) <= self.part_size:
+            check_whole_file(kind, io.BytesIO(first))
+            return first, None
+        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=self.part_size)  # noqa: SIM115
+        try:
+            spool.write(first)
+            total = len(first)
+            while chunk := stream.read(self.part_size):
+                total += len(chunk)
+                if total > self.max_bytes:
+                    raise UploadTooLarge(self.max_bytes)
+                spool.write(chunk)
+            check_whole_file(kind, spool)
+            return self._read(spool, self.part_size + 1), spool
+        except BaseException:
+            spool.close()
+            raise
 
     def upload_module(self, session_id: str, data: bytes) -> StoredObject:
         """Store a module zip under modules/{session_id}/module-{timestamp}.zip."""
@@ -248,6 +300,7 @@ class ObjectStore:
         *,
         extra: dict[str, Any],
         content_type: str,
+        check: TextCheck | None = None,
     ) -> StoredObject:
         extra = {**extra, **self._encryption()}
         if stream is None or len(first) <= self.part_size:
@@ -255,11 +308,22 @@ class ObjectStore:
                 lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=first, **extra)
             )
             return StoredObject(key, len(first), content_type, response["ETag"].strip('"'))
-        return self._multipart(key, first, stream, extra=extra, content_type=content_type)
+        return self._multipart(
+            key, first, stream, extra=extra, content_type=content_type, check=check
+        )
 
     def _multipart(
-        self, key: str, first: bytes, stream: IO[bytes], *, extra: dict[str, Any], content_type: str
+        self,
+        key: str,
+        first: bytes,
+        stream: IO[bytes],
+        *,
+        extra: dict[str, Any],
+        content_type: str,
+        check: TextCheck | None,
     ) -> StoredObject:
+        """A multipart upload; with `check`, each part is checked before it is sent and
+        the upload completes only when the whole file passed (else it is aborted)."""
         upload = self._call(
             lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)
         )
@@ -276,6 +340,8 @@ class ObjectStore:
                 total += len(body)
                 if total > self.max_bytes:
                     raise UploadTooLarge(self.max_bytes)
+                if check is not None:
+                    check.feed(body)
                 number = len(parts) + 1
                 response = self._call(
                     lambda b=body, n=number: self.client.upload_part(  # type: ignore[misc]
@@ -283,6 +349,8 @@ class ObjectStore:
                     )
                 )
                 parts.append({"ETag": response["ETag"], "PartNumber": number})
+            if check is not None:
+                check.close()
             result = self._call(
                 lambda: self.client.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -300,17 +368,24 @@ class ObjectStore:
 
     # --- reads, URLs, deletes -----------------------------------------------------------
 
-    def presigned_url(self, key: str, *, expires_in: int | None = None) -> str:
-        """A GET URL for `key`, signed for the public endpoint; 1 s to 7 days."""
+    def presigned_url(
+        self, key: str, *, expires_in: int | None = None, filename: str | None = None
+    ) -> str:
+        """A GET URL for `key`, signed for the public endpoint; 1 s to 7 days. Its
+        response is an attachment (`filename`, default the key's last part), never shown
+        inline."""
         seconds = self.settings.presign_default_expiry if expires_in is None else expires_in
         if not 1 <= seconds <= MAX_PRESIGN_SECONDS:
             raise ValidationFailed(
                 f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds (7 days)",
                 field="expires_in",
             )
-        return self.signer.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
-        )
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ResponseContentDisposition": attachment(filename or key.rsplit("/", 1)[-1]),
+        }
+        return self.signer.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
 
     def head(self, key: str) -> dict[str, Any]:
         """The object's headers; ObjectNotFound when it does not exist."""
