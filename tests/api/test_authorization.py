@@ -239,6 +239,20 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
         {"anonymous": 401, "other": 404, "owner": 403, "expert": 200, "admin": 200},
     ),
     (
+        "check module",
+        lambda w: ("POST", f"/api/v1/templates/{w.template}/check", {}),
+        OWNED,
+    ),
+    (
+        "record the check's score",
+        lambda w: (
+            "POST",
+            f"/api/v1/templates/{w.in_review}/check",
+            {"params": {"record": "true"}},
+        ),
+        {"anonymous": 401, "other": 404, "owner": 200, "expert": 403, "admin": 200},
+    ),
+    (
         "export module",
         lambda w: ("POST", f"/api/v1/templates/{w.template}/export", {"json": {}}),
         OWNED,
