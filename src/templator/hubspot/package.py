@@ -320,15 +320,12 @@ def _zip_modules(archive: zipfile.ZipFile) -> dict[str, dict[str, bytes]]:
     infos = archive.infolist()
     if len(infos) > MAX_ENTRIES:
         raise ModuleTooLarge(f"the zip holds more than {MAX_ENTRIES:,} entries", field="file")
-    declared = sum(i.file_size for i in infos)
-    if declared > MAX_INFLATED_BYTES:
-        raise ModuleTooLarge(
-            f"the zip inflates to more than {MAX_INFLATED_BYTES:,} bytes", field="file"
-        )
     names = [i.filename for i in infos if not i.is_dir()]
     in_folders = any(_split(PurePosixPath(n)) for n in names)
     budget = _Budget()
-    modules: dict[str, dict[str, bytes]] = {}
+    planned: list[tuple[zipfile.ZipInfo, str, str, int]] = []
+    # First every check on what the headers say, then the reading (capped as it
+    # inflates, since headers can lie): a bad entry is refused before anything is read.
     for info in infos:
         name = info.filename
         if (
@@ -363,8 +360,11 @@ def _zip_modules(archive: zipfile.ZipFile) -> dict[str, dict[str, bytes]]:
                 "(a zip bomb?)",
                 field=name,
             )
+        planned.append((info, folder, inner, limit))
+    modules: dict[str, dict[str, bytes]] = {}
+    for info, folder, inner, limit in planned:
         with archive.open(info) as stream:
-            modules.setdefault(folder, {})[inner] = _read_capped(stream, limit, name)
+            modules.setdefault(folder, {})[inner] = _read_capped(stream, limit, info.filename)
     return modules
 
 
@@ -397,6 +397,7 @@ def _tree_modules(root: Path) -> dict[str, dict[str, bytes]]:
     single = root.name.endswith(".module") or (root / "meta.json").is_file()
     name = root.name if root.name.endswith(".module") else f"{root.name}.module"
     modules: dict[str, dict[str, bytes]] = {}
+    planned: list[tuple[Path, str, str, int]] = []
     for rel, path in _walk(root):
         if single:
             folder, inner = name, rel
@@ -405,9 +406,11 @@ def _tree_modules(root: Path) -> dict[str, dict[str, bytes]]:
             if split is None:
                 continue  # not inside a module folder
             folder, inner = split
-        limit = budget.file(folder, inner, path.stat().st_size)
+        planned.append((path, folder, inner, budget.file(folder, inner, path.stat().st_size)))
+    # Walked and counted first: a folder over a limit is refused before a byte is read.
+    for path, folder, inner, limit in planned:
         with path.open("rb") as stream:
-            modules.setdefault(folder, {})[inner] = _read_capped(stream, limit, rel)
+            modules.setdefault(folder, {})[inner] = _read_capped(stream, limit, str(path))
     return modules
 
 
