@@ -136,12 +136,37 @@ def export(
 # --- import ----------------------------------------------------------------------------
 
 
-async def _import(modules: list[ModuleContent], project_id: str, name: str | None) -> list[str]:
+def _creates(modules: list[ModuleContent], project_id: str, name: str | None) -> list[Any]:
+    """Each module as a TemplateCreate, all validated before anything is stored."""
+    from pydantic import ValidationError
+
+    from templator.template.schemas import TemplateCreate
+
+    creates = []
+    for module in modules:
+        try:
+            creates.append(
+                TemplateCreate(
+                    project_id=project_id,
+                    name=name or module.name,
+                    html_content=module.html,
+                    css_content=module.css,
+                    js_content=module.js,
+                    hubspot_config=module.config,
+                )
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            fail(f"{module.folder}: {where}: {first['msg']}; nothing was imported", code=1)
+    return creates
+
+
+async def _import(modules: list[ModuleContent], creates: list[Any]) -> list[str]:
     from rich.progress import Progress
 
     from templator.cli.context import connections
     from templator.kit.uow import unit_of_work
-    from templator.template.schemas import TemplateCreate
     from templator.template.service import TemplateService
 
     ids = []
@@ -150,19 +175,9 @@ async def _import(modules: list[ModuleContent], project_id: str, name: str | Non
         service = TemplateService(session, conns.cache)
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("importing", total=len(modules))
-            for module in modules:
+            for module, create in zip(modules, creates, strict=True):
                 progress.update(task, description=module.folder)
-                template = await service.create(
-                    _operator(),
-                    TemplateCreate(
-                        project_id=project_id,
-                        name=name or module.name,
-                        html_content=module.html,
-                        css_content=module.css,
-                        js_content=module.js,
-                        hubspot_config=module.config,
-                    ),
-                )
+                template = await service.create(_operator(), create)
                 ids.append(template.id)
                 progress.advance(task)
     return ids
@@ -194,7 +209,7 @@ def import_(
     modules = _read(path)
     if name is not None and len(modules) > 1:
         fail(f"--name names one template, but {path} holds {len(modules)} modules")
-    ids = run(_import(modules, project, name))
+    ids = run(_import(modules, _creates(modules, project, name)))
     from templator.hubspot.package import module_files
 
     rows: list[dict[str, Any]] = [
