@@ -191,3 +191,29 @@ def test_unknown_keys_are_kept_and_warned_with_a_suggestion(tmp_path: Path) -> N
         "fields[0].x_new: unknown key, kept as written",
     ]
     assert module.config["fields"][0]["lable"] == "A"
+
+
+def test_a_duplicate_key_is_found_in_its_own_object(tmp_path: Path) -> None:
+    fields = (
+        b'[\n  {"name": "a", "label": "A", "type": "text"},\n'
+        b'  {"name": "b",\n   "label": "B",\n   "type": "text",\n   "label": "C"}\n]'
+    )
+    with pytest.raises(
+        InvalidModuleJson, match=r"fields\.json: line 6: the key 'label'.* in \[1\]"
+    ):
+        read_module(module_dir(tmp_path, fields__json=fields))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (b'[{"name": "a", "label": "A\\u0000", "type": "text"}]', r"holds \\u0000 \(NUL\)"),
+        (b'[{"name": "a", "label": "A", "type": "number", "max": 99999999999999999999}]',
+         "does not fit in 64 bits"),
+    ],
+)  # fmt: skip
+def test_json_values_postgresql_cannot_store_are_refused(
+    tmp_path: Path, fields: bytes, message: str
+) -> None:
+    with pytest.raises(InvalidModuleJson, match=message):
+        read_module(module_dir(tmp_path, fields__json=fields))

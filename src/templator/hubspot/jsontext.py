@@ -42,6 +42,13 @@ def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _int(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"the number {text} does not fit in 64 bits; HubSpot cannot store it")
+    return value
+
+
 def _find_duplicate(text: str, key: str) -> tuple[int, str]:
     """Line and JSON path of the second occurrence of `key` in one object (for the message)."""
     decoder = json.JSONDecoder(object_pairs_hook=lambda p: p)
@@ -67,16 +74,47 @@ def _find_duplicate(text: str, key: str) -> tuple[int, str]:
         return None
 
     where = walk(tree, []) or []
-    matches = [m.start() for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
-    line = text.count("\n", 0, matches[1]) + 1 if len(matches) > 1 else 0
-    return line, json_path(where)
+    return _second_key_line(text, key), json_path(where)
+
+
+def _second_key_line(text: str, key: str) -> int:
+    """Line of the first key that repeats one of its own object (0 when not found)."""
+    containers: list[int] = []
+    seen: set[int] = set()
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            k = j + 1
+            while k < n and text[k] in " \t\r\n":
+                k += 1
+            if k < n and text[k] == ":" and containers and json.loads(text[i : j + 1]) == key:
+                if containers[-1] in seen:
+                    return text.count("\n", 0, i) + 1
+                seen.add(containers[-1])
+            i = j + 1
+            continue
+        if c in "{[":
+            containers.append(i)
+        elif c in "}]" and containers:
+            containers.pop()
+        i += 1
+    return 0
 
 
 def loads(text: str, *, file: str) -> Any:
     """Parse `text`, refusing duplicate keys and NaN; errors name the file, line and path."""
     body = text.removeprefix("\ufeff")  # a BOM is kept in the file, not parsed
+    if re.search(r"(?<!\\)(?:\\\\)*\\u0000", body):
+        raise InvalidModuleJson(
+            f"{file}: a string holds \\u0000 (NUL), which cannot be stored; remove it",
+            field=file,
+        )
     try:
-        return json.loads(body, object_pairs_hook=_pairs, parse_constant=_constant)
+        return json.loads(body, object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int)
     except _Duplicate as dup:
         line, path = _find_duplicate(body, dup.key)
         raise InvalidModuleJson(
