@@ -183,3 +183,11 @@ def test_the_command_refuses_a_missing_path_in_one_line(target: str) -> None:
     result = runner.invoke(app, ["check", target])
     assert result.exit_code == 1
     assert "no such file or folder" in result.output and "Traceback" not in result.output
+
+
+def test_method_calls_on_a_group_are_not_fields(tmp_path: Path) -> None:
+    html = (
+        "{% for card in module.cards %}{% for k, v in card.style.items() %}{{ k }}{% endfor %}"
+        "{{ card.title }}{% endfor %}"
+    )
+    assert codes(write(tmp_path, html, CARDS)) == []

@@ -158,11 +158,13 @@ class _Reader:
             if root is None:
                 continue
             text = re.sub(r"\s+", "", match.group(0))
-            node = self._resolve(
-                root, _segments(match.group("rest")), _line(self.html, offset), text
-            )
+            segments = _segments(match.group("rest"))
+            called = bool(segments) and expr[match.end() :].lstrip().startswith("(")
+            if called:
+                segments = segments[:-1]  # a method call (.items(), .get()): not a field
+            node = self._resolve(root, segments, _line(self.html, offset), text)
             nodes.append(node)
-            if whole and node.is_group:
+            if (whole or called) and node.is_group:
                 self.report.whole.add(node.path)
         return nodes
 
