@@ -9,8 +9,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, Field, field_validator
 
+from templator.exceptions import TemplatorError
 from templator.hubspot.config import validate_hubspot_config
-from templator.hubspot.errors import InvalidHubSpotConfig
 from templator.kit.validation import RequestModel
 from templator.models.enums import TemplateStatus
 
@@ -43,7 +43,7 @@ def _check_config(value: dict[str, Any] | None) -> dict[str, Any] | None:
         raise ValueError(f"hubspot_config is over the limit of {MAX_CONFIG_BYTES:,} bytes")
     try:
         validate_hubspot_config(value)
-    except InvalidHubSpotConfig as exc:
+    except TemplatorError as exc:  # a bad config, bad `source` JSON, `files` over a limit
         raise ValueError(exc.message) from None
     return value
 
