@@ -295,6 +295,20 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
         REVIEWABLE_READ,
     ),
     (
+        "check module",
+        lambda w: ("POST", f"/api/v1/templates/{w.template}/check", {}),
+        OWNED,
+    ),
+    (
+        "record the check's score",
+        lambda w: (
+            "POST",
+            f"/api/v1/templates/{w.in_review}/check",
+            {"params": {"record": "true"}},
+        ),
+        {"anonymous": 401, "other": 404, "owner": 200, "expert": 403, "admin": 200},
+    ),
+    (
         "export module",
         lambda w: ("POST", f"/api/v1/templates/{w.template}/export", {"json": {}}),
         OWNED,

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from templator.hubspot.errors import InvalidHubSpotConfig, InvalidModuleArchive
+from templator.hubspot.config import validate_hubspot_config
+from templator.hubspot.errors import InvalidHubSpotConfig, InvalidModuleArchive, ModuleTooLarge
 from templator.hubspot.package import (
     ModuleContent,
     build_module_zip,
     read_module,
     slugify,
-    validate_hubspot_config,
     write_module_folder,
 )
 
@@ -122,12 +122,14 @@ def full_config() -> dict[str, Any]:
 
 
 def module(config: dict[str, Any] | None = None, name: str = "Pricing table") -> ModuleContent:
+    config = config or full_config()
+    validate_hubspot_config(config)
     return ModuleContent(
         name=name,
         html="<div>{{ module.title }}</div>",
         css=".x{color:red}",
         js="console.log(1);",
-        config=validate_hubspot_config(config or full_config()),
+        config=config,
     )
 
 
@@ -157,7 +159,7 @@ def test_a_complete_config_validates_and_exports_five_files() -> None:
         (
             lambda c: c["fields"][5].__setitem__("type", "colour"),
             "fields[5].type",
-            "unknown field type 'colour'",
+            "unknown field type 'colour'; did you mean 'color'?",
         ),
         (
             lambda c: c["fields"][12]["children"][2]["children"][0].__setitem__("type", "nope"),
@@ -174,7 +176,16 @@ def test_a_complete_config_validates_and_exports_five_files() -> None:
             "fields[7]",
             "default 'table' is not one of the choices",
         ),
-        (lambda c: c["meta"].__setitem__("lable", "typo"), "meta.lable", "unknown key"),
+        (
+            lambda c: c["meta"].__setitem__("content_types", ["SITE_PAGES"]),
+            "meta.content_types",
+            "content type 'SITE_PAGES' does not exist; did you mean 'SITE_PAGE'?",
+        ),
+        (
+            lambda c: c["fields"][11].__setitem__("type", "hubdbrow"),
+            "fields[11].table_name_or_id",
+            "Field required",
+        ),
         (lambda c: c["meta"].pop("label"), "meta.label", "Field required"),
         (
             lambda c: c["fields"].append({"name": "title", "label": "Again", "type": "text"}),
@@ -184,11 +195,11 @@ def test_a_complete_config_validates_and_exports_five_files() -> None:
         (
             lambda c: c["fields"][0].__setitem__("name", "bad name"),
             "fields[0].name",
-            "must be an identifier",
+            "must be 1-100 letters, digits or _",
         ),
         (
             lambda c: c["fields"][8]["default"].__setitem__("color", "red"),
-            "fields[8].default.color",
+            "fields[8]",
             "hex color",
         ),
         (lambda c: c["meta"].pop("content_types"), "meta", "set content_types"),
@@ -225,14 +236,16 @@ def test_export_import_export_is_identical(tmp_path: Path) -> None:
 names = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=40
 )
+# What a text column can hold: any UTF-8 but NUL.
+texts = st.characters(codec="utf-8", exclude_characters="\x00")
 field_names = st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     label=names,
-    html=st.text(max_size=200),
-    css=st.one_of(st.none(), st.text(min_size=1, max_size=50)),
+    html=st.text(texts, min_size=1, max_size=200),
+    css=st.one_of(st.none(), st.text(texts, max_size=50)),
     field_list=st.lists(field_names, unique=True, max_size=5),
 )
 def test_round_trip_holds_for_generated_modules(
@@ -242,11 +255,8 @@ def test_round_trip_holds_for_generated_modules(
         "meta": {"label": label, "content_types": ["ANY"]},
         "fields": [{"name": n, "label": n, "type": "text", "default": label} for n in field_list],
     }
-    first = build_module_zip(
-        ModuleContent(
-            name=label, html=html, css=css, js=None, config=validate_hubspot_config(config)
-        )
-    )
+    validate_hubspot_config(config)
+    first = build_module_zip(ModuleContent(name=label, html=html, css=css, js=None, config=config))
     assert build_module_zip(read_module(first)) == first
 
 
@@ -259,18 +269,33 @@ def _zip(entries: dict[str, bytes]) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("entries", "message"),
+    ("entries", "error", "message"),
     [
-        ({"../evil.module/meta.json": b"{}"}, "unsafe path"),
-        ({"/abs.module/meta.json": b"{}"}, "unsafe path"),
-        ({f"m.module/f{i}.txt": b"x" for i in range(100)}, "more than 64 entries"),
-        ({"m.module/module.html": b"0" * (21 * 1024 * 1024)}, "inflates to more than"),
-        ({"a.module/meta.json": b"{}", "b.module/meta.json": b"{}"}, "more than one .module"),
-        ({"m.module/meta.json": b"{not json"}, "no module.html"),
+        ({"../evil.module/meta.json": b"{}"}, InvalidModuleArchive, "unsafe path"),
+        ({"/abs.module/meta.json": b"{}"}, InvalidModuleArchive, "unsafe path"),
+        ({"C:/abs.module/meta.json": b"{}"}, InvalidModuleArchive, "unsafe path"),
+        (
+            {f"m.module/f{i}.txt": b"x" for i in range(250)},
+            ModuleTooLarge,
+            "more than 200 files besides",
+        ),
+        (
+            {"m.module/module.html": b"0" * (2 * 1024 * 1024)},
+            ModuleTooLarge,
+            "m.module/module.html: is over the limit of 1,048,576 bytes",
+        ),
+        (
+            {"a.module/meta.json": b"{}", "b.module/meta.json": b"{}"},
+            InvalidModuleArchive,
+            "no module.html",
+        ),
+        ({"m.module/meta.json": b"{not json"}, InvalidModuleArchive, "no module.html"),
     ],
 )
-def test_unsafe_or_broken_archives_are_refused(entries: dict[str, bytes], message: str) -> None:
-    with pytest.raises(InvalidModuleArchive, match=message):
+def test_unsafe_or_broken_archives_are_refused(
+    entries: dict[str, bytes], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
         read_module(_zip(entries))
 
 

@@ -1,41 +1,121 @@
-"""`templator module`: export a template as a HubSpot module, import one back."""
+"""`templator module`: HubSpot modules in (import), out (export) and checked (check).
+
+Heavy imports (the database layer, the module reader) stay inside the commands, so
+`templator --help` does not load them.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from templator.cli.context import connections, console, run
-from templator.hubspot.package import read_module
-from templator.kit.actor import Actor
-from templator.kit.uow import unit_of_work
-from templator.models import UserRole
-from templator.storage.assets import SYSTEM, AssetService, ModuleExport
-from templator.template.schemas import TemplateCreate
-from templator.template.service import TemplateService
+from templator.cli.context import console, err_console, fail, run
+
+if TYPE_CHECKING:
+    from templator.hubspot.check import CheckReport
+    from templator.hubspot.package import ModuleContent
+    from templator.storage.assets import ModuleExport
 
 app = typer.Typer(no_args_is_help=True)
-OPERATOR = Actor(SYSTEM, UserRole.ADMIN)
+
+
+def _operator() -> Any:
+    from templator.kit.actor import Actor
+    from templator.models import UserRole
+    from templator.storage.assets import SYSTEM
+
+    return Actor(SYSTEM, UserRole.ADMIN)
+
+
+# --- export ----------------------------------------------------------------------------
 
 
 async def _export(template_id: str, upload: bool, expires: int) -> ModuleExport:
+    from templator.cli.context import connections
+    from templator.kit.uow import unit_of_work
+    from templator.storage.assets import AssetService
+    from templator.template.service import TemplateService
+
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
         templates = TemplateService(session, conns.cache, conns.store)
         service = AssetService(session, conns.store, templates)
-        return await service.export_module(OPERATOR, template_id, upload=upload, expires_in=expires)
+        return await service.export_module(
+            _operator(), template_id, upload=upload, expires_in=expires
+        )
+
+
+async def _project_modules(project_id: str) -> list[ModuleContent]:
+    from templator.cli.context import connections
+    from templator.kit.pagination import PageParams
+    from templator.kit.uow import unit_of_work
+    from templator.template.service import TemplateService, module_of
+
+    rows = []
+    async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
+        service = TemplateService(session, conns.cache)
+        cursor = None
+        while True:
+            page = await service.list_for_project(
+                _operator(), project_id, PageParams(limit=200, cursor=cursor)
+            )
+            rows += page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    rows.sort(key=lambda t: (t.created_at, t.id))  # oldest first: stable folder names
+    return [module_of(t.model_dump()) for t in rows]
+
+
+def _export_project(project_id: str, output: Path, as_json: bool) -> None:
+    from templator.hubspot.package import build_modules_zip, write_modules
+
+    modules = run(_project_modules(project_id))
+    if not modules:
+        fail(f"project {project_id} has no templates to export", code=1)
+    if output.suffix.lower() == ".zip":
+        data = build_modules_zip(modules)
+        output.write_bytes(data)
+        where = [str(output)]
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        where = [str(p) for p in write_modules(modules, output)]
+    if as_json:
+        print(json.dumps({"project_id": project_id, "modules": len(modules), "written": where}))
+        return
+    console.print(f"wrote {len(modules)} module(s) to {output}")
+    if output.suffix.lower() != ".zip":
+        console.print(f"upload with: hs cms upload {output} /<theme>/modules")
 
 
 @app.command("export")
 def export(
-    template_id: str = typer.Argument(..., help="The template to export."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the zip."),
+    template_id: str | None = typer.Argument(
+        None, help="The template to export (or give --project)."
+    ),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Where to write: a .zip, or a folder (with --project)."
+    ),
+    project: str | None = typer.Option(
+        None, "--project", help="Export every template of this project as module folders."
+    ),
     upload: bool = typer.Option(False, help="Also store the zip and print a presigned URL."),
     expires: int = typer.Option(3600, min=1, max=604_800, help="URL lifetime in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Write TEMPLATE_ID as a HubSpot module zip, ready for `hs cms upload`."""
+    """Write TEMPLATE_ID as a module zip, or a project's templates as a folder (or zip) of
+    NAME.module folders, ready for `hs cms upload`."""
+    if (template_id is None) == (project is None):
+        fail("give a TEMPLATE_ID or --project PROJECT_ID (not both)")
+    if project is not None:
+        if upload:
+            fail("--upload exports one template; leave it out with --project")
+        _export_project(project, output, as_json)
+        return
+    assert template_id is not None
     result = run(_export(template_id, upload, expires))
     output.write_bytes(result.data)
     info = {
@@ -53,32 +133,159 @@ def export(
         console.print(f"stored as {result.key}\ndownload (expires in {expires}s): {result.url}")
 
 
-async def _import(path: Path, project_id: str, name: str | None) -> str:
-    module = read_module(path)
+# --- import ----------------------------------------------------------------------------
+
+
+def _creates(modules: list[ModuleContent], project_id: str, name: str | None) -> list[Any]:
+    """Each module as a TemplateCreate, all validated before anything is stored."""
+    from pydantic import ValidationError
+
+    from templator.template.schemas import TemplateCreate
+
+    creates = []
+    for module in modules:
+        try:
+            creates.append(
+                TemplateCreate(
+                    project_id=project_id,
+                    name=name or module.name,
+                    html_content=module.html,
+                    css_content=module.css,
+                    js_content=module.js,
+                    hubspot_config=module.config,
+                )
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            fail(f"{module.folder}: {where}: {first['msg']}; nothing was imported", code=1)
+    return creates
+
+
+async def _import(modules: list[ModuleContent], creates: list[Any]) -> list[str]:
+    from rich.progress import Progress
+
+    from templator.cli.context import connections
+    from templator.kit.uow import unit_of_work
+    from templator.template.service import TemplateService
+
+    ids = []
+    # One transaction: every module becomes a template, or none does.
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
-        template = await TemplateService(session, conns.cache).create(
-            OPERATOR,
-            TemplateCreate(
-                project_id=project_id,
-                name=name or module.name,
-                html_content=module.html,
-                css_content=module.css,
-                js_content=module.js,
-                hubspot_config={
-                    "meta": module.config.meta_json(),
-                    "fields": module.config.fields_json(),
-                },
-            ),
-        )
-        return template.id
+        service = TemplateService(session, conns.cache)
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("importing", total=len(modules))
+            for module, create in zip(modules, creates, strict=True):
+                progress.update(task, description=module.folder)
+                template = await service.create(_operator(), create)
+                ids.append(template.id)
+                progress.advance(task)
+    return ids
+
+
+def _read(path: Path) -> list[ModuleContent]:
+    from templator.exceptions import TemplatorError
+    from templator.hubspot.package import read_modules
+
+    try:
+        return read_modules(path)
+    except TemplatorError as exc:
+        fail(exc.message, code=1)
+        raise  # unreachable
 
 
 @app.command("import")
 def import_(
-    path: Path = typer.Argument(..., exists=True, help="A .module folder or a module zip."),
-    project: str = typer.Option(..., "--project", help="Project that receives the template."),
-    name: str | None = typer.Option(None, help="Template name (default: the module's label)."),
+    path: Path = typer.Argument(
+        ..., exists=True, help="A module zip, a NAME.module folder, or a folder of them."
+    ),
+    project: str = typer.Option(..., "--project", help="Project that receives the templates."),
+    name: str | None = typer.Option(
+        None, help="Template name, for a single module (default: the module's label)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Read a HubSpot module folder or zip into a new template."""
-    template_id = run(_import(path, project, name))
-    console.print(f"imported as template {template_id}")
+    """Import HubSpot modules as templates of one project, all or none."""
+    modules = _read(path)
+    if name is not None and len(modules) > 1:
+        fail(f"--name names one template, but {path} holds {len(modules)} modules")
+    ids = run(_import(modules, _creates(modules, project, name)))
+    from templator.hubspot.package import module_files
+
+    rows: list[dict[str, Any]] = [
+        {
+            "module": m.folder,
+            "template_id": tid,
+            "files": len(module_files(m)),
+            "warnings": [str(w) for w in m.warnings],
+        }
+        for m, tid in zip(modules, ids, strict=True)
+    ]
+    if as_json:
+        print(json.dumps({"project_id": project, "imported": rows}))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} module(s) imported into project {project}")
+    for column in ("module", "template", "files", "warnings"):
+        table.add_column(column)
+    for m, tid in zip(modules, ids, strict=True):
+        notes = "\n".join(escape(str(w)) for w in m.warnings) or "-"
+        table.add_row(escape(m.folder), tid, str(len(module_files(m))), notes)
+    console.print(table)
+
+
+# --- check -----------------------------------------------------------------------------
+
+
+async def _check_template(template_id: str) -> CheckReport:
+    from templator.cli.context import connections
+    from templator.kit.uow import unit_of_work
+    from templator.template.service import TemplateService
+
+    async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
+        return await TemplateService(session, conns.cache).check(
+            _operator(), template_id, record=False
+        )
+
+
+@app.command("check")
+def check(
+    target: str = typer.Argument(
+        ..., help="A module zip, a NAME.module folder, a folder of them, or a TEMPLATE_ID."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+) -> None:
+    """What HubSpot would refuse or render wrong: exit 1 when there are errors."""
+    from rich.markup import escape
+
+    from templator.exceptions import TemplatorError
+    from templator.hubspot.check import check_path
+
+    path = Path(target)
+    if not path.exists() and not re.fullmatch(r"[a-z][0-9a-z]{24}", target):
+        fail(f"{target}: no such file or folder, and not a template id", code=1)
+    if path.exists():
+        try:
+            reports = check_path(path)
+        except TemplatorError as exc:
+            fail(exc.message, code=1)
+            raise  # unreachable
+    else:
+        reports = [run(_check_template(target))]
+    if as_json:
+        print(json.dumps({"modules": [r.as_json() for r in reports]}))
+    else:
+        for report in reports:
+            verdict = "[green]ok[/]" if report.ok else "[bold red]fails[/]"
+            console.print(
+                f"{report.module}: {verdict} — {report.errors} error(s), "
+                f"{report.warnings} warning(s), score {report.score:.2f}",
+                highlight=False,
+            )
+            for finding in report.findings:
+                colour = "red" if finding.severity == "error" else "yellow"
+                console.print(f"  [{colour}]{escape(str(finding))}[/]", highlight=False)
+    if any(not r.ok for r in reports):
+        raise typer.Exit(1)

@@ -1,9 +1,11 @@
-"""HubSpot module configuration (meta.json and fields.json) as typed models.
+"""HubSpot module configuration (meta.json and fields.json): a typed view over raw JSON.
 
-Modelled on HubSpot's module configuration and field reference: unknown keys are
-refused (a typo like `lable` is an error, not silently dropped), common field types are
-typed with their own properties, and the rest share a looser model. The template's
-`hubspot_config` column holds `{"meta": {...}, "fields": [...]}`.
+HubSpot owns this format and adds keys over time, and `hs fetch` writes keys no
+reference documents. So the module's JSON is kept exactly as written, and these models
+only *validate a view* of it: the keys we use are typed and checked (a bad field name,
+a missing required property of a field type, a content type that does not exist, a
+repeater whose min exceeds its max…); every other key is allowed (`extra="allow"`) and
+reported as a warning, with the closest known key when it looks like a typo.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-CONTENT_TYPES = Literal[
+CONTENT_TYPES = (
     "ANY",
     "LANDING_PAGE",
     "SITE_PAGE",
@@ -26,43 +28,73 @@ CONTENT_TYPES = Literal[
     "WEB_INTERACTIVE",
     "SUBSCRIPTION",
     "MEMBERSHIP",
-]
-HOST_TEMPLATE_TYPES = Literal["PAGE", "BLOG_POST", "BLOG_LISTING", "EMAIL", "QUOTE_TEMPLATE"]
-NAME_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,99}$")
+)
+HOST_TEMPLATE_TYPES = ("PAGE", "BLOG_POST", "BLOG_LISTING", "EMAIL", "QUOTE_TEMPLATE")
+# HubSpot: "cannot contain spaces or special characters".
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,100}$")
+HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class _View(BaseModel):
+    """Typed where we look, permissive elsewhere: unknown keys stay (and are warned of)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
-class RenderOptions(_Strict):
-    """css_render_options / js_render_options."""
+def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        from difflib import get_close_matches
 
-    async_: bool | None = Field(default=None, alias="async")
-    defer: bool | None = None
-    position: Literal["head", "footer"] | None = None
+        close = get_close_matches(value, allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (one of {', '.join(allowed)})"
+        raise ValueError(f"{what} {value!r} does not exist{hint}")
+    return value
 
 
-class ModuleMeta(_Strict):
-    """meta.json."""
+class ModuleMeta(_View):
+    """meta.json: the keys HubSpot documents, and those the Design Manager writes."""
 
-    label: str = Field(min_length=1, max_length=200)
-    icon: str | None = Field(default=None, max_length=2000)
+    label: str = Field(max_length=1000)
+    icon: str | None = None
     module_id: int | None = None
-    is_available_for_new_content: bool = True
-    global_: bool = Field(default=False, alias="global")
-    content_types: list[CONTENT_TYPES] | None = None
-    host_template_types: list[HOST_TEMPLATE_TYPES] | None = None
-    css_assets: list[str] = Field(default_factory=list, max_length=50)
-    css_render_options: RenderOptions | None = None
-    js_assets: list[str] = Field(default_factory=list, max_length=50)
-    js_render_options: RenderOptions | None = None
-    other_assets: list[str] = Field(default_factory=list, max_length=50)
-    smart_type: Literal["NOT_SMART", "SMART"] | None = None
-    tags: list[str] = Field(default_factory=list, max_length=50)
-    help_text: str | None = Field(default=None, max_length=2000)
+    is_available_for_new_content: bool | None = None
+    global_: bool | None = Field(default=None, alias="global")
+    content_types: list[str] | None = None
+    host_template_types: list[str] | None = None
+    css_assets: list[Any] | None = None
+    css_render_options: dict[str, Any] | None = None
+    js_assets: list[Any] | None = None
+    js_render_options: dict[str, Any] | None = None
+    external_js: list[Any] | None = None
+    other_assets: list[Any] | None = None
+    smart_type: str | None = None
+    tags: list[Any] | None = None
+    categories: list[Any] | None = None
+    content_tags: list[Any] | None = None
+    editable_contexts: list[Any] | None = None
+    extra_classes: str | None = None
+    placement_rules: list[Any] | None = None
+    purchased: bool | None = None
+    wrap_field_tag: str | None = None
+    help_text: str | None = None
     master_language: str | None = None
     placeholder: dict[str, Any] | None = None
+    parent_id: int | None = None
+    smart_objects: list[Any] | None = None
+
+    @field_validator("content_types")
+    @classmethod
+    def _known_content_types(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            _one_of(item, CONTENT_TYPES, "content type")
+        return value
+
+    @field_validator("host_template_types")
+    @classmethod
+    def _known_host_types(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            _one_of(item, HOST_TEMPLATE_TYPES, "host template type")
+        return value
 
     @model_validator(mode="after")
     def _where_used(self) -> ModuleMeta:
@@ -71,7 +103,7 @@ class ModuleMeta(_Strict):
         return self
 
 
-class Occurrence(_Strict):
+class Occurrence(_View):
     """Repeater settings of a field."""
 
     min: int | None = Field(default=None, ge=0)
@@ -86,7 +118,7 @@ class Occurrence(_Strict):
         return self
 
 
-class Visibility(_Strict):
+class Visibility(_View):
     """Conditional visibility of a field."""
 
     controlling_field: str | None = None
@@ -95,37 +127,44 @@ class Visibility(_Strict):
     operator: str | None = None
     property: str | None = None
     access: dict[str, Any] | None = None
-    hidden_subfields: dict[str, bool] | None = None
+    hidden_subfields: dict[str, Any] | None = None
 
 
-class _FieldBase(_Strict):
+class _FieldBase(_View):
     name: str
-    label: str = Field(min_length=1, max_length=200)
-    required: bool = False
-    locked: bool = False
+    label: str = Field(max_length=1000)
+    required: bool | None = None
+    locked: bool | None = None
     id: str | None = None
-    help_text: str | None = Field(default=None, max_length=2000)
-    inline_help_text: str | None = Field(default=None, max_length=2000)
-    display_width: Literal["full_width", "half_width"] | None = None
+    help_text: str | None = None
+    inline_help_text: str | None = None
+    display_width: str | None = None
     visibility: Visibility | None = None
-    visibility_rules: Literal["SIMPLE", "ADVANCED"] | None = None
+    visibility_rules: str | None = None
     advanced_visibility: dict[str, Any] | None = None
     occurrence: Occurrence | None = None
     alias_mapping: dict[str, Any] | None = None
+    inherited_value: dict[str, Any] | None = None
+    default: Any = None
 
     @field_validator("name")
     @classmethod
     def _identifier(cls, value: str) -> str:
         if not NAME_PATTERN.match(value):
-            raise ValueError(f"field name {value!r} must be an identifier (letters, digits, _)")
+            raise ValueError(f"field name {value!r} must be 1-100 letters, digits or _ (no spaces)")
         return value
+
+    def defaults(self) -> list[Any]:
+        """The default values to check: each item of a repeater's list, else the one."""
+        if self.occurrence is not None and isinstance(self.default, list):
+            return [d for d in self.default if d is not None]
+        return [] if self.default is None else [self.default]
 
 
 class TextField(_FieldBase):
     """Single-line text."""
 
     type: Literal["text"]
-    default: str | None = None
     validation_regex: str | None = None
     allow_new_line: bool | None = None
     show_emoji_picker: bool | None = None
@@ -136,17 +175,18 @@ class RichTextField(_FieldBase):
     """Rich text (HTML)."""
 
     type: Literal["richtext"]
-    default: str | None = None
     enabled_features: list[str] | None = None
 
 
-class ImageDefault(_Strict):
-    src: str = ""
+class ImageDefault(_View):
+    """An image field's default (kept loose: HubSpot adds sizing keys)."""
+
+    src: str | None = None
     alt: str | None = None
     width: int | None = None
     height: int | None = None
-    size_type: Literal["auto", "auto_custom_max", "exact"] | None = None
-    loading: Literal["lazy", "eager", "disabled"] | None = None
+    size_type: str | None = None
+    loading: str | None = None
     max_width: int | None = None
     max_height: int | None = None
 
@@ -155,48 +195,28 @@ class ImageField(_FieldBase):
     """An image."""
 
     type: Literal["image"]
-    default: ImageDefault | None = None
     responsive: bool | None = None
     resizable: bool | None = None
     show_loading: bool | None = None
 
-
-class UrlDefault(_Strict):
-    content_id: int | None = None
-    href: str = ""
-    type: Literal[
-        "EXTERNAL",
-        "CONTENT",
-        "FILE",
-        "EMAIL_ADDRESS",
-        "BLOG",
-        "CALL_TO_ACTION",
-        "PAYMENT",
-        "PHONE_NUMBER",
-        "WHATSAPP_NUMBER",
-    ] = "EXTERNAL"
+    @model_validator(mode="after")
+    def _image_defaults(self) -> ImageField:
+        for value in self.defaults():
+            ImageDefault.model_validate(value)
+        return self
 
 
 class UrlField(_FieldBase):
     """A URL."""
 
     type: Literal["url"]
-    default: UrlDefault | None = None
     supported_types: list[str] | None = None
-
-
-class LinkDefault(_Strict):
-    url: UrlDefault = Field(default_factory=UrlDefault)
-    open_in_new_tab: bool = False
-    no_follow: bool = False
-    rel: str | None = None
 
 
 class LinkField(_FieldBase):
     """A link (URL plus target options)."""
 
     type: Literal["link"]
-    default: LinkDefault | None = None
     supported_types: list[str] | None = None
     show_advanced_rel_options: bool | None = None
 
@@ -205,19 +225,17 @@ class BooleanField(_FieldBase):
     """A checkbox or toggle."""
 
     type: Literal["boolean"]
-    default: bool | None = None
-    display: Literal["checkbox", "toggle"] | None = None
+    display: str | None = None
 
 
 class NumberField(_FieldBase):
     """A number."""
 
     type: Literal["number"]
-    default: float | None = None
     min: float | None = None
     max: float | None = None
     step: float | None = Field(default=None, gt=0)
-    display: Literal["slider", "text"] | None = None
+    display: str | None = None
     prefix: str | None = None
     suffix: str | None = None
     placeholder: str | None = None
@@ -226,11 +244,13 @@ class NumberField(_FieldBase):
     def _range(self) -> NumberField:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
-        if self.default is not None and (
-            (self.min is not None and self.default < self.min)
-            or (self.max is not None and self.default > self.max)
-        ):
-            raise ValueError(f"default {self.default:g} is outside min/max")
+        for value in self.defaults():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"default {value!r} is not a number")
+            if (self.min is not None and value < self.min) or (
+                self.max is not None and value > self.max
+            ):
+                raise ValueError(f"default {value:g} is outside min/max")
         return self
 
 
@@ -238,109 +258,147 @@ class ChoiceField(_FieldBase):
     """A choice among [value, label] pairs."""
 
     type: Literal["choice"]
-    choices: list[tuple[str, str]] = Field(min_length=1)
-    default: str | list[str] | None = None
+    choices: list[list[Any]]
     multiple: bool | None = None
-    display: Literal["select", "radio", "checkbox", "buttons"] | None = None
+    display: str | None = None
     reordering_enabled: bool | None = None
     placeholder: str | None = None
     preset: str | None = None
 
+    @field_validator("choices")
+    @classmethod
+    def _pairs(cls, choices: list[list[Any]]) -> list[list[Any]]:
+        for i, pair in enumerate(choices):
+            if len(pair) != 2:
+                raise ValueError(f"choice {i} must be a [value, label] pair")
+        return choices
+
     @model_validator(mode="after")
     def _default_is_a_choice(self) -> ChoiceField:
-        values = {value for value, _ in self.choices}
-        chosen = [self.default] if isinstance(self.default, str) else (self.default or [])
-        unknown = [v for v in chosen if v not in values]
+        values = {str(value) for value, _ in self.choices}
+        chosen: list[Any] = []
+        for value in self.defaults():
+            chosen += value if isinstance(value, list) else [value]
+        unknown = [v for v in chosen if str(v) not in values]
         if unknown:
             raise ValueError(f"default {unknown[0]!r} is not one of the choices")
         return self
-
-
-class ColorDefault(_Strict):
-    color: str | None = None
-    opacity: int | None = Field(default=None, ge=0, le=100)
-
-    @field_validator("color")
-    @classmethod
-    def _hex(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?", value):
-            raise ValueError(f"color {value!r} must be a hex color like #ff0000")
-        return value
 
 
 class ColorField(_FieldBase):
     """A color with opacity."""
 
     type: Literal["color"]
-    default: ColorDefault | None = None
     show_opacity: bool | None = None
+
+    @model_validator(mode="after")
+    def _hex(self) -> ColorField:
+        for value in self.defaults():
+            color = value.get("color") if isinstance(value, dict) else None
+            if isinstance(color, str) and color and not HEX_COLOR.match(color):
+                raise ValueError(f"color {color!r} must be a hex color like #ff0000")
+        return self
 
 
 class FontField(_FieldBase):
     """A font (family, size, style)."""
 
     type: Literal["font"]
-    default: dict[str, Any] | None = None
     load_external_fonts: bool | None = None
     visibility_options: dict[str, Any] | None = None
+    variant: str | None = None
 
 
-class CtaField(_FieldBase):
-    """A call-to-action."""
+class HubDbRowField(_FieldBase):
+    """A HubDB row: needs its table."""
 
-    type: Literal["cta"]
-    default: str | None = None
+    type: Literal["hubdbrow"]
+    table_name_or_id: str | int
+    columns_to_fetch: list[str] | None = None
+    display_columns: list[str] | None = None
+    display_format: str | None = None
+
+
+class CrmObjectField(_FieldBase):
+    """A CRM object instance: needs its object type."""
+
+    type: Literal["crmobject"]
+    object_type: str
+    properties_to_fetch: list[str] | None = None
+
+
+class CrmObjectPropertyField(_FieldBase):
+    """A CRM object property: needs its object type."""
+
+    type: Literal["crmobjectproperty"]
+    object_type: str
+    placeholder: str | None = None
+
+
+# The rest of HubSpot's field reference: no required property beyond the common ones.
+OTHER_TYPES = (
+    "alignment",
+    "backgroundimage",
+    "blog",
+    "border",
+    "cta",
+    "date",
+    "datetime",
+    "email",
+    "embed",
+    "file",
+    "followupemail",
+    "form",
+    "gradient",
+    "hubdbtable",
+    "hubspotvideo",
+    "icon",
+    "logo",
+    "meeting",
+    "menu",
+    "page",
+    "payment",
+    "product",
+    "simplemenu",
+    "spacing",
+    "tag",
+    "textalignment",
+    "video",
+    "videoplayer",
+)
 
 
 class OtherField(_FieldBase):
-    """The remaining documented field types, with a looser shape."""
+    """The remaining documented field types, with their documented properties."""
 
-    model_config = ConfigDict(extra="allow")
-
-    type: Literal[
-        "date",
-        "datetime",
-        "email",
-        "file",
-        "icon",
-        "page",
-        "blog",
-        "form",
-        "menu",
-        "simplemenu",
-        "logo",
-        "video",
-        "videoplayer",
-        "embed",
-        "hubdbrow",
-        "hubdbtable",
-        "tag",
-        "spacing",
-        "backgroundimage",
-        "alignment",
-        "border",
-        "gradient",
-        "textalignment",
-        "crmobject",
-        "crmobjectproperty",
-        "followupemail",
-        "meeting",
-        "payment",
-        "product",
-        "hubspotvideo",
-    ]
-    default: Any = None
+    type: Literal[OTHER_TYPES]  # type: ignore[valid-type]
+    # Properties some of these types document (typed loosely; any other key is kept).
+    alignment_direction: str | None = None
+    allow_custom_border_sides: bool | None = None
+    limits: dict[str, Any] | None = None
+    picker: str | None = None
+    placeholder: str | None = None
+    icon_set: str | None = None
+    tag_value: str | None = None
+    show_loading: bool | None = None
+    show_advanced_options: bool | None = None
+    supported_source_types: list[str] | None = None
+    supported_oembed_types: list[str] | None = None
+    supported_media_bridge_providers: list[Any] | None = None
+    disable_inline_form_editing: bool | None = None
+    required_property_types: list[str] | None = None
+    embed_type: str | None = None
 
 
 class GroupField(_FieldBase):
-    """A group of fields (nested groups allowed)."""
+    """A group of fields (nested groups and repeaters allowed)."""
 
     type: Literal["group"]
-    children: list[Field_] = Field(min_length=1)
-    default: Any = None
+    children: list[Field_]
     expanded: bool | None = None
-    tab: Literal["CONTENT", "STYLE"] | None = None
+    tab: str | None = None
     group_occurrence_meta: dict[str, Any] | None = None
+    display: str | None = None
 
     @field_validator("children")
     @classmethod
@@ -360,11 +418,30 @@ Field_ = Annotated[
     | ChoiceField
     | ColorField
     | FontField
-    | CtaField
+    | HubDbRowField
+    | CrmObjectField
+    | CrmObjectPropertyField
     | GroupField
     | OtherField,
     Field(discriminator="type"),
 ]
+FIELD_TYPES = (
+    "text",
+    "richtext",
+    "image",
+    "url",
+    "link",
+    "boolean",
+    "number",
+    "choice",
+    "color",
+    "font",
+    "hubdbrow",
+    "crmobject",
+    "crmobjectproperty",
+    "group",
+    *OTHER_TYPES,
+)
 
 
 def _check_unique(fields: list[Any]) -> None:
@@ -378,22 +455,16 @@ def _check_unique(fields: list[Any]) -> None:
 GroupField.model_rebuild()
 
 
-class HubSpotConfig(_Strict):
-    """A module's configuration: meta.json and fields.json."""
+class HubSpotConfig(BaseModel):
+    """The view validated of a template's `hubspot_config` (meta and fields only)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     meta: ModuleMeta
-    fields: list[Field_] = Field(default_factory=list, max_length=500)
+    fields: list[Field_] = Field(default_factory=list, max_length=1000)
 
     @field_validator("fields")
     @classmethod
     def _unique_fields(cls, fields: list[Field_]) -> list[Field_]:
         _check_unique(fields)
         return fields
-
-    def meta_json(self) -> dict[str, Any]:
-        """meta.json content."""
-        return self.meta.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-    def fields_json(self) -> list[dict[str, Any]]:
-        """fields.json content."""
-        return [f.model_dump(mode="json", by_alias=True, exclude_none=True) for f in self.fields]

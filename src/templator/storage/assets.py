@@ -19,12 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.errors import SessionNotFound
 from templator.ai_session.service import SessionService
-from templator.hubspot.package import (
-    ModuleContent,
-    build_module_zip,
-    slugify,
-    validate_hubspot_config,
-)
+from templator.hubspot.package import ModuleContent, build_module_zip, slugify
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.kit.uow import after_commit_call, after_commit_invalidate
@@ -139,7 +134,7 @@ class AssetService:
             html=template.html_content,
             css=template.css_content,
             js=template.js_content,
-            config=validate_hubspot_config(template.hubspot_config),
+            config=template.hubspot_config,
         )
         data = build_module_zip(module)
         digest = hashlib.sha256(data).hexdigest()

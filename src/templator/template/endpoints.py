@@ -169,6 +169,29 @@ async def rollback(
     return await TemplateService(session, conns.cache).rollback(actor, template_id, data.version)
 
 
+@router.post("/templates/{template_id}/check", responses=responses_for(401, 403, 404, 409, 422))
+async def check_template(
+    template_id: IdPath,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+    record: Annotated[
+        bool,
+        Query(
+            description="Also store quality_score = the AI session's score (1 without one) "
+            "× the check's score, as a new patch version"
+        ),
+    ] = False,
+) -> schemas.ModuleCheck:
+    """Check the template as a HubSpot module before it leaves DRAFT: invalid config,
+    `module.X` references to fields that do not exist, unbalanced HubL tags, duplicate
+    field names (errors); unused fields, images without alt text, unknown keys
+    (warnings). Moving DRAFT → REVIEW refuses a template with errors (409
+    `module_check_failed`)."""
+    report = await TemplateService(session, conns.cache).check(actor, template_id, record=record)
+    return schemas.ModuleCheck.model_validate(report.as_json())
+
+
 @router.post("/templates/{template_id}/status", responses=responses_for(401, 403, 404, 409, 422))
 async def set_status(
     template_id: IdPath,
@@ -178,5 +201,6 @@ async def set_status(
     session: DbSession,
 ) -> schemas.Template:
     """Workflow DRAFT → REVIEW → APPROVED → PUBLISHED → ARCHIVED; approving and publishing
-    need EXPERT or ADMIN."""
+    need EXPERT or ADMIN. DRAFT → REVIEW runs the module check first and answers 409
+    `module_check_failed` (problem+json listing the errors) when it finds any."""
     return await TemplateService(session, conns.cache).set_status(actor, template_id, data.status)

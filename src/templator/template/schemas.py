@@ -9,8 +9,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, Field, field_validator
 
-from templator.hubspot.errors import InvalidHubSpotConfig
-from templator.hubspot.package import validate_hubspot_config
+from templator.exceptions import TemplatorError
+from templator.hubspot.config import validate_hubspot_config
 from templator.kit.validation import RequestModel
 from templator.models.enums import TemplateStatus
 
@@ -36,11 +36,14 @@ def _check_tags(tags: list[str] | None) -> list[str] | None:
 def _check_config(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    if len(orjson.dumps(value)) > MAX_CONFIG_BYTES:
+    # The limit is on the module's configuration; `source` (the files' text as imported)
+    # and `files` (its other files) have limits of their own (hubspot/config.py).
+    modelled = {k: value[k] for k in ("meta", "fields") if k in value}
+    if len(orjson.dumps(modelled)) > MAX_CONFIG_BYTES:
         raise ValueError(f"hubspot_config is over the limit of {MAX_CONFIG_BYTES:,} bytes")
     try:
         validate_hubspot_config(value)
-    except InvalidHubSpotConfig as exc:
+    except TemplatorError as exc:  # a bad config, bad `source` JSON, `files` over a limit
         raise ValueError(exc.message) from None
     return value
 
@@ -170,3 +173,25 @@ class TemplateDiff(BaseModel):
     from_version: str
     to_version: str
     fields: list[FieldDiff]
+
+
+class ModuleCheckFinding(BaseModel):
+    """One finding of `module check`."""
+
+    severity: Literal["error", "warning"]
+    code: str = Field(description="Stable code, e.g. unknown_field, unbalanced_tag, unused_field")
+    file: str = Field(description="meta.json, fields.json or module.html")
+    line: int | None = Field(default=None, description="1-based line in that file, when known")
+    path: str | None = Field(default=None, description="JSON path or field path it is about")
+    message: str
+
+
+class ModuleCheck(BaseModel):
+    """What `module check` found; `score` = max(0, 1 - 0.2 × errors - 0.05 × warnings)."""
+
+    module: str
+    ok: bool = Field(description="No errors: the template may leave DRAFT")
+    score: float
+    errors: int
+    warnings: int
+    findings: list[ModuleCheckFinding]

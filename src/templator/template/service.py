@@ -18,6 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from templator.ai_session.errors import SessionNotFound
 from templator.ai_session.repository import SessionRepository
 from templator.cache import Cache
+from templator.hubspot.check import CheckReport, check_module
+from templator.hubspot.config import keep_imported
+from templator.hubspot.errors import ModuleCheckFailed
+from templator.hubspot.package import ModuleContent
 from templator.kit.actor import Actor
 from templator.kit.pagination import InvalidCursor, Page, PageParams
 from templator.kit.uow import after_commit_call, invalidate_now
@@ -53,6 +57,17 @@ SEMVER = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}$")
 def snapshot(template: dict[str, Any]) -> dict[str, Any]:
     """The versioned content of a template."""
     return {field: template.get(field) for field in versioning.CONTENT_FIELDS}
+
+
+def module_of(template: dict[str, Any]) -> ModuleContent:
+    """A template (row or JSON form) as the HubSpot module it exports as."""
+    return ModuleContent(
+        name=template["name"],
+        html=template["html_content"],
+        css=template.get("css_content"),
+        js=template.get("js_content"),
+        config=template["hubspot_config"],
+    )
 
 
 def template_key(cache: Cache, template_id: str) -> str:
@@ -243,6 +258,10 @@ class TemplateService:
                 f"template {template_id} is ARCHIVED; restore it to DRAFT to edit it"
             )
         changes = data.model_dump(exclude_unset=True, exclude={"bump"})
+        if changes.get("hubspot_config") is not None:
+            changes["hubspot_config"] = keep_imported(
+                current["hubspot_config"], changes["hubspot_config"]
+            )
         return await self._new_version(actor, current, changes, kind=data.bump, summary="edit")
 
     async def rollback(self, actor: Actor, template_id: str, version: str) -> schemas.Template:
@@ -278,6 +297,16 @@ class TemplateService:
             )
         if status not in REVIEWER_MOVES and not actor.may_access(current["owner_id"]):
             raise NotAllowed("only the owner or an ADMIN may do this", field="status")
+        if now is S.DRAFT and status is S.REVIEW:
+            report = check_module(module_of(current))
+            if not report.ok:
+                listed = "; ".join(str(f) for f in report.findings if f.severity == "error")
+                raise ModuleCheckFailed(
+                    f"template {template_id} fails the module check ({report.errors} "
+                    f"error(s)): {listed[:1500]}; fix them, or see POST "
+                    f"/api/v1/templates/{template_id}/check",
+                    field="status",
+                )
         row = await self.repository.set_status(template_id, status)
         await invalidate_now(self.session, self.cache, self.cache_key(template_id))
         return schemas.Template.model_validate(row)
@@ -299,6 +328,30 @@ class TemplateService:
                 await asyncio.to_thread(store.delete_many, keys)
 
             after_commit_call(self.session, remove)
+
+    async def check(self, actor: Actor, template_id: str, *, record: bool) -> CheckReport:
+        """Run `module check` on the template; with `record`, store its quality_score as
+        the AI session's score (1 without one) times the check's score, as a new patch
+        version when it changes."""
+        data = await self.get_data(actor, template_id)
+        report = check_module(module_of(data))
+        if not record:
+            return report
+        current = await self._lock(actor, template_id)
+        if not actor.may_access(current["owner_id"]):
+            raise NotAllowed(
+                "only the owner or an ADMIN may record a check's score", field="template_id"
+            )
+        base = 1.0
+        if current.get("session_id"):
+            row = await SessionRepository(self.session).result_of(current["session_id"])
+            if row is not None and row.quality_score is not None:
+                base = row.quality_score
+        quality = round(base * report.score, 3)
+        await self._new_version(
+            actor, current, {"quality_score": quality}, kind="patch", summary="module check"
+        )
+        return report
 
     # --- versions ------------------------------------------------------------------------
 

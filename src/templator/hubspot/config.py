@@ -1,0 +1,231 @@
+"""A template's `hubspot_config`: validate it, warn of unknown keys, keep it as written.
+
+`hubspot_config` is `{"meta": {...}, "fields": [...]}` exactly as meta.json and
+fields.json hold them, plus, for an imported module, what is needed to write the folder
+back byte for byte:
+
+- `source`: `{"folder": "Card section.module", "meta.json": "<text>", "fields.json":
+  "<text>"}` — the folder name and the two files' text as they were read. While `meta` /
+  `fields` are unchanged the texts are written back as they were; after an edit the
+  edited value is written in the original's key order and indentation.
+- `files`: every other file of the module folder (`_locales/…`, images…) by relative
+  path: `{"text": "..."}` for UTF-8 text, `{"base64": "..."}` for anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from templator.hubspot import jsontext
+from templator.hubspot.errors import InvalidHubSpotConfig, ModuleTooLarge
+from templator.hubspot.schemas import FIELD_TYPES, HubSpotConfig
+
+MODULE_FILES = ("meta.json", "fields.json", "module.html", "module.css", "module.js")
+CONFIG_KEYS = ("meta", "fields", "source", "files")
+MAX_FILES = 200
+MAX_FILES_BYTES = 5 * 1024 * 1024
+MAX_SOURCE_CHARS = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigWarning:
+    """A key we do not model (kept as written), or another thing worth a look."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before", "function-wrap"):
+            continue
+        elif i > 0 and isinstance(loc[i - 1], int) and part in FIELD_TYPES:
+            continue  # the discriminated union's tag, not a key of the document
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _view(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy to validate: field types lower-cased (HubSpot's own boilerplate writes
+    "Group"); the stored config is never changed."""
+    view = {"meta": data.get("meta"), "fields": copy.deepcopy(data.get("fields", []))}
+
+    def lower(fields: Any) -> None:
+        for field in fields if isinstance(fields, list) else []:
+            if isinstance(field, dict):
+                if isinstance(field.get("type"), str):
+                    field["type"] = field["type"].lower()
+                lower(field.get("children"))
+
+    lower(view["fields"])
+    return view
+
+
+def _raise(exc: ValidationError) -> None:
+    first = exc.errors()[0]
+    path = _path(first["loc"]) or "hubspot_config"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "union_tag_invalid":
+        given = first.get("input")
+        tag = given.get("type") if isinstance(given, dict) else None
+        close = get_close_matches(str(tag), FIELD_TYPES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        message = f"unknown field type {tag!r}{hint}"
+        path = f"{path}.type"
+    elif first["type"] == "union_tag_not_found":
+        message = "a field needs a type"
+        path = f"{path}.type"
+    raise InvalidHubSpotConfig(f"{path}: {message}", field=path) from None
+
+
+def _known_keys(model: BaseModel) -> list[str]:
+    return [info.alias or name for name, info in type(model).model_fields.items()]
+
+
+def _warnings(node: Any, path: str, out: list[ConfigWarning]) -> None:
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _warnings(item, f"{path}[{i}]", out)
+        return
+    if not isinstance(node, BaseModel):
+        return
+    for key in node.model_extra or {}:
+        close = get_close_matches(key, _known_keys(node), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        out.append(ConfigWarning(f"{path}.{key}", f"unknown key, kept as written{hint}"))
+    for name, info in type(node).model_fields.items():
+        _warnings(getattr(node, name), f"{path}.{info.alias or name}" if path else name, out)
+
+
+def _check_source(source: Any) -> None:
+    if not isinstance(source, dict):
+        raise InvalidHubSpotConfig("source: must be an object", field="source")
+    for key, value in source.items():
+        if key == "folder":
+            if (
+                not isinstance(value, str)
+                or not value.endswith(".module")
+                or "/" in value
+                or "\\" in value
+                or value.startswith(".")
+                or any(ord(c) < 32 for c in value)
+                or len(value) > 200
+            ):
+                raise InvalidHubSpotConfig(
+                    "source.folder: must be a plain folder name ending in .module",
+                    field="source.folder",
+                )
+        elif key in ("meta.json", "fields.json"):
+            if not isinstance(value, str) or len(value) > MAX_SOURCE_CHARS:
+                raise InvalidHubSpotConfig(
+                    f"source.{key}: must be the file's text (at most {MAX_SOURCE_CHARS:,} "
+                    "characters)",
+                    field=f"source.{key}",
+                )
+            jsontext.loads(value, file=key)
+        else:
+            raise InvalidHubSpotConfig(
+                f"source.{key}: unknown key (folder, meta.json and fields.json are kept)",
+                field=f"source.{key}",
+            )
+
+
+def safe_relative_path(name: str) -> bool:
+    """A relative path inside the module folder: no `..`, no absolute path, no backslash."""
+    path = PurePosixPath(name)
+    return (
+        bool(name)
+        and not name.startswith("/")
+        and "\\" not in name
+        and ".." not in path.parts
+        and "." not in path.parts
+        and "" not in name.split("/")
+        and not any(ord(c) < 32 for c in name)
+        and len(name) <= 500
+    )
+
+
+def file_bytes(entry: dict[str, str]) -> bytes:
+    """The bytes of one `files` entry."""
+    if "text" in entry:
+        return entry["text"].encode()
+    return base64.b64decode(entry["base64"], validate=True)
+
+
+def _check_files(files: Any) -> None:
+    if not isinstance(files, dict):
+        raise InvalidHubSpotConfig("files: must be an object of path → file", field="files")
+    if len(files) > MAX_FILES:
+        raise ModuleTooLarge(f"files: more than {MAX_FILES} files in one module", field="files")
+    total = 0
+    for name, entry in files.items():
+        where = f"files.{name}"
+        if not safe_relative_path(name) or name in MODULE_FILES:
+            raise InvalidHubSpotConfig(
+                f"{where}: not a relative path inside the module folder", field=where
+            )
+        if (
+            not isinstance(entry, dict)
+            or len(entry) != 1
+            or not (isinstance(entry.get("text"), str) or isinstance(entry.get("base64"), str))
+        ):
+            raise InvalidHubSpotConfig(
+                f'{where}: must be {{"text": "..."}} or {{"base64": "..."}}', field=where
+            )
+        try:
+            total += len(file_bytes(entry))
+        except (binascii.Error, ValueError):
+            raise InvalidHubSpotConfig(f"{where}: invalid base64", field=where) from None
+    if total > MAX_FILES_BYTES:
+        raise ModuleTooLarge(
+            f"files: the module's other files hold more than {MAX_FILES_BYTES:,} bytes",
+            field="files",
+        )
+
+
+def validate_hubspot_config(data: object) -> list[ConfigWarning]:
+    """Validate a hubspot_config; refuse an invalid one with the path of the bad field,
+    and return warnings for keys we do not know (kept as written)."""
+    if not isinstance(data, dict):
+        raise InvalidHubSpotConfig("hubspot_config: must be an object", field="hubspot_config")
+    unknown = [k for k in data if k not in CONFIG_KEYS]
+    if unknown:
+        raise InvalidHubSpotConfig(
+            f"{unknown[0]}: unknown key (hubspot_config holds {', '.join(CONFIG_KEYS)})",
+            field=str(unknown[0]),
+        )
+    try:
+        view = HubSpotConfig.model_validate(_view(data))
+    except ValidationError as exc:
+        _raise(exc)
+        raise  # unreachable: _raise always raises
+    if "source" in data:
+        _check_source(data["source"])
+    if "files" in data:
+        _check_files(data["files"])
+    out: list[ConfigWarning] = []
+    _warnings(view, "", out)
+    return out
+
+
+def keep_imported(current: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """`new` with the `source` and `files` of `current` when it does not set its own: an
+    edit of meta or fields through the API keeps the module's other files and the
+    original text it is written back in (set `"files": {}` to drop the files)."""
+    kept = {k: current[k] for k in ("source", "files") if current and k in current and k not in new}
+    return new | kept if kept else new
