@@ -9,9 +9,17 @@ from templator.cli.context import settings
 
 
 def run_server(
-    *, host: str, port: int, workers: int, log_level: str = "info", access_log: bool = True
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str = "info",
+    access_log: bool = True,
+    worker_healthcheck_timeout: int | None = None,
+    forwarded_allow_ips: str | None = None,
 ) -> None:
     """Serve `templator.app:create_app` until interrupted."""
+    conf = settings()
     uvicorn.run(
         "templator.app:create_app",
         factory=True,
@@ -21,6 +29,9 @@ def run_server(
         log_level=log_level,
         access_log=access_log,
         proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips or conf.api_forwarded_allow_ips,
+        timeout_worker_healthcheck=worker_healthcheck_timeout
+        or conf.api_worker_healthcheck_timeout,
         server_header=False,
     )
 
@@ -34,6 +45,18 @@ def serve(
     access_log: bool = typer.Option(
         True, help="Log every request (uvicorn's access log, to stderr)."
     ),
+    worker_healthcheck_timeout: int | None = typer.Option(
+        None,
+        min=1,
+        max=600,
+        help="Seconds a worker may take to start and to answer the supervisor's liveness "
+        "check before it is replaced (default API_WORKER_HEALTHCHECK_TIMEOUT).",
+    ),
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
+        help="Proxies whose X-Forwarded-* headers are trusted, comma-separated "
+        "(default API_FORWARDED_ALLOW_IPS).",
+    ),
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs) until Ctrl-C."""
     conf = settings()
@@ -42,4 +65,6 @@ def serve(
         port=port or conf.api_port,
         workers=workers or conf.api_workers,
         access_log=access_log,
+        worker_healthcheck_timeout=worker_healthcheck_timeout,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
