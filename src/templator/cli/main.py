@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from templator.cli import backup, db, demo, health, module, serve, storage, up, users
+from templator.cli import deploy as deploy_cli
 from templator.cli.context import configure_logging
 
 app = typer.Typer(
@@ -36,3 +37,4 @@ app.add_typer(backup.app, name="backup", help="Back up and restore all three sto
 app.command("health", help="Check PostgreSQL, Redis and the object store, each on its own.")(
     health.health
 )
+app.add_typer(deploy_cli.app, name="deploy", help="Set-up steps of deploy/docker-compose.yml.")
