@@ -5,10 +5,12 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
+from urllib.parse import quote, urlencode
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +77,34 @@ class Settings(BaseSettings):
         description="DATABASE_URL is a PgBouncer in transaction mode: no server-side "
         "prepared statements, no startup parameters, the statement timeout set per "
         "transaction (SET LOCAL)",
+    )
+
+    # PostgreSQL and Redis as separate parts (deploy area): the URLs are built from them,
+    # with every part quoted, when DATABASE_URL / REDIS_URL are unset, so a password may
+    # hold any character ('/', '@', ':', '%'…) without the operator encoding it.
+    db_host: str | None = Field(
+        default=None, description="PostgreSQL host; builds DATABASE_URL when that is unset"
+    )
+    db_port: int = Field(default=5432, ge=1, le=65535)
+    db_name: str = Field(default="templator", min_length=1)
+    db_user: str = Field(default="templator", min_length=1)
+    db_password: SecretStr | None = None
+    db_sslmode: (
+        Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
+    ) = Field(default=None, description="libpq sslmode; verify-full in production")
+    db_sslrootcert: Path | None = Field(
+        default=None, description="CA certificate that signed the server's (verify-full)"
+    )
+    redis_host: str | None = Field(
+        default=None, description="Redis host; builds REDIS_URL when that is unset"
+    )
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_db: int = Field(default=0, ge=0, le=15)
+    redis_username: str | None = Field(default=None, description="ACL user (Redis 6+)")
+    redis_password: SecretStr | None = None
+    redis_tls: bool = Field(default=False, description="rediss:// (TLS, certificate verified)")
+    redis_ca_certs: Path | None = Field(
+        default=None, description="CA certificate that signed the Redis server's (TLS)"
     )
 
     # Redis
@@ -163,6 +193,22 @@ class Settings(BaseSettings):
         "logs through the global providers an OpenTelemetry SDK sets up); off by default: "
         "its per-request check costs about 10 µs even with no SDK. /metrics is always on",
     )
+    # Deployment (deploy area): uvicorn's supervisor knobs `templator serve` passes on.
+    api_worker_healthcheck_timeout: int = Field(
+        default=30,
+        ge=1,
+        le=600,
+        description="seconds a worker process may take to start (import the app) and to "
+        "answer the supervisor's liveness check before it is killed and replaced; "
+        "uvicorn's own 5 s crash-loops a busy small host",
+    )
+    api_forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        min_length=1,
+        description="comma-separated addresses or networks of the reverse proxies whose "
+        "X-Forwarded-For/-Proto headers are trusted ('*' = any: only behind a proxy that "
+        "is the sole way in)",
+    )
 
     # Local stack
     var_dir: Path = Field(
@@ -201,6 +247,52 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _urls_from_parts(self) -> Self:
+        """DATABASE_URL / REDIS_URL from DB_* / REDIS_* when only the parts are set."""
+        if self.database_url is None and self.db_host:
+            self.database_url = database_url_from_parts(self)
+        if self.redis_url is None and self.redis_host:
+            self.redis_url = redis_url_from_parts(self)
+        return self
+
+
+def database_url_from_parts(settings: Settings) -> str:
+    """postgresql+psycopg:// URL of DB_HOST & co., user and password percent-encoded."""
+    query: dict[str, str] = {}
+    if settings.db_sslmode:
+        query["sslmode"] = settings.db_sslmode
+    if settings.db_sslrootcert:
+        query["sslrootcert"] = str(settings.db_sslrootcert)
+    url = URL.create(
+        "postgresql+psycopg",
+        username=settings.db_user,
+        password=settings.db_password.get_secret_value() if settings.db_password else None,
+        host=settings.db_host,
+        port=settings.db_port,
+        database=settings.db_name,
+        query=query,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def redis_url_from_parts(settings: Settings) -> str:
+    """redis:// (or rediss://) URL of REDIS_HOST & co., credentials percent-encoded."""
+    user = quote(settings.redis_username or "", safe="")
+    secret = settings.redis_password.get_secret_value() if settings.redis_password else ""
+    auth = f"{user}:{quote(secret, safe='')}@" if user or secret else ""
+    host = settings.redis_host or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    query: dict[str, str] = {}
+    if settings.redis_tls:
+        query["ssl_cert_reqs"] = "required"
+        if settings.redis_ca_certs:
+            query["ssl_ca_certs"] = str(settings.redis_ca_certs)
+    scheme = "rediss" if settings.redis_tls else "redis"
+    suffix = f"?{urlencode(query)}" if query else ""
+    return f"{scheme}://{auth}{host}:{settings.redis_port}/{settings.redis_db}{suffix}"
 
 
 @lru_cache

@@ -30,6 +30,7 @@ from templator.config import ProcessRole, Settings
 from templator.exceptions import ServiceUnavailable
 from templator.kit.uow import read_session
 from templator.monitoring.health import HealthReport, Probe, run_checks
+from templator.monitoring.schema import SchemaCheck
 from templator.signing import cache_signing_key
 from templator.storage.service import ObjectStore
 
@@ -173,6 +174,7 @@ class Connections:
             if urls.s3_endpoint_url
             else None
         )
+        self.schema_check = SchemaCheck()
 
     def require_store(self) -> ObjectStore:
         """The object store, or a clear error when none is configured."""
@@ -275,6 +277,9 @@ class Connections:
         store = self.require_store()
         return await asyncio.to_thread(store.probe)
 
+    async def _probe_schema(self) -> dict[str, Any]:
+        return await self.schema_check.probe(self.engine)
+
     def health_probes(self) -> list[tuple[str, str, Probe]]:
         """The probes `health()` runs: (name, target, probe)."""
         probes: list[tuple[str, str, Probe]] = [
@@ -283,6 +288,8 @@ class Connections:
         ]
         if self.store is not None:
             probes.append(("object_store", self.store.endpoint_url, self._probe_store))
+        # The schema revision against the code's head (deploy area): ready only once migrated.
+        probes.append(("schema", "alembic_version", self._probe_schema))
         return probes
 
     async def health(self, *, timeout: float = 3.0) -> HealthReport:

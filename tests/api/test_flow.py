@@ -136,5 +136,5 @@ async def test_gdpr_export_and_erasure_leave_only_the_audit_entry(
 async def test_health_and_metrics_need_no_credentials(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).json() == {"status": "up"}
     ready = (await client.get("/health/ready")).json()
-    assert set(ready["components"]) == {"postgres", "redis", "object_store"}
+    assert set(ready["components"]) == {"postgres", "redis", "object_store", "schema"}
     assert "templator_http_requests_total" in (await client.get("/metrics")).text

@@ -32,6 +32,7 @@ async def test_all_up(settings: Settings, s3_server: SeaweedFS) -> None:
         "postgres": Status.UP,
         "redis": Status.UP,
         "object_store": Status.UP,
+        "schema": Status.UP,
     }
     assert report.healthy
 
@@ -40,14 +41,15 @@ async def test_redis_down_leaves_postgres_up(settings: Settings) -> None:
     assert settings.database_url
     dead = f"redis://127.0.0.1:{free_port()}/0"
     statuses = await _report(settings, StoreUrls(settings.database_url, dead, None))
-    assert statuses == {"postgres": Status.UP, "redis": Status.DOWN}
+    assert statuses == {"postgres": Status.UP, "redis": Status.DOWN, "schema": Status.UP}
 
 
 async def test_postgres_down_leaves_redis_up(settings: Settings) -> None:
     assert settings.redis_url
     dead = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x"
     statuses = await _report(settings, StoreUrls(dead, settings.redis_url, None))
-    assert statuses == {"postgres": Status.DOWN, "redis": Status.UP}
+    # The schema revision cannot be read either: not ready, for that reason too.
+    assert statuses == {"postgres": Status.DOWN, "redis": Status.UP, "schema": Status.DOWN}
 
 
 async def test_store_down_is_reported_with_its_endpoint(
@@ -64,4 +66,5 @@ async def test_store_down_is_reported_with_its_endpoint(
     await conns.close()
     store = next(c for c in report.components if c.name == "object_store")
     assert store.status is Status.DOWN and store.target == endpoint and store.error
-    assert {c.name for c in report.components if c.status is Status.UP} == {"postgres", "redis"}
+    up = {c.name for c in report.components if c.status is Status.UP}
+    assert up == {"postgres", "redis", "schema"}

@@ -32,6 +32,7 @@ COMMANDS = (
     ),
     LazyCommand("storage", "templator.cli.storage:app", "Object store maintenance (orphan gc)."),
     LazyCommand("backup", "templator.cli.backup:app", "Back up and restore all three stores."),
+    LazyCommand("deploy", "templator.cli.deploy:app", "Set-up steps of deploy/docker-compose.yml."),
     LazyCommand(
         "health",
         "templator.cli.health:health",

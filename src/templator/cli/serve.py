@@ -13,9 +13,17 @@ from templator.config import Settings
 
 
 def run_server(
-    *, host: str, port: int, workers: int, log_level: str = "info", access_log: bool = True
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str = "info",
+    access_log: bool = True,
+    worker_healthcheck_timeout: int | None = None,
+    forwarded_allow_ips: str | None = None,
 ) -> None:
     """Serve `templator.app:create_app` until interrupted."""
+    conf = settings()
     uvicorn.run(
         "templator.app:create_app",
         factory=True,
@@ -25,11 +33,10 @@ def run_server(
         log_level=log_level,
         access_log=access_log,
         proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips or conf.api_forwarded_allow_ips,
+        timeout_worker_healthcheck=worker_healthcheck_timeout
+        or conf.api_worker_healthcheck_timeout,
         server_header=False,
-        # A spawned worker answers the supervisor's ping only once it has imported the
-        # app; on a loaded machine that takes longer than uvicorn's 5 s, and a worker
-        # killed as "hung" before it ever started is restarted into the same fate.
-        timeout_worker_healthcheck=60,
     )
 
 
@@ -54,6 +61,18 @@ def serve(
     access_log: bool = typer.Option(
         True, help="Log every request (uvicorn's access log, to stderr)."
     ),
+    worker_healthcheck_timeout: int | None = typer.Option(
+        None,
+        min=1,
+        max=600,
+        help="Seconds a worker may take to start and to answer the supervisor's liveness "
+        "check before it is replaced (default API_WORKER_HEALTHCHECK_TIMEOUT).",
+    ),
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
+        help="Proxies whose X-Forwarded-* headers are trusted, comma-separated "
+        "(default API_FORWARDED_ALLOW_IPS).",
+    ),
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs) until Ctrl-C."""
     conf = settings()
@@ -63,4 +82,6 @@ def serve(
         port=port or conf.api_port,
         workers=workers or conf.api_workers,
         access_log=access_log,
+        worker_healthcheck_timeout=worker_healthcheck_timeout,
+        forwarded_allow_ips=forwarded_allow_ips,
     )

@@ -1,0 +1,1 @@
+"""Deployment tooling: the compose file's secrets (deploy/.env)."""
