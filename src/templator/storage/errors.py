@@ -32,3 +32,5 @@ class ObjectNotFound(NotFound):
 
 class StoreUnavailable(ServiceUnavailable):
     """The S3 endpoint cannot be reached or refused our credentials."""
+
+    store = "object_store"
