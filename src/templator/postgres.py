@@ -112,10 +112,12 @@ class DeadlineConnection(psycopg.AsyncConnection[Any]):
         return connect
 
     async def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
-        bounds = [b for b in (timeout, _deadline.get(), self.response_timeout) if b]
-        if not bounds:
+        bound = self.response_timeout
+        for shorter in (_deadline.get(), timeout):
+            if shorter is not None and (bound is None or shorter < bound):
+                bound = shorter
+        if bound is None:
             return await super().wait(gen, interval, timeout)
-        bound = min(bounds)
         try:
             return await super().wait(gen, interval, bound)
         except pg_errors._WaitTimeout as exc:

@@ -33,4 +33,5 @@ class ObjectNotFound(NotFound):
 class StoreUnavailable(ServiceUnavailable):
     """The S3 endpoint cannot be reached or refused our credentials."""
 
+    code = "storage_unavailable"
     store = "object_store"
