@@ -99,7 +99,13 @@ def supervised() -> Iterator[SupervisedStack]:
     stack = LocalStack(conf, on_event=lambda name, message: events.append((name, message)))
     stack.start()
     # The first restart waits 1.5 s, long enough for a drill to watch the outage itself.
-    supervisor = Supervisor(stack, interval=0.1, first_delay=1.5, max_delay=4)
+    supervisor = Supervisor(
+        stack,
+        on_event=lambda name, message: events.append((name, message)),
+        interval=0.1,
+        first_delay=1.5,
+        max_delay=4,
+    )
     result = SupervisedStack(stack, supervisor, events)
     try:
         runner.upgrade(stack.urls.database_url)

@@ -91,7 +91,7 @@ def up(
     except LocalStackError as exc:
         fail(str(exc), code=1)
         return
-    supervisor = Supervisor(stack)
+    supervisor = Supervisor(stack, on_event=event)
     supervisor.start()
     try:
         # Workers (and every command run meanwhile) read the stores from the environment.

@@ -67,7 +67,7 @@ class Supervisor:
         stable_after: float = 30.0,
     ) -> None:
         self.stack = stack
-        self.on_event = on_event or stack.on_event
+        self.on_event = on_event or _log_event
         self.interval = interval
         self.first_delay = first_delay
         self.max_delay = max_delay
@@ -192,5 +192,9 @@ class Supervisor:
         return record
 
     def _report(self, state: ServerState, message: str) -> None:
-        log.warning("%s", message)
         self.on_event(state.name, message)
+
+
+def _log_event(name: str, message: str) -> None:
+    """The default report: one warning line per event."""
+    log.warning("%s", message)
