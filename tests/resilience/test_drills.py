@@ -204,3 +204,18 @@ async def test_r3_postgres_killed_then_paused_under_writes_loses_no_acknowledged
     assert acknowledged and acknowledged <= stored, acknowledged - stored
     assert any("PostgreSQL" in m and "restarted" in m for _, m in supervised.events)
     _no_tracebacks(api)
+
+
+def test_stopping_names_only_the_servers_still_running(supervised: SupervisedStack) -> None:
+    """Ctrl-C of `templator up`: supervisor first, then the stack, which must not claim to
+    stop a server that is already gone. It ends the package's stack, so it runs last."""
+    supervised.supervisor.stop()
+    redis = supervised.stack.records["redis"]
+    _kill(redis.pid)
+    assert supervised.stack.redis is not None and supervised.stack.redis.process is not None
+    supervised.stack.redis.process.wait(10)
+    supervised.events.clear()
+    supervised.stack.stop()
+    said = [message for _, message in supervised.events]
+    assert "stopping PostgreSQL" in said and "stopping SeaweedFS S3" in said, said
+    assert "stopping Redis" not in said, said
