@@ -166,8 +166,11 @@ async def test_r3_postgres_killed_then_paused_under_writes_loses_no_acknowledged
         # SIGKILL of the postmaster: the supervisor reaps it, clears the stale
         # postmaster.pid and the orphaned backends, and starts it again.
         restarts = supervised.supervisor.states["postgres"].restarts
+        assert supervised.stack.postgres is not None
+        lock = supervised.stack.postgres.data / "postmaster.pid"
         _kill(supervised.pid("postgres"))
         killed_at = time.monotonic()
+        stale_lock = lock.exists()  # what a SIGKILL leaves behind for the restart to handle
         await asyncio.to_thread(supervised.wait_restarted, "postgres", restarts, 60)
         await _wait_ready_status(api, "up", timeout=20)
         await asyncio.sleep(1.0)
@@ -186,6 +189,7 @@ async def test_r3_postgres_killed_then_paused_under_writes_loses_no_acknowledged
         outcomes = await _stop(done, load)
 
     summary = _summary(outcomes)
+    assert stale_lock
     assert set(summary) <= {(201, None), (503, "database_unavailable"), (503, "busy")}, summary
     assert summary[(503, "database_unavailable")] > 0
     assert all(o.retry_after for o in outcomes if o.status == 503)
