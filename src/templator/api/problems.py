@@ -10,6 +10,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import Counter
+from psycopg.errors import QueryCanceled
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -134,11 +135,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         STORE_UNAVAILABLE.labels("postgres").inc()
         settings = getattr(request.app.state, "settings", None)
         retry_after = settings.db_retry_after if settings is not None else 2
+        if isinstance(exc.orig, QueryCanceled):
+            what = "the database did not finish the statement within its timeout"
+        else:
+            what = "the database is unavailable (down, restarting or not answering)"
         return problem_response(
             request,
             status=503,
-            detail="the database is unavailable (down, restarting or not answering); "
-            f"retry in {retry_after}s",
+            detail=f"{what}; retry in {retry_after}s",
             code=DatabaseUnavailable.code,
             headers={"Retry-After": str(retry_after)},
         )
