@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
 
 import psycopg
@@ -176,3 +178,35 @@ async def test_a_read_waits_its_turn_at_most_the_connect_timeout(settings: Setti
         assert await pool.fetchrow("SELECT 1") is not None
     finally:
         await pool.close()
+
+
+def _socket_options(sock: socket.socket) -> tuple[int, int, int]:
+    return (
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+    )
+
+
+async def test_engine_and_read_pool_connections_carry_keepalives_and_a_user_timeout(
+    settings: Settings,
+) -> None:
+    """A peer that vanishes is noticed in seconds by TCP, on both drivers' connections."""
+    assert settings.database_url
+    conf = _settings(settings, db_tcp_keepalives_idle=7, db_tcp_user_timeout_ms=4321)
+    engine = create_engine(conf, url=settings.database_url, role=ProcessRole.TEST)
+    pool = ReadPool(conf, url=settings.database_url, role=ProcessRole.TEST)
+    await pool.open()
+    try:
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            fd = raw.driver_connection.pgconn.socket  # type: ignore[union-attr]
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                assert _socket_options(sock) == (1, 7, 4321)
+        assert await pool.fetchrow("SELECT 1") is not None
+        async with pool._pool.acquire() as conn:  # type: ignore[attr-defined]
+            sock = conn._transport.get_extra_info("socket")
+            assert _socket_options(sock) == (1, 7, 4321)
+    finally:
+        await pool.close()
+        await engine.dispose()

@@ -107,6 +107,33 @@ class Settings(BaseSettings):
         default=None, description="CA certificate that signed the Redis server's (TLS)"
     )
 
+    # Resilience (issue #10.3): how a lost or hung PostgreSQL is noticed and answered.
+    db_tcp_keepalives_idle: int = Field(
+        default=10, ge=1, le=7200, description="seconds idle before TCP keepalive probes start"
+    )
+    db_tcp_keepalives_interval: int = Field(
+        default=5, ge=1, le=600, description="seconds between TCP keepalive probes"
+    )
+    db_tcp_keepalives_count: int = Field(
+        default=3, ge=1, le=50, description="unanswered keepalive probes before the link is dead"
+    )
+    db_tcp_user_timeout_ms: int = Field(
+        default=10_000,
+        ge=0,
+        description="drop a connection whose sent data stays unacknowledged this long "
+        "(TCP_USER_TIMEOUT; 0 = the kernel's default)",
+    )
+    db_response_timeout: float | None = Field(
+        default=None,
+        ge=0,
+        description="seconds the client waits for any answer from PostgreSQL before it "
+        "closes the connection and answers 503 (a hung server answers nothing, not even "
+        "its statement timeout); unset = statement timeout + DB_CONNECT_TIMEOUT, 0 = wait",
+    )
+    db_retry_after: int = Field(
+        default=2, ge=1, le=3600, description="Retry-After seconds of a database_unavailable 503"
+    )
+
     # Redis
     redis_url: str | None = Field(default=None, description="redis://host:6379/0; unset = embedded")
     redis_socket_timeout: float = Field(default=1.0, gt=0)
@@ -219,6 +246,20 @@ class Settings(BaseSettings):
     backup_dir: Path = Field(
         default=PROJECT_ROOT / "var" / "backups", description="where `templator backup` writes"
     )
+
+    @property
+    def db_client_deadline(self) -> float | None:
+        """Seconds to wait for any answer from PostgreSQL, or None for no bound."""
+        if self.db_response_timeout is not None:
+            return self.db_response_timeout or None
+        if self.db_statement_timeout_ms == 0:
+            return None
+        return self.db_statement_timeout_ms / 1000 + self.db_connect_timeout
+
+    @field_validator("db_response_timeout", mode="before")
+    @classmethod
+    def _blank_is_derived(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("database_url", "database_replica_url")
     @classmethod

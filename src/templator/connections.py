@@ -29,7 +29,7 @@ from templator.cache import Cache
 from templator.config import ProcessRole, Settings
 from templator.exceptions import ServiceUnavailable
 from templator.kit.uow import read_session
-from templator.monitoring.health import HealthReport, Probe, run_checks
+from templator.monitoring.health import Check, HealthReport, Role, run_checks
 from templator.monitoring.schema import SchemaCheck
 from templator.signing import cache_signing_key
 from templator.storage.service import ObjectStore
@@ -258,11 +258,19 @@ class Connections:
                 "and that REDIS_URL is right."
             ) from exc
 
-    async def _probe_postgres(self) -> dict[str, Any]:
-        async with self.engine.connect() as conn:
-            version = (await conn.execute(text("SHOW server_version"))).scalar_one()
-        pool = self.engine.pool
-        return {"server_version": version, "pool": pool.status()}
+    async def _probe_postgres(self, timeout: float) -> dict[str, Any]:
+        # Every wait on the server is bounded by the probe's own timeout, so a hung server
+        # is reported in time and its connection closed (not left to the statement bound).
+        with postgres.bounded_waits(timeout):
+            async with self.engine.connect() as conn:
+                version = (await conn.execute(text("SHOW server_version"))).scalar_one()
+        details: dict[str, Any] = {
+            "server_version": version,
+            "pool": postgres.pool_stats(self.engine),
+        }
+        if self.read_pool is not None:
+            details["read_pool"] = self.read_pool.stats()
+        return details
 
     async def _probe_redis(self) -> dict[str, Any]:
         await self.redis.ping()
@@ -280,21 +288,33 @@ class Connections:
     async def _probe_schema(self) -> dict[str, Any]:
         return await self.schema_check.probe(self.engine)
 
-    def health_probes(self) -> list[tuple[str, str, Probe]]:
-        """The probes `health()` runs: (name, target, probe)."""
-        probes: list[tuple[str, str, Probe]] = [
-            ("postgres", postgres.describe_url(self.urls.database_url), self._probe_postgres),
-            ("redis", redis_factory.describe_url(self.urls.redis_url), self._probe_redis),
+    def health_probes(self, *, timeout: float = 3.0) -> list[Check]:
+        """The probes `health()` runs: (name, target, probe, role)."""
+        probes: list[Check] = [
+            (
+                "postgres",
+                postgres.describe_url(self.urls.database_url),
+                lambda: self._probe_postgres(timeout * 0.9),
+                Role.REQUIRED,
+            ),
+            (
+                "redis",
+                redis_factory.describe_url(self.urls.redis_url),
+                self._probe_redis,
+                Role.CACHE,
+            ),
         ]
         if self.store is not None:
-            probes.append(("object_store", self.store.endpoint_url, self._probe_store))
+            probes.append(
+                ("object_store", self.store.endpoint_url, self._probe_store, Role.UPLOADS)
+            )
         # The schema revision against the code's head (deploy area): ready only once migrated.
-        probes.append(("schema", "alembic_version", self._probe_schema))
+        probes.append(("schema", "alembic_version", self._probe_schema, Role.REQUIRED))
         return probes
 
     async def health(self, *, timeout: float = 3.0) -> HealthReport:
         """Each component's status, latency and error, checked concurrently."""
-        return await run_checks(self.health_probes(), timeout=timeout)
+        return await run_checks(self.health_probes(timeout=timeout), timeout=timeout)
 
 
 async def verify_database(engine: AsyncEngine, url: str) -> None:

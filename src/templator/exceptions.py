@@ -87,3 +87,14 @@ class ServiceUnavailable(TemplatorError):
 
     status_code = 503
     code = "service_unavailable"
+    # Seconds a client should wait before retrying (the Retry-After header).
+    retry_after: int = 2
+    # The store that failed (a label of templator_store_unavailable_total), if known.
+    store: str | None = None
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """PostgreSQL is down, refusing connections, restarting or not answering."""
+
+    code = "database_unavailable"
+    store = "postgres"

@@ -4,15 +4,21 @@ small asyncpg pool of the API's hottest read."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.abc import PQGen
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,6 +30,10 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from templator.config import ProcessRole, Settings
 
 _RETURNED_AT = "templator.returned_at"
+RV = TypeVar("RV")
+# A shorter bound for the current task's waits on PostgreSQL (readiness answers within
+# its own timeout, not the statements').
+_deadline: ContextVar[float | None] = ContextVar("templator_db_deadline", default=None)
 
 
 def describe_url(url: str) -> str:
@@ -34,10 +44,13 @@ def describe_url(url: str) -> str:
 
 
 def create_engine(settings: Settings, *, url: str, role: ProcessRole) -> AsyncEngine:
-    """Build the pooled engine: pre-ping, recycle, short connect timeout, named connections."""
+    """Build the pooled engine: pre-ping, recycle, short connect timeout, named connections,
+    TCP keepalives and a client-side bound on every wait (`DeadlineConnection`)."""
     connect_args: dict[str, Any] = {
         "connect_timeout": settings.db_connect_timeout,
         "application_name": f"templator-{role.value}",
+        **keepalive_params(settings),
+        "async_creator_fn": DeadlineConnection.factory(settings.db_client_deadline),
     }
     if settings.db_pgbouncer:
         # Transaction pooling gives each transaction whichever server connection is free:
@@ -79,6 +92,114 @@ def timeout_per_transaction(engine: Engine, milliseconds: int) -> None:
         conn.exec_driver_sql(statement)
 
 
+def keepalive_params(settings: Settings) -> dict[str, int]:
+    """libpq's TCP keepalive and TCP_USER_TIMEOUT parameters: a peer that vanished (a
+    crashed host, a cut network) is noticed in seconds instead of the kernel's hours."""
+    params = {
+        "keepalives": 1,
+        "keepalives_idle": settings.db_tcp_keepalives_idle,
+        "keepalives_interval": settings.db_tcp_keepalives_interval,
+        "keepalives_count": settings.db_tcp_keepalives_count,
+    }
+    if settings.db_tcp_user_timeout_ms:
+        params["tcp_user_timeout"] = settings.db_tcp_user_timeout_ms
+    return params
+
+
+class DatabaseNotAnswering(psycopg.OperationalError):
+    """PostgreSQL accepted the connection but answered nothing within the bound."""
+
+
+class DeadlineConnection(psycopg.AsyncConnection[Any]):
+    """A psycopg connection whose every wait on the server is bounded.
+
+    A paused or hung server still has a kernel that acknowledges our packets, so neither
+    keepalives nor TCP_USER_TIMEOUT notice it, and its statement_timeout never fires.
+    Every statement, commit and rollback waits through `wait()`; past the bound the
+    connection is closed (its state is unknown) and `DatabaseNotAnswering` raised, which
+    SQLAlchemy treats as a disconnect. Cancelling the task instead would make psycopg
+    send a cancel request to the hung server and wait up to ten more seconds for it.
+    """
+
+    response_timeout: float | None = None
+
+    @classmethod
+    def factory(cls, response_timeout: float | None) -> Any:
+        """A `connect` for SQLAlchemy's `async_creator_fn` giving each connection the bound."""
+
+        async def connect(*args: Any, **kwargs: Any) -> DeadlineConnection:
+            conn = await cls.connect(*args, **kwargs)
+            conn.response_timeout = response_timeout
+            return conn
+
+        return connect
+
+    async def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        bound = self.response_timeout
+        for shorter in (_deadline.get(), timeout):
+            if shorter is not None and (bound is None or shorter < bound):
+                bound = shorter
+        if bound is None:
+            return await super().wait(gen, interval, timeout)
+        try:
+            return await super().wait(gen, interval, bound)
+        except pg_errors._WaitTimeout as exc:
+            self.pgconn.finish()
+            raise DatabaseNotAnswering(
+                f"PostgreSQL did not answer within {bound:g}s; the connection was closed"
+            ) from exc
+
+
+@contextmanager
+def bounded_waits(seconds: float) -> Iterator[None]:
+    """Bound every wait on PostgreSQL in this task to `seconds` (e.g. a health probe)."""
+    token = _deadline.set(seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means PostgreSQL cannot serve now (down, refusing, restarting, hung,
+    out of connections or resources) rather than a fault of the request or the code.
+
+    psycopg raises OperationalError for SQLSTATE classes 08 (connection), 53 (resources),
+    57 (operator intervention: shutdown, starting up, statement timeout) and 58 (system),
+    and for every client-side connection failure; InterfaceError for a closed connection.
+    """
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The first line of the driver's message, for a one-line log entry."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
+def pool_stats(engine: AsyncEngine) -> dict[str, int]:
+    """The engine pool's figures as numbers (SQLAlchemy's status() is a sentence)."""
+    pool: Any = engine.pool
+    size = int(pool.size()) if hasattr(pool, "size") else 0
+    overflow = int(pool.overflow()) if hasattr(pool, "overflow") else 0
+    checked_out = int(pool.checkedout()) if hasattr(pool, "checkedout") else 0
+    # AsyncAdaptedQueuePool keeps its idle connections in an asyncio.Queue, whose pending
+    # getters are the checkouts waiting for a connection; no public accessor exists.
+    queue = getattr(getattr(pool, "_pool", None), "_queue", None)
+    waiting = len(getattr(queue, "_getters", ()) or ())
+    return {
+        "size": size,
+        "max_overflow": int(getattr(pool, "_max_overflow", 0)),
+        "open": max(0, size + overflow),
+        "checked_out": checked_out,
+        "idle": int(pool.checkedin()) if hasattr(pool, "checkedin") else 0,
+        "overflow": max(0, overflow),
+        "waiting": waiting,
+    }
+
+
 class ReadUnavailable(Exception):
     """The hot-read pool could not answer (no connection in time, a lost connection, a
     server error); the caller takes its ordinary path instead."""
@@ -115,6 +236,7 @@ class ReadPool:
         self._role = role
         self._pool: Any = None
         self._turns = asyncio.Semaphore(settings.db_read_pool_size)
+        self.waiting = 0
 
     async def open(self) -> None:
         """Create the pool (it connects on first use)."""
@@ -136,7 +258,9 @@ class ReadPool:
             min_size=0,
             max_size=settings.db_read_pool_size,
             timeout=settings.db_connect_timeout,
-            init=_init_read_connection,
+            # A client-side bound per statement: a hung server answers nothing.
+            command_timeout=settings.db_client_deadline,
+            init=self._init_connection,
             reset=_keep_session,
             server_settings=server_settings,
             **pgbouncer,
@@ -154,11 +278,14 @@ class ReadPool:
         if self._pool is None:
             raise ReadUnavailable("the read pool is not open")
         if self._turns.locked():  # every connection busy: wait in line, not for ever
+            self.waiting += 1
             try:
                 async with asyncio.timeout(self._settings.db_connect_timeout):
                     await self._turns.acquire()
             except TimeoutError as exc:
                 raise ReadUnavailable("no read connection free in time") from exc
+            finally:
+                self.waiting -= 1
         else:
             await self._turns.acquire()  # returns at once
         try:
@@ -172,6 +299,40 @@ class ReadPool:
             raise ReadUnavailable(str(exc) or type(exc).__name__) from exc
         finally:
             self._turns.release()
+
+    def stats(self) -> dict[str, int]:
+        """The pool's figures as numbers, like `pool_stats` of the engine's."""
+        pool = self._pool
+        size = int(pool.get_size()) if pool is not None else 0
+        idle = int(pool.get_idle_size()) if pool is not None else 0
+        return {
+            "size": self._settings.db_read_pool_size,
+            "open": size,
+            "checked_out": size - idle,
+            "idle": idle,
+            "overflow": 0,
+            "waiting": self.waiting,
+        }
+
+    async def _init_connection(self, conn: Any) -> None:
+        """orjson for JSON columns; TCP keepalives, which asyncpg has no parameter for."""
+        await _init_read_connection(conn)
+        transport = getattr(conn, "_transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            _set_keepalive(sock, self._settings)
+
+
+def _set_keepalive(sock: socket.socket, settings: Settings) -> None:
+    """The socket options libpq sets from keepalive_params()."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, settings.db_tcp_keepalives_idle)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, settings.db_tcp_keepalives_interval)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, settings.db_tcp_keepalives_count)
+    if settings.db_tcp_user_timeout_ms:
+        sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, settings.db_tcp_user_timeout_ms
+        )
 
 
 async def _init_read_connection(conn: Any) -> None:

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psutil
 
 from templator.config import PROJECT_ROOT
 from templator.localstack.process import ProcessRecord, free_port, is_alive
@@ -65,13 +66,45 @@ def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() ->
         )
         assert int(users.stdout) > 0
 
+        # A server that dies is reaped, reported in one line and restarted on its port.
+        redis = ProcessRecord(**state["servers"]["redis"])
+        os.kill(redis.pid, signal.SIGKILL)
+        restarted = _wait_for_new_pid(var_dir, "redis", redis.pid, timeout=60)
+        assert is_alive(restarted) and not is_alive(redis)
+        assert not psutil.pid_exists(redis.pid) or psutil.Process(redis.pid).status() != "zombie"
+        assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).json()["status"] in (
+            "up",
+            "degraded",  # the cache's client may not have reconnected yet
+        )
+        servers = [restarted if s.pid == redis.pid else s for s in servers]
+
         proc.send_signal(signal.SIGINT)
-        proc.wait(60)
+        output, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0
         assert not any(is_alive(s) for s in servers)
         assert not (var_dir / "stack.json").exists()
+        lines = output.splitlines()
+        died = [line for line in lines if f"Redis (pid {redis.pid}) killed by SIGKILL" in line]
+        assert len(died) == 1, output
+        assert any(f"Redis restarted (pid {restarted.pid})" in line for line in lines), output
+        assert sum("stopping Redis" in line for line in lines) == 1, output
+        assert "Traceback" not in output
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def _wait_for_new_pid(var_dir: Path, name: str, old: int, *, timeout: float) -> ProcessRecord:
+    """The server's record in stack.json once the supervisor has replaced `old`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            record = json.loads((var_dir / "stack.json").read_text())["servers"][name]
+        except (OSError, ValueError, KeyError):
+            record = None
+        if record is not None and record["pid"] != old:
+            return ProcessRecord(**record)
+        time.sleep(0.2)
+    raise AssertionError(f"{name} was not restarted within {timeout}s")

@@ -21,15 +21,22 @@ async def liveness() -> dict[str, Any]:
 @router.get(
     "/health/ready",
     summary="Readiness: each component's status and latency",
-    responses={503: {"description": "A required component is down"}},
+    responses={
+        200: {
+            "description": "Serving: `status` is `up`, or `degraded` when the cache or "
+            "the object store is down (listed in `down`)"
+        },
+        503: {"description": "PostgreSQL, which every endpoint needs, is down"},
+    },
 )
 async def readiness(request: Request) -> Response:
-    """200 when every store answers, 503 (with the same body) when any is down."""
+    """200 while PostgreSQL answers (`degraded` when Redis or the object store does not),
+    503 with the same body when PostgreSQL is down."""
     connections = request.app.state.connections
     report = await connections.health(timeout=2.0)
     return Response(
         orjson.dumps(report.as_dict(), default=str),
-        status_code=200 if report.healthy else 503,
+        status_code=200 if report.serving else 503,
         media_type="application/json",
     )
 

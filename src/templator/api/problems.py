@@ -9,14 +9,24 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import Counter
+from psycopg.errors import QueryCanceled
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from templator.exceptions import TemplatorError
+from templator import postgres
+from templator.exceptions import DatabaseUnavailable, ServiceUnavailable, TemplatorError
 
 log = logging.getLogger("templator.api")
+
+STORE_UNAVAILABLE = Counter(
+    "templator_store_unavailable_total",
+    "Requests answered 503 because a store they needed was unavailable",
+    ["store"],
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -129,13 +139,44 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(TemplatorError)
     async def _platform(request: Request, exc: TemplatorError) -> Response:
+        headers = None
+        if isinstance(exc, ServiceUnavailable):
+            headers = {"Retry-After": str(exc.retry_after)}
+            if exc.store is not None:
+                STORE_UNAVAILABLE.labels(exc.store).inc()
         return problem_response(
             request,
             status=exc.status_code,
             detail=exc.message,
             code=exc.code,
             field=exc.field,
-            headers=getattr(exc, "headers", None),
+            headers={**(getattr(exc, "headers", None) or {}), **(headers or {})} or None,
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        if not postgres.is_unavailable(exc):
+            return await _unexpected(request, exc)
+        # An outage, not a bug: one line per failed request, no traceback.
+        log.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            postgres.describe_failure(exc),
+        )
+        STORE_UNAVAILABLE.labels("postgres").inc()
+        settings = getattr(request.app.state, "settings", None)
+        retry_after = settings.db_retry_after if settings is not None else 2
+        if isinstance(exc.orig, QueryCanceled):
+            what = "the database did not finish the statement within its timeout"
+        else:
+            what = "the database is unavailable (down, restarting or not answering)"
+        return problem_response(
+            request,
+            status=503,
+            detail=f"{what}; retry in {retry_after}s",
+            code=DatabaseUnavailable.code,
+            headers={"Retry-After": str(retry_after)},
         )
 
     @app.exception_handler(RequestValidationError)

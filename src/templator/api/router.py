@@ -26,7 +26,8 @@ ROUTERS: tuple[APIRouter, ...] = (templates, sessions, projects, objects, users,
 def include_api(app: FastAPI) -> None:
     """Mount every domain router under /api/v1.
 
-    Every endpoint can answer 503 (`busy`: no database connection free in time), so it is
+    Every endpoint can answer 503 (`database_unavailable`: PostgreSQL down, refusing or
+    not answering in time; `busy`: no database connection free in time), so it is
     documented on all of them here rather than endpoint by endpoint.
     """
     for router in ROUTERS:

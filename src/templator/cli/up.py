@@ -15,6 +15,7 @@ from templator.cli.demo import run_and_print, wait_for_api
 from templator.cli.serve import run_server
 from templator.config import get_settings
 from templator.localstack import LocalStack, LocalStackError
+from templator.localstack.supervisor import Supervisor
 from templator.migrations import runner
 from templator.seed import SeedPlan
 
@@ -68,7 +69,8 @@ def up(
     """Start the local stack (unless URLs are set), migrate, seed, serve until Ctrl-C.
 
     With DATABASE_URL and REDIS_URL unset, a private PostgreSQL, Redis and SeaweedFS start
-    under VAR_DIR on free ports; demo data loads on first start; Ctrl-C stops them all.
+    under VAR_DIR on free ports; demo data loads on first start; a server that dies is
+    restarted (with backoff) on the same port; Ctrl-C stops them all.
     """
     conf = settings()
     host = host or conf.api_host
@@ -89,6 +91,8 @@ def up(
     except LocalStackError as exc:
         fail(str(exc), code=1)
         return
+    supervisor = Supervisor(stack, on_event=event)
+    supervisor.start()
     try:
         # Workers (and every command run meanwhile) read the stores from the environment.
         os.environ["DATABASE_URL"] = urls.database_url
@@ -107,5 +111,6 @@ def up(
             _demo_when_ready(host, port)
         run_server(host=host, port=port, workers=workers)
     finally:
+        supervisor.stop()
         stack.stop()
         console.print("stopped")

@@ -242,6 +242,26 @@ class LocalPostgres:
             stop(ProcessRecord.of(pid), sig=signal.SIGINT)
         lock.unlink(missing_ok=True)
 
+    def kill_leftovers(self) -> list[int]:
+        """SIGKILL the backends a dead postmaster left behind; return their pids.
+
+        PostgreSQL's children put themselves in process groups of their own, so the
+        postmaster's group does not hold them; while one lives, the shared memory it
+        holds makes a new postmaster refuse to start. They are found by what only they
+        share: a `postgres` program whose working folder is this data folder.
+        """
+        killed: list[psutil.Process] = []
+        for process in psutil.process_iter(["name"]):
+            try:
+                if process.info["name"] != "postgres" or process.cwd() != str(self.data):
+                    continue
+                process.kill()
+                killed.append(process)
+            except psutil.Error:
+                continue
+        psutil.wait_procs(killed, timeout=5)
+        return [process.pid for process in killed]
+
     def start(self) -> ProcessRecord:
         """Spawn the server (running initdb on first use) without waiting for it."""
         self._prepare_dirs()

@@ -204,6 +204,10 @@ class LocalStack:
         self.records[name] = record
         self._write_state()
 
+    def record_restart(self, name: str, record: ProcessRecord) -> None:
+        """Record a server the supervisor started again (localstack/supervisor.py)."""
+        self._spawned(name, record)
+
     def _step(self, name: str, action: Callable[[], T]) -> T:
         """Run one start-up step; failures name the server."""
         try:
@@ -280,7 +284,8 @@ class LocalStack:
         if self.postgres is not None:
             servers.append(("postgres", self.postgres.stop))
         for name, _ in servers:
-            if name in self.records:
+            # Name only what still runs: a server that died is not "stopped" by us.
+            if name in self.records and is_alive(self.records[name]):
                 self.on_event(name, f"stopping {LABELS[name]}")
         errors: list[str] = []
         # Each stop() is a no-op for a server that never started.

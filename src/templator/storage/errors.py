@@ -42,3 +42,4 @@ class StoreUnavailable(ServiceUnavailable):
     """The S3 endpoint cannot be reached or refused our credentials."""
 
     code = "storage_unavailable"
+    store = "object_store"
