@@ -243,14 +243,14 @@ class ReadPool:
         settings = self._settings
         server_settings = {"application_name": f"templator-{self._role.value}-reads"}
         pgbouncer: dict[str, Any] = {}
+        # A client-side bound per statement: a hung server answers nothing.
+        command_timeout = settings.db_client_deadline
         if settings.db_pgbouncer:
             # Behind a transaction pooler: no named prepared statements (asyncpg's cache
             # off) and no startup parameter for the timeout; the client cancels instead.
-            timeout_ms = settings.db_statement_timeout_ms
-            pgbouncer = {
-                "statement_cache_size": 0,
-                "command_timeout": timeout_ms / 1000 if timeout_ms else None,
-            }
+            pgbouncer = {"statement_cache_size": 0}
+            if settings.db_statement_timeout_ms:
+                command_timeout = settings.db_statement_timeout_ms / 1000
         else:
             server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
         self._pool = await asyncpg.create_pool(
@@ -258,8 +258,7 @@ class ReadPool:
             min_size=0,
             max_size=settings.db_read_pool_size,
             timeout=settings.db_connect_timeout,
-            # A client-side bound per statement: a hung server answers nothing.
-            command_timeout=settings.db_client_deadline,
+            command_timeout=command_timeout,
             init=self._init_connection,
             reset=_keep_session,
             server_settings=server_settings,

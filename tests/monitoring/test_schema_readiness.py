@@ -85,3 +85,15 @@ async def test_revision_is_read_once_then_cached(settings: Settings) -> None:
     finally:
         await live.dispose()
         await dead.dispose()
+
+
+def test_the_scripts_head_agrees_with_alembic() -> None:
+    from alembic.script import ScriptDirectory
+
+    from templator.migrations.runner import alembic_config
+    from templator.monitoring.schema import _script_revisions
+
+    scripts = ScriptDirectory.from_config(alembic_config("postgresql+psycopg://unused"))
+    head, known = _script_revisions()
+    assert head == scripts.get_current_head()
+    assert known == {rev.revision for rev in scripts.walk_revisions()}
