@@ -17,10 +17,11 @@ from templator.api import health
 from templator.api.fastpath import TemplateReadFastPath
 from templator.api.limits import BodyLimitMiddleware
 from templator.api.problems import Problem, install_problem_handlers
-from templator.api.router import include_api
+from templator.api.router import PREFIX, include_api
 from templator.api.sse import ProgressHub
 from templator.config import ProcessRole, Settings, get_settings
 from templator.connections import Connections
+from templator.monitoring.metrics import Metrics
 
 REQUESTS = Counter("templator_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -44,16 +45,19 @@ def create_app(
         app.state.connections = conns
         app.state.settings = conf
         app.state.progress_hub = ProgressHub(conns.redis)
+        app.state.metrics = Metrics(conns)
         try:
             if conns.store is not None:
                 await asyncio.to_thread(conns.store.ensure_bucket)
             await conns.open_read_pool()
+            app.state.metrics.start()
             # Everything made so far (modules, routes, models) lives as long as the
             # process: keep it out of the cyclic collector's scans, which otherwise walk
             # it all on every full collection — pauses of tens of ms under load.
             gc.freeze()
             yield
         finally:
+            await app.state.metrics.stop()
             await app.state.progress_hub.close()
             if owned:
                 await conns.close()
@@ -129,8 +133,21 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = route_label(scope)
             method = scope["method"]
             LATENCY.labels(method, path).observe(time.perf_counter() - started)
             REQUESTS.labels(method, path, str(status)).inc()
+
+
+def route_label(scope: Scope) -> str:
+    """The route template of a request, one per endpoint whichever way it was answered.
+
+    FastAPI hands the matched route of an included router to the request as it was
+    declared, without the prefix it was included under (`/templates/{template_id}`),
+    while the fast path answers the same endpoint as `/api/v1/templates/{template_id}`:
+    the API prefix is put back so both count under one label.
+    """
+    path: str = getattr(scope.get("route"), "path", None) or "unmatched"
+    if path != "unmatched" and not path.startswith(PREFIX) and scope["path"].startswith(PREFIX):
+        return PREFIX + path
+    return path

@@ -13,13 +13,14 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from templator.config import ProcessRole, Settings
 
@@ -44,6 +45,7 @@ def create_engine(settings: Settings, *, url: str, role: ProcessRole) -> AsyncEn
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=settings.db_pool_pre_ping and not idle_ping,
+        poolclass=MeteredQueuePool,
         echo=settings.db_echo,
         connect_args={
             "connect_timeout": settings.db_connect_timeout,
@@ -54,6 +56,29 @@ def create_engine(settings: Settings, *, url: str, role: ProcessRole) -> AsyncEn
     if idle_ping:
         ping_after_idle(engine.sync_engine, settings.db_pool_ping_after_idle)
     return engine
+
+
+class MeteredQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio queue pool, counting who waits for a connection and who gave
+    up (monitoring/pools.py); SQLAlchemy itself only reports size and checked-out."""
+
+    waiting = 0
+    timeouts = 0
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        # Every connection the pool may open is out and none has come back: this
+        # checkout waits in the queue (up to DB_POOL_TIMEOUT).
+        blocked = self._overflow >= self._max_overflow and self.checkedin() == 0
+        if blocked:
+            self.waiting += 1
+        try:
+            return super()._do_get()
+        except PoolTimeout:
+            self.timeouts += 1
+            raise
+        finally:
+            if blocked:
+                self.waiting -= 1
 
 
 class ReadUnavailable(Exception):
@@ -92,6 +117,8 @@ class ReadPool:
         self._role = role
         self._pool: Any = None
         self._turns = asyncio.Semaphore(settings.db_read_pool_size)
+        self.waiting = 0
+        self.timeouts = 0
 
     async def open(self) -> None:
         """Create the pool (it connects on first use)."""
@@ -115,17 +142,35 @@ class ReadPool:
             await self._pool.close()
             self._pool = None
 
+    def stats(self) -> dict[str, int]:
+        """Connections allowed, open, in use and idle; callers waiting; waits given up."""
+        pool = self._pool
+        size = pool.get_size() if pool is not None else 0
+        idle = pool.get_idle_size() if pool is not None else 0
+        return {
+            "max": self._settings.db_read_pool_size,
+            "open": size,
+            "in_use": size - idle,
+            "idle": idle,
+            "waiting": self.waiting,
+            "timeouts": self.timeouts,
+        }
+
     async def fetchrow(self, query: str, *args: Any) -> Sequence[Any] | None:
         """The first row of `query` ($1, $2… placeholders), or None; ReadUnavailable
         when the pool cannot answer within DB_CONNECT_TIMEOUT or the statement fails."""
         if self._pool is None:
             raise ReadUnavailable("the read pool is not open")
         if self._turns.locked():  # every connection busy: wait in line, not for ever
+            self.waiting += 1
             try:
                 async with asyncio.timeout(self._settings.db_connect_timeout):
                     await self._turns.acquire()
             except TimeoutError as exc:
+                self.timeouts += 1
                 raise ReadUnavailable("no read connection free in time") from exc
+            finally:
+                self.waiting -= 1
         else:
             await self._turns.acquire()  # returns at once
         try:
