@@ -12,17 +12,26 @@ def run_server(
     *, host: str, port: int, workers: int, log_level: str = "info", access_log: bool = True
 ) -> None:
     """Serve `templator.app:create_app` until interrupted."""
-    uvicorn.run(
-        "templator.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=access_log,
-        proxy_headers=True,
-        server_header=False,
-    )
+    from templator.monitoring.multiproc import multiprocess_mode
+
+    # Several workers share their metrics through files (prometheus-client's multiprocess
+    # mode); the folder is set up before they start so each one inherits it.
+    with multiprocess_mode(workers, var_dir=settings().var_dir):
+        uvicorn.run(
+            "templator.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
+            proxy_headers=True,
+            server_header=False,
+            # uvicorn kills a worker that does not answer its health check within this
+            # many seconds; importing the app takes longer than the default 5 s on a
+            # loaded machine, which killed and restarted every worker in a loop.
+            timeout_worker_healthcheck=60,
+        )
 
 
 def serve(

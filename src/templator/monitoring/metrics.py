@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import Metric
 
+from templator.cache import CACHE_REQUESTS
 from templator.config import ProcessRole
 from templator.connections import Connections
 from templator.monitoring.collector import StoreCollector
+from templator.monitoring.multiproc import multiprocess_dir, reap_dead_processes
 from templator.monitoring.pools import PoolSampler
 from templator.monitoring.stores import (
     DomainSource,
@@ -40,8 +39,6 @@ from templator.monitoring.stores import (
     RedisSource,
     Source,
 )
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Collector(Protocol):
@@ -83,47 +80,6 @@ COLLECTORS: list[CollectorFactory] = [store_collector]
 (e.g. the backup freshness collector of `templator.backup`)."""
 
 
-def multiprocess_dir() -> Path | None:
-    """The multiprocess folder when multiprocess mode is on."""
-    value = os.environ.get(MULTIPROC_ENV)
-    return Path(value) if value else None
-
-
-def prepare_multiprocess_dir(folder: Path) -> None:
-    """Create `folder` or empty it of a previous run's files, and point the environment at
-    it (before the workers start, so every one of them inherits it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.db"):
-        stale.unlink(missing_ok=True)
-    os.environ[MULTIPROC_ENV] = str(folder)
-
-
-def remove_multiprocess_dir(folder: Path) -> None:
-    """Remove a folder `prepare_multiprocess_dir` made (after the workers stopped)."""
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-_PID = re.compile(r"_(\d+)\.db$")
-
-
-def reap_dead_processes(folder: Path) -> list[int]:
-    """mark_process_dead for every process whose live-gauge files remain but that is gone."""
-    dead = []
-    for path in folder.glob("gauge_live*_*.db"):
-        match = _PID.search(path.name)
-        if match is None:
-            continue
-        pid = int(match.group(1))
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
-            dead.append(pid)
-        except PermissionError:
-            continue  # alive, someone else's
-    return sorted(set(dead))
-
-
 class _DefaultRegistry:
     """This process's own metrics (single-process mode)."""
 
@@ -160,6 +116,10 @@ class Metrics:
         """Reap dead workers' gauges and start sampling the pools."""
         if self.folder is not None:
             reap_dead_processes(self.folder)
+        # Labelled counters exist only once used; made at 0 now, a ratio or increase()
+        # over them is defined from the first scrape on.
+        for outcome in ("hit", "miss"):
+            CACHE_REQUESTS.labels(outcome)
         self.pools.start()
 
     async def stop(self) -> None:

@@ -86,9 +86,11 @@ class PoolSampler:
             POOL_WAITING.labels(name).set(figures["waiting"])
             # The pools count plain integers; the counter follows them by the difference
             # (a recreated SQLAlchemy pool starts again at 0: nothing is subtracted).
+            # Made at 0 from the start, so increase() sees the first timeout too.
+            timeouts = POOL_TIMEOUTS.labels(name)
             before = self._timeouts.get(name, 0)
             if figures["timeouts"] > before:
-                POOL_TIMEOUTS.labels(name).inc(figures["timeouts"] - before)
+                timeouts.inc(figures["timeouts"] - before)
             self._timeouts[name] = figures["timeouts"]
         return stats
 
