@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from templator.api import health
+from templator.api.dashboard import install_dashboard
 from templator.api.fastpath import TemplateReadFastPath
 from templator.api.limits import BodyLimitMiddleware
 from templator.api.problems import Problem, install_problem_handlers
@@ -80,6 +81,8 @@ def create_app(
 
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    if conf.dashboard_enabled:
+        install_dashboard(app)
     include_api(app)
     _register_problem_schema(app)
     return app

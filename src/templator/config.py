@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     metrics_pool_sample_seconds: float = Field(
         default=1.0, gt=0, le=60, description="how often each worker writes its pool gauges"
     )
+    metrics_history_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="the dashboard's charts: one point of throughput and latency per this "
+        "many seconds, the last hour kept in each API process",
+    )
     dashboard_enabled: bool = Field(
         default=True, description="serve the operator dashboard at /dashboard (ADMIN token)"
     )

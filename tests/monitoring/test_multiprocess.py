@@ -44,7 +44,7 @@ def two_workers(settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180  # two workers importing on a loaded machine
+        deadline = time.monotonic() + 300  # two workers importing on a loaded machine
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:
@@ -54,7 +54,11 @@ def two_workers(settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
         yield url
     finally:
         server.terminate()
-        server.wait(20)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
     assert not (var_dir / "metrics").exists() or not any((var_dir / "metrics").iterdir())
 
 

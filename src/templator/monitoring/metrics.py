@@ -28,6 +28,7 @@ from templator.cache import CACHE_REQUESTS
 from templator.config import ProcessRole
 from templator.connections import Connections
 from templator.monitoring.collector import StoreCollector
+from templator.monitoring.history import History
 from templator.monitoring.multiproc import multiprocess_dir, reap_dead_processes
 from templator.monitoring.pools import PoolSampler
 from templator.monitoring.stores import (
@@ -106,6 +107,9 @@ class Metrics:
         for collector in self.collectors:
             self.registry.register(collector)
         self.pools = PoolSampler(conns, interval=conns.settings.metrics_pool_sample_seconds)
+        self.history = History(
+            self.process_metrics, interval=conns.settings.metrics_history_seconds
+        )
 
     @property
     def stores(self) -> StoreCollector | None:
@@ -121,10 +125,12 @@ class Metrics:
         for outcome in ("hit", "miss"):
             CACHE_REQUESTS.labels(outcome)
         self.pools.start()
+        self.history.start()
 
     async def stop(self) -> None:
         """Stop sampling, close the collectors, and withdraw this process's live gauges."""
         await self.pools.stop()
+        await self.history.stop()
         for collector in self.collectors:
             close = getattr(collector, "close", None)
             if close is not None:
