@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from tests.support.local_postgres import statements_postgres
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
+HAS_CHROMIUM = CHROMIUM.exists()
 SCREENSHOT = PROJECT_ROOT / "docs" / "img" / "dashboard.png"
 
 
@@ -126,7 +127,7 @@ def served(settings: Settings, s3_server: SeaweedFS) -> Iterator[Served]:
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
     """Headless Debian Chromium driven by Playwright."""
-    if not CHROMIUM.exists():
+    if not HAS_CHROMIUM:
         pytest.skip("Debian's chromium is not installed")
     from playwright.async_api import async_playwright
 
