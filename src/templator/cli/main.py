@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from templator.cli import backup, db, demo, health, module, serve, storage, up, users
+from templator.cli import (
+    backup,
+    db,
+    demo,
+    health,
+    maintenance,
+    module,
+    monitor,
+    serve,
+    storage,
+    up,
+    users,
+)
 from templator.cli.context import configure_logging
 
 app = typer.Typer(
@@ -36,3 +48,7 @@ app.add_typer(backup.app, name="backup", help="Back up and restore all three sto
 app.command("health", help="Check PostgreSQL, Redis and the object store, each on its own.")(
     health.health
 )
+db.app.command("optimize")(maintenance.optimize)
+db.app.command("top")(maintenance.top)
+app.add_typer(maintenance.cache_app, name="cache", help="Redis cache upkeep (SCAN-based sweep).")
+app.command("monitor")(monitor.monitor)
