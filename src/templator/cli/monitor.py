@@ -41,6 +41,8 @@ def _ago(unix: float | None, now: float) -> str:
 
 def render(snapshot: dict[str, Any]) -> Any:
     """The snapshot as a Rich renderable (a grid of panels)."""
+    from datetime import datetime
+
     from rich.columns import Columns
     from rich.console import Group
     from rich.panel import Panel
@@ -141,14 +143,16 @@ def render(snapshot: dict[str, Any]) -> Any:
         panel("filesystem", "Disk", disk_rows),
         panel("domain", "Sessions and templates", domain_rows),
     ]
-    return Group(Columns(panels), tables)
+    stamp = datetime.fromtimestamp(now).strftime("%H:%M:%S")
+    heading = f"[bold]templator monitor[/]  {stamp}  {snapshot.get('every', '')}"
+    return Group(heading, Columns(panels), tables)
 
 
-async def _snapshot(conns: Any, collector: Any) -> dict[str, Any]:
+async def _snapshot(collector: Any, every: str = "") -> dict[str, Any]:
     import time
 
     await collector.refresh()
-    return {"at": time.time(), "stores": collector.snapshot()}
+    return {"at": time.time(), "every": every, "stores": collector.snapshot()}
 
 
 async def _watch(*, once: bool, as_json: bool, interval: float, timeout: float) -> bool:
@@ -166,9 +170,11 @@ async def _watch(*, once: bool, as_json: bool, interval: float, timeout: float) 
             source.interval = 0  # every refresh asks afresh
         collector = StoreCollector(sources, timeout=timeout)
         try:
-            snapshot = await _snapshot(conns, collector)
+            every = "" if once else f"every {interval:g} s · Ctrl-C quits"
+            snapshot = await _snapshot(collector, every)
             if once:
                 if as_json:
+                    del snapshot["every"]
                     print(json.dumps(snapshot, default=str))
                 else:
                     console.print(render(snapshot))
@@ -176,7 +182,7 @@ async def _watch(*, once: bool, as_json: bool, interval: float, timeout: float) 
             with Live(render(snapshot), console=console, screen=False, auto_refresh=False) as live:
                 while True:
                     await asyncio.sleep(interval)
-                    live.update(render(await _snapshot(conns, collector)), refresh=True)
+                    live.update(render(await _snapshot(collector, every)), refresh=True)
         finally:
             await collector.close()
 
