@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from templator.api import health
 from templator.api.auth_limit import AuthFailureLimiter
+from templator.api.dashboard import install_dashboard
 from templator.api.fastpath import TemplateReadFastPath
 from templator.api.limits import BodyLimitMiddleware
 from templator.api.problems import (
@@ -25,10 +26,11 @@ from templator.api.problems import (
     install_problem_handlers,
     internal_error_body,
 )
-from templator.api.router import include_api
+from templator.api.router import PREFIX, include_api
 from templator.api.sse import ProgressHub
 from templator.config import ProcessRole, Settings, get_settings
 from templator.connections import Connections
+from templator.monitoring.metrics import Metrics
 
 REQUESTS = Counter("templator_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -63,16 +65,19 @@ def create_app(
             limit=conf.auth_failure_limit,
             window=conf.auth_failure_window_seconds,
         )
+        app.state.metrics = Metrics(conns)
         try:
             if conns.store is not None:
                 await asyncio.to_thread(conns.store.ensure_bucket)
             await conns.open_read_pool()
+            app.state.metrics.start()
             # Everything made so far (modules, routes, models) lives as long as the
             # process: keep it out of the cyclic collector's scans, which otherwise walk
             # it all on every full collection — pauses of tens of ms under load.
             gc.freeze()
             yield
         finally:
+            await app.state.metrics.stop()
             await app.state.progress_hub.close()
             if owned:
                 await conns.close()
@@ -95,6 +100,8 @@ def create_app(
 
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    if conf.dashboard_enabled:
+        install_dashboard(app)
     include_api(app)
     _register_problem_schema(app)
     return app
@@ -168,8 +175,21 @@ class RequestContextMiddleware:
             )
             await send_with_id({"type": "http.response.body", "body": body})
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = route_label(scope)
             method = scope["method"]
             LATENCY.labels(method, path).observe(time.perf_counter() - started)
             REQUESTS.labels(method, path, str(status)).inc()
+
+
+def route_label(scope: Scope) -> str:
+    """The route template of a request, one per endpoint whichever way it was answered.
+
+    FastAPI hands the matched route of an included router to the request as it was
+    declared, without the prefix it was included under (`/templates/{template_id}`),
+    while the fast path answers the same endpoint as `/api/v1/templates/{template_id}`:
+    the API prefix is put back so both count under one label.
+    """
+    path: str = getattr(scope.get("route"), "path", None) or "unmatched"
+    if path != "unmatched" and not path.startswith(PREFIX) and scope["path"].startswith(PREFIX):
+        return PREFIX + path
+    return path

@@ -237,6 +237,38 @@ class Settings(BaseSettings):
         "is the sole way in)",
     )
 
+    # Monitoring (metrics, dashboard: monitoring/, api/dashboard.py)
+    metrics_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="seconds /metrics reuses the figures of PostgreSQL, Redis, disk and "
+        "domain before asking the stores again",
+    )
+    metrics_object_store_seconds: float = Field(
+        default=60.0, ge=0, le=86400, description="the same for the bucket listing"
+    )
+    metrics_store_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="seconds a scrape waits for a store; a store slower than this is "
+        "reported down and the scrape is answered without waiting",
+    )
+    metrics_pool_sample_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="how often each worker writes its pool gauges"
+    )
+    metrics_history_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="the dashboard's charts: one point of throughput and latency per this "
+        "many seconds, the last hour kept in each API process",
+    )
+    dashboard_enabled: bool = Field(
+        default=True, description="serve the operator dashboard at /dashboard (ADMIN token)"
+    )
+
     # Local stack
     var_dir: Path = Field(
         default=PROJECT_ROOT / "var", description="data of the embedded local stack"

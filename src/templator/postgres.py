@@ -19,13 +19,14 @@ from psycopg.abc import PQGen
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from templator.config import ProcessRole, Settings
 
@@ -68,6 +69,7 @@ def create_engine(settings: Settings, *, url: str, role: ProcessRole) -> AsyncEn
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=settings.db_pool_pre_ping and not idle_ping,
+        poolclass=MeteredQueuePool,
         echo=settings.db_echo,
         connect_args=connect_args,
     )
@@ -200,6 +202,29 @@ def pool_stats(engine: AsyncEngine) -> dict[str, int]:
     }
 
 
+class MeteredQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio queue pool, counting who waits for a connection and who gave
+    up (monitoring/pools.py); SQLAlchemy itself only reports size and checked-out."""
+
+    waiting = 0
+    timeouts = 0
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        # Every connection the pool may open is out and none has come back: this
+        # checkout waits in the queue (up to DB_POOL_TIMEOUT).
+        blocked = self._overflow >= self._max_overflow and self.checkedin() == 0
+        if blocked:
+            self.waiting += 1
+        try:
+            return super()._do_get()
+        except PoolTimeout:
+            self.timeouts += 1
+            raise
+        finally:
+            if blocked:
+                self.waiting -= 1
+
+
 class ReadUnavailable(Exception):
     """The hot-read pool could not answer (no connection in time, a lost connection, a
     server error); the caller takes its ordinary path instead."""
@@ -237,6 +262,7 @@ class ReadPool:
         self._pool: Any = None
         self._turns = asyncio.Semaphore(settings.db_read_pool_size)
         self.waiting = 0
+        self.timeouts = 0
 
     async def open(self) -> None:
         """Create the pool (it connects on first use)."""
@@ -271,6 +297,25 @@ class ReadPool:
             await self._pool.close()
             self._pool = None
 
+    def stats(self) -> dict[str, int]:
+        """Connections allowed, open, in use and idle; callers waiting; waits given up.
+        (`size`/`checked_out`/`overflow` name the same figures as `pool_stats` of the
+        engine's pool, for readiness.)"""
+        pool = self._pool
+        size = int(pool.get_size()) if pool is not None else 0
+        idle = int(pool.get_idle_size()) if pool is not None else 0
+        return {
+            "max": self._settings.db_read_pool_size,
+            "size": self._settings.db_read_pool_size,
+            "open": size,
+            "in_use": size - idle,
+            "checked_out": size - idle,
+            "idle": idle,
+            "overflow": 0,
+            "waiting": self.waiting,
+            "timeouts": self.timeouts,
+        }
+
     async def fetchrow(self, query: str, *args: Any) -> Sequence[Any] | None:
         """The first row of `query` ($1, $2… placeholders), or None; ReadUnavailable
         when the pool cannot answer within DB_CONNECT_TIMEOUT or the statement fails."""
@@ -282,6 +327,7 @@ class ReadPool:
                 async with asyncio.timeout(self._settings.db_connect_timeout):
                     await self._turns.acquire()
             except TimeoutError as exc:
+                self.timeouts += 1
                 raise ReadUnavailable("no read connection free in time") from exc
             finally:
                 self.waiting -= 1
@@ -298,20 +344,6 @@ class ReadPool:
             raise ReadUnavailable(str(exc) or type(exc).__name__) from exc
         finally:
             self._turns.release()
-
-    def stats(self) -> dict[str, int]:
-        """The pool's figures as numbers, like `pool_stats` of the engine's."""
-        pool = self._pool
-        size = int(pool.get_size()) if pool is not None else 0
-        idle = int(pool.get_idle_size()) if pool is not None else 0
-        return {
-            "size": self._settings.db_read_pool_size,
-            "open": size,
-            "checked_out": size - idle,
-            "idle": idle,
-            "overflow": 0,
-            "waiting": self.waiting,
-        }
 
     async def _init_connection(self, conn: Any) -> None:
         """orjson for JSON columns; TCP keepalives, which asyncpg has no parameter for."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 router = APIRouter(tags=["health"])
@@ -42,6 +42,7 @@ async def readiness(request: Request) -> Response:
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-async def metrics() -> Response:
-    """The process's Prometheus metrics."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    """Every worker's HTTP, cache and pool metrics, and the stores' (monitoring/metrics.py)."""
+    body = await request.app.state.metrics.render()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

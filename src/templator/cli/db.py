@@ -11,11 +11,14 @@ from sqlalchemy.engine import make_url
 
 from templator.cli.context import confirm_destructive, console, database, fail, run
 from templator.cli.logs import prune_logs
+from templator.cli.maintenance import optimize, top
 from templator.migrations import runner
 from templator.seed import SeedPlan, seed_database
 
 app = typer.Typer(no_args_is_help=True)
 app.command("prune-logs")(prune_logs)
+app.command("optimize")(optimize)
+app.command("top")(top)
 
 
 async def _verified_url() -> str:

@@ -34,6 +34,10 @@ COMMANDS = (
     LazyCommand("backup", "templator.cli.backup:app", "Back up and restore all three stores."),
     LazyCommand("deploy", "templator.cli.deploy:app", "Set-up steps of deploy/docker-compose.yml."),
     LazyCommand(
+        "monitor", "templator.cli.monitor:monitor", "A live view of every store (like top)."
+    ),
+    LazyCommand("cache", "templator.cli.maintenance:cache_app", "Redis cache upkeep (SCAN sweep)."),
+    LazyCommand(
         "health",
         "templator.cli.health:health",
         "Check PostgreSQL, Redis and the object store, each on its own.",

@@ -24,20 +24,25 @@ def run_server(
 ) -> None:
     """Serve `templator.app:create_app` until interrupted."""
     conf = settings()
-    uvicorn.run(
-        "templator.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=access_log,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips or conf.api_forwarded_allow_ips,
-        timeout_worker_healthcheck=worker_healthcheck_timeout
-        or conf.api_worker_healthcheck_timeout,
-        server_header=False,
-    )
+    from templator.monitoring.multiproc import multiprocess_mode
+
+    # Several workers share their metrics through files (prometheus-client's multiprocess
+    # mode); the folder is set up before they start so each one inherits it.
+    with multiprocess_mode(workers, var_dir=conf.var_dir):
+        uvicorn.run(
+            "templator.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
+            proxy_headers=True,
+            forwarded_allow_ips=forwarded_allow_ips or conf.api_forwarded_allow_ips,
+            timeout_worker_healthcheck=worker_healthcheck_timeout
+            or conf.api_worker_healthcheck_timeout,
+            server_header=False,
+        )
 
 
 def share_signing_key(conf: Settings) -> None:

@@ -1,0 +1,91 @@
+"""The alert rules and scrape config pass promtool, and name only metrics that exist."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import httpx
+import pytest
+import yaml
+
+from templator.config import PROJECT_ROOT
+from tests.monitoring.conftest import ScrapeFn
+
+PROMETHEUS = PROJECT_ROOT / "deploy" / "prometheus"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+
+needs_promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool is not installed (Debian: prometheus)"
+)
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PROMTOOL, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120
+    )
+
+
+@needs_promtool
+def test_promtool_checks_the_rules() -> None:
+    result = _promtool("check", "rules", "alerts.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@needs_promtool
+def test_promtool_unit_tests_of_every_alert_pass() -> None:
+    result = _promtool("test", "rules", "alerts_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_promtool_checks_the_scrape_config() -> None:
+    result = _promtool("check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _alerts() -> list[dict[str, str]]:
+    groups = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_every_alert_the_issue_asks_for_is_defined_and_unit_tested() -> None:
+    names = {rule["alert"] for rule in _alerts()}
+    asked = {
+        "PostgresDown", "PostgresConnectionsHigh", "DatabasePoolWaiting",
+        "PostgresBufferCacheHitRatioLow", "CacheHitRatioLow", "RedisMemoryHigh",
+        "RedisEvictingKeys", "DiskAlmostFull", "BackupTooOld", "BackupArchiveLagAboveRPO",
+        "ApiErrorRateHigh", "ApiLatencyP95High", "SessionsFailing",
+    }  # fmt: skip
+    assert asked <= names
+    tests = yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text())["tests"]
+    fired = {
+        case["alertname"]
+        for test in tests
+        for case in test["alert_rule_test"]
+        if case.get("exp_alerts")
+    }
+    assert fired == names  # every rule has a test in which it fires
+
+
+_METRIC = re.compile(r"\b((?:pg|redis|templator)_[a-z0-9_]+)")
+
+
+async def test_every_metric_an_alert_reads_is_on_a_real_scrape(
+    api: httpx.AsyncClient, scrape: ScrapeFn
+) -> None:
+    assert (await api.get("/health")).status_code == 200  # one request: HTTP series exist
+    found = await scrape()
+    exported = {name for name, _ in found.samples}
+    # The backup collector (templator.backup) is plugged in at merge: not in this branch.
+    wanted = {
+        name
+        for rule in _alerts()
+        for name in _METRIC.findall(rule["expr"])
+        if not name.startswith("templator_backup_")
+    }
+    missing = sorted(name for name in wanted if name not in exported)
+    # pg_replication_lag_seconds exists on a standby only (tests/monitoring/test_replica.py)
+    assert missing == ["pg_replication_lag_seconds"]
