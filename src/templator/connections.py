@@ -7,7 +7,6 @@ context, a test fixture) and closed at shutdown; nothing connects at import time
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -27,72 +26,22 @@ from templator.config import ProcessRole, Settings
 from templator.exceptions import ServiceUnavailable
 from templator.monitoring.health import HealthReport, Probe, run_checks
 from templator.storage.service import ObjectStore
+from templator.store_urls import (
+    StackNotConfigured,
+    StoreUrls,
+    resolve_database_url,
+    resolve_urls,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class StoreUrls:
-    """Where the stores are."""
-
-    database_url: str
-    redis_url: str
-    s3_endpoint_url: str | None
-
-
-class StackNotConfigured(ServiceUnavailable):
-    """No store URL is set and no local stack is running."""
-
-
-def resolve_urls(settings: Settings) -> StoreUrls:
-    """Configured URLs, else those of a running `templator up` stack, else a clear error.
-
-    The stack fills in only what is unset, and only when PostgreSQL or Redis is unset:
-    with both URLs configured nothing local is used (and no S3 URL means no object store).
-    """
-    database_url, redis_url, s3_url = (
-        settings.database_url,
-        settings.redis_url,
-        settings.s3_endpoint_url,
-    )
-    if database_url is None or redis_url is None:
-        from templator.localstack import discover_running_stack
-
-        stack = discover_running_stack(settings.var_dir)
-        if stack is not None:
-            database_url = database_url or stack.database_url
-            redis_url = redis_url or stack.redis_url
-            s3_url = s3_url or stack.s3_endpoint_url
-    missing = [
-        name
-        for name, value in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url))
-        if value is None
-    ]
-    if missing or database_url is None or redis_url is None:
-        raise _not_configured(settings, missing)
-    return StoreUrls(database_url, redis_url, s3_url)
-
-
-def resolve_database_url(settings: Settings) -> str:
-    """DATABASE_URL, else the running stack's PostgreSQL, else a clear error.
-
-    For the commands that need PostgreSQL alone (migrations, seeding, log retention):
-    they run whether or not Redis is configured, reachable or running.
-    """
-    if settings.database_url is not None:
-        return settings.database_url
-    from templator.localstack import discover_running_stack
-
-    stack = discover_running_stack(settings.var_dir)
-    if stack is None:
-        raise _not_configured(settings, ["DATABASE_URL"])
-    return stack.database_url
-
-
-def _not_configured(settings: Settings, missing: list[str]) -> StackNotConfigured:
-    return StackNotConfigured(
-        f"{' and '.join(missing)} not set and no local stack is running under "
-        f"{settings.var_dir}: start one with `templator up`, or set {missing[0]} "
-        "(see .env.example)."
-    )
+__all__ = [
+    "Connections",
+    "StackNotConfigured",
+    "StoreUrls",
+    "resolve_database_url",
+    "resolve_urls",
+    "store_outage",
+    "verify_database",
+]
 
 
 class Connections:

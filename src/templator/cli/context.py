@@ -14,10 +14,11 @@ from rich.console import Console
 
 from templator.cli.errors import exit_for
 from templator.config import ProcessRole, Settings, get_settings
-from templator.connections import Connections
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+    from templator.connections import Connections
 
 T = TypeVar("T")
 
@@ -56,6 +57,8 @@ def settings() -> Settings:
 @asynccontextmanager
 async def connections(role: ProcessRole = ProcessRole.CLI) -> AsyncIterator[Connections]:
     """Open the connection layer for one command and close it afterwards."""
+    from templator.connections import Connections
+
     conns = Connections.from_settings(settings(), role=role)
     try:
         yield conns
