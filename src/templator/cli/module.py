@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from templator.cli.context import connections, console, run
+from templator.cli.context import connections, console, fail, run
 from templator.hubspot.package import read_module
 from templator.kit.actor import Actor
 from templator.kit.uow import unit_of_work
@@ -36,6 +36,11 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Write TEMPLATE_ID as a HubSpot module zip, ready for `hs cms upload`."""
+    # Before anything is read or uploaded: a bad path must not leave an uploaded orphan.
+    if output.is_dir():
+        fail(f"cannot write {output}: it is a folder; give the zip's file name")
+    if not output.parent.is_dir():
+        fail(f"cannot write {output}: the folder {output.parent} does not exist")
     result = run(_export(template_id, upload, expires))
     output.write_bytes(result.data)
     info = {
