@@ -384,3 +384,11 @@ def test_verbose_shows_the_traceback_too(env: Env) -> None:
     code, output, _ = invoke(["-v", "user", "create", "--email", "v@example.com"], faulty)
     assert code == 1
     assert "Traceback" in output and "PostgreSQL" in output
+
+
+def test_invalid_setting_is_one_line_naming_the_variable_not_its_value(env: Env) -> None:
+    values = {**env.values, "DATABASE_URL": "mysql://admin:hunter2@db/x", "DB_POOL_SIZE": "many"}
+    code, output, escaped = invoke(["db", "current"], values)
+    assert escaped is None and code != 0 and "Traceback" not in output
+    assert "DATABASE_URL" in output and "DB_POOL_SIZE" in output
+    assert "hunter2" not in output

@@ -41,16 +41,25 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def fail(message: str, *, code: int = 2) -> None:
     """Print an error and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def settings() -> Settings:
-    """The settings, with a readable message when the environment is invalid."""
+    """The settings, with a one-line message naming each invalid variable."""
     try:
         return get_settings()
     except Exception as exc:  # pydantic's ValidationError lists every bad variable
-        fail(f"invalid configuration: {exc}")
+        errors = getattr(exc, "errors", None)
+        if not callable(errors):
+            raise
+        # Variable names and reasons only: the values may hold passwords.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: "
+            f"{str(error['msg']).removeprefix('Value error, ')}"
+            for error in errors()
+        )
+        fail(f"invalid configuration: {problems} (see .env.example)")
         raise  # unreachable: fail() exits
 
 
