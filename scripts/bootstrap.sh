@@ -15,6 +15,8 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 UV=$(command -v uv || echo "$(python3 -m site --user-base)/bin/uv")
 
-# Python 3.11 from the machine; uv never downloads an interpreter here.
+# Python 3.11 from the machine; uv never downloads an interpreter here. Bytecode is
+# compiled once here: where PYTHONDONTWRITEBYTECODE is set, Python would otherwise compile
+# every library again at every start of `templator` (seconds, not milliseconds).
 PY=$(command -v python3.11 || command -v python3)
-"$UV" sync --locked --quiet --python "$PY"
+"$UV" sync --locked --quiet --compile-bytecode --python "$PY"

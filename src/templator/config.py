@@ -316,6 +316,17 @@ class Settings(BaseSettings):
             raise ValueError("CACHE_SIGNING_KEY must be at least 32 characters")
         return value
 
+    def s3_static_keys(self) -> dict[str, str]:
+        """boto3's key arguments when S3_ACCESS_KEY is set; none when it is empty, so
+        boto3's default credential chain (environment, shared config, instance profile,
+        IRSA web identity) applies."""
+        if not self.s3_access_key:
+            return {}
+        return {
+            "aws_access_key_id": self.s3_access_key,
+            "aws_secret_access_key": self.s3_secret_key.get_secret_value(),
+        }
+
     @field_validator("redis_url", "s3_endpoint_url", "s3_public_endpoint_url")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:

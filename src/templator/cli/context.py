@@ -14,10 +14,11 @@ from rich.console import Console
 
 from templator.cli.errors import exit_for
 from templator.config import ProcessRole, Settings, get_settings
-from templator.connections import Connections
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+    from templator.connections import Connections
 
 T = TypeVar("T")
 
@@ -40,22 +41,33 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def fail(message: str, *, code: int = 2) -> None:
     """Print an error and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def settings() -> Settings:
-    """The settings, with a readable message when the environment is invalid."""
+    """The settings, with a one-line message naming each invalid variable."""
     try:
         return get_settings()
     except Exception as exc:  # pydantic's ValidationError lists every bad variable
-        fail(f"invalid configuration: {exc}")
+        errors = getattr(exc, "errors", None)
+        if not callable(errors):
+            raise
+        # Variable names and reasons only: the values may hold passwords.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: "
+            f"{str(error['msg']).removeprefix('Value error, ')}"
+            for error in errors()
+        )
+        fail(f"invalid configuration: {problems} (see .env.example)")
         raise  # unreachable: fail() exits
 
 
 @asynccontextmanager
 async def connections(role: ProcessRole = ProcessRole.CLI) -> AsyncIterator[Connections]:
     """Open the connection layer for one command and close it afterwards."""
+    from templator.connections import Connections
+
     conns = Connections.from_settings(settings(), role=role)
     try:
         yield conns

@@ -15,8 +15,10 @@ this module imports none of the libraries whose errors it explains (the CLI star
 from __future__ import annotations
 
 import json
+import subprocess
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import PurePath
 from typing import Any, NoReturn
 
 import typer
@@ -132,6 +134,23 @@ def _validation(exc: BaseException, names: set[str]) -> str | None:
     return f"invalid {where}: {first.get('msg', 'not accepted')}{shown}{more}"
 
 
+def _processes(exc: BaseException, names: set[str]) -> str | None:
+    """An external tool (pg_dump, pgbackrest, redis-cli…) that failed or hung."""
+    if isinstance(exc, subprocess.CalledProcessError | subprocess.TimeoutExpired):
+        first = exc.cmd.split()[0] if isinstance(exc.cmd, str) else str(exc.cmd[0])
+        command = PurePath(first).name
+        output = exc.stderr or exc.output or b""
+        text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+        last = [line.strip() for line in text.strip().splitlines() if line.strip()]
+        detail = f": {last[-1]}" if last else ""
+        if isinstance(exc, subprocess.TimeoutExpired):
+            return f"{command} did not finish within {exc.timeout:.2g} s{detail}"
+        return f"{command} failed with exit code {exc.returncode}{detail}"
+    if isinstance(exc, TimeoutError):
+        return f"timed out{': ' + str(exc) if str(exc) else ''}"
+    return None
+
+
 def _files(exc: BaseException, names: set[str]) -> str | None:
     if isinstance(exc, json.JSONDecodeError):  # orjson's error is a subclass
         return f"a JSON file is malformed: {_first_line(exc)}"
@@ -160,6 +179,7 @@ _EXPLAINERS: tuple[Callable[[BaseException, set[str]], str | None], ...] = (
     _s3,
     _validation,
     _migrations,
+    _processes,
     _files,
 )
 

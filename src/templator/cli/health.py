@@ -1,19 +1,24 @@
-"""`templator health`: each component's status, latency and error."""
+"""`templator health`: each component's status, latency and error.
+
+It probes with one-shot light clients (monitoring/probes.py) and imports nothing else
+heavy, so it answers quickly enough for a watch loop or a cron job.
+"""
 
 from __future__ import annotations
 
 import json
 
 import typer
-from rich.table import Table
 
-from templator.cli.context import connections, console, run
-from templator.monitoring.health import HealthReport, Status
+from templator.cli.context import console, run, settings
+from templator.monitoring.health import HealthReport, Status, run_checks
+from templator.monitoring.probes import store_probes
+from templator.store_urls import resolve_urls
 
 
 async def _check(timeout: float) -> HealthReport:
-    async with connections() as conns:
-        return await conns.health(timeout=timeout)
+    conf = settings()
+    return await run_checks(store_probes(conf, resolve_urls(conf)), timeout=timeout)
 
 
 def health(
@@ -30,6 +35,8 @@ def health(
     if as_json:
         print(json.dumps(report.as_dict(), default=str))
     else:
+        from rich.table import Table
+
         table = Table(title="Templator health")
         for column in ("component", "needed for", "status", "latency", "target", "detail"):
             table.add_column(column)

@@ -50,7 +50,20 @@ class LazyCommand:
         if not command.help:
             command.help = self.help
         command.short_help = self.help
+        _plain_help(command)
         return command
+
+
+def _plain_help(command: Command) -> None:
+    """Help as plain text, like the root's: Typer's Rich help imports Rich's traceback,
+    pretty-printer and Markdown modules, which would double the start of `--help`."""
+    if isinstance(command, TyperCommand | TyperGroup):
+        command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        if not sub.short_help and sub.help:
+            # The whole first paragraph in listings (click would cut it at ~45 characters).
+            sub.short_help = " ".join(sub.help.strip().split("\n\n", 1)[0].split())
+        _plain_help(sub)
 
 
 class LazyGroup(TyperGroup):

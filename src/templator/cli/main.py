@@ -56,6 +56,8 @@ app = typer.Typer(
     cls=TemplatorGroup,
     help="Templator data platform: PostgreSQL, Redis and S3 storage, cache and operations.",
     no_args_is_help=True,
+    # Plain help (see cli/lazy.py): Rich's help renderer costs as much as all the rest.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -116,6 +116,11 @@ def export(
         _export_project(project, output, as_json)
         return
     assert template_id is not None
+    # Before anything is read or uploaded: a bad path must not leave an uploaded orphan.
+    if output.is_dir():
+        fail(f"cannot write {output}: it is a folder; give the zip's file name")
+    if not output.parent.is_dir():
+        fail(f"cannot write {output}: the folder {output.parent} does not exist")
     result = run(_export(template_id, upload, expires))
     output.write_bytes(result.data)
     info = {

@@ -16,12 +16,7 @@ if TYPE_CHECKING:
 def credentials(settings: Settings) -> dict[str, str]:
     """Static keys when S3_ACCESS_KEY is set; none (boto3's default credential chain:
     environment, shared config, instance profile, IRSA web identity) when it is empty."""
-    if not settings.s3_access_key:
-        return {}
-    return {
-        "aws_access_key_id": settings.s3_access_key,
-        "aws_secret_access_key": settings.s3_secret_key.get_secret_value(),
-    }
+    return settings.s3_static_keys()
 
 
 def make_client(settings: Settings, *, endpoint_url: str, retries: int = 2) -> S3Client:

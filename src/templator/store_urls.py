@@ -1,0 +1,91 @@
+"""Where the stores are: the configured URLs, else those of a running `templator up`.
+
+Kept apart from `connections.py` (which builds the clients) so that a command can find
+its stores without importing SQLAlchemy, redis-py and boto3 (cli/health.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from templator.config import Settings
+from templator.exceptions import ServiceUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUrls:
+    """Where the stores are."""
+
+    database_url: str
+    redis_url: str
+    s3_endpoint_url: str | None
+    database_replica_url: str | None = None
+    cache_signing_key_file: Path | None = None
+
+
+class StackNotConfigured(ServiceUnavailable):
+    """No store URL is set and no local stack is running."""
+
+    code = "stack_not_configured"
+
+
+def resolve_urls(settings: Settings) -> StoreUrls:
+    """Configured URLs, else those of a running `templator up` stack, else a clear error.
+
+    The stack fills in only what is unset, and only when PostgreSQL or Redis is unset:
+    with both URLs configured nothing local is used (and no S3 URL means no object store).
+    """
+    database_url, redis_url, s3_url = (
+        settings.database_url,
+        settings.redis_url,
+        settings.s3_endpoint_url,
+    )
+    key_file: Path | None = None
+    if database_url is None or redis_url is None:
+        from templator.localstack import discover_running_stack
+
+        stack = discover_running_stack(settings.var_dir)
+        if stack is not None:
+            database_url = database_url or stack.database_url
+            redis_url = redis_url or stack.redis_url
+            s3_url = s3_url or stack.s3_endpoint_url
+            key_file = stack.cache_signing_key_file
+    missing = [
+        name
+        for name, value in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url))
+        if value is None
+    ]
+    if missing or database_url is None or redis_url is None:
+        raise _not_configured(settings, missing)
+    return StoreUrls(
+        database_url,
+        redis_url,
+        s3_url,
+        database_replica_url=settings.database_replica_url,
+        cache_signing_key_file=key_file,
+    )
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL, else the running stack's PostgreSQL, else a clear error.
+
+    For the commands that need PostgreSQL alone (migrations, seeding, log retention):
+    they run whether or not Redis is configured, reachable or running.
+    """
+    if settings.database_url is not None:
+        return settings.database_url
+    from templator.localstack import discover_running_stack
+
+    stack = discover_running_stack(settings.var_dir)
+    if stack is None:
+        raise _not_configured(settings, ["DATABASE_URL"])
+    return stack.database_url
+
+
+def _not_configured(settings: Settings, missing: list[str]) -> StackNotConfigured:
+    return StackNotConfigured(
+        f"{' and '.join(missing)} not set and no local stack is running under "
+        f"{settings.var_dir}: start one with `templator up`, or set {missing[0]} "
+        "(see .env.example)."
+    )
