@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.connections import Connections
@@ -251,3 +253,49 @@ def test_an_edit_rewrites_only_its_own_lines(folder: str, edit: Any, diff_lines:
     assert len(diff) == diff_lines, diff
     assert json.loads(after["meta.json"]) == config["meta"]
     assert json.loads(after["fields.json"]) == config["fields"]
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path of a JSON document (containers and leaves)."""
+    out = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _paths(item, (*prefix, i))
+    return out
+
+
+CORPUS_MODULES = {p.name: read_module(p) for p in MODULES}
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False,
+    allow_infinity=False), st.text(max_size=20),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_any_edit_exports_exactly_the_edited_json(data: st.DataObject) -> None:
+    """Change, add or delete anything anywhere: the export parses to the edited config."""
+    import copy
+
+    module = CORPUS_MODULES[data.draw(st.sampled_from(sorted(CORPUS_MODULES)))]
+    config = copy.deepcopy(module.config)
+    key = data.draw(st.sampled_from(["meta", "fields"]))
+    path = data.draw(st.sampled_from(_paths(config[key])[1:]))
+    parent = config[key]
+    for part in path[:-1]:
+        parent = parent[part]
+    action = data.draw(st.sampled_from(["set", "delete", "add"]))
+    if action == "set":
+        parent[path[-1]] = data.draw(scalars)
+    elif action == "delete":
+        del parent[path[-1]]
+    elif isinstance(parent, dict):
+        parent[data.draw(st.text(min_size=1, max_size=8))] = data.draw(scalars)
+    else:
+        parent.insert(path[-1], data.draw(scalars))
+    files = module_files(ModuleContent(module.name, module.html, module.css, module.js, config))
+    assert ordered(json.loads(files["meta.json"])) == ordered(config["meta"])
+    assert ordered(json.loads(files["fields.json"])) == ordered(config["fields"])
