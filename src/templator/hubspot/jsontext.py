@@ -127,6 +127,8 @@ def loads(text: str, *, file: str) -> Any:
             f"{file}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}",
             field=file,
         ) from None
+    except RecursionError:
+        raise InvalidModuleJson(f"{file}: nested too deeply to be a module", field=file) from None
     except ValueError as exc:
         raise InvalidModuleJson(f"{file}: {exc}", field=file) from None
 
@@ -292,6 +294,6 @@ def edit_text(original: str, old: Any, new: Any) -> str:
             text = text[:start] + _newlines(dumped, original) + text[end:]
         if same(loads(text, file="edited"), new):
             return text
-    except (ValueError, IndexError, KeyError, InvalidModuleJson):
+    except (ValueError, IndexError, KeyError, RecursionError, InvalidModuleJson):
         pass
     return dumps_like(new, original)
