@@ -5,6 +5,7 @@ committed."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import struct
@@ -217,3 +218,14 @@ def test_json_values_postgresql_cannot_store_are_refused(
 ) -> None:
     with pytest.raises(InvalidModuleJson, match=message):
         read_module(module_dir(tmp_path, fields__json=fields))
+
+
+def test_json_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(InvalidModuleJson, match="nested too deeply"):
+        read_module(module_dir(tmp_path, fields__json=deep))
+    group: dict[str, object] = {"name": "a", "label": "a", "type": "text"}
+    for _ in range(40):
+        group = {"name": "g", "label": "g", "type": "group", "children": [group]}
+    with pytest.raises(InvalidHubSpotConfig, match="groups nested more than 32 deep"):
+        read_module(module_dir(tmp_path / "2", fields__json=json.dumps([group]).encode()))

@@ -96,3 +96,25 @@ def test_an_unknown_project_is_one_line_and_nothing_is_stored(cli_env: str) -> N
     result = runner.invoke(app, ["import", str(CORPUS), "--project", "p" + "0" * 24])
     assert result.exit_code == 1
     assert "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_check_of_a_stored_template_reads_it_from_the_database(
+    cli_env: str, committed: Committed, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app, ["import", str(CORPUS / "faq.module"), "--project", committed.project_id, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    template_id = json.loads(result.output)["imported"][0]["template_id"]
+    result = runner.invoke(app, ["check", template_id, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["modules"][0] == {
+        "module": "faq.module",
+        "ok": True,
+        "score": 1.0,
+        "errors": 0,
+        "warnings": 0,
+        "findings": [],
+    }
+    result = runner.invoke(app, ["check", "t" + "0" * 24])
+    assert result.exit_code == 1 and "does not exist" in result.output

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.connections import Connections
@@ -191,6 +193,17 @@ async def test_an_api_edit_changes_only_what_was_edited(
     assert after[2].pop("label") == "First day"
     before[2].pop("label")
     assert ordered(after) == ordered(before)
+    # The text changed on that one line, in the file's own style (`"key" : value`).
+    changed = [
+        (a, b)
+        for a, b in zip(
+            original["fields.json"].decode().splitlines(),
+            exported["fields.json"].decode().splitlines(),
+            strict=True,
+        )
+        if a != b
+    ]
+    assert changed == [('  "label" : "Starts on",', '  "label" : "First day",')]
     # Key order kept: the label moved nowhere.
     assert list(json.loads(exported["fields.json"])[2]) == list(
         json.loads(original["fields.json"])[2]
@@ -206,3 +219,83 @@ def test_a_config_made_without_import_adds_nothing() -> None:
     assert sorted(files) == ["fields.json", "meta.json", "module.html"]
     assert json.loads(files["fields.json"]) == config["fields"]
     assert b"100.0" not in files["fields.json"] and b"locked" not in files["fields.json"]
+
+
+@pytest.mark.parametrize(
+    ("folder", "edit", "diff_lines"),
+    [
+        ("faq.module", lambda c: c["fields"][2].__setitem__("max", 4), 2),
+        ("faq.module", lambda c: c["fields"][0].__setitem__("help_text", "Kurz"), 3),
+        ("pricing-card.module", lambda c: c["meta"].__setitem__("global", True), 2),
+        ("Event banner.module", lambda c: c["fields"].pop(5), 13),
+        ("Event banner.module", lambda c: c["fields"].pop(0), 11),
+        ("social-follow.module", lambda c: c["fields"][0]["default"].pop(1), 15),
+    ],
+)
+def test_an_edit_rewrites_only_its_own_lines(folder: str, edit: Any, diff_lines: int) -> None:
+    """Removed, added and changed lines: only those of the edit, in the file's style."""
+    import copy
+    import difflib
+
+    module = read_module(CORPUS / folder)
+    config = copy.deepcopy(module.config)
+    edit(config)
+    edited = ModuleContent(module.name, module.html, module.css, module.js, config)
+    before, after = source_files(CORPUS / folder), module_files(edited)
+    diff = [
+        line
+        for name in ("meta.json", "fields.json")
+        for line in difflib.unified_diff(
+            before[name].decode().splitlines(), after[name].decode().splitlines(), n=0
+        )
+        if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+    ]
+    assert len(diff) == diff_lines, diff
+    assert json.loads(after["meta.json"]) == config["meta"]
+    assert json.loads(after["fields.json"]) == config["fields"]
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path of a JSON document (containers and leaves)."""
+    out = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _paths(item, (*prefix, i))
+    return out
+
+
+CORPUS_MODULES = {p.name: read_module(p) for p in MODULES}
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False,
+    allow_infinity=False), st.text(max_size=20),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_any_edit_exports_exactly_the_edited_json(data: st.DataObject) -> None:
+    """Change, add or delete anything anywhere: the export parses to the edited config."""
+    import copy
+
+    module = CORPUS_MODULES[data.draw(st.sampled_from(sorted(CORPUS_MODULES)))]
+    config = copy.deepcopy(module.config)
+    key = data.draw(st.sampled_from(["meta", "fields"]))
+    path = data.draw(st.sampled_from(_paths(config[key])[1:]))
+    parent = config[key]
+    for part in path[:-1]:
+        parent = parent[part]
+    action = data.draw(st.sampled_from(["set", "delete", "add"]))
+    if action == "set":
+        parent[path[-1]] = data.draw(scalars)
+    elif action == "delete":
+        del parent[path[-1]]
+    elif isinstance(parent, dict):
+        parent[data.draw(st.text(min_size=1, max_size=8))] = data.draw(scalars)
+    else:
+        parent.insert(path[-1], data.draw(scalars))
+    files = module_files(ModuleContent(module.name, module.html, module.css, module.js, config))
+    assert ordered(json.loads(files["meta.json"])) == ordered(config["meta"])
+    assert ordered(json.loads(files["fields.json"])) == ordered(config["fields"])

@@ -106,8 +106,7 @@ def export(
     expires: int = typer.Option(3600, min=1, max=604_800, help="URL lifetime in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Write TEMPLATE_ID as a module zip, or a project's templates as a folder (or zip) of
-    NAME.module folders, ready for `hs cms upload`."""
+    """Write TEMPLATE_ID as a module zip, or a project's modules as folders for hs."""
     if (template_id is None) == (project is None):
         fail("give a TEMPLATE_ID or --project PROJECT_ID (not both)")
     if project is not None:

@@ -33,6 +33,7 @@ CONFIG_KEYS = ("meta", "fields", "source", "files")
 MAX_FILES = 200
 MAX_FILES_BYTES = 5 * 1024 * 1024
 MAX_SOURCE_CHARS = 1024 * 1024
+MAX_DEPTH = 32  # groups in groups; HubSpot's editor stops far sooner
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +66,18 @@ def _view(data: dict[str, Any]) -> dict[str, Any]:
     "Group"); the stored config is never changed."""
     view = {"meta": data.get("meta"), "fields": copy.deepcopy(data.get("fields", []))}
 
-    def lower(fields: Any) -> None:
+    def lower(fields: Any, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise InvalidHubSpotConfig(
+                f"fields: groups nested more than {MAX_DEPTH} deep", field="fields"
+            )
         for field in fields if isinstance(fields, list) else []:
             if isinstance(field, dict):
                 if isinstance(field.get("type"), str):
                     field["type"] = field["type"].lower()
-                lower(field.get("children"))
+                lower(field.get("children"), depth + 1)
 
-    lower(view["fields"])
+    lower(view["fields"], 0)
     return view
 
 

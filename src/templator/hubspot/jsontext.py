@@ -127,6 +127,8 @@ def loads(text: str, *, file: str) -> Any:
             f"{file}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}",
             field=file,
         ) from None
+    except RecursionError:
+        raise InvalidModuleJson(f"{file}: nested too deeply to be a module", field=file) from None
     except ValueError as exc:
         raise InvalidModuleJson(f"{file}: {exc}", field=file) from None
 
@@ -175,13 +177,123 @@ def _indent_of(text: str) -> str | int:
     return indent if "\t" in indent else len(indent)
 
 
+def _style(original: str) -> dict[str, Any]:
+    """How `original` writes JSON: indent, `"key" : value` (Jackson, as `hs fetch` does) or
+    `"key": value`, and whether non-ASCII is escaped."""
+    spaced = len(re.findall(r'"\s+:', original)) > len(re.findall(r'":', original))
+    escaped = bool(re.search(r"\\u[0-9a-fA-F]{4}", original)) and original.isascii()
+    return {
+        "indent": _indent_of(original),
+        "separators": (",", " : " if spaced else ": "),
+        "ensure_ascii": escaped,
+    }
+
+
+def _newlines(text: str, original: str) -> str:
+    return text.replace("\n", "\r\n") if "\r\n" in original else text
+
+
 def dumps_like(value: Any, original: str | None) -> str:
-    """`value` as JSON text, shaped like `original` (indent, final newline) when given."""
+    """`value` as JSON text, shaped like `original` (indent, separators, line endings,
+    BOM, final newline) when given."""
     if original is None:
         return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-    text = json.dumps(value, indent=_indent_of(original), ensure_ascii=False)
-    return (
-        ("\ufeff" if original.startswith("\ufeff") else "")
-        + text
-        + ("\n" if original.endswith("\n") else "")
-    )
+    text = json.dumps(value, **_style(original))
+    ending = "\r\n" if original.endswith("\r\n") else "\n" if original.endswith("\n") else ""
+    bom = "\ufeff" if original.startswith("\ufeff") else ""
+    return bom + _newlines(text, original) + ending
+
+
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\r\n]*")
+Span = tuple[int, int]
+
+
+def _spans(text: str, i: int, path: tuple[Any, ...], out: dict[tuple[Any, ...], Span]) -> int:
+    """Record the (start, end) offsets of every value of the document, by path."""
+    i = _WS.match(text, i).end()  # type: ignore[union-attr]
+    start = i
+    if text[i] in "{[":
+        closing = "}" if text[i] == "{" else "]"
+        i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+        index = 0
+        while text[i] != closing:
+            if closing == "}":
+                key, i = _DECODER.raw_decode(text, i)
+                i = _WS.match(text, i).end() + 1  # type: ignore[union-attr]  # the colon
+                i = _spans(text, i, (*path, key), out)
+            else:
+                i = _spans(text, i, (*path, index), out)
+                index += 1
+            i = _WS.match(text, i).end()  # type: ignore[union-attr]
+            if text[i] == ",":
+                i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+        out[path] = (start, i + 1)
+        return i + 1
+    _, end = _DECODER.raw_decode(text, i)
+    out[path] = (start, end)
+    return int(end)
+
+
+def _changes(
+    old: Any, new: Any, path: tuple[Any, ...], out: list[tuple[tuple[Any, ...], Any]]
+) -> None:
+    """The smallest nodes to rewrite: values that differ, or containers whose keys or
+    length changed."""
+    if same(old, new):
+        return
+    if isinstance(old, dict) and isinstance(new, dict) and list(old) == list(new):
+        for key in old:
+            _changes(old[key], new[key], (*path, key), out)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            _changes(a, b, (*path, i), out)
+    elif isinstance(old, list) and isinstance(new, list) and 0 < len(new) < len(old):
+        kept, removed = 0, []
+        for i, item in enumerate(old):
+            if kept < len(new) and same(item, new[kept]):
+                kept += 1
+            else:
+                removed.append(i)
+        if kept == len(new):
+            out += [((*path, i), _REMOVED) for i in removed]
+        else:
+            out.append((path, new))
+    else:
+        out.append((path, new))
+
+
+_REMOVED = object()  # marks a list item deleted by an edit
+
+
+def edit_text(original: str, old: Any, new: Any) -> str:
+    """`original` with only the values that differ from `old` to `new` rewritten, in the
+    original's style: an edit through the API shows as a diff of the lines it changed."""
+    body_at = 1 if original.startswith("\ufeff") else 0
+    try:
+        spans: dict[tuple[Any, ...], Span] = {}
+        _spans(original, body_at, (), spans)
+        changes: list[tuple[tuple[Any, ...], Any]] = []
+        _changes(old, new, (), changes)
+        style = _style(original)
+        text = original
+        for path, value in sorted(changes, key=lambda c: spans[c[0]][0], reverse=True):
+            start, end = spans[path]
+            if value is _REMOVED:
+                # Drop the item with the comma before it (after it, for the first one).
+                index = path[-1]
+                if index > 0:
+                    start = spans[(*path[:-1], index - 1)][1]
+                else:
+                    end = spans[(*path[:-1], 1)][0]
+                text = text[:start] + text[end:]
+                continue
+            line_start = text.rfind("\n", 0, start) + 1
+            margin = re.match(r"[ \t]*", text[line_start:start]).group(0)  # type: ignore[union-attr]
+            dumped = json.dumps(value, **style).replace("\n", "\n" + margin)
+            text = text[:start] + _newlines(dumped, original) + text[end:]
+        if same(loads(text, file="edited"), new):
+            return text
+    except (ValueError, IndexError, KeyError, RecursionError, InvalidModuleJson):
+        pass
+    return dumps_like(new, original)

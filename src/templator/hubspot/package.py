@@ -97,7 +97,7 @@ def _json_file(config: dict[str, Any], key: str, filename: str) -> str:
         parsed = jsontext.loads(original, file=filename)
         if jsontext.same(parsed, value):
             return original
-        return jsontext.dumps_like(jsontext.ordered_like(value, parsed), original)
+        return jsontext.edit_text(original, parsed, jsontext.ordered_like(value, parsed))
     order = _META_ORDER if key == "meta" else _FIELD_ORDER
     return jsontext.dumps_like(_canonical(value, order), None)
 
