@@ -166,7 +166,7 @@ def api(supervised: SupervisedStack, tmp_path_factory: pytest.TempPathFactory) -
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded 2-core machine
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:

@@ -208,6 +208,9 @@ async def test_r3_postgres_killed_then_paused_under_writes_loses_no_acknowledged
     assert acknowledged and acknowledged <= stored, acknowledged - stored
     assert any("PostgreSQL" in m and "restarted" in m for _, m in supervised.events)
     _no_tracebacks(api)
+    # One log line per failed request, no more (the log holds only this drill's failures).
+    log = api.log_text()
+    assert log.count("database unavailable on ") == summary[(503, "database_unavailable")]
 
 
 def test_stopping_names_only_the_servers_still_running(supervised: SupervisedStack) -> None:
