@@ -10,6 +10,7 @@ in-process and in seconds.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -56,6 +57,7 @@ REQUIRES: dict[str, set[str]] = {
     "module export": {PG},
     "module export --upload": {PG, S3},
     "module import": {PG},
+    "module check": {PG},
     "storage gc": {PG, S3},
     "backup create": {PG, REDIS, S3},
     "backup restore": {PG, REDIS, S3},
@@ -205,9 +207,11 @@ def env(
     module_dir.mkdir()
     (module_dir / "meta.json").write_text('{"label": "Hero", "content_types": ["SITE_PAGE"]}')
     (module_dir / "module.html").write_text("<h1>{{ module.title }}</h1>")
-    code, output, _ = invoke(["module", "import", str(module_dir), "--project", project_id], values)
+    code, output, _ = invoke(
+        ["module", "import", str(module_dir), "--project", project_id, "--json"], values
+    )
     assert code == 0, output
-    template_id = output.rsplit(" ", 1)[-1]
+    template_id = json.loads(output)["imported"][0]["template_id"]
     # A cache key of the namespace, so that the backup has keys to restore (and restore
     # needs Redis).
     with Redis.from_url(redis_url) as cache:
@@ -239,6 +243,7 @@ def ARGS(e: Env) -> dict[str, list[str]]:
         "module export": [e.template_id, "-o", out],
         "module export --upload": ["module", "export", e.template_id, "-o", out, "--upload"],
         "module import": [str(e.module_dir), "--project", e.project_id],
+        "module check": [e.template_id],
         "storage gc": [],
         "backup create": [],
         "backup restore": [e.backup_name, "--yes"],

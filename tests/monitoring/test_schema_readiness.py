@@ -91,9 +91,9 @@ def test_the_scripts_head_agrees_with_alembic() -> None:
     from alembic.script import ScriptDirectory
 
     from templator.migrations.runner import alembic_config
-    from templator.monitoring.schema import _script_revisions
+    from templator.monitoring.revisions import script_revisions
 
     scripts = ScriptDirectory.from_config(alembic_config("postgresql+psycopg://unused"))
-    head, known = _script_revisions()
+    head, known = script_revisions()
     assert head == scripts.get_current_head()
     assert known == {rev.revision for rev in scripts.walk_revisions()}

@@ -118,9 +118,9 @@ def schema_probe(settings: Settings, url: str, *, role: ProcessRole) -> Probe:
     async def probe() -> dict[str, Any]:
         import asyncpg
 
-        from templator.monitoring.schema import SchemaBehind, _script_revisions
+        from templator.monitoring.revisions import SchemaBehind, script_revisions
 
-        head, known = _script_revisions()
+        head, known = script_revisions()
         dsn = "postgresql://" + url.split("://", 1)[-1]
         conn = await asyncpg.connect(
             dsn,
