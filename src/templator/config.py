@@ -10,7 +10,6 @@ from urllib.parse import quote, urlencode
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import URL
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -344,6 +343,8 @@ class Settings(BaseSettings):
 
 def database_url_from_parts(settings: Settings) -> str:
     """postgresql+psycopg:// URL of DB_HOST & co., user and password percent-encoded."""
+    from sqlalchemy.engine import URL  # here: the settings load without SQLAlchemy
+
     query: dict[str, str] = {}
     if settings.db_sslmode:
         query["sslmode"] = settings.db_sslmode
