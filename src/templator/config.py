@@ -74,7 +74,13 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=300, ge=1)
     cache_namespace: str = Field(default="templator", min_length=1, max_length=64)
 
-    # Security (area: sec): nothing in Redis is believed without the application's proof
+    # Security (area: sec): the schema owner for migrations; nothing in Redis is believed
+    # without the application's proof; failed authentication and token lifetimes limited
+    database_admin_url: str | None = Field(
+        default=None,
+        description="URL of the schema owner, which `templator db migrate|downgrade|reset|"
+        "seed` use; unset = DATABASE_URL (the local stack sets its owner role's)",
+    )
     cache_signing_key: SecretStr | None = Field(
         default=None,
         description="secret (at least 32 characters) every cached value is sealed with "
@@ -152,6 +158,11 @@ class Settings(BaseSettings):
         if not value.startswith("postgresql+psycopg://"):
             raise ValueError("DATABASE_URL must start with postgresql:// or postgresql+psycopg://")
         return value
+
+    @field_validator("database_admin_url")
+    @classmethod
+    def _admin_driver(cls, value: str | None) -> str | None:
+        return cls._async_driver(value)
 
     @field_validator("cache_signing_key")
     @classmethod

@@ -34,6 +34,8 @@ class StoreUrls:
     redis_url: str
     s3_endpoint_url: str | None
     cache_signing_key_file: Path | None = None
+    admin_database_url: str | None = None
+    """The schema owner's URL (migrations, seed); None = database_url."""
 
 
 class StackNotConfigured(ServiceUnavailable):
@@ -52,6 +54,7 @@ def resolve_urls(settings: Settings) -> StoreUrls:
         settings.s3_endpoint_url,
     )
     key_file: Path | None = None
+    admin_url = settings.database_admin_url
     if database_url is None or redis_url is None:
         from templator.localstack import discover_running_stack
 
@@ -61,6 +64,8 @@ def resolve_urls(settings: Settings) -> StoreUrls:
             redis_url = redis_url or stack.redis_url
             s3_url = s3_url or stack.s3_endpoint_url
             key_file = stack.cache_signing_key_file
+            if settings.database_url is None:
+                admin_url = admin_url or stack.admin_database_url
     missing = [
         name
         for name, value in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url))
@@ -72,7 +77,7 @@ def resolve_urls(settings: Settings) -> StoreUrls:
             f"{settings.var_dir}: start one with `templator up`, or set {missing[0]} "
             "(see .env.example)."
         )
-    return StoreUrls(database_url, redis_url, s3_url, key_file)
+    return StoreUrls(database_url, redis_url, s3_url, key_file, admin_url)
 
 
 class Connections:

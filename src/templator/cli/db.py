@@ -26,7 +26,8 @@ async def _verified_url() -> str:
         await conns.verify_database()
     finally:
         await conns.close()
-    return conns.urls.database_url
+    # Schema changes and bulk loads run as the owner (DATABASE_ADMIN_URL), when one is set.
+    return conns.urls.admin_database_url or conns.urls.database_url
 
 
 def _checked_url() -> str:
