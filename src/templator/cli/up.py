@@ -74,7 +74,8 @@ def up(
     """Start the local stack (unless URLs are set), migrate, seed, serve until Ctrl-C.
 
     With DATABASE_URL and REDIS_URL unset, a private PostgreSQL, Redis and SeaweedFS start
-    under VAR_DIR on free ports; demo data loads on first start; Ctrl-C stops them all.
+    under VAR_DIR on free ports, with generated passwords kept in VAR_DIR/secrets (0600);
+    demo data loads on first start; Ctrl-C stops them all.
     """
     conf = settings()
     host = host or conf.api_host
