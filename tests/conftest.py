@@ -58,6 +58,8 @@ def settings(
         var_dir=tmp_path_factory.mktemp("var"),
         # Every test client has one address; the limit has tests of its own.
         auth_failure_limit=1_000_000,
+        # One key for every connection layer of the session, as one deployment has.
+        cache_signing_key="test-cache-signing-key-" + "k" * 32,
     )
 
 

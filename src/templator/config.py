@@ -142,7 +142,13 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=300, ge=1)
     cache_namespace: str = Field(default="templator", min_length=1, max_length=64)
 
-    # Security (area: sec): nothing in Redis is believed without the application's proof
+    # Security (area: sec): the schema owner for migrations; nothing in Redis is believed
+    # without the application's proof; failed authentication and token lifetimes limited
+    database_admin_url: str | None = Field(
+        default=None,
+        description="URL of the schema owner, which `templator db migrate|downgrade|reset|"
+        "seed` use; unset = DATABASE_URL (the local stack sets its owner role's)",
+    )
     cache_signing_key: SecretStr | None = Field(
         default=None,
         description="secret (at least 32 characters) every cached value is sealed with "
@@ -292,7 +298,7 @@ class Settings(BaseSettings):
     def _blank_is_derived(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("database_url", "database_replica_url")
+    @field_validator("database_url", "database_replica_url", "database_admin_url")
     @classmethod
     def _async_driver(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Accept plain postgresql:// URLs and pin the psycopg 3 driver."""

@@ -22,6 +22,8 @@ class StoreUrls:
     s3_endpoint_url: str | None
     database_replica_url: str | None = None
     cache_signing_key_file: Path | None = None
+    admin_database_url: str | None = None
+    """The schema owner's URL (migrations, seed); None = database_url."""
 
 
 class StackNotConfigured(ServiceUnavailable):
@@ -42,6 +44,7 @@ def resolve_urls(settings: Settings) -> StoreUrls:
         settings.s3_endpoint_url,
     )
     key_file: Path | None = None
+    admin_url = settings.database_admin_url
     if database_url is None or redis_url is None:
         from templator.localstack import discover_running_stack
 
@@ -51,6 +54,8 @@ def resolve_urls(settings: Settings) -> StoreUrls:
             redis_url = redis_url or stack.redis_url
             s3_url = s3_url or stack.s3_endpoint_url
             key_file = stack.cache_signing_key_file
+            if settings.database_url is None:
+                admin_url = admin_url or stack.admin_database_url
     missing = [
         name
         for name, value in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url))
@@ -64,15 +69,19 @@ def resolve_urls(settings: Settings) -> StoreUrls:
         s3_url,
         database_replica_url=settings.database_replica_url,
         cache_signing_key_file=key_file,
+        admin_database_url=admin_url,
     )
 
 
-def resolve_database_url(settings: Settings) -> str:
-    """DATABASE_URL, else the running stack's PostgreSQL, else a clear error.
+def resolve_database_url(settings: Settings, *, admin: bool = False) -> str:
+    """DATABASE_URL, else the running stack's PostgreSQL, else a clear error; with
+    `admin`, the schema owner's URL (DATABASE_ADMIN_URL, or the stack's) when there is one.
 
     For the commands that need PostgreSQL alone (migrations, seeding, log retention):
     they run whether or not Redis is configured, reachable or running.
     """
+    if admin and settings.database_admin_url is not None:
+        return settings.database_admin_url
     if settings.database_url is not None:
         return settings.database_url
     from templator.localstack import discover_running_stack
@@ -80,6 +89,8 @@ def resolve_database_url(settings: Settings) -> str:
     stack = discover_running_stack(settings.var_dir)
     if stack is None:
         raise _not_configured(settings, ["DATABASE_URL"])
+    if admin and stack.admin_database_url:
+        return stack.admin_database_url
     return stack.database_url
 
 

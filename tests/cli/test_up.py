@@ -38,7 +38,7 @@ def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() ->
         cwd=PROJECT_ROOT,
     )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # initdb, migrations and seed on a shared machine
         ready = None
         while time.monotonic() < deadline and proc.poll() is None:
             try:
@@ -53,6 +53,8 @@ def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() ->
         servers = [ProcessRecord(r["pid"], r["create_time"]) for r in state["servers"].values()]
         assert len(servers) == 3 and all(is_alive(s) for s in servers)
 
+        app_password = (var_dir / "secrets" / "postgres-app.password").read_text().strip()
+        assert app_password not in json.dumps(state)  # secrets stay in their 0600 files
         users = subprocess.run(
             [
                 "psql",
@@ -63,6 +65,7 @@ def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() ->
             capture_output=True,
             text=True,
             check=True,
+            env={**env, "PGPASSWORD": app_password},
         )
         assert int(users.stdout) > 0
 
@@ -81,6 +84,8 @@ def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() ->
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0
+        assert f"{var_dir / 'secrets'}/" in output  # where the secrets are is printed
+        assert app_password not in output
         assert not any(is_alive(s) for s in servers)
         assert not (var_dir / "stack.json").exists()
         lines = output.splitlines()

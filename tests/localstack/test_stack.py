@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import boto3
 import psycopg
 import pytest
 from redis import Redis
+from redis.exceptions import AuthenticationError as RedisAuthenticationError
 
 from templator.config import PROJECT_ROOT, Settings
 from templator.localstack import LocalStack, LocalStackError, discover_running_stack
@@ -100,9 +102,88 @@ def _pg(url: str) -> psycopg.Connection:
     return psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
 
 
+def _admin(stack: LocalStack) -> str:
+    assert stack.urls.admin_database_url is not None
+    return stack.urls.admin_database_url
+
+
+def test_every_server_needs_its_generated_secret_kept_in_0600_files(running: LocalStack) -> None:
+    secrets = running.var_dir / "secrets"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    files = sorted(p.name for p in secrets.iterdir())
+    assert files == [
+        "cache-signing.key",
+        "postgres-app.password",
+        "postgres-owner.password",
+        "redis.password",
+    ]
+    for path in secrets.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    state = (running.var_dir / "stack.json").read_text()
+    assert not any((secrets / name).read_text().strip() in state for name in files)
+
+    assert running.postgres is not None and running.redis is not None
+    port = running.postgres.port
+    for user, password in (("templator_app", None), ("templator", None), ("templator", "wrong")):
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(
+                host="127.0.0.1", port=port, user=user, password=password, dbname="templator"
+            )
+    with pytest.raises(RedisAuthenticationError):
+        Redis(host="127.0.0.1", port=running.redis.port).ping()
+    assert Redis.from_url(running.urls.redis_url).ping()
+
+
+def test_the_application_role_reads_and_writes_rows_but_is_no_superuser(
+    running: LocalStack,
+) -> None:
+    with _pg(_admin(running)) as owner:
+        owner.execute("CREATE TABLE IF NOT EXISTS app_probe (v int)")
+    try:
+        with _pg(running.urls.database_url) as app:
+            assert app.execute(
+                "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
+            ).fetchone() == ("templator_app", False)
+            app.execute("INSERT INTO app_probe VALUES (1)")
+            assert app.execute("SELECT count(*) FROM app_probe").fetchone() == (1,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute("CREATE TABLE app_made (v int)")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute("DROP TABLE app_probe")
+    finally:
+        with _pg(_admin(running)) as owner:
+            owner.execute("DROP TABLE app_probe")
+
+
+def test_a_trust_cluster_of_an_older_stack_is_converted_to_passwords(tmp_path: Path) -> None:
+    folder = PROJECT_ROOT / "var" / f"test-trust-{uuid.uuid4().hex[:8]}"
+    try:
+        old = LocalPostgres(folder / "postgres", socket_dir=folder / "run")
+        old._prepare_dirs()
+        initdb = [str(old.bindir / "initdb"), "-D", str(old.data), "-U", "templator"]
+        subprocess.run(
+            [*initdb, "--auth=trust", "--encoding=UTF8", "--locale=C"],
+            user=old.run_as,
+            cwd=old.root,
+            check=True,
+            capture_output=True,
+        )
+        with LocalStack(Settings(_env_file=None, var_dir=folder)) as stack:  # type: ignore[call-arg]
+            assert stack.postgres is not None
+            with pytest.raises(psycopg.OperationalError, match="password"):
+                psycopg.connect(
+                    host="127.0.0.1", port=stack.postgres.port, user="templator", dbname="templator"
+                )
+            with _pg(stack.urls.database_url) as app:
+                assert app.execute("SELECT current_user").fetchone() == ("templator_app",)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_stack_serves_postgres_with_pg_stat_statements_redis_and_s3(running: LocalStack) -> None:
     urls = running.urls
-    with _pg(urls.database_url) as conn:
+    assert urls.admin_database_url is not None
+    with _pg(urls.admin_database_url) as conn:
         preload = conn.execute("SHOW shared_preload_libraries").fetchone()
         assert preload is not None and "pg_stat_statements" in preload[0]
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -138,11 +219,12 @@ def test_a_second_stack_on_the_same_folder_is_refused(
 
 
 def test_data_survives_a_restart(stack_settings: Settings) -> None:
-    with LocalStack(stack_settings) as stack, _pg(stack.urls.database_url) as conn:
+    with LocalStack(stack_settings) as stack, _pg(_admin(stack)) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS kept (v int)")
         conn.execute("INSERT INTO kept VALUES (42)")
     with LocalStack(stack_settings) as stack, _pg(stack.urls.database_url) as conn:
-        assert conn.execute("SELECT v FROM kept").fetchall() == [(42,)]
+        assert conn.execute("SELECT v FROM kept").fetchall() == [(42,)]  # the app role reads
+    with LocalStack(stack_settings) as stack, _pg(_admin(stack)) as conn:
         conn.execute("DROP TABLE kept")
 
 

@@ -59,6 +59,7 @@ async def store_connections(settings: Settings, s3_server: SeaweedFS) -> AsyncIt
         redis_url=settings.redis_url,
         cache_namespace=settings.cache_namespace,
         auth_failure_limit=settings.auth_failure_limit,
+        cache_signing_key=settings.cache_signing_key,
     )
     assert conf.database_url and conf.redis_url
     conns = Connections(

@@ -119,7 +119,8 @@ async def test_module_export_uploads_a_zip_and_presigns_it(
     async with httpx.AsyncClient() as client:
         response = await client.get(export.url)
     assert response.content == export.data
-    assert response.headers["content-disposition"] == 'attachment; filename="hubspot-module.zip"'
+    # Named after the export (the stored object says hubspot-module.zip).
+    assert response.headers["content-disposition"] == 'attachment; filename="hero.module.zip"'
     assert await _rows(conns, template_id=template.id) == 1
 
 

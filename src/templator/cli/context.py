@@ -90,13 +90,16 @@ class Database:
 
 
 @asynccontextmanager
-async def database(role: ProcessRole = ProcessRole.CLI) -> AsyncIterator[Database]:
+async def database(
+    role: ProcessRole = ProcessRole.CLI, *, admin: bool = False
+) -> AsyncIterator[Database]:
     """Open PostgreSQL alone (checked: a clear error when it cannot be reached); no Redis
-    or object store is resolved, so the command runs without them."""
+    or object store is resolved, so the command runs without them. `admin`: as the schema
+    owner (DATABASE_ADMIN_URL or the local stack's), for migrations and bulk loads."""
     from templator import postgres
     from templator.connections import resolve_database_url, store_outage, verify_database
 
-    url = resolve_database_url(settings())
+    url = resolve_database_url(settings(), admin=admin)
     engine = postgres.create_engine(settings(), url=url, role=role)
     try:
         await verify_database(engine, url)

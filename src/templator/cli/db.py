@@ -22,7 +22,8 @@ app.command("top")(top)
 
 
 async def _verified_url() -> str:
-    async with database() as db:
+    # Schema changes and bulk loads run as the owner (DATABASE_ADMIN_URL), when one is set.
+    async with database(admin=True) as db:
         return db.url
 
 

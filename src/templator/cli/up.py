@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 
 import psycopg
@@ -26,6 +27,11 @@ def _database_is_empty(url: str) -> bool:
     with psycopg.connect(url.replace("+psycopg", ""), connect_timeout=5) as conn:
         row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM users)").fetchone()
     return bool(row and row[0])
+
+
+def _masked(url: str) -> str:
+    """`url` with its password shown as ***."""
+    return re.sub(r"://([^:@/]*):[^@/]+@", r"://\1:***@", url)
 
 
 def _prepare(database_url: str, *, seed_demo: bool) -> None:
@@ -69,8 +75,9 @@ def up(
     """Start the local stack (unless URLs are set), migrate, seed, serve until Ctrl-C.
 
     With DATABASE_URL and REDIS_URL unset, a private PostgreSQL, Redis and SeaweedFS start
-    under VAR_DIR on free ports; demo data loads on first start; a server that dies is
-    restarted (with backoff) on the same port; Ctrl-C stops them all.
+    under VAR_DIR on free ports, with generated passwords kept in VAR_DIR/secrets (0600);
+    demo data loads on first start; a server that dies is restarted (with backoff) on the
+    same port; Ctrl-C stops them all.
     """
     conf = settings()
     host = host or conf.api_host
@@ -98,14 +105,23 @@ def up(
         os.environ["DATABASE_URL"] = urls.database_url
         os.environ["REDIS_URL"] = urls.redis_url
         os.environ.setdefault("S3_ENDPOINT_URL", urls.s3_endpoint_url)
+        admin_url = urls.admin_database_url or urls.database_url
+        os.environ.setdefault("DATABASE_ADMIN_URL", admin_url)
+        if urls.cache_signing_key_file is not None:
+            os.environ.setdefault("CACHE_SIGNING_KEY_FILE", str(urls.cache_signing_key_file))
         get_settings.cache_clear()
-        _prepare(urls.database_url, seed_demo=seed_demo)
+        _prepare(admin_url, seed_demo=seed_demo)
         console.print(
             f"[bold green]Templator is up[/]: API http://{host}:{port}  docs http://{host}:{port}/docs"
         )
         for name, url in (("PostgreSQL", urls.database_url), ("Redis", urls.redis_url)):
-            console.print(f"  {name:<10} {url}")
+            console.print(f"  {name:<10} {_masked(url)}")
         console.print(f"  {'S3':<10} {urls.s3_endpoint_url}")
+        console.print(
+            f"  {'secrets':<10} {stack.secrets.dir}/ (mode 0600: PostgreSQL owner and app "
+            "role passwords, Redis password, cache signing key)",
+            highlight=False,
+        )
         console.print("  Ctrl-C stops everything.")
         if demo:
             _demo_when_ready(host, port)

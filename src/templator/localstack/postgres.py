@@ -1,11 +1,14 @@
 """A private PostgreSQL 15+ under the project's var/ folder.
 
-Development only: authentication is `trust` (initdb --auth=trust), so anyone who can
-reach 127.0.0.1:PORT or the socket folder connects as the superuser `templator`. The
-server listens on loopback only and its socket folder is private (mode 0700) to the
-account it runs as. PostgreSQL refuses to run as root, so when we are root initdb and
-postgres run as the `postgres` system account, which then owns var/postgres/ and the
-socket folder.
+Every connection authenticates with a password (scram-sha-256, pg_hba.conf rewritten on
+each start). Two roles: `templator`, the owner (initdb's superuser), which runs the
+migrations and the seed; `templator_app`, what everything else connects as — no
+superuser, no CREATE, only reading and writing the tables' rows. Their generated
+passwords live in var/secrets/ (0600). A cluster made by an older `templator up` with
+`trust` is converted on its next start. The server listens on loopback only and its
+socket folder is private (mode 0700). PostgreSQL refuses to run as root, so when we are
+root initdb and postgres run as the `postgres` system account, which then owns
+var/postgres/ and the socket folder.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import psutil
 import psycopg
+from psycopg import sql
 
 from templator.localstack.process import (
     LocalStackError,
@@ -34,12 +38,40 @@ from templator.localstack.process import (
     stop,
     wait_until,
 )
+from templator.localstack.secrets import StackSecrets, secret_file
 
 log = logging.getLogger("templator.localstack")
 
 MIN_MAJOR = 15
 USER = "templator"
+APP_USER = "templator_app"
 DATABASE = "templator"
+HBA = """\
+# Written by `templator up`; edits are overwritten on the next start.
+local   all   all                   scram-sha-256
+host    all   all   127.0.0.1/32    scram-sha-256
+host    all   all   ::1/128         scram-sha-256
+"""
+_LEGACY_HBA = """\
+# Written by `templator up` for one start: converting a `trust` cluster to passwords.
+local   all   all                   trust
+host    all   all   127.0.0.1/32    trust
+"""
+_AUTH_MARKER = "templator-auth"
+# What the application role may do: rows, not schema. Tables made later by the owner
+# (migrations) get the same through default privileges.
+_APP_GRANTS = (
+    "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {app}",
+    "GRANT USAGE ON SCHEMA public TO {app}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
+    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {app}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+    "GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {app}",
+    "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+    "GRANT pg_monitor TO {app}",
+)
 # Modest sizes so the stack runs on a small laptop; the planner knobs assume an SSD.
 SETTINGS = {
     "listen_addresses": "127.0.0.1",
@@ -140,6 +172,9 @@ class LocalPostgres:
         self.record: ProcessRecord | None = None
         self.run_as = drop_privileges_user()
         self.bindir = find_bindir()
+        self.secrets = StackSecrets(data_dir.parent)
+        self.owner_password = self.app_password = ""  # read (or made) by start()
+        self._converting = False
         if self.run_as:
             try:
                 self._account = pwd.getpwnam(self.run_as)
@@ -152,8 +187,23 @@ class LocalPostgres:
 
     @property
     def url(self) -> str:
-        """SQLAlchemy URL of the project database."""
-        return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{DATABASE}"
+        """SQLAlchemy URL of the project database for the application role."""
+        return (
+            f"postgresql+psycopg://{APP_USER}:{self.app_password}@127.0.0.1:{self.port}/{DATABASE}"
+        )
+
+    @property
+    def admin_url(self) -> str:
+        """SQLAlchemy URL of the project database for the owner (migrations, seed)."""
+        return f"postgresql+psycopg://{USER}:{self.owner_password}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def _write_private(self, path: Path, text: str) -> None:
+        """Write a file only the server's account reads (hba, a password file)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chmod(path, 0o600)
+        self._chown(path)
 
     def initialised(self) -> bool:
         """True once initdb has run."""
@@ -212,11 +262,16 @@ class LocalPostgres:
         os.chmod(self.socket_dir, 0o700)
 
     def _initdb(self) -> None:
+        pwfile = self.root / ".initdb-password"
+        self._write_private(pwfile, self.owner_password + "\n")
         args = [str(self.bindir / "initdb"), "-D", str(self.data), "-U", USER]
-        args += ["--auth=trust", "--encoding=UTF8", "--locale=C"]
-        result = subprocess.run(
-            args, capture_output=True, text=True, user=self.run_as, cwd=self.root, check=False
-        )
+        args += ["--auth=scram-sha-256", f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C"]
+        try:
+            result = subprocess.run(
+                args, capture_output=True, text=True, user=self.run_as, cwd=self.root, check=False
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             shutil.rmtree(self.data, ignore_errors=True)
             raise LocalStackError(f"initdb failed: {result.stderr.strip()[-800:]}")
@@ -265,10 +320,16 @@ class LocalPostgres:
     def start(self) -> ProcessRecord:
         """Spawn the server (running initdb on first use) without waiting for it."""
         self._prepare_dirs()
+        self.owner_password = secret_file(self.secrets.postgres_owner)
+        self.app_password = secret_file(self.secrets.postgres_app)
         if self.initialised():
             self._clear_stale_lock()
         else:
             self._initdb()
+            self._write_private(self.data / _AUTH_MARKER, "scram-sha-256\n")
+        # A cluster from before passwords starts once with trust, to set them (wait_ready).
+        self._converting = not (self.data / _AUTH_MARKER).exists()
+        self._write_private(self.data / "pg_hba.conf", _LEGACY_HBA if self._converting else HBA)
         args = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         args += ["-k", str(self.socket_dir)]
         for key, value in SETTINGS.items():
@@ -292,7 +353,7 @@ class LocalPostgres:
     def wait_ready(self, *, timeout: float = 60.0) -> None:
         """Block until the server accepts connections, then make sure the database exists."""
         assert self.process is not None, "start() first"
-        admin = f"postgresql://{USER}@127.0.0.1:{self.port}/postgres"
+        admin = self._owner_conninfo("postgres")
 
         def ready() -> bool:
             try:
@@ -307,6 +368,49 @@ class LocalPostgres:
                 return False
 
         wait_until(ready, process=self.process, timeout=timeout, what="PostgreSQL", log=self.log)
+        self._configure_roles()
+
+    def _owner_conninfo(self, database: str) -> str:
+        return psycopg.conninfo.make_conninfo(
+            host="127.0.0.1",
+            port=self.port,
+            user=USER,
+            password=self.owner_password,
+            dbname=database,
+        )
+
+    def _configure_roles(self) -> None:
+        """Passwords of both roles (from var/secrets, so a new file takes effect), the
+        application role and its grants; then, for a converted cluster, passwords only."""
+        names = {
+            "db": sql.Identifier(DATABASE),
+            "app": sql.Identifier(APP_USER),
+            "owner": sql.Identifier(USER),
+        }
+        with psycopg.connect(
+            self._owner_conninfo(DATABASE), connect_timeout=5, autocommit=True
+        ) as conn:
+            if not conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,)
+            ).fetchone():
+                conn.execute(
+                    sql.SQL(
+                        "CREATE ROLE {app} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+                    ).format(**names)
+                )
+            for role, password in ((USER, self.owner_password), (APP_USER, self.app_password)):
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(role), sql.Literal(password)
+                    )
+                )
+            for grant in _APP_GRANTS:
+                conn.execute(sql.SQL(grant).format(**names))
+            if self._converting:
+                self._write_private(self.data / "pg_hba.conf", HBA)
+                conn.execute("SELECT pg_reload_conf()")
+                self._write_private(self.data / _AUTH_MARKER, "scram-sha-256\n")
+                self._converting = False
 
     def stop(self, *, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT), then SIGKILL of its process group; safe to call twice."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -59,9 +60,13 @@ def _quote(path: Path) -> str:
     return json.dumps(str(path))
 
 
-def _answers_ping(port: int) -> bool:
+def _answers_ping(port: int, password: str | None) -> bool:
     """True once Redis replies +PONG (not -LOADING while it replays the append-only file)."""
     with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+        if password is not None:
+            conn.sendall(f"AUTH {password}\r\n".encode())
+            if not conn.recv(64).startswith(b"+OK"):
+                return False
         conn.sendall(b"PING\r\n")
         return conn.recv(64).startswith(b"+PONG")
 
@@ -69,8 +74,11 @@ def _answers_ping(port: int) -> bool:
 class LocalRedis:
     """redis-server with a generated config file, in the foreground as our child."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, port: int | None = None, password: str | None = None
+    ) -> None:
         self.dir = data_dir
+        self.password = password
         self.port = port or free_port()
         self.log = data_dir / "redis.log"
         self.config = data_dir / "redis.conf"
@@ -80,13 +88,21 @@ class LocalRedis:
 
     @property
     def url(self) -> str:
-        """Redis URL of database 0."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """Redis URL of database 0 (with the password, when the server requires one)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> ProcessRecord:
         """Write the config and spawn the server without waiting for it."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(CONFIG.format(port=self.port, dir=_quote(self.dir)))
+        config = CONFIG.format(port=self.port, dir=_quote(self.dir))
+        if self.password:
+            config += f"requirepass {self.password}\n"
+        # The config holds the password: readable by this account only.
+        fd = os.open(self.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(config)
+        os.chmod(self.config, 0o600)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [self.binary, str(self.config), "--daemonize", "no"],
@@ -104,7 +120,7 @@ class LocalRedis:
         """Block until the server answers PING."""
         assert self.process is not None, "start() first"
         wait_until(
-            lambda: _answers_ping(self.port),
+            lambda: _answers_ping(self.port, self.password),
             process=self.process,
             timeout=timeout,
             what="Redis",

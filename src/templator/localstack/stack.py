@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -27,6 +28,7 @@ from templator.localstack.postgres import LocalPostgres
 from templator.localstack.process import LocalStackError, ProcessRecord, is_alive, stop
 from templator.localstack.redis import LocalRedis
 from templator.localstack.seaweedfs import SeaweedFS
+from templator.localstack.secrets import StackSecrets, read_secret, secret_file
 
 T = TypeVar("T")
 EventHandler = Callable[[str, str], None]
@@ -36,12 +38,28 @@ STOP_SIGNALS = {"postgres": signal.SIGINT, "redis": signal.SIGTERM, "seaweedfs":
 
 @dataclass(frozen=True, slots=True)
 class StackUrls:
-    """Where the local servers listen."""
+    """Where the local servers listen (URLs with their passwords, read from var/secrets)."""
 
     database_url: str
     redis_url: str
     s3_endpoint_url: str
     cache_signing_key_file: Path | None = None
+    admin_database_url: str | None = None
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
+def _with_password(url: str, password: str | None) -> str:
+    if password is None:
+        return url
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{password}@{host}"))
 
 
 class StackAlreadyRunning(LocalStackError):
@@ -91,11 +109,21 @@ def discover_running_stack(var_dir: Path) -> StackUrls | None:
     urls = state.get("urls")
     if not isinstance(urls, dict):
         return None
+    secrets = StackSecrets(var_dir)
     try:
+        admin = urls.get("admin_database_url")
         return StackUrls(
-            database_url=str(urls["database_url"]),
-            redis_url=str(urls["redis_url"]),
+            database_url=_with_password(
+                str(urls["database_url"]), read_secret(secrets.postgres_app)
+            ),
+            redis_url=_with_password(str(urls["redis_url"]), read_secret(secrets.redis)),
             s3_endpoint_url=str(urls["s3_endpoint_url"]),
+            cache_signing_key_file=(
+                secrets.cache_signing_key if secrets.cache_signing_key.exists() else None
+            ),
+            admin_database_url=(
+                _with_password(str(admin), read_secret(secrets.postgres_owner)) if admin else None
+            ),
         )
     except KeyError:
         return None
@@ -142,13 +170,20 @@ class LocalStack:
         self.redis: LocalRedis | None = None
         self.seaweedfs: SeaweedFS | None = None
         self.fresh_database = False
+        self.secrets = StackSecrets(self.var_dir)
 
     @property
     def urls(self) -> StackUrls:
         """The servers' URLs (known once start() has chosen the ports)."""
         if not (self.postgres and self.redis and self.seaweedfs):
             raise LocalStackError("the local stack is not running")
-        return StackUrls(self.postgres.url, self.redis.url, self.seaweedfs.endpoint_url)
+        return StackUrls(
+            self.postgres.url,
+            self.redis.url,
+            self.seaweedfs.endpoint_url,
+            cache_signing_key_file=self.secrets.cache_signing_key,
+            admin_database_url=self.postgres.admin_url,
+        )
 
     def _acquire_lock(self) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +224,15 @@ class LocalStack:
         state = {
             "owner": asdict(ProcessRecord.of(os.getpid())),
             "servers": {name: asdict(record) for name, record in self.records.items()},
-            "urls": asdict(self.urls),
+            # No secret in here: discovery reads them from var/secrets (0600).
+            "urls": {
+                "database_url": _without_password(self.urls.database_url),
+                "admin_database_url": _without_password(self.postgres.admin_url)
+                if self.postgres
+                else None,
+                "redis_url": _without_password(self.urls.redis_url),
+                "s3_endpoint_url": self.urls.s3_endpoint_url,
+            },
         }
         target = _state_file(self.var_dir)
         tmp = target.with_name(target.name + ".tmp")
@@ -239,7 +282,10 @@ class LocalStack:
             self.postgres = LocalPostgres(
                 self.var_dir / "postgres", socket_dir=self.var_dir / "run"
             )
-            self.redis = LocalRedis(self.var_dir / "redis")
+            secret_file(self.secrets.cache_signing_key)
+            self.redis = LocalRedis(
+                self.var_dir / "redis", password=secret_file(self.secrets.redis)
+            )
             self.seaweedfs = SeaweedFS(
                 self.var_dir / "seaweedfs",
                 access_key=self.settings.s3_access_key,
