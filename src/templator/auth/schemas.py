@@ -13,7 +13,7 @@ class TokenCreate(RequestModel):
     """A new token for the calling user."""
 
     name: str = Field(min_length=1, max_length=100)
-    expires_days: int | None = Field(default=90, ge=1, le=3650)
+    expires_days: int | None = Field(default=90, ge=1, le=3650, strict=True)
 
 
 class TokenInfo(BaseModel):

@@ -1,8 +1,8 @@
 """Input rules every request model shares: storable text and numbers only.
 
 PostgreSQL text cannot hold U+0000 and UTF-8 cannot encode a lone surrogate; left
-unchecked, either becomes a 500 deep in a query; so would an integer JSON cannot carry
-in 64 bits. `RequestModel` refuses them up front,
+unchecked, either becomes a 500 deep in a query; an integer beyond 2^53 - 1 would be
+stored but not read back exactly by most clients. `RequestModel` refuses them up front,
 in every string of the request, JSON payloads and dictionary keys included, naming
 where they were found.
 """
@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema, mode
 from templator.kit.ids import ID_PATTERN
 
 MAX_DEPTH = 64
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT_MIN, INT_MAX = -(2**53 - 1), 2**53 - 1
+"""JSON integers every client can read back exactly (I-JSON, RFC 7493): a JavaScript
+number holds no more; orjson's OPT_STRICT_INTEGER checks the same range in C."""
 
 
 def _bad_text(value: str) -> str | None:
@@ -40,12 +42,8 @@ def find_bad_text(value: Any, path: str = "", depth: int = 0) -> tuple[str, str]
     if isinstance(value, str):
         reason = _bad_text(value)
         return (path or "$", reason) if reason else None
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and not INT64_MIN <= value <= INT64_MAX
-    ):
-        return (path or "$", "is an integer outside the 64-bit range")
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+        return (path or "$", f"is an integer outside ±{INT_MAX:,} (2^53 - 1)")
     if isinstance(value, dict):
         for key, item in value.items():
             sub = f"{path}.{key}" if path else str(key)
@@ -62,19 +60,87 @@ def find_bad_text(value: Any, path: str = "", depth: int = 0) -> tuple[str, str]
     return None
 
 
+# What `RequestModel` refuses, said in its JSON schema too, so the OpenAPI document
+# describes exactly what is accepted: no NUL in any string or key, and free-form JSON
+# (payloads, `data`) as values whose integers fit 64 bits. The free-form schema spells out
+# JSON_DEPTH levels; deeper values are accepted all the same, up to MAX_DEPTH.
+NO_NUL = r"^[^\x00]*$"
+JSON_DEPTH = 3
+
+
+def _json_value(depth: int) -> dict[str, Any]:
+    scalars: list[dict[str, Any]] = [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "integer", "minimum": INT_MIN, "maximum": INT_MAX},
+        {"type": "number", "not": {"type": "integer"}},
+        {"type": "string", "pattern": NO_NUL},
+    ]
+    if depth == 0:
+        return {"anyOf": scalars}
+    inner = _json_value(depth - 1)
+    return {
+        "anyOf": [
+            *scalars,
+            {"type": "array", "items": inner},
+            {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": inner},
+        ]
+    }
+
+
+def _free_form(schema: dict[str, Any]) -> bool:
+    keys = set(schema) - {"title", "description", "default", "examples"}
+    return not keys
+
+
+def storable_schema(schema: dict[str, Any]) -> None:
+    """Add the text and number rules of `RequestModel` to a JSON schema, in place."""
+    kind = schema.get("type")
+    if kind == "string" and not {"pattern", "enum", "const", "format"} & set(schema):
+        schema["pattern"] = NO_NUL
+    if kind == "object" and "properties" not in schema:
+        extra = schema.get("additionalProperties", True)
+        if extra is True or extra == {}:
+            schema["additionalProperties"] = _json_value(JSON_DEPTH - 1)
+        schema["propertyNames"] = {"pattern": NO_NUL}
+    if kind == "integer":
+        schema.setdefault("minimum", INT_MIN)
+        schema.setdefault("maximum", INT_MAX)
+    for key in ("properties", "$defs"):
+        for sub in schema.get(key, {}).values():
+            if isinstance(sub, dict):
+                if _free_form(sub):
+                    sub.update(_json_value(JSON_DEPTH))
+                else:
+                    storable_schema(sub)
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        for sub in schema.get(key, []):
+            storable_schema(sub)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        if _free_form(items):
+            items.update(_json_value(JSON_DEPTH))
+        else:
+            storable_schema(items)
+
+
+def _model_schema(schema: dict[str, Any], cls: type) -> None:
+    storable_schema(schema)
+
+
 class RequestModel(BaseModel):
     """Base of every request body and query model: unknown fields and unstorable text refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_model_schema)
 
     @model_validator(mode="before")
     @classmethod
     def _storable_text(cls, data: Any) -> Any:
-        # Fast path in C: orjson refuses surrogates, >64-bit integers and deep nesting,
+        # Fast path in C: orjson refuses surrogates, integers past 2^53 and deep nesting,
         # and escapes NUL as \u0000. Only a suspect input pays for the walk that names
         # the offending path.
         try:
-            encoded = orjson.dumps(data, default=str)
+            encoded = orjson.dumps(data, default=str, option=orjson.OPT_STRICT_INTEGER)
         except (orjson.JSONEncodeError, TypeError):
             encoded = None
         if encoded is not None and b"\\u0000" not in encoded:
@@ -105,7 +171,7 @@ DATETIME_RULE = (
     "a year from 0002 to 9998 and a UTC offset within ±15:59"
 )
 EARLIEST_STORED = datetime(1, 1, 2, tzinfo=UTC)
-LATEST_STORED = datetime(9999, 12, 30, tzinfo=UTC)
+LATEST_STORED = datetime(9999, 12, 20, tzinfo=UTC)
 """What the database itself accepts (ck_processing_logs_timestamp_readable): a day inside
 the driver's range, so a reader in any time zone can convert it."""
 

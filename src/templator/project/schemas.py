@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from templator.kit.validation import RequestModel
 
@@ -19,12 +21,13 @@ class ProjectCreate(RequestModel):
 class ProjectUpdate(RequestModel):
     """Changes to a project."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    # `null` is refused (a project cannot lose its name), so the schema does not offer it.
+    name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
 
-    @field_validator("name")
+    @field_validator("name", mode="before")
     @classmethod
-    def _name_not_null(cls, value: str | None) -> str:
+    def _name_not_null(cls, value: Any) -> Any:
         # Omit `name` to keep it; a project cannot lose its name.
         if value is None:
             raise ValueError("name cannot be null; omit it to keep the current name")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema, field_validator
 
 from templator.hubspot.errors import InvalidHubSpotConfig
 from templator.hubspot.package import validate_hubspot_config
@@ -18,13 +18,22 @@ MAX_CONTENT = 1024 * 1024
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_TAGS = 20
 TAG_PATTERN = re.compile(r"^[a-z0-9-]{1,50}$")
+"""A stored tag."""
+TAG_INPUT = r"^[A-Za-z0-9-]{1,50}$"
+"""A tag as a client may send it (the schema's pattern); it is stored lowercased."""
+Tag = Annotated[str, StringConstraints(pattern=TAG_INPUT)]
+HubSpotConfigJson = Annotated[
+    dict[str, Any], WithJsonSchema({"allOf": [{"$ref": "#/components/schemas/HubSpotConfig"}]})
+]
+"""`hubspot_config` as the API takes it: checked against `HubSpotConfig`, whose schema
+`api.contract` puts among the OpenAPI document's components."""
 Bump = Literal["patch", "minor", "major"]
 
 
 def _check_tags(tags: list[str] | None) -> list[str] | None:
     if tags is None:
         return None
-    cleaned = sorted({t.strip().lower() for t in tags})
+    cleaned = sorted({t.lower() for t in tags})
     if len(cleaned) > MAX_TAGS:
         raise ValueError(f"at most {MAX_TAGS} tags")
     for tag in cleaned:
@@ -51,9 +60,9 @@ class _Content(RequestModel):
     html_content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT)
     css_content: str | None = Field(default=None, max_length=MAX_CONTENT)
     js_content: str | None = Field(default=None, max_length=MAX_CONTENT)
-    hubspot_config: dict[str, Any] | None = None
-    tags: list[str] | None = Field(default=None, max_length=MAX_TAGS)
-    quality_score: float | None = Field(default=None, ge=0, le=1)
+    hubspot_config: HubSpotConfigJson | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    quality_score: float | None = Field(default=None, ge=0, le=1, strict=True)
 
     @field_validator("tags")
     @classmethod
@@ -72,8 +81,8 @@ class TemplateCreate(_Content):
     project_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
     name: str = Field(min_length=1, max_length=200)
     html_content: str = Field(min_length=1, max_length=MAX_CONTENT)
-    hubspot_config: dict[str, Any]
-    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+    hubspot_config: HubSpotConfigJson
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
 class TemplateFromSession(RequestModel):
@@ -81,7 +90,7 @@ class TemplateFromSession(RequestModel):
 
     session_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
     @field_validator("tags")
     @classmethod
