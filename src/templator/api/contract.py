@@ -14,7 +14,7 @@ from typing import Any
 
 from templator.api.problems import PROBLEM_JSON, PROBLEM_SCHEMA, Problem, title_of
 from templator.hubspot.schemas import HubSpotConfig
-from templator.kit.validation import storable_schema
+from templator.kit.validation import JSON_VALUE_SCHEMA, storable_schema
 
 API_PREFIX = "/api/v1/"
 BEARER = "bearer"
@@ -100,6 +100,7 @@ def shape_openapi(schema: dict[str, Any]) -> dict[str, Any]:
         ]
     schemas.update(defs)
     schemas["HubSpotConfig"] = hubspot
+    schemas["JsonValue"] = JSON_VALUE_SCHEMA
     # FastAPI's own 422 body is replaced by Problem everywhere.
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)

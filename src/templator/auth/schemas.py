@@ -6,14 +6,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from templator.kit.validation import RequestModel
+from templator.kit.validation import JsonInt, RequestModel
 
 
 class TokenCreate(RequestModel):
     """A new token for the calling user."""
 
     name: str = Field(min_length=1, max_length=100)
-    expires_days: int | None = Field(default=90, ge=1, le=3650, strict=True)
+    expires_days: JsonInt | None = Field(default=90, ge=1, le=3650)
 
 
 class TokenInfo(BaseModel):

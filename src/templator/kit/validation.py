@@ -15,7 +15,15 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    Strict,
+    WithJsonSchema,
+    model_validator,
+)
 
 from templator.kit.ids import ID_PATTERN
 
@@ -62,30 +70,33 @@ def find_bad_text(value: Any, path: str = "", depth: int = 0) -> tuple[str, str]
 
 # What `RequestModel` refuses, said in its JSON schema too, so the OpenAPI document
 # describes exactly what is accepted: no NUL in any string or key, and free-form JSON
-# (payloads, `data`) as values whose integers fit 64 bits. The free-form schema spells out
-# JSON_DEPTH levels; deeper values are accepted all the same, up to MAX_DEPTH.
+# (payloads, `data`) as `JsonValue`s, whose integers fit ±(2^53 - 1).
 NO_NUL = r"^[^\x00]*$"
-JSON_DEPTH = 3
 
 
-def _json_value(depth: int) -> dict[str, Any]:
-    scalars: list[dict[str, Any]] = [
+JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value whose strings hold no NUL and whose integers fit ±(2^53 - 1)",
+    "anyOf": [
         {"type": "null"},
         {"type": "boolean"},
         {"type": "integer", "minimum": INT_MIN, "maximum": INT_MAX},
         {"type": "number", "not": {"type": "integer"}},
         {"type": "string", "pattern": NO_NUL},
-    ]
-    if depth == 0:
-        return {"anyOf": scalars}
-    inner = _json_value(depth - 1)
-    return {
-        "anyOf": [
-            *scalars,
-            {"type": "array", "items": inner},
-            {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": inner},
-        ]
-    }
+        {"type": "array", "items": JSON_VALUE_REF},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": JSON_VALUE_REF,
+        },
+    ],
+}
+"""The `JsonValue` component of the OpenAPI document (api.contract adds it)."""
+
+
+def _json_value() -> dict[str, Any]:
+    # Wrapped: pydantic resolves a field's top-level $ref among its own definitions.
+    return {"anyOf": [JSON_VALUE_REF]}
 
 
 def _free_form(schema: dict[str, Any]) -> bool:
@@ -101,7 +112,7 @@ def storable_schema(schema: dict[str, Any]) -> None:
     if kind == "object" and "properties" not in schema:
         extra = schema.get("additionalProperties", True)
         if extra is True or extra == {}:
-            schema["additionalProperties"] = _json_value(JSON_DEPTH - 1)
+            schema["additionalProperties"] = _json_value()
         schema["propertyNames"] = {"pattern": NO_NUL}
     if kind == "integer":
         schema.setdefault("minimum", INT_MIN)
@@ -110,7 +121,7 @@ def storable_schema(schema: dict[str, Any]) -> None:
         for sub in schema.get(key, {}).values():
             if isinstance(sub, dict):
                 if _free_form(sub):
-                    sub.update(_json_value(JSON_DEPTH))
+                    sub.update(_json_value())
                 else:
                     storable_schema(sub)
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
@@ -119,9 +130,21 @@ def storable_schema(schema: dict[str, Any]) -> None:
     items = schema.get("items")
     if isinstance(items, dict):
         if _free_form(items):
-            items.update(_json_value(JSON_DEPTH))
+            items.update(_json_value())
         else:
             storable_schema(items)
+
+
+def _json_int(value: Any) -> Any:
+    # JSON (and JSON Schema) has one number type: 800.0 is the integer 800; true and "800"
+    # are not integers at all, which pydantic's lax mode would let through.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int), Strict()]
+"""An integer field of a request: JSON numbers with no fraction, nothing else."""
 
 
 def _model_schema(schema: dict[str, Any], cls: type) -> None:

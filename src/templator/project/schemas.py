@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from templator.kit.validation import RequestModel
 
@@ -21,8 +20,9 @@ class ProjectCreate(RequestModel):
 class ProjectUpdate(RequestModel):
     """Changes to a project."""
 
-    # `null` is refused (a project cannot lose its name), so the schema does not offer it.
-    name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
+    # `null` is refused (a project cannot lose its name), so the schema does not offer it;
+    # None is only the default, meaning "omitted".
+    name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
     description: str | None = Field(default=None, max_length=2000)
 
     @field_validator("name", mode="before")

@@ -12,7 +12,7 @@ from templator.api.deps import Conns, CurrentActor, DbSession, request_id
 from templator.api.problems import responses_for
 from templator.audit import service as audit
 from templator.hubspot.errors import InvalidHubSpotConfig
-from templator.kit.validation import IdPath, RequestModel
+from templator.kit.validation import IdPath, JsonInt, RequestModel
 from templator.storage.assets import AssetService
 from templator.storage.errors import (
     ContentTypeMismatch,
@@ -37,7 +37,7 @@ class DesignStored(BaseModel):
 class ExportRequest(RequestModel):
     """How long the download link lives."""
 
-    expires_in: int = Field(default=3600, ge=1, le=604_800, strict=True)
+    expires_in: JsonInt = Field(default=3600, ge=1, le=604_800)
 
 
 class ExportResult(BaseModel):

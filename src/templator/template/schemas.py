@@ -7,7 +7,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from templator.hubspot.errors import InvalidHubSpotConfig
 from templator.hubspot.package import validate_hubspot_config
@@ -54,15 +61,28 @@ def _check_config(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+NOT_NULL = ("name", "html_content", "hubspot_config", "tags")
+"""Fields whose columns cannot be empty: omit them to keep them (`null` is a 422)."""
+
+
 class _Content(RequestModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    # Not `X | None`: null is refused (NOT_NULL), and a union would name the member that
+    # failed in every error path (`tags.list[constrained-str].0`). None means "omitted".
+    name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
     description: str | None = Field(default=None, max_length=2000)
-    html_content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT)
+    html_content: str = Field(default=None, min_length=1, max_length=MAX_CONTENT)  # type: ignore[assignment]
     css_content: str | None = Field(default=None, max_length=MAX_CONTENT)
     js_content: str | None = Field(default=None, max_length=MAX_CONTENT)
-    hubspot_config: HubSpotConfigJson | None = None
-    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    hubspot_config: HubSpotConfigJson = Field(default=None)  # type: ignore[arg-type]
+    tags: list[Tag] = Field(default=None, max_length=MAX_TAGS)  # type: ignore[arg-type]
     quality_score: float | None = Field(default=None, ge=0, le=1, strict=True)
+
+    @field_validator(*NOT_NULL, mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be null; omit it to keep it")
+        return value
 
     @field_validator("tags")
     @classmethod
