@@ -115,6 +115,10 @@ def storable_schema(schema: dict[str, Any]) -> None:
             schema["additionalProperties"] = _json_value()
         schema["propertyNames"] = {"pattern": NO_NUL}
     if kind == "integer":
+        # Bounds on a `JsonInt` (Strict + a validator) come out under their Python names.
+        for python, json_name in (("ge", "minimum"), ("le", "maximum")):
+            if python in schema:
+                schema[json_name] = schema.pop(python)
         schema.setdefault("minimum", INT_MIN)
         schema.setdefault("maximum", INT_MAX)
     for key in ("properties", "$defs"):
