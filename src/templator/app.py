@@ -17,12 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from templator.api import health
 from templator.api.auth_limit import AuthFailureLimiter
+from templator.api.contract import shape_openapi
 from templator.api.dashboard import install_dashboard
 from templator.api.fastpath import TemplateReadFastPath
 from templator.api.limits import BodyLimitMiddleware
 from templator.api.problems import (
     PROBLEM_JSON,
-    Problem,
     install_problem_handlers,
     internal_error_body,
 )
@@ -108,17 +108,13 @@ def create_app(
 
 
 def _register_problem_schema(app: FastAPI) -> None:
-    """Make `Problem` a named component of the OpenAPI document."""
+    """The OpenAPI document with every problem an operation can answer (`api.contract`)."""
     original = app.openapi
 
     def openapi() -> dict[str, object]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = original()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault(
-            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        )
+        schema = shape_openapi(original())
         app.openapi_schema = schema
         return schema
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,6 +80,13 @@ async def make_caller(store_connections: Connections) -> AsyncIterator[object]:
 class LiveApi:
     url: str
     headers: dict[str, str]
+    env: dict[str, str]
+    """The server's environment, for CLI commands on the same stores."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The served OpenAPI document."""
+        document: dict[str, Any] = httpx.get(f"{self.url}/openapi.json", timeout=10).json()
+        return document
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +139,7 @@ def live_api(settings: Settings, s3_server: SeaweedFS) -> Iterator[LiveApi]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError("`templator serve` did not start") from None
                 time.sleep(0.2)
-        yield LiveApi(url, {"Authorization": f"Bearer {json.loads(token)['token']}"})
+        yield LiveApi(url, {"Authorization": f"Bearer {json.loads(token)['token']}"}, env)
     finally:
         server.terminate()
         server.wait(15)

@@ -33,7 +33,7 @@ async def test_deleting_a_project_is_audited_with_the_request_id(
     deleted = await client.delete(
         f"/api/v1/projects/{project}", headers={**owner.headers, "X-Request-ID": "req-audit-1"}
     )
-    assert deleted.status_code == 200 and deleted.headers["x-request-id"] == "req-audit-1"
+    assert deleted.status_code == 204 and deleted.headers["x-request-id"] == "req-audit-1"
     [entry] = await _entries(client, admin, project)
     assert entry["action"] == "project.delete" and entry["target_type"] == "project"
     assert entry["actor_id"] == owner.id and entry["actor_email"] == owner.email

@@ -90,10 +90,9 @@ async def test_domain_errors_answer_their_codes(
         "session_not_found"
     )
     assert await code_of(await client.get("/api/v1/users", headers=user)) == "admin_required"
-    assert (
-        await code_of(await client.get("/api/v1/projects?cursor=bm90LWEtY3Vyc29y", headers=user))
-        == "invalid_cursor"
-    )
+    bad_cursor = await client.get("/api/v1/projects?cursor=bm90LWEtY3Vyc29y", headers=user)
+    assert await code_of(bad_cursor) == "validation_failed"
+    assert bad_cursor.json()["field"] == "query.cursor"
     phase = {"phase": "generation", "payload": {}, "progress": 0.5}
     assert (
         await code_of(await _post(client, owner, f"/api/v1/sessions/{session}/phases", phase))

@@ -162,7 +162,7 @@ async def test_strangers_see_nothing_and_experts_only_what_is_under_review(
 
 
 def test_bad_input_is_refused_naming_the_field_and_limit() -> None:
-    with pytest.raises(ValidationError, match="tag 'not ok!'"):
+    with pytest.raises(ValidationError, match=r"tags\.0\n.*should match pattern"):
         TemplateUpdate(tags=["not ok!"])
     with pytest.raises(ValidationError, match=r"at most 20 (tags|items)"):
         TemplateUpdate(tags=[f"t{i}" for i in range(21)])

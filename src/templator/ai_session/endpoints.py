@@ -10,6 +10,15 @@ from fastapi import APIRouter, Query, Request, status
 from starlette.responses import StreamingResponse
 
 from templator.ai_session import schemas
+from templator.ai_session.errors import (
+    InvalidSessionTransition,
+    PhaseWentBackwards,
+    ProgressWentBackwards,
+    SessionChangedConcurrently,
+    SessionFinished,
+    SessionNotFound,
+    SessionPayloadTooLarge,
+)
 from templator.ai_session.events import channel
 from templator.ai_session.service import SessionService
 from templator.api.deps import Conns, CurrentActor, DbSession, Hub, Uow, request_id
@@ -20,12 +29,15 @@ from templator.audit import service as audit
 from templator.kit.validation import IdPath, StorableDatetime
 from templator.models.enums import LogLevel, SessionStatus
 from templator.processing_log import schemas as log_schemas
+from templator.processing_log.errors import LogBatchTooLarge, LogLineTooLarge
 from templator.processing_log.service import LogService
+from templator.project.errors import ProjectNotFound
 from templator.storage.assets import AssetService
 from templator.template.service import TemplateService
 
 router = APIRouter(tags=["sessions"])
-CHANGE = responses_for(401, 404, 409, 422)
+CHANGE = responses_for(SessionNotFound, InvalidSessionTransition)
+FINISH = responses_for(SessionNotFound, InvalidSessionTransition, SessionPayloadTooLarge)
 
 
 FINAL = (SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED)
@@ -36,7 +48,9 @@ MAX_STREAM_SECONDS = 3600.0
 
 
 @router.post(
-    "/sessions", status_code=status.HTTP_201_CREATED, responses=responses_for(401, 404, 413, 422)
+    "/sessions",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses_for(ProjectNotFound, SessionPayloadTooLarge),
 )
 async def create_session(
     data: schemas.SessionCreate, actor: CurrentActor, conns: Conns, session: DbSession
@@ -45,7 +59,7 @@ async def create_session(
     return await SessionService(session, conns.cache).create(actor, data)
 
 
-@router.get("/projects/{project_id}/sessions", responses=responses_for(401, 404, 422))
+@router.get("/projects/{project_id}/sessions", responses=responses_for(ProjectNotFound))
 async def list_sessions(
     project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, paging: Paging
 ) -> PageOut[schemas.Session]:
@@ -55,7 +69,7 @@ async def list_sessions(
     )
 
 
-@router.get("/sessions/{session_id}", responses=responses_for(401, 404))
+@router.get("/sessions/{session_id}", responses=responses_for(SessionNotFound))
 async def get_session(
     session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
 ) -> schemas.Session:
@@ -63,7 +77,7 @@ async def get_session(
     return await SessionService(session, conns.cache).get(actor, session_id)
 
 
-@router.get("/sessions/{session_id}/state", responses=responses_for(401, 404))
+@router.get("/sessions/{session_id}/state", responses=responses_for(SessionNotFound))
 async def get_state(
     session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
 ) -> schemas.SessionState:
@@ -71,7 +85,17 @@ async def get_state(
     return await SessionService(session, conns.cache).get_state(actor, session_id)
 
 
-@router.post("/sessions/{session_id}/phases", responses=responses_for(401, 404, 409, 413, 422))
+@router.post(
+    "/sessions/{session_id}/phases",
+    responses=responses_for(
+        SessionNotFound,
+        SessionFinished,
+        PhaseWentBackwards,
+        SessionChangedConcurrently,
+        ProgressWentBackwards,
+        SessionPayloadTooLarge,
+    ),
+)
 async def record_phase(
     session_id: IdPath,
     data: schemas.PhaseUpdate,
@@ -91,7 +115,7 @@ async def start(
     return await SessionService(session, conns.cache).start(actor, session_id)
 
 
-@router.post("/sessions/{session_id}/complete", responses=responses_for(401, 404, 409, 413, 422))
+@router.post("/sessions/{session_id}/complete", responses=FINISH)
 async def complete(
     session_id: IdPath,
     data: schemas.SessionComplete,
@@ -103,7 +127,7 @@ async def complete(
     return await SessionService(session, conns.cache).complete(actor, session_id, data)
 
 
-@router.post("/sessions/{session_id}/fail", responses=responses_for(401, 404, 409, 413, 422))
+@router.post("/sessions/{session_id}/fail", responses=FINISH)
 async def fail(
     session_id: IdPath,
     data: schemas.SessionFail,
@@ -126,7 +150,7 @@ async def cancel(
 @router.delete(
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses_for(401, 404),
+    responses=responses_for(SessionNotFound),
 )
 async def delete_session(
     session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
@@ -148,7 +172,7 @@ async def delete_session(
 @router.post(
     "/sessions/{session_id}/logs",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(401, 404, 413, 422),
+    responses=responses_for(SessionNotFound, LogBatchTooLarge, LogLineTooLarge),
 )
 async def append_logs(
     session_id: IdPath, data: log_schemas.LogBatch, actor: CurrentActor, session: DbSession
@@ -157,7 +181,7 @@ async def append_logs(
     return {"appended": await LogService(session).append_many(actor, session_id, data.lines)}
 
 
-@router.get("/sessions/{session_id}/logs", responses=responses_for(401, 404, 422))
+@router.get("/sessions/{session_id}/logs", responses=responses_for(SessionNotFound))
 async def read_logs(
     session_id: IdPath,
     actor: CurrentActor,
@@ -172,7 +196,9 @@ async def read_logs(
     return to_page_out(await LogService(session).query(actor, session_id, query, paging))
 
 
-@router.get("/sessions/{session_id}/events", responses={**SSE_RESPONSE, **responses_for(401, 404)})
+@router.get(
+    "/sessions/{session_id}/events", responses={**SSE_RESPONSE, **responses_for(SessionNotFound)}
+)
 async def events(
     session_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, hub: Hub
 ) -> StreamingResponse:

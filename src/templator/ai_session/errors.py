@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from templator.exceptions import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from templator.exceptions import Conflict, NotFound, PayloadTooLarge
 
 
 class SessionNotFound(NotFound):
@@ -32,8 +32,9 @@ class SessionChangedConcurrently(Conflict):
     code = "session_changed_concurrently"
 
 
-class ProgressWentBackwards(ValidationFailed):
-    """Progress only moves forward."""
+class ProgressWentBackwards(Conflict):
+    """Progress only moves forward (409: any progress is a valid value; it conflicts with
+    the session's current state, like a phase that went backwards)."""
 
     code = "progress_went_backwards"
 

@@ -26,14 +26,14 @@ class PhaseUpdate(RequestModel):
 
     phase: SessionPhase
     payload: Any = None
-    progress: float = Field(ge=0, le=1)
+    progress: float = Field(ge=0, le=1, strict=True)
 
 
 class SessionComplete(RequestModel):
     """Completion: the final result (if not already recorded) and a quality score."""
 
     final_result: dict[str, Any] | None = None
-    quality_score: float | None = Field(default=None, ge=0, le=1)
+    quality_score: float | None = Field(default=None, ge=0, le=1, strict=True)
 
 
 class SessionFail(RequestModel):

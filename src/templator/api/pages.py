@@ -7,7 +7,7 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Depends, Query
 from pydantic import BaseModel
 
-from templator.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, PageParams
+from templator.kit.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT, Page, PageParams
 
 T = TypeVar("T")
 
@@ -24,12 +24,33 @@ def to_page_out(page: Page[T]) -> PageOut[T]:
     return PageOut[T](items=page.items, next_cursor=page.next_cursor)
 
 
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
+
+
 async def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512, description="From next_cursor")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="The previous page's next_cursor")
+    ] = None,
 ) -> PageParams:
     """Pagination query parameters."""
     return PageParams(limit=limit, cursor=cursor)
 
 
 Paging = Annotated[PageParams, Depends(page_params)]
+
+VERSION_CURSOR = r"^\d{1,6}\.\d{1,6}\.\d{1,6}$"
+
+
+async def version_page_params(
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=VERSION_CURSOR, description="The previous page's next_cursor (a version)"),
+    ] = None,
+) -> PageParams:
+    """Pagination of a template's versions, whose cursor is the last version seen."""
+    return PageParams(limit=limit, cursor=cursor)
+
+
+VersionPaging = Annotated[PageParams, Depends(version_page_params)]

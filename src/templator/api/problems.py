@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -112,19 +113,73 @@ def internal_error_body(path: str, request_id: str | None) -> bytes:
     return orjson.dumps({k: v for k, v in body.items() if v is not None})
 
 
-def responses_for(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI `responses=` entries for the problem statuses an endpoint can return
-    (an endpoint that can refuse credentials, 401, can also limit failures, 429)."""
-    if 401 in statuses and 429 not in statuses:
-        statuses = (*statuses, 429)
+PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
+
+
+def responses_for(*items: int | type[TemplatorError]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses=` entries for the problems an endpoint can return.
+
+    Give a status for the generic problems, or the domain error classes: their codes are
+    listed by name under their status (`x-problem-codes` and the description). What every
+    operation can answer (401, 422, 429, 503…) is added by `api.contract`.
+    """
+    codes: dict[int, list[str]] = {}
+    for item in items:
+        status = item if isinstance(item, int) else item.status_code
+        listed = codes.setdefault(status, [])
+        if not isinstance(item, int) and item.code not in listed:
+            listed.append(item.code)
     return {
         status: {
-            "model": Problem,
             "description": title_of(status),
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+            "x-problem-codes": listed,
         }
-        for status in statuses
+        for status, listed in codes.items()
     }
+
+
+def _method_index(app: Any) -> list[tuple[re.Pattern[str], bool, list[str]]]:
+    """(path regex, is literal, methods) of every documented path, built once per app."""
+    index: list[tuple[re.Pattern[str], bool, list[str]]] | None = getattr(
+        app.state, "method_index", None
+    )
+    if index is None:
+        index = []
+        for path, operations in app.openapi().get("paths", {}).items():
+            regex = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$")
+            methods = sorted(m.upper() for m in operations)
+            if "GET" in methods:
+                methods.append("HEAD")
+            index.append((regex, "{" not in path, methods))
+        app.state.method_index = index
+    return index
+
+
+def allowed_methods(request: Request) -> list[str] | None:
+    """The methods the request's path has, as `Allow` lists them (None: not documented).
+
+    A path that is a route of its own (`/users/me`, `/templates/from-session`) has only
+    its own methods, even where a parameterised route (`/users/{user_id}`) also matches.
+    """
+    path = request.url.path
+    matches = [
+        (literal, m) for regex, literal, m in _method_index(request.app) if regex.match(path)
+    ]
+    if not matches:
+        return None
+    literal = [m for is_literal, m in matches if is_literal]
+    return sorted(set().union(*(literal or [m for _, m in matches])))
+
+
+def _method_not_allowed(request: Request, allowed: list[str]) -> Response:
+    return problem_response(
+        request,
+        status=405,
+        detail=f"{request.method} is not allowed here; allowed: {', '.join(allowed)}",
+        code="method_not_allowed",
+        headers={"Allow": ", ".join(allowed)},
+    )
 
 
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -181,6 +236,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        allowed = allowed_methods(request)
+        if allowed is not None and request.method not in allowed:
+            # PATCH /users/me reached PATCH /users/{user_id} with user_id "me": the path
+            # exists, the method does not.
+            return _method_not_allowed(request, allowed)
         invalid = [
             {"name": _loc(err.get("loc", ())), "reason": str(err.get("msg", "invalid"))}
             for err in exc.errors()
@@ -215,6 +275,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        allowed = allowed_methods(request) if exc.status_code == 405 else None
+        if allowed is not None:
+            # Starlette's Allow names the methods of the first matching route only.
+            return _method_not_allowed(request, allowed)
         return problem_response(
             request,
             status=exc.status_code,

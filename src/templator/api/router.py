@@ -11,7 +11,6 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from templator.ai_session.endpoints import router as sessions
-from templator.api.problems import responses_for
 from templator.audit.endpoints import router as audit
 from templator.auth.endpoints import router as tokens
 from templator.project.endpoints import router as projects
@@ -24,11 +23,7 @@ ROUTERS: tuple[APIRouter, ...] = (templates, sessions, projects, objects, users,
 
 
 def include_api(app: FastAPI) -> None:
-    """Mount every domain router under /api/v1.
-
-    Every endpoint can answer 503 (`database_unavailable`: PostgreSQL down, refusing or
-    not answering in time; `busy`: no database connection free in time), so it is
-    documented on all of them here rather than endpoint by endpoint.
-    """
+    """Mount every domain router under /api/v1 (the problems every operation can answer,
+    such as 503 `busy`, are documented by `api.contract`)."""
     for router in ROUTERS:
-        app.include_router(router, prefix=PREFIX, responses=responses_for(503))
+        app.include_router(router, prefix=PREFIX)

@@ -10,11 +10,12 @@ from templator.api.deps import AdminActor, DbSession
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.audit import service as audit
+from templator.auth.errors import AdminRequired
 
 router = APIRouter(tags=["audit"])
 
 
-@router.get("/audit", responses=responses_for(401, 403, 422))
+@router.get("/audit", responses=responses_for(AdminRequired))
 async def read_audit(
     actor: AdminActor,
     session: DbSession,

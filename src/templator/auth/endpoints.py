@@ -8,6 +8,7 @@ from templator.api.deps import Conns, CurrentActor, DbSession, request_id
 from templator.api.problems import responses_for
 from templator.audit import service as audit
 from templator.auth import schemas
+from templator.auth.errors import TokenNotFound
 from templator.auth.service import TokenService
 from templator.kit.validation import IdPath
 
@@ -17,7 +18,6 @@ router = APIRouter(tags=["tokens"])
 @router.post(
     "/tokens",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(401, 422),
 )
 async def create_token(
     data: schemas.TokenCreate,
@@ -41,7 +41,7 @@ async def create_token(
     return created
 
 
-@router.get("/tokens", responses=responses_for(401))
+@router.get("/tokens")
 async def list_tokens(
     actor: CurrentActor, conns: Conns, session: DbSession
 ) -> list[schemas.TokenInfo]:
@@ -49,7 +49,7 @@ async def list_tokens(
     return await TokenService(session, conns.cache).list_for(actor.id)
 
 
-@router.delete("/tokens/{token_id}", responses=responses_for(401, 404))
+@router.delete("/tokens/{token_id}", responses=responses_for(TokenNotFound))
 async def revoke_token(
     token_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
 ) -> schemas.TokenInfo:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
+from annotated_types import Interval
 from pydantic import BaseModel, Field
 
-from templator.kit.validation import RequestModel
+from templator.kit.validation import JsonInt, RequestModel
 
 
 class TokenCreate(RequestModel):
     """A new token for the calling user."""
 
     name: str = Field(min_length=1, max_length=100)
-    expires_days: int | None = Field(default=90, ge=1, le=3650)
+    expires_days: Annotated[JsonInt, Interval(ge=1, le=3650)] | None = 90
 
 
 class TokenInfo(BaseModel):

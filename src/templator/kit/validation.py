@@ -1,8 +1,8 @@
 """Input rules every request model shares: storable text and numbers only.
 
 PostgreSQL text cannot hold U+0000 and UTF-8 cannot encode a lone surrogate; left
-unchecked, either becomes a 500 deep in a query; so would an integer JSON cannot carry
-in 64 bits. `RequestModel` refuses them up front,
+unchecked, either becomes a 500 deep in a query; an integer beyond 2^53 - 1 would be
+stored but not read back exactly by most clients. `RequestModel` refuses them up front,
 in every string of the request, JSON payloads and dictionary keys included, naming
 where they were found.
 """
@@ -15,12 +15,22 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    Strict,
+    WithJsonSchema,
+    model_validator,
+)
 
 from templator.kit.ids import ID_PATTERN
 
 MAX_DEPTH = 64
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT_MIN, INT_MAX = -(2**53 - 1), 2**53 - 1
+"""JSON integers every client can read back exactly (I-JSON, RFC 7493): a JavaScript
+number holds no more; orjson's OPT_STRICT_INTEGER checks the same range in C."""
 
 
 def _bad_text(value: str) -> str | None:
@@ -40,12 +50,8 @@ def find_bad_text(value: Any, path: str = "", depth: int = 0) -> tuple[str, str]
     if isinstance(value, str):
         reason = _bad_text(value)
         return (path or "$", reason) if reason else None
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and not INT64_MIN <= value <= INT64_MAX
-    ):
-        return (path or "$", "is an integer outside the 64-bit range")
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+        return (path or "$", f"is an integer outside ±{INT_MAX:,} (2^53 - 1)")
     if isinstance(value, dict):
         for key, item in value.items():
             sub = f"{path}.{key}" if path else str(key)
@@ -62,19 +68,106 @@ def find_bad_text(value: Any, path: str = "", depth: int = 0) -> tuple[str, str]
     return None
 
 
+# What `RequestModel` refuses, said in its JSON schema too, so the OpenAPI document
+# describes exactly what is accepted: no NUL in any string or key, and free-form JSON
+# (payloads, `data`) as `JsonValue`s, whose integers fit ±(2^53 - 1).
+NO_NUL = r"^[^\x00]*$"
+
+
+JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value whose strings hold no NUL and whose integers fit ±(2^53 - 1)",
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "integer", "minimum": INT_MIN, "maximum": INT_MAX},
+        {"type": "number", "not": {"type": "integer"}},
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "array", "items": JSON_VALUE_REF},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": JSON_VALUE_REF,
+        },
+    ],
+}
+"""The `JsonValue` component of the OpenAPI document (api.contract adds it)."""
+
+
+def _json_value() -> dict[str, Any]:
+    # Wrapped: pydantic resolves a field's top-level $ref among its own definitions.
+    return {"anyOf": [JSON_VALUE_REF]}
+
+
+def _free_form(schema: dict[str, Any]) -> bool:
+    keys = set(schema) - {"title", "description", "default", "examples"}
+    return not keys
+
+
+def storable_schema(schema: dict[str, Any]) -> None:
+    """Add the text and number rules of `RequestModel` to a JSON schema, in place."""
+    kind = schema.get("type")
+    if kind == "string" and not {"pattern", "enum", "const", "format"} & set(schema):
+        schema["pattern"] = NO_NUL
+    if kind == "object" and "properties" not in schema:
+        extra = schema.get("additionalProperties", True)
+        if extra is True or extra == {}:
+            schema["additionalProperties"] = _json_value()
+        schema["propertyNames"] = {"pattern": NO_NUL}
+    if kind == "integer":
+        # Bounds on a `JsonInt` (Strict + a validator) come out under their Python names.
+        for python, json_name in (("ge", "minimum"), ("le", "maximum")):
+            if python in schema:
+                schema[json_name] = schema.pop(python)
+        schema.setdefault("minimum", INT_MIN)
+        schema.setdefault("maximum", INT_MAX)
+    for key in ("properties", "$defs"):
+        for sub in schema.get(key, {}).values():
+            if isinstance(sub, dict):
+                if _free_form(sub):
+                    sub.update(_json_value())
+                else:
+                    storable_schema(sub)
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        for sub in schema.get(key, []):
+            storable_schema(sub)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        if _free_form(items):
+            items.update(_json_value())
+        else:
+            storable_schema(items)
+
+
+def _json_int(value: Any) -> Any:
+    # JSON (and JSON Schema) has one number type: 800.0 is the integer 800; true and "800"
+    # are not integers at all, which pydantic's lax mode would let through.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int), Strict()]
+"""An integer field of a request: JSON numbers with no fraction, nothing else."""
+
+
+def _model_schema(schema: dict[str, Any], cls: type) -> None:
+    storable_schema(schema)
+
+
 class RequestModel(BaseModel):
     """Base of every request body and query model: unknown fields and unstorable text refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_model_schema)
 
     @model_validator(mode="before")
     @classmethod
     def _storable_text(cls, data: Any) -> Any:
-        # Fast path in C: orjson refuses surrogates, >64-bit integers and deep nesting,
+        # Fast path in C: orjson refuses surrogates, integers past 2^53 and deep nesting,
         # and escapes NUL as \u0000. Only a suspect input pays for the walk that names
         # the offending path.
         try:
-            encoded = orjson.dumps(data, default=str)
+            encoded = orjson.dumps(data, default=str, option=orjson.OPT_STRICT_INTEGER)
         except (orjson.JSONEncodeError, TypeError):
             encoded = None
         if encoded is not None and b"\\u0000" not in encoded:
@@ -105,7 +198,7 @@ DATETIME_RULE = (
     "a year from 0002 to 9998 and a UTC offset within ±15:59"
 )
 EARLIEST_STORED = datetime(1, 1, 2, tzinfo=UTC)
-LATEST_STORED = datetime(9999, 12, 30, tzinfo=UTC)
+LATEST_STORED = datetime(9999, 12, 20, tzinfo=UTC)
 """What the database itself accepts (ck_processing_logs_timestamp_readable): a day inside
 the driver's range, so a reader in any time zone can convert it."""
 

@@ -13,7 +13,7 @@ from templator.models.base import ID_TYPE, Base, IdMixin
 from templator.models.enums import LogLevel, log_level_type
 
 TIMESTAMP_READABLE = (
-    "timestamp >= '0001-01-02 00:00:00+00' AND timestamp <= '9999-12-30 00:00:00+00'"
+    "timestamp >= '0001-01-02 00:00:00+00' AND timestamp <= '9999-12-20 00:00:00+00'"
 )
 """What the driver can read back in any session time zone (it stops at years 1 and 9999);
 client-supplied timestamps are checked against a narrower rule first (kit.validation)."""

@@ -13,12 +13,13 @@ from templator.audit import service as audit
 from templator.kit.ids import ID_PATTERN
 from templator.kit.validation import IdPath
 from templator.project import schemas
+from templator.project.errors import ProjectNotFound
 from templator.project.service import ProjectService
 
 router = APIRouter(tags=["projects"])
 
 
-@router.post("/projects", status_code=status.HTTP_201_CREATED, responses=responses_for(401, 422))
+@router.post("/projects", status_code=status.HTTP_201_CREATED)
 async def create_project(
     data: schemas.ProjectCreate, actor: CurrentActor, conns: Conns, session: DbSession
 ) -> schemas.Project:
@@ -26,7 +27,9 @@ async def create_project(
     return await ProjectService(session, conns.cache).create(actor, data)
 
 
-@router.get("/projects", responses=responses_for(401, 422))
+@router.get(
+    "/projects",
+)
 async def list_projects(
     actor: CurrentActor,
     conns: Conns,
@@ -39,7 +42,7 @@ async def list_projects(
     return to_page_out(page)
 
 
-@router.get("/projects/{project_id}", responses=responses_for(401, 404))
+@router.get("/projects/{project_id}", responses=responses_for(ProjectNotFound))
 async def get_project(
     project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
 ) -> schemas.Project:
@@ -47,7 +50,7 @@ async def get_project(
     return await ProjectService(session, conns.cache).get(actor, project_id)
 
 
-@router.patch("/projects/{project_id}", responses=responses_for(401, 404, 422))
+@router.patch("/projects/{project_id}", responses=responses_for(ProjectNotFound))
 async def update_project(
     project_id: IdPath,
     data: schemas.ProjectUpdate,
@@ -62,7 +65,7 @@ async def update_project(
 @router.delete(
     "/projects/{project_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses_for(401, 404),
+    responses=responses_for(ProjectNotFound),
 )
 async def delete_project(
     project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request

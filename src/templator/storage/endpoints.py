@@ -7,11 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from pydantic import BaseModel, Field
 
+from templator.ai_session.errors import SessionNotFound
 from templator.api.deps import Conns, CurrentActor, DbSession, request_id
 from templator.api.problems import responses_for
 from templator.audit import service as audit
-from templator.kit.validation import IdPath, RequestModel
+from templator.hubspot.errors import InvalidHubSpotConfig
+from templator.kit.validation import IdPath, JsonInt, RequestModel
 from templator.storage.assets import AssetService
+from templator.storage.errors import (
+    ContentTypeMismatch,
+    StoreUnavailable,
+    UnsupportedContentType,
+    UploadTooLarge,
+)
+from templator.template.errors import TemplateNotFound
 from templator.template.service import TemplateService
 
 router = APIRouter(tags=["objects"])
@@ -28,7 +37,7 @@ class DesignStored(BaseModel):
 class ExportRequest(RequestModel):
     """How long the download link lives."""
 
-    expires_in: int = Field(default=3600, ge=1, le=604_800)
+    expires_in: JsonInt = Field(default=3600, ge=1, le=604_800)
 
 
 class ExportResult(BaseModel):
@@ -44,7 +53,13 @@ class ExportResult(BaseModel):
 @router.post(
     "/sessions/{session_id}/designs",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(401, 404, 413, 415, 422, 503),
+    responses=responses_for(
+        SessionNotFound,
+        UploadTooLarge,
+        UnsupportedContentType,
+        ContentTypeMismatch,
+        StoreUnavailable,
+    ),
 )
 async def upload_design(
     session_id: IdPath,
@@ -69,7 +84,7 @@ async def upload_design(
 @router.post(
     "/templates/{template_id}/export",
     tags=["templates"],
-    responses=responses_for(401, 404, 422, 503),
+    responses=responses_for(TemplateNotFound, InvalidHubSpotConfig, StoreUnavailable),
 )
 async def export_module(
     template_id: IdPath,

@@ -7,15 +7,30 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from starlette.responses import Response
 
+from templator.ai_session.errors import SessionNotFound
 from templator.api.deps import Conns, CurrentActor, DbSession, request_id
-from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.pages import PageOut, Paging, VersionPaging, to_page_out
 from templator.api.problems import responses_for
 from templator.audit import service as audit
+from templator.hubspot.errors import ModuleCheckFailed
+from templator.kit.ids import ID_PATTERN
 from templator.kit.uow import read_session
 from templator.kit.validation import IdPath, VersionPath
 from templator.models.enums import TemplateStatus
+from templator.project.errors import ProjectNotFound
 from templator.template import schemas
-from templator.template.search import TemplateQuery, search_templates
+from templator.template.errors import (
+    InvalidTemplateTransition,
+    NotAllowed,
+    ReviewerRoleRequired,
+    SessionNotCompleted,
+    TemplateArchived,
+    TemplateNotFound,
+    TemplateVersionNotFound,
+    VersionConflict,
+)
+from templator.template.schemas import Tag
+from templator.template.search import SEARCH_CURSOR, TemplateQuery, search_templates
 from templator.template.service import TemplateService, public_json
 
 router = APIRouter(tags=["templates"])
@@ -24,7 +39,9 @@ VERSION = r"^\d+\.\d+\.\d+$"
 
 # The hot read first: routes are matched in order.
 @router.get(
-    "/templates/{template_id}", response_model=schemas.Template, responses=responses_for(401, 404)
+    "/templates/{template_id}",
+    response_model=schemas.Template,
+    responses=responses_for(TemplateNotFound),
 )
 async def get_template(template_id: IdPath, actor: CurrentActor, conns: Conns) -> Response:
     """A template (served from the cache, encoded once)."""
@@ -34,7 +51,7 @@ async def get_template(template_id: IdPath, actor: CurrentActor, conns: Conns) -
 
 
 @router.post(
-    "/templates", status_code=status.HTTP_201_CREATED, responses=responses_for(401, 404, 422)
+    "/templates", status_code=status.HTTP_201_CREATED, responses=responses_for(ProjectNotFound)
 )
 async def create_template(
     data: schemas.TemplateCreate, actor: CurrentActor, conns: Conns, session: DbSession
@@ -46,7 +63,7 @@ async def create_template(
 @router.post(
     "/templates/from-session",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(401, 404, 409, 422),
+    responses=responses_for(SessionNotFound, ProjectNotFound, SessionNotCompleted),
 )
 async def create_from_session(
     data: schemas.TemplateFromSession, actor: CurrentActor, conns: Conns, session: DbSession
@@ -55,17 +72,19 @@ async def create_from_session(
     return await TemplateService(session, conns.cache).create_from_session(actor, data)
 
 
-@router.get("/templates", responses=responses_for(401, 422))
+@router.get(
+    "/templates",
+)
 async def search(
     actor: CurrentActor,
     conns: Conns,
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    tag: Annotated[list[str] | None, Query(max_length=20)] = None,
+    tag: Annotated[list[Tag] | None, Query(max_length=20)] = None,
     template_status: Annotated[TemplateStatus | None, Query(alias="status")] = None,
-    project_id: Annotated[str | None, Query(min_length=25, max_length=25)] = None,
+    project_id: Annotated[str | None, Query(pattern=ID_PATTERN.pattern)] = None,
     fuzzy: bool = True,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(pattern=SEARCH_CURSOR)] = None,
 ) -> PageOut[schemas.TemplateSummary]:
     """Search templates: English full-text and fuzzy name match, tags, status, project; ranked."""
     query = TemplateQuery(
@@ -82,7 +101,7 @@ async def search(
     return to_page_out(page)
 
 
-@router.get("/projects/{project_id}/templates", responses=responses_for(401, 404, 422))
+@router.get("/projects/{project_id}/templates", responses=responses_for(ProjectNotFound))
 async def list_templates(
     project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, paging: Paging
 ) -> PageOut[schemas.Template]:
@@ -92,7 +111,10 @@ async def list_templates(
     )
 
 
-@router.patch("/templates/{template_id}", responses=responses_for(401, 403, 404, 409, 422))
+@router.patch(
+    "/templates/{template_id}",
+    responses=responses_for(NotAllowed, TemplateNotFound, TemplateArchived, VersionConflict),
+)
 async def update_template(
     template_id: IdPath,
     data: schemas.TemplateUpdate,
@@ -107,7 +129,7 @@ async def update_template(
 @router.delete(
     "/templates/{template_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses_for(401, 403, 404),
+    responses=responses_for(NotAllowed, TemplateNotFound),
 )
 async def delete_template(
     template_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
@@ -124,9 +146,13 @@ async def delete_template(
     )
 
 
-@router.get("/templates/{template_id}/versions", responses=responses_for(401, 404, 422))
+@router.get("/templates/{template_id}/versions", responses=responses_for(TemplateNotFound))
 async def list_versions(
-    template_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, paging: Paging
+    template_id: IdPath,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+    paging: VersionPaging,
 ) -> PageOut[schemas.TemplateVersion]:
     """Versions, newest first."""
     return to_page_out(
@@ -134,7 +160,10 @@ async def list_versions(
     )
 
 
-@router.get("/templates/{template_id}/versions/{version}", responses=responses_for(401, 404, 422))
+@router.get(
+    "/templates/{template_id}/versions/{version}",
+    responses=responses_for(TemplateNotFound, TemplateVersionNotFound),
+)
 async def get_version(
     template_id: IdPath, version: VersionPath, actor: CurrentActor, conns: Conns, session: DbSession
 ) -> schemas.TemplateVersion:
@@ -142,7 +171,10 @@ async def get_version(
     return await TemplateService(session, conns.cache).get_version(actor, template_id, version)
 
 
-@router.get("/templates/{template_id}/diff", responses=responses_for(401, 404, 422))
+@router.get(
+    "/templates/{template_id}/diff",
+    responses=responses_for(TemplateNotFound, TemplateVersionNotFound),
+)
 async def diff(
     template_id: IdPath,
     actor: CurrentActor,
@@ -157,7 +189,12 @@ async def diff(
     )
 
 
-@router.post("/templates/{template_id}/rollback", responses=responses_for(401, 403, 404, 409, 422))
+@router.post(
+    "/templates/{template_id}/rollback",
+    responses=responses_for(
+        NotAllowed, TemplateNotFound, TemplateVersionNotFound, TemplateArchived, VersionConflict
+    ),
+)
 async def rollback(
     template_id: IdPath,
     data: schemas.Rollback,
@@ -192,7 +229,16 @@ async def check_template(
     return schemas.ModuleCheck.model_validate(report.as_json())
 
 
-@router.post("/templates/{template_id}/status", responses=responses_for(401, 403, 404, 409, 422))
+@router.post(
+    "/templates/{template_id}/status",
+    responses=responses_for(
+        NotAllowed,
+        ReviewerRoleRequired,
+        TemplateNotFound,
+        InvalidTemplateTransition,
+        ModuleCheckFailed,
+    ),
+)
 async def set_status(
     template_id: IdPath,
     data: schemas.StatusChange,

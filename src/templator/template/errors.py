@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from templator.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
+from templator.exceptions import Conflict, Forbidden, NotFound
 
 
 class TemplateNotFound(NotFound):
@@ -45,12 +45,6 @@ class VersionConflict(Conflict):
     """Another change made the same version number first; retry the change."""
 
     code = "version_conflict"
-
-
-class SearchTooDeep(ValidationFailed):
-    """Search pages stop at a maximum offset."""
-
-    code = "search_too_deep"
 
 
 class SessionNotCompleted(Conflict):

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, Field, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from templator.exceptions import TemplatorError
 from templator.hubspot.config import validate_hubspot_config
@@ -18,13 +25,22 @@ MAX_CONTENT = 1024 * 1024
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_TAGS = 20
 TAG_PATTERN = re.compile(r"^[a-z0-9-]{1,50}$")
+"""A stored tag."""
+TAG_INPUT = r"^[A-Za-z0-9-]{1,50}$"
+"""A tag as a client may send it (the schema's pattern); it is stored lowercased."""
+Tag = Annotated[str, StringConstraints(pattern=TAG_INPUT)]
+HubSpotConfigJson = Annotated[
+    dict[str, Any], WithJsonSchema({"allOf": [{"$ref": "#/components/schemas/HubSpotConfig"}]})
+]
+"""`hubspot_config` as the API takes it: checked against `HubSpotConfig`, whose schema
+`api.contract` puts among the OpenAPI document's components."""
 Bump = Literal["patch", "minor", "major"]
 
 
 def _check_tags(tags: list[str] | None) -> list[str] | None:
     if tags is None:
         return None
-    cleaned = sorted({t.strip().lower() for t in tags})
+    cleaned = sorted({t.lower() for t in tags})
     if len(cleaned) > MAX_TAGS:
         raise ValueError(f"at most {MAX_TAGS} tags")
     for tag in cleaned:
@@ -48,15 +64,28 @@ def _check_config(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+NOT_NULL = ("name", "html_content", "hubspot_config", "tags")
+"""Fields whose columns cannot be empty: omit them to keep them (`null` is a 422)."""
+
+
 class _Content(RequestModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    # Not `X | None`: null is refused (NOT_NULL), and a union would name the member that
+    # failed in every error path (`tags.list[constrained-str].0`). None means "omitted".
+    name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
     description: str | None = Field(default=None, max_length=2000)
-    html_content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT)
+    html_content: str = Field(default=None, min_length=1, max_length=MAX_CONTENT)  # type: ignore[assignment]
     css_content: str | None = Field(default=None, max_length=MAX_CONTENT)
     js_content: str | None = Field(default=None, max_length=MAX_CONTENT)
-    hubspot_config: dict[str, Any] | None = None
-    tags: list[str] | None = Field(default=None, max_length=MAX_TAGS)
-    quality_score: float | None = Field(default=None, ge=0, le=1)
+    hubspot_config: HubSpotConfigJson = Field(default=None)  # type: ignore[arg-type]
+    tags: list[Tag] = Field(default=None, max_length=MAX_TAGS)  # type: ignore[arg-type]
+    quality_score: float | None = Field(default=None, ge=0, le=1, strict=True)
+
+    @field_validator(*NOT_NULL, mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be null; omit it to keep it")
+        return value
 
     @field_validator("tags")
     @classmethod
@@ -75,8 +104,8 @@ class TemplateCreate(_Content):
     project_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
     name: str = Field(min_length=1, max_length=200)
     html_content: str = Field(min_length=1, max_length=MAX_CONTENT)
-    hubspot_config: dict[str, Any]
-    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+    hubspot_config: HubSpotConfigJson
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
 class TemplateFromSession(RequestModel):
@@ -84,7 +113,7 @@ class TemplateFromSession(RequestModel):
 
     session_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
     @field_validator("tags")
     @classmethod

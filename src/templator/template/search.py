@@ -16,10 +16,9 @@ world).
 
 from __future__ import annotations
 
-import base64
+import re
 from typing import Any
 
-import orjson
 from pydantic import Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +27,6 @@ from templator.kit.pagination import MAX_LIMIT, InvalidCursor, Page
 from templator.kit.raw import driver_connection
 from templator.kit.validation import RequestModel
 from templator.models.enums import TemplateStatus
-from templator.template.errors import SearchTooDeep
 from templator.template.schemas import TAG_PATTERN, TemplateSummary
 
 MAX_OFFSET = 10_000
@@ -58,20 +56,22 @@ class TemplateQuery(RequestModel):
         return cleaned
 
 
+SEARCH_CURSOR = r"^(?:\d{1,4}|10000)$"
+"""A search page's cursor is the offset of its first hit (pages are ranked, not keyed)."""
+_SEARCH_CURSOR = re.compile(SEARCH_CURSOR)
+
+
 def _offset(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    try:
-        offset = int(orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["o"])
-    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise InvalidCursor from None
-    if not 0 <= offset <= MAX_OFFSET:
-        raise SearchTooDeep(f"search pages stop at {MAX_OFFSET:,} results", field="cursor")
-    return offset
+    if not _SEARCH_CURSOR.match(cursor):
+        raise InvalidCursor
+    return int(cursor)
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"o": offset})).decode().rstrip("=")
+def _cursor(offset: int) -> str | None:
+    # The last page a search serves starts at MAX_OFFSET.
+    return str(offset) if offset <= MAX_OFFSET else None
 
 
 KNN_CANDIDATES = 50

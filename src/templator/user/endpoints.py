@@ -10,16 +10,16 @@ from templator.api.deps import AdminActor, Conns, CurrentActor, DbSession, Uow, 
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.audit import service as audit
+from templator.auth.errors import AdminRequired
 from templator.auth.service import TokenService
 from templator.kit.actor import Actor
 from templator.kit.validation import IdPath
 from templator.user import schemas
-from templator.user.errors import UserNotFound
+from templator.user.errors import EmailTaken, UserNotFound
 from templator.user.gdpr import erase_user_data, export_user_data
 from templator.user.service import UserService
 
 router = APIRouter(tags=["users"])
-AUTH = (401, 403, 404, 422)
 
 
 def _self_or_admin(actor: Actor, user_id: str) -> None:
@@ -28,7 +28,9 @@ def _self_or_admin(actor: Actor, user_id: str) -> None:
 
 
 @router.post(
-    "/users", status_code=status.HTTP_201_CREATED, responses=responses_for(401, 403, 409, 422)
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses_for(AdminRequired, EmailTaken),
 )
 async def create_user(
     data: schemas.UserCreate, actor: AdminActor, session: DbSession, request: Request
@@ -47,7 +49,7 @@ async def create_user(
     return user
 
 
-@router.get("/users", responses=responses_for(401, 403, 422))
+@router.get("/users", responses=responses_for(AdminRequired))
 async def list_users(
     actor: AdminActor, session: DbSession, paging: Paging
 ) -> PageOut[schemas.User]:
@@ -55,20 +57,20 @@ async def list_users(
     return to_page_out(await UserService(session).list(paging))
 
 
-@router.get("/users/me", responses=responses_for(401))
+@router.get("/users/me", responses=responses_for(UserNotFound))
 async def me(actor: CurrentActor, session: DbSession) -> schemas.User:
     """The calling user."""
     return await UserService(session).get(actor.id)
 
 
-@router.get("/users/{user_id}", responses=responses_for(*AUTH))
+@router.get("/users/{user_id}", responses=responses_for(UserNotFound))
 async def get_user(user_id: IdPath, actor: CurrentActor, session: DbSession) -> schemas.User:
     """A user (themselves, or any for ADMIN)."""
     _self_or_admin(actor, user_id)
     return await UserService(session).get(user_id)
 
 
-@router.patch("/users/{user_id}", responses=responses_for(*AUTH))
+@router.patch("/users/{user_id}", responses=responses_for(UserNotFound))
 async def update_user(
     user_id: IdPath, data: schemas.UserUpdate, actor: CurrentActor, session: DbSession
 ) -> schemas.User:
@@ -77,7 +79,7 @@ async def update_user(
     return await UserService(session).update(user_id, data)
 
 
-@router.put("/users/{user_id}/role", responses=responses_for(*AUTH))
+@router.put("/users/{user_id}/role", responses=responses_for(AdminRequired, UserNotFound))
 async def set_role(
     user_id: IdPath,
     data: schemas.RoleChange,
@@ -101,7 +103,7 @@ async def set_role(
     return user
 
 
-@router.get("/users/{user_id}/export", responses=responses_for(*AUTH))
+@router.get("/users/{user_id}/export", responses=responses_for(UserNotFound))
 async def export_user(
     user_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
 ) -> dict[str, Any]:
@@ -119,7 +121,9 @@ async def export_user(
     return data
 
 
-@router.delete("/users/{user_id}", status_code=status.HTTP_200_OK, responses=responses_for(*AUTH))
+@router.delete(
+    "/users/{user_id}", status_code=status.HTTP_200_OK, responses=responses_for(UserNotFound)
+)
 async def erase_user(
     user_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, request: Request
 ) -> dict[str, Any]:
