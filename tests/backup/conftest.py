@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 from botocore.config import Config as BotoConfig
 from redis import Redis
+from redis.exceptions import RedisError
 
 from templator.backup.crypto import BackupKey, generate_key_file
 from templator.backup.repository import FolderRepository
@@ -95,7 +97,8 @@ def make_stores(
     try:
         yield stores
     finally:
-        client.flushdb()
+        with contextlib.suppress(RedisError):  # a test may have stopped its own Redis
+            client.flushdb()
         client.close()
         if s3 is not None:
             keys = stores.keys()
