@@ -105,3 +105,9 @@ def test_a_damaged_set_is_listed_as_such_and_does_not_stop_list_or_prune(
     assert result.delete == [sets[0].name]
     assert result.damaged and sets[1].name in result.damaged[0]
     assert {s.name for s in catalog.list_sets(repo, key)} == {sets[2].name, sets[1].name}
+
+
+def test_keygen_refuses_to_overwrite_a_key(tmp_path: Path) -> None:
+    generate_key_file(tmp_path / "k")
+    with pytest.raises(BackupKeyError, match="refusing to overwrite"):
+        generate_key_file(tmp_path / "k")

@@ -315,7 +315,12 @@ class S3Repository:
 
     def leftovers(self) -> list[str]:
         """Set prefixes without a manifest: uploads of interrupted creates."""
-        return sorted(n for n in self._top() if not self.exists(f"{n}/manifest.json"))
+        # Some stores (SeaweedFS) keep listing a prefix as a folder once it is empty.
+        return sorted(
+            n
+            for n in self._top()
+            if not self.exists(f"{n}/manifest.json") and next(iter(self.files(n)), None)
+        )
 
     def delete_set(self, name: str) -> None:
         """Remove every object of a set (the manifest first, so it stops being a set)."""

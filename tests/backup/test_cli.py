@@ -1,0 +1,105 @@
+"""`templator backup …` end to end: keygen, create/list/verify/restore --json, clean errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from templator.backup.crypto import load_key_file
+from templator.config import PROJECT_ROOT
+from tests.backup.conftest import Stores, add_user, emails
+
+TEMPLATOR = str(Path(sys.executable).parent / "templator")
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TEMPLATOR, "backup", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+
+
+def _env(stores: Stores, tmp_path: Path, key_file: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BACKUP_", "S3_", "DATABASE_", "REDIS_"))
+    }
+    env.update(
+        DATABASE_URL=stores.urls.database_url,
+        REDIS_URL=stores.urls.redis_url,
+        S3_ENDPOINT_URL=stores.urls.s3_endpoint_url or "",
+        S3_ACCESS_KEY=stores.settings.s3_access_key,
+        S3_SECRET_KEY=stores.settings.s3_secret_key.get_secret_value(),
+        S3_BUCKET=stores.settings.s3_bucket,
+        CACHE_NAMESPACE=stores.settings.cache_namespace,
+        VAR_DIR=str(tmp_path / "var"),
+        BACKUP_REPOSITORY=str(tmp_path / "repo"),
+        BACKUP_ENCRYPTION_KEY_FILE=str(key_file),
+        COLUMNS="250",
+    )
+    return env
+
+
+@pytest.mark.slow
+def test_the_commands_work_end_to_end_and_never_show_the_key(
+    stores: Stores, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "keys" / "backup.key"
+    env = _env(stores, tmp_path, key_file)
+    made = _run(["keygen", "-o", str(key_file)], env)
+    assert made.returncode == 0, made.stderr
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    secret = key_file.read_text().strip()
+
+    add_user(stores, "cli@example.com")
+    created = _run(["create", "--json"], env)
+    assert created.returncode == 0, created.stderr
+    facts = json.loads(created.stdout)
+    assert facts["encrypted"] is True and facts["method"] == "pg_dump"
+
+    listed = json.loads(_run(["list", "--json"], env).stdout)
+    assert listed[0]["name"] == facts["name"]
+    revision = stores.sql("SELECT version_num FROM alembic_version")[0][0]
+    assert listed[0]["alembic_revision"] == revision
+    table = _run(["list"], env).stdout
+    assert str(revision) in table
+
+    add_user(stores, "later@example.com")
+    refused = _run(["restore", "latest"], env)
+    assert refused.returncode != 0 and "without confirmation" in refused.stderr
+    assert emails(stores) == {"cli@example.com", "later@example.com"}
+    restored = _run(["restore", "latest", "--yes", "--json"], env)
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["restored"] == ["postgres", "redis", "objects"]
+    assert emails(stores) == {"cli@example.com"}
+
+    status = json.loads(_run(["status", "--json"], env).stdout)
+    assert status["newest"] == facts["name"] and status["newest_age_seconds"] >= 0
+
+    outputs = [made, created, restored, refused]
+    assert all(secret not in r.stdout + r.stderr for r in outputs)
+    assert load_key_file(key_file).key_id in made.stdout
+
+
+def test_an_expected_failure_is_one_line_without_a_traceback(
+    stores: Stores, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "missing.key"
+    env = _env(stores, tmp_path, key_file)
+    result = _run(["create"], env)
+    assert result.returncode == 1
+    assert "cannot read the backup key file" in result.stderr
+    assert "Traceback" not in result.stderr
