@@ -61,11 +61,19 @@ class Stores:
 
 
 def make_stores(
-    redis_url: str, s3_server: SeaweedFS | None, var_dir: Path, **extra: object
+    redis_url: str,
+    s3_server: SeaweedFS | None,
+    var_dir: Path,
+    *,
+    database_url: str | None = None,
+    **extra: object,
 ) -> Iterator[Stores]:
-    """A migrated database, a flushed Redis db and (with a server) a fresh bucket."""
-    name, url = servers.create_database("templator_bak")
-    runner.upgrade(url)
+    """A migrated database (or `database_url`'s), a flushed Redis db, a fresh bucket."""
+    if database_url is None:
+        name, url = servers.create_database("templator_bak")
+        runner.upgrade(url)
+    else:
+        url, name = database_url, ""
     bucket = f"bak-{uuid.uuid4().hex[:12]}"
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -105,7 +113,8 @@ def make_stores(
             for key in keys:
                 s3.delete_object(Bucket=bucket, Key=key)
             s3.delete_bucket(Bucket=bucket)
-        servers.drop_database(name)
+        if name:
+            servers.drop_database(name)
 
 
 @pytest.fixture

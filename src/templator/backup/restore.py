@@ -151,6 +151,7 @@ def restore_backup(
                     work=work,
                     database=database,
                     to_time=to_time,
+                    to_end=name == "latest",
                     pitr=pitr,
                     jobs=jobs,
                     progress=progress,
@@ -193,6 +194,7 @@ def _restore_one(
     work: Path,
     database: str,
     to_time: datetime | None,
+    to_end: bool,
     pitr: Any,
     jobs: int,
     progress: Progress,
@@ -205,7 +207,7 @@ def _restore_one(
                     f"{manifest.name} is a pgBackRest base backup: restore it on the "
                     "embedded stack that made it (its pgbackrest.conf is under VAR_DIR)"
                 )
-            pitr.restore(manifest, to_time=to_time, progress=progress)
+            pitr.restore(manifest, to_time=to_time, to_end=to_end, progress=progress)
         else:
             with _plain_folder(work, "restore-pg") as plain:
                 _unseal_dump(repo, manifest, key, plain, work)

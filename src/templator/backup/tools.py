@@ -125,15 +125,15 @@ def run_tool(
     stdout: int | None = None,
 ) -> str:
     """Run a supervised tool; returns its stdout (when captured); failure names its stderr."""
+    user_arg = [user] if user else []
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         process = subprocess.Popen(
-            [sys.executable, "-I", str(SUPERVISOR), str(os.getpid()), "--", *args],
+            [sys.executable, "-I", str(SUPERVISOR), str(os.getpid()), *user_arg, "--", *args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out if stdout is None else stdout,
             stderr=err,
             start_new_session=True,
-            user=user,
         )
         try:
             while True:

@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from templator.localstack import pgbackrest
 from templator.localstack.process import (
     LocalStackError,
     ProcessRecord,
@@ -251,7 +252,7 @@ class LocalPostgres:
             self._initdb()
         args = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         args += ["-k", str(self.socket_dir)]
-        for key, value in SETTINGS.items():
+        for key, value in {**SETTINGS, **self._archive_settings()}.items():
             args += ["-c", f"{key}={value}"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -268,6 +269,16 @@ class LocalPostgres:
         self._chown(self.log)
         self.record = ProcessRecord.of(self.process.pid)
         return self.record
+
+    def _archive_settings(self) -> dict[str, str]:
+        """WAL archiving through pgBackRest (backups, issue #12), when it is installed."""
+        if pgbackrest.pgbackrest_binary() is None:
+            return {}
+        owner = (self._account.pw_uid, self._account.pw_gid) if self.run_as else None
+        conf = pgbackrest.write_config(
+            self.root, data=self.data, socket_dir=self.socket_dir, user=USER, owner=owner
+        )
+        return pgbackrest.archive_settings(conf)
 
     def wait_ready(self, *, timeout: float = 60.0) -> None:
         """Block until the server accepts connections, then make sure the database exists."""
