@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import astuple
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.engine import make_url
 
 from templator.backup import catalog, retention
 from templator.backup.catalog import Repo
@@ -349,23 +351,53 @@ def restore(
             if unknown:
                 raise BackupConfigError(f"--only: unknown store(s) {', '.join(sorted(unknown))}")
         moment = _parse_time(to_time)
-        urls = _urls(conf)
         manifest = catalog.resolve(repo, name, key)
-        from sqlalchemy.engine import make_url
+        if manifest.database.get("method") != "pgbackrest":
+            if moment is not None:
+                raise BackupConfigError(
+                    f"--to-time needs a pgBackRest set; {manifest.name} is a logical dump"
+                )
+            return _restore(conf, repo, key, manifest.name, _urls(conf), None, stores, moment)
+        # pgBackRest replaces the data folder: the embedded server must be ours to stop.
+        from templator.localstack import LocalStack, discover_running_stack
 
+        if discover_running_stack(conf.var_dir) is not None:
+            raise BackupConfigError(
+                f"{manifest.name} is a pgBackRest set: stop `templator up` first; the restore "
+                "starts the embedded stack, restores it and stops it again"
+            )
+        with LocalStack(conf) as stack:
+            urls = StoreUrls(*astuple(stack.urls))
+            pitr = for_server(conf, urls, server=stack.postgres)
+            if pitr is None:
+                raise BackupConfigError(
+                    f"{manifest.name} is a pgBackRest set but the embedded server under "
+                    f"{conf.var_dir} is not configured for pgBackRest"
+                )
+            return _restore(conf, repo, key, manifest.name, urls, pitr, stores, moment)
+
+    def _restore(
+        conf: Settings,
+        repo: Repo,
+        key: BackupKey | None,
+        set_name: str,
+        urls: StoreUrls,
+        pitr: Pitr | None,
+        stores: set[str] | None,
+        moment: datetime | None,
+    ) -> Any:
         database = target_database or make_url(urls.database_url).database or ""
         confirm_destructive(
             target=database,
-            action=f"replace database {database!r}, the cache and the bucket with {manifest.name}",
+            action=f"replace database {database!r}, the cache and the bucket with {set_name}",
             yes=yes,
         )
-        pitr = for_server(conf, urls) if manifest.database.get("method") == "pgbackrest" else None
         with _progress(as_json) as report:
             return restore_backup(
                 conf,
                 urls,
                 repo,
-                manifest.name,
+                name if name == "latest" else set_name,
                 key=key,
                 only=stores,
                 target_database=target_database,
