@@ -95,11 +95,21 @@ def test_the_commands_work_end_to_end_and_never_show_the_key(
 
 
 def test_an_expected_failure_is_one_line_without_a_traceback(
-    stores: Stores, tmp_path: Path
+    stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key_file = tmp_path / "missing.key"
-    env = _env(stores, tmp_path, key_file)
-    result = _run(["create"], env)
-    assert result.returncode == 1
-    assert "cannot read the backup key file" in result.stderr
-    assert "Traceback" not in result.stderr
+    from typer.testing import CliRunner
+
+    from templator.cli.main import app
+    from templator.config import get_settings
+
+    for name, value in _env(stores, tmp_path, tmp_path / "missing.key").items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["backup", "create"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "cannot read the backup key file" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output

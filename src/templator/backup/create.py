@@ -63,27 +63,40 @@ def source_s3(settings: Settings, urls: StoreUrls) -> Any:
     )
 
 
+# Size and SHA-256 of each file as written, so the manifest needs no second read.
+_Ledger = dict[Path, tuple[int, str]]
+
+
 @contextmanager
-def sealed_file(folder: Path, rel: str, key: BackupKey | None) -> Iterator[SealedWriter]:
+def sealed_file(
+    folder: Path, rel: str, key: BackupKey | None, ledger: _Ledger | None = None
+) -> Iterator[SealedWriter]:
     """A new file of the set (0600), written through the cipher and fsynced on close."""
     path = folder / rel
     private_dirs(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        writer = SealedWriter(key, handle)
+        stored = HashingFile(handle)
+        writer = SealedWriter(key, stored)  # type: ignore[arg-type]
         yield writer
         writer.close()
         handle.flush()
         os.fsync(handle.fileno())
+    if ledger is not None:
+        ledger[path] = (stored.size, stored.digest.hexdigest())
 
 
 def _seal_folder(
-    plain: Path, dest: Path, key: BackupKey | None, advance: Callable[[int], None]
+    plain: Path,
+    dest: Path,
+    key: BackupKey | None,
+    advance: Callable[[int], None],
+    ledger: _Ledger,
 ) -> None:
     """Encrypt every file of `plain` into `dest` (same names), removing each plaintext."""
     dest.mkdir(mode=0o700)
     for path in sorted(plain.iterdir()):
-        with path.open("rb") as source, sealed_file(dest, path.name, key) as writer:
+        with path.open("rb") as source, sealed_file(dest, path.name, key, ledger) as writer:
             while block := source.read(CHUNK):
                 writer.write(block)
                 advance(len(block))
@@ -91,9 +104,13 @@ def _seal_folder(
     plain.rmdir()
 
 
-def _entries(staging: Path) -> list[FileEntry]:
+def _entries(staging: Path, ledger: _Ledger) -> list[FileEntry]:
     entries = []
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+        if path in ledger:
+            size, sha = ledger[path]
+            entries.append(FileEntry(str(path.relative_to(staging)), size, sha))
+            continue
         digest = HashingFile(open(os.devnull, "wb"))  # noqa: SIM115 - closed below
         with path.open("rb") as handle:
             while block := handle.read(CHUNK):
@@ -158,6 +175,7 @@ def create_backup(
         work = settings.var_dir / "backup-work"
         previous, previous_blobs = _previous_index(repo, key, work) if include_objects else ({}, {})
         staging = repo.staging(name)
+        ledger: _Ledger = {}
         try:
             manifest = Manifest(
                 name=name,
@@ -179,8 +197,9 @@ def create_backup(
                 previous=previous,
                 previous_blobs=previous_blobs,
                 progress=progress,
+                ledger=ledger,
             )
-            manifest.files = _entries(staging)
+            manifest.files = _entries(staging, ledger)
             manifest.seconds = round(time.perf_counter() - started, 3)
             fd = os.open(staging / MANIFEST_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
@@ -211,6 +230,7 @@ def _fill(
     previous: dict[str, dict[str, Any]],
     previous_blobs: dict[str, FileEntry],
     progress: Progress,
+    ledger: _Ledger,
 ) -> None:
     """Snapshot, Redis, PostgreSQL, objects — in that order — into the staging folder."""
     rconn = redis_dump.client(urls.redis_url) if include_redis else None
@@ -226,7 +246,7 @@ def _fill(
             if rconn is not None:
                 pattern = f"{settings.cache_namespace}:*"
                 progress("redis", 0, int(rconn.dbsize()))
-                with sealed_file(staging, REDIS_NAME, key) as writer:
+                with sealed_file(staging, REDIS_NAME, key, ledger) as writer:
                     manifest.redis = redis_dump.dump(
                         rconn, writer, pattern=pattern, advance=lambda n: progress("redis", n, None)
                     )
@@ -245,7 +265,9 @@ def _fill(
                 )
                 progress("postgres", 0, -1)
                 progress("seal", 0, manifest.database["bytes"])
-                _seal_folder(plain, staging / PG_FOLDER, key, lambda n: progress("seal", n, None))
+                _seal_folder(
+                    plain, staging / PG_FOLDER, key, lambda n: progress("seal", n, None), ledger
+                )
                 progress("seal", 0, -1)
             manifest.database["alembic_revision"] = snap.alembic_revision
             if pitr is not None:
@@ -273,7 +295,7 @@ def _fill(
                 advance=lambda n: progress("objects", n, None),
             )
             progress("objects", 0, -1)
-            with sealed_file(staging, INDEX_NAME, key) as writer:
+            with sealed_file(staging, INDEX_NAME, key, ledger) as writer:
                 for record in copy.index:
                     writer.write(orjson.dumps(record) + b"\n")
             manifest.blobs = sorted(copy.blobs.values(), key=lambda b: b.path)

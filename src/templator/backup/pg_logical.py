@@ -153,8 +153,6 @@ def dump(
             f"--jobs={jobs}",
             f"--snapshot={snap.snapshot_id}",
             "--compress=1",
-            "--no-owner",
-            "--no-privileges",
             "--file",
             str(dest),
         ],
@@ -216,8 +214,8 @@ def restore_into_fresh(url: str, source: Path, name: str, *, jobs: int, server_m
             [
                 tool,
                 f"--jobs={jobs}",
+                # Objects belong to the restoring role; grants (to the app role) are kept.
                 "--no-owner",
-                "--no-privileges",
                 "--exit-on-error",
                 "--dbname",
                 name,
@@ -251,11 +249,25 @@ def swap_in(url: str, fresh: str, target: str) -> None:
             except BaseException:
                 conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(ident))
                 raise
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                sql.Identifier(fresh), sql.Identifier(target)
+        try:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(fresh), sql.Identifier(target)
+                )
             )
-        )
+        except BaseException:
+            if exists:  # put the old database back rather than leave no target at all
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(old), sql.Identifier(target)
+                    )
+                )
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(
+                        sql.Identifier(target)
+                    )
+                )
+            raise
         if exists:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(old)))
 
