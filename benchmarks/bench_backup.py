@@ -190,6 +190,7 @@ def bench_objects(work: Path, count: int, size: int) -> None:
                         s3.put_object(
                             Bucket=bucket, Key=f"designs/s/{i}.bin", Body=os.urandom(size)
                         )
+                    time.sleep(1.1)  # unreferenced objects count from the second before
                 started = time.perf_counter()
                 m = create.create_backup(settings, urls, repo, key=key, include_redis=False)
                 results.append((time.perf_counter() - started, m.objects))

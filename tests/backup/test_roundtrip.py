@@ -155,3 +155,26 @@ def test_files_are_private(
     for path in [repo.root, *repo.root.rglob("*")]:
         mode = path.stat().st_mode & 0o777
         assert mode == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_redis_keys_in_many_batches_come_back_with_their_ttls(
+    stores: Stores, repo: FolderRepository, key: BackupKey
+) -> None:
+    with stores.redis.pipeline(transaction=False) as pipe:
+        for i in range(5000):
+            pipe.set(f"bak-test:k{i}", f"value-{i}".encode(), ex=900 if i % 2 else None)
+        pipe.hset("bak-test:hash", mapping={"a": "1", "b": "2"})
+        pipe.execute()
+    manifest = create.create_backup(
+        stores.settings, stores.urls, repo, key=key, include_objects=False
+    )
+    assert manifest.redis["keys"] == 5001
+    stores.redis.flushdb()
+    stores.redis.set("bak-test:stray", b"created after")
+    restore.restore_backup(
+        stores.settings, stores.urls, repo, manifest.name, key=key, only={"redis"}
+    )
+    assert stores.redis.dbsize() == 5001
+    assert stores.redis.get("bak-test:k4999") == b"value-4999"
+    assert 0 < stores.redis.ttl("bak-test:k1") <= 900 and stores.redis.ttl("bak-test:k2") == -1
+    assert stores.redis.hgetall("bak-test:hash") == {b"a": b"1", b"b": b"2"}

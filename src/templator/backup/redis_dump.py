@@ -1,9 +1,11 @@
 """Redis: the namespace's keys as DUMP payloads, read and written in pipelines.
 
-SCAN (never KEYS) hands out batches; each batch is one pipeline of PTTL + DUMP, and a
-restore sends RESTORE … REPLACE in pipelines of the same size, so the cost is a round
-trip per batch, not per key. A restore is a mirror of the namespace: its keys that are
-not in the set are removed first; keys outside the namespace are never touched.
+SCAN (never KEYS) hands out batches; each batch is one server-side script doing PTTL +
+DUMP for every key of the batch (a restore: RESTORE … REPLACE), so the cost is a round
+trip — and one command for the client to build and parse — per batch, not per key. A
+server that refuses scripts (ACL, managed service) gets the same batches as pipelines.
+A restore is a mirror of the namespace: its keys that are not in the set are removed
+first; keys outside the namespace are never touched.
 
 Record format (inside the encrypted stream): key length, payload length (u32 each),
 remaining TTL in ms (i64, -1 = none), key bytes, payload bytes.
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from templator.backup.errors import BackupCorrupt, BackupStoreUnreachable
 
@@ -25,6 +27,56 @@ BATCH = 2000
 _HEAD = struct.Struct(">IIq")
 Advance = Callable[[int], None]
 _MASK = (1 << 64) - 1
+
+
+_DUMP_BATCH = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[2 * i - 1] = redis.call('PTTL', key)
+  out[2 * i] = redis.call('DUMP', key) or false
+end
+return out
+"""
+_RESTORE_BATCH = """
+for i, key in ipairs(KEYS) do
+  redis.call('RESTORE', key, ARGV[2 * i - 1], ARGV[2 * i], 'REPLACE')
+end
+return #KEYS
+"""
+
+
+def _scripts_refused(exc: ResponseError) -> bool:
+    text = str(exc).lower()
+    return any(m in text for m in ("noperm", "unknown command", "not allowed", "disabled"))
+
+
+def _dump_batch(conn: Redis, keys: list[bytes]) -> list[Any]:
+    """[pttl, payload, pttl, payload, …] for `keys`: one script call, else a pipeline."""
+    try:
+        return list(conn.eval(_DUMP_BATCH, len(keys), *keys))
+    except ResponseError as exc:
+        if not _scripts_refused(exc):
+            raise
+        with conn.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.pttl(key)
+                pipe.dump(key)
+            return list(pipe.execute())
+
+
+def _restore_batch(conn: Redis, batch: list[tuple[bytes, int, bytes]]) -> None:
+    args: list[Any] = []
+    for _, ttl, payload in batch:
+        args += [max(ttl, 0), payload]
+    try:
+        conn.eval(_RESTORE_BATCH, len(batch), *[k for k, _, _ in batch], *args)
+    except ResponseError as exc:
+        if not _scripts_refused(exc):
+            raise
+        with conn.pipeline(transaction=False) as pipe:
+            for key, ttl, payload in batch:
+                pipe.restore(key, max(ttl, 0), payload, replace=True)
+            pipe.execute()
 
 
 def client(url: str) -> Redis:
@@ -62,14 +114,10 @@ def dump(conn: Redis, out: Any, *, pattern: str, advance: Advance) -> dict[str, 
     digest = 0
     payload_bytes = 0
     for keys in _batches(conn, pattern):
-        with conn.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.pttl(key)
-                pipe.dump(key)
-            replies = pipe.execute()
+        replies = _dump_batch(conn, keys)
         for index, key in enumerate(keys):
             ttl, payload = replies[2 * index], replies[2 * index + 1]
-            if payload is None or ttl == -2:  # expired between SCAN and DUMP
+            if not payload or ttl == -2:  # expired between SCAN and DUMP
                 continue
             out.write(_HEAD.pack(len(key), len(payload), int(ttl)) + key + payload)
             digest = (digest + digest_one(key, payload)) & _MASK
@@ -112,19 +160,18 @@ def restore(
     """Make the namespace equal to the set: clear it, then RESTORE every key with its TTL."""
     clear(conn, pattern)
     restored = 0
-    pending = 0
-    pipe = conn.pipeline(transaction=False)
-    for key, ttl, payload in records(chunks, what=what):
-        pipe.restore(key, max(ttl, 0), payload, replace=True)
-        pending += 1
-        if pending == BATCH:
-            pipe.execute()
-            advance(pending)
-            restored += pending
-            pending = 0
-    pipe.execute()
-    advance(pending)
-    return restored + pending
+    batch: list[tuple[bytes, int, bytes]] = []
+    for record in records(chunks, what=what):
+        batch.append(record)
+        if len(batch) == BATCH:
+            _restore_batch(conn, batch)
+            advance(len(batch))
+            restored += len(batch)
+            batch = []
+    if batch:
+        _restore_batch(conn, batch)
+        advance(len(batch))
+    return restored + len(batch)
 
 
 def digest_of(conn: Redis, pattern: str) -> tuple[int, str]:
