@@ -113,3 +113,32 @@ def test_an_expected_failure_is_one_line_without_a_traceback(
     assert "cannot read the backup key file" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
+
+
+def test_the_human_outputs_render_progress_and_tables(
+    stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from templator.cli.main import app
+    from templator.config import get_settings
+
+    key_file = tmp_path / "k.key"
+    for name, value in _env(stores, tmp_path, key_file).items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        assert runner.invoke(app, ["backup", "keygen", "-o", str(key_file)]).exit_code == 0
+        add_user(stores, "human@example.com")
+        stores.redis.set("bak-test:k", b"v")
+        made = runner.invoke(app, ["backup", "create"])
+        assert made.exit_code == 0, made.output
+        assert "backup templator-" in made.output and "postgres" in made.output
+        for args in (["list"], ["status"], ["verify", "latest", "--drill"], ["prune", "--dry-run"]):
+            result = runner.invoke(app, ["backup", *args])
+            assert result.exit_code == 0, (args, result.output)
+        drilled = runner.invoke(app, ["backup", "status", "--json"])
+        assert json.loads(drilled.output)["last_drill"]["ok"] is True
+    finally:
+        get_settings.cache_clear()
