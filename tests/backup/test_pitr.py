@@ -67,6 +67,8 @@ def test_restore_to_a_time_keeps_what_came_before_and_drops_what_came_after(
     add_user(stores, "base@example.com")
     manifest = create.create_backup(stores.settings, stores.urls, repo, key=key, pitr=pitr)
     assert manifest.database["method"] == "pgbackrest" and manifest.database["label"]
+    drilled = restore.drill(stores.settings, stores.urls, repo, manifest.name, key=key, pitr=pitr)
+    assert drilled["ok"], drilled["problems"]
 
     add_user(stores, "a@example.com")
     add_object(stores, "designs/s/a.png", b"written before T")

@@ -125,6 +125,12 @@ class Pitr:
             "tool": tool_version(pgbackrest_binary() or "pgbackrest"),
         }
 
+    def verify(self, label: str) -> None:
+        """`pgbackrest verify`: every backup file and WAL segment against its checksum."""
+        if label not in {b["label"] for b in self.info().get("backup", [])}:
+            raise BackupToolFailed(f"pgBackRest no longer holds backup {label}")
+        self._run("verify")
+
     def referenced_keys(self) -> set[str]:
         """stored_objects keys now (after the base backup ended)."""
         with pg_logical.connect(self.url) as conn:

@@ -28,7 +28,7 @@ from templator.backup import catalog, objects, pg_logical, redis_dump
 from templator.backup.catalog import Progress, Repo
 from templator.backup.create import INDEX_NAME, PG_FOLDER, REDIS_NAME, source_s3
 from templator.backup.crypto import BackupKey
-from templator.backup.errors import BackupCorrupt, BackupStoreUnreachable, RestoreIncomplete
+from templator.backup.errors import BackupConfigError, BackupStoreUnreachable, RestoreIncomplete
 from templator.backup.lock import repository_lock
 from templator.backup.manifest import Manifest
 from templator.config import Settings
@@ -269,9 +269,14 @@ def drill(
     key: BackupKey | None,
     jobs: int | None = None,
     wait: float = 0.0,
+    pitr: Any = None,
     progress: Progress = _noop,
 ) -> dict[str, Any]:
-    """Restore the set into scratch copies, compare with its manifest, record the result."""
+    """Restore the set into scratch copies, compare with its manifest, record the result.
+
+    A pgBackRest set is checked with `pgbackrest verify` (every file of the base backup
+    and the WAL it needs against pgBackRest's checksums) instead of a scratch restore.
+    """
     jobs = jobs or settings.backup_jobs
     with repository_lock(repo.lock_path, command="backup verify --drill", wait=wait):
         started = time.perf_counter()
@@ -279,27 +284,21 @@ def drill(
         work = settings.var_dir / "backup-work"
         problems: list[str] = []
         if manifest.database.get("method") == "pgbackrest":
-            raise BackupCorrupt(
-                f"{manifest.name} is a pgBackRest base backup: drill it with "
-                "`pgbackrest verify` (a logical set is needed for a scratch-database drill)"
-            )
-        scratch = f"templator_drill_{secrets.token_hex(4)}"
-        progress("postgres", 0, manifest.database.get("bytes") or None)
-        try:
-            with _plain_folder(work, "drill-pg") as plain:
-                _unseal_dump(repo, manifest, key, plain, work)
-                pg_logical.restore_into_fresh(
-                    urls.database_url,
-                    plain,
-                    scratch,
-                    jobs=jobs,
-                    server_major=int(str(manifest.versions.get("postgres", "15")).split(".")[0]),
+            if pitr is None:
+                raise BackupConfigError(
+                    f"{manifest.name} is a pgBackRest base backup: drill it on the host of "
+                    "the embedded server that made it"
                 )
-            now = pg_logical.current_hashes(urls.database_url, database=scratch)
-        finally:
-            pg_logical.drop_database(urls.database_url, scratch)
-        progress("postgres", 0, -1)
-        expected = manifest.database.get("tables", {})
+            progress("postgres", 0, None)
+            try:
+                pitr.verify(str(manifest.database["label"]))
+            except TemplatorError as exc:
+                problems.append(f"pgbackrest verify: {exc.message}")
+            now: dict[str, Any] = {}
+            progress("postgres", 0, -1)
+        else:
+            now = _drill_postgres(urls, repo, manifest, key, work, jobs, progress)
+        expected = manifest.database.get("tables", {}) if now else {}
         for table, value in expected.items():
             if now.get(table) != value:
                 problems.append(f"table {table}: {now.get(table)} != {value} (rows, hash)")
@@ -333,6 +332,34 @@ def drill(
         }
         catalog.record_drill(repo, manifest.name, result)
         return result
+
+
+def _drill_postgres(
+    urls: StoreUrls,
+    repo: Repo,
+    manifest: Manifest,
+    key: BackupKey | None,
+    work: Path,
+    jobs: int,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Restore the dump into a scratch database; its table hashes; drop it."""
+    scratch = f"templator_drill_{secrets.token_hex(4)}"
+    progress("postgres", 0, manifest.database.get("bytes") or None)
+    try:
+        with _plain_folder(work, "drill-pg") as plain:
+            _unseal_dump(repo, manifest, key, plain, work)
+            pg_logical.restore_into_fresh(
+                urls.database_url,
+                plain,
+                scratch,
+                jobs=jobs,
+                server_major=int(str(manifest.versions.get("postgres", "15")).split(".")[0]),
+            )
+        return pg_logical.current_hashes(urls.database_url, database=scratch)
+    finally:
+        pg_logical.drop_database(urls.database_url, scratch)
+        progress("postgres", 0, -1)
 
 
 def _drill_redis(

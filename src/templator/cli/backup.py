@@ -284,7 +284,11 @@ def verify(
         conf, repo, key = _setup(repository)
         with _progress(as_json) as report:
             if run_drill:
-                result = drill(conf, _urls(conf), repo, name, key=key, wait=wait, progress=report)
+                urls = _urls(conf)
+                pitr = for_server(conf, urls) if conf.backup_pitr else None
+                result = drill(
+                    conf, urls, repo, name, key=key, wait=wait, pitr=pitr, progress=report
+                )
                 return {"name": name, "drill": result, "ok": result["ok"]}
             manifest = catalog.verify(repo, name, key, progress=report)
             return {
