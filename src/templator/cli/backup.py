@@ -6,7 +6,6 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import astuple
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -315,6 +314,15 @@ def verify(
         raise typer.Exit(1)
 
 
+def _stack_urls(conf: Settings, stack: Any) -> StoreUrls:
+    """The configured URLs, the started embedded stack's where none is set."""
+    return StoreUrls(
+        conf.database_url or stack.database_url,
+        conf.redis_url or stack.redis_url,
+        conf.s3_endpoint_url or stack.s3_endpoint_url,
+    )
+
+
 def _parse_time(text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -356,22 +364,30 @@ def restore(
                 raise BackupConfigError(f"--only: unknown store(s) {', '.join(sorted(unknown))}")
         moment = _parse_time(to_time)
         manifest = catalog.resolve(repo, name, key)
+        from templator.localstack import LocalStack, discover_running_stack
+
+        embedded = conf.database_url is None or conf.redis_url is None
+        running = embedded and discover_running_stack(conf.var_dir) is not None
         if manifest.database.get("method") != "pgbackrest":
             if moment is not None:
                 raise BackupConfigError(
                     f"--to-time needs a pgBackRest set; {manifest.name} is a logical dump"
                 )
-            return _restore(conf, repo, key, manifest.name, _urls(conf), None, stores, moment)
+            if not embedded or running:
+                return _restore(conf, repo, key, manifest.name, _urls(conf), None, stores, moment)
+            # The embedded stack is stopped: start it for the restore, stop it after, so
+            # the next `templator up` serves the restored state.
+            with LocalStack(conf) as stack:
+                urls = _stack_urls(conf, stack.urls)
+                return _restore(conf, repo, key, manifest.name, urls, None, stores, moment)
         # pgBackRest replaces the data folder: the embedded server must be ours to stop.
-        from templator.localstack import LocalStack, discover_running_stack
-
-        if discover_running_stack(conf.var_dir) is not None:
+        if running:
             raise BackupConfigError(
                 f"{manifest.name} is a pgBackRest set: stop `templator up` first; the restore "
                 "starts the embedded stack, restores it and stops it again"
             )
         with LocalStack(conf) as stack:
-            urls = StoreUrls(*astuple(stack.urls))
+            urls = _stack_urls(conf, stack.urls)
             pitr = for_server(conf, urls, server=stack.postgres)
             if pitr is None:
                 raise BackupConfigError(
