@@ -5,30 +5,41 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from templator.backup.crypto import load_key_file
-from templator.config import PROJECT_ROOT
 from tests.backup.conftest import Stores, add_user, emails
 
-TEMPLATOR = str(Path(sys.executable).parent / "templator")
+
+@dataclass
+class Ran:
+    """One in-process CLI run (the subprocess start-up costs tens of seconds here)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [TEMPLATOR, "backup", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
+def _run(args: list[str], env: dict[str, str]) -> Ran:
+    from typer.testing import CliRunner
+
+    from templator.cli.main import app
+    from templator.config import get_settings
+
+    get_settings.cache_clear()
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        result = CliRunner().invoke(app, ["backup", *args])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 def _env(stores: Stores, tmp_path: Path, key_file: Path) -> dict[str, str]:
@@ -53,7 +64,6 @@ def _env(stores: Stores, tmp_path: Path, key_file: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.slow
 def test_the_commands_work_end_to_end_and_never_show_the_key(
     stores: Stores, tmp_path: Path
 ) -> None:

@@ -65,6 +65,7 @@ def test_restore_to_a_time_keeps_what_came_before_and_drops_what_came_after(
     assert isinstance(pitr, Pitr), "the embedded server must be driven by pgBackRest"
     pitr.kind = "full"
     add_user(stores, "base@example.com")
+    _wait_archived(stores.dsn)  # archiving works from the start, before any base backup
     manifest = create.create_backup(stores.settings, stores.urls, repo, key=key, pitr=pitr)
     assert manifest.database["method"] == "pgbackrest" and manifest.database["label"]
     drilled = restore.drill(stores.settings, stores.urls, repo, manifest.name, key=key, pitr=pitr)

@@ -10,10 +10,14 @@ archive. Without the pgbackrest binary the stack runs without archiving, as befo
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
+import subprocess
 from pathlib import Path
+
+log = logging.getLogger("templator.localstack")
 
 STANZA = "templator"
 ARCHIVE_TIMEOUT = 60
@@ -99,3 +103,38 @@ def archive_settings(conf: Path) -> dict[str, str]:
         "archive_timeout": str(ARCHIVE_TIMEOUT),
         "max_wal_size": "1GB",
     }
+
+
+def ensure_stanza(conf: Path, *, port: int, user: str | None) -> None:
+    """Create the stanza once, so archive-push succeeds from the first WAL segment on.
+
+    Without it every archive attempt fails and PostgreSQL keeps all WAL in pg_wal until
+    one succeeds. Best effort: a failure is logged, the server runs on.
+    """
+    binary = pgbackrest_binary()
+    if binary is None or (conf.parent / "repo" / "backup" / STANZA / "backup.info").exists():
+        return
+    try:
+        result = subprocess.run(
+            [
+                binary,
+                f"--config={conf}",
+                f"--stanza={STANZA}",
+                f"--pg1-port={port}",
+                "stanza-create",
+            ],
+            capture_output=True,
+            text=True,
+            user=user,
+            cwd="/",
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("pgbackrest stanza-create failed: %s; WAL is not archived", exc)
+        return
+    if result.returncode != 0:
+        log.warning(
+            "pgbackrest stanza-create failed (%s); WAL is not archived",
+            result.stderr.strip()[-300:],
+        )

@@ -139,6 +139,7 @@ class LocalPostgres:
         self.log = data_dir / "postgres.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.record: ProcessRecord | None = None
+        self.archive_conf: Path | None = None
         self.run_as = drop_privileges_user()
         self.bindir = find_bindir()
         if self.run_as:
@@ -275,10 +276,10 @@ class LocalPostgres:
         if pgbackrest.pgbackrest_binary() is None:
             return {}
         owner = (self._account.pw_uid, self._account.pw_gid) if self.run_as else None
-        conf = pgbackrest.write_config(
+        self.archive_conf = pgbackrest.write_config(
             self.root, data=self.data, socket_dir=self.socket_dir, user=USER, owner=owner
         )
-        return pgbackrest.archive_settings(conf)
+        return pgbackrest.archive_settings(self.archive_conf)
 
     def wait_ready(self, *, timeout: float = 60.0) -> None:
         """Block until the server accepts connections, then make sure the database exists."""
@@ -298,6 +299,8 @@ class LocalPostgres:
                 return False
 
         wait_until(ready, process=self.process, timeout=timeout, what="PostgreSQL", log=self.log)
+        if self.archive_conf is not None:
+            pgbackrest.ensure_stanza(self.archive_conf, port=self.port, user=self.run_as)
 
     def stop(self, *, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT), then SIGKILL of its process group; safe to call twice."""
