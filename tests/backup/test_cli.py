@@ -152,3 +152,68 @@ def test_the_human_outputs_render_progress_and_tables(
         assert json.loads(drilled.output)["last_drill"]["ok"] is True
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.slow
+def test_restore_with_the_embedded_stack_stopped_starts_it_and_stops_it_again(
+    tmp_path: Path,
+) -> None:
+    import shutil
+    import uuid
+
+    import psycopg
+
+    from templator.backup import create as create_mod
+    from templator.backup.crypto import generate_key_file
+    from templator.backup.repository import FolderRepository
+    from templator.config import PROJECT_ROOT, Settings
+    from templator.connections import StoreUrls
+    from templator.localstack import LocalStack, discover_running_stack
+    from templator.migrations import runner
+
+    var = PROJECT_ROOT / "var" / f"test-stopped-{uuid.uuid4().hex[:8]}"
+    settings = Settings(_env_file=None, var_dir=var, cache_namespace="bak-test")  # type: ignore[call-arg]
+    key_file = tmp_path / "k.key"
+    key = generate_key_file(key_file)
+    repo = FolderRepository(tmp_path / "repo")
+
+    def users(url: str) -> set[str]:
+        with psycopg.connect(url.replace("+psycopg", "")) as conn:
+            return {str(r[0]) for r in conn.execute("SELECT email FROM users")}
+
+    def add(url: str, email: str) -> None:
+        with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO users (id, email) VALUES (%s, %s)", (uuid.uuid4().hex[:25], email)
+            )
+
+    try:
+        with LocalStack(settings) as stack:
+            runner.upgrade(stack.urls.database_url)
+            add(stack.urls.database_url, "kept@example.com")
+            urls = StoreUrls(
+                stack.urls.database_url, stack.urls.redis_url, stack.urls.s3_endpoint_url
+            )
+            manifest = create_mod.create_backup(
+                settings, urls, repo, key=key, include_objects=False
+            )
+            add(stack.urls.database_url, "later@example.com")
+        assert discover_running_stack(var) is None
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("BACKUP_", "S3_", "DATABASE_", "REDIS_"))
+        }
+        env.update(
+            VAR_DIR=str(var),
+            BACKUP_REPOSITORY=str(repo.root),
+            BACKUP_ENCRYPTION_KEY_FILE=str(key_file),
+            CACHE_NAMESPACE="bak-test",
+        )
+        restored = _run(["restore", manifest.name, "--yes", "--json"], env)
+        assert restored.returncode == 0, restored.stderr + restored.stdout
+        assert discover_running_stack(var) is None, "the restore stops what it started"
+        with LocalStack(settings) as stack:
+            assert users(stack.urls.database_url) == {"kept@example.com"}
+    finally:
+        shutil.rmtree(var, ignore_errors=True)
