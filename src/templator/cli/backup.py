@@ -91,6 +91,7 @@ def _progress(quiet: bool) -> Iterator[catalog.Progress]:
                 stage, total=total if total and total > 0 else None, unit=unit
             )
         elif total == -1:
+            bar.advance(tasks[stage], advance)
             done = bar.tasks[tasks[stage]].completed
             bar.update(tasks[stage], total=max(done, 1), completed=max(done, 1))
             return
