@@ -283,6 +283,36 @@ class Settings(BaseSettings):
     backup_dir: Path = Field(
         default=PROJECT_ROOT / "var" / "backups", description="where `templator backup` writes"
     )
+    # Backups (issue #12): destination, encryption, parallelism, retention.
+    backup_repository: str | None = Field(
+        default=None,
+        description="a folder path or s3://bucket/prefix; unset = BACKUP_DIR",
+    )
+    backup_encryption_key_file: Path | None = Field(
+        default=None,
+        description="file with the key every set is encrypted with "
+        "(`templator backup keygen -o FILE`); unset = sets are not encrypted",
+    )
+    backup_s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint of an s3:// repository (default: S3_ENDPOINT_URL)"
+    )
+    backup_s3_access_key: str | None = Field(
+        default=None, description="access key of an s3:// repository (default: S3_ACCESS_KEY)"
+    )
+    backup_s3_secret_key: SecretStr | None = Field(
+        default=None, description="secret of an s3:// repository (default: S3_SECRET_KEY)"
+    )
+    backup_jobs: int = Field(
+        default=2, ge=1, le=64, description="parallel pg_dump/pg_restore jobs and object copies"
+    )
+    backup_pitr: bool = Field(
+        default=True,
+        description="use pgBackRest (base backups + WAL archive) when the server is the "
+        "embedded one; false = always the logical pg_dump path",
+    )
+    backup_keep_daily: int = Field(default=7, ge=0, description="sets kept: newest of each day")
+    backup_keep_weekly: int = Field(default=4, ge=0, description="newest of each ISO week")
+    backup_keep_monthly: int = Field(default=6, ge=0, description="newest of each month")
 
     @property
     def db_client_deadline(self) -> float | None:
@@ -332,7 +362,9 @@ class Settings(BaseSettings):
             "aws_secret_access_key": self.s3_secret_key.get_secret_value(),
         }
 
-    @field_validator("redis_url", "s3_endpoint_url", "s3_public_endpoint_url")
+    @field_validator(
+        "redis_url", "s3_endpoint_url", "s3_public_endpoint_url", "backup_s3_endpoint_url"
+    )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

@@ -29,6 +29,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
+from templator.localstack import pgbackrest
 from templator.localstack.process import (
     LocalStackError,
     ProcessRecord,
@@ -170,6 +171,7 @@ class LocalPostgres:
         self.log = data_dir / "postgres.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.record: ProcessRecord | None = None
+        self.archive_conf: Path | None = None
         self.run_as = drop_privileges_user()
         self.bindir = find_bindir()
         self.secrets = StackSecrets(data_dir.parent)
@@ -332,7 +334,7 @@ class LocalPostgres:
         self._write_private(self.data / "pg_hba.conf", _LEGACY_HBA if self._converting else HBA)
         args = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         args += ["-k", str(self.socket_dir)]
-        for key, value in SETTINGS.items():
+        for key, value in {**SETTINGS, **self._archive_settings()}.items():
             args += ["-c", f"{key}={value}"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -349,6 +351,16 @@ class LocalPostgres:
         self._chown(self.log)
         self.record = ProcessRecord.of(self.process.pid)
         return self.record
+
+    def _archive_settings(self) -> dict[str, str]:
+        """WAL archiving through pgBackRest (backups, issue #12), when it is installed."""
+        if pgbackrest.pgbackrest_binary() is None:
+            return {}
+        owner = (self._account.pw_uid, self._account.pw_gid) if self.run_as else None
+        self.archive_conf = pgbackrest.write_config(
+            self.root, data=self.data, socket_dir=self.socket_dir, user=USER, owner=owner
+        )
+        return pgbackrest.archive_settings(self.archive_conf)
 
     def wait_ready(self, *, timeout: float = 60.0) -> None:
         """Block until the server accepts connections, then make sure the database exists."""
@@ -369,6 +381,8 @@ class LocalPostgres:
 
         wait_until(ready, process=self.process, timeout=timeout, what="PostgreSQL", log=self.log)
         self._configure_roles()
+        if self.archive_conf is not None:
+            pgbackrest.ensure_stanza(self.archive_conf, port=self.port, user=self.run_as)
 
     def _owner_conninfo(self, database: str) -> str:
         return psycopg.conninfo.make_conninfo(
