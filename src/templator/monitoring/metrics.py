@@ -76,7 +76,15 @@ def store_collector(conns: Connections) -> StoreCollector:
     )
 
 
-COLLECTORS: list[CollectorFactory] = [store_collector]
+def backup_collector(conns: Connections) -> Collector:
+    """Backup freshness (templator_backup_*), read from the repository at most once a
+    minute: the gauges the backup alerts use."""
+    from templator.backup.metrics import BackupCollector
+
+    return BackupCollector(conns.settings)
+
+
+COLLECTORS: list[CollectorFactory] = [store_collector, backup_collector]
 """Every collector `/metrics` serves beside the process metrics — the one place to add one
 (e.g. the backup freshness collector of `templator.backup`)."""
 
