@@ -6,6 +6,7 @@ import typer
 
 from templator.cli import backup, db, demo, health, module, serve, storage, up, users
 from templator.cli import deploy as deploy_cli
+from templator.cli import pgadmin as pgadmin_cli
 from templator.cli.context import configure_logging
 
 app = typer.Typer(
@@ -38,3 +39,4 @@ app.command("health", help="Check PostgreSQL, Redis and the object store, each o
     health.health
 )
 app.add_typer(deploy_cli.app, name="deploy", help="Set-up steps of deploy/docker-compose.yml.")
+app.command("pgadmin")(pgadmin_cli.pgadmin)
