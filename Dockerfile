@@ -28,7 +28,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-client redis-tools \
  && rm -rf /var/lib/apt/lists/* \
  && python -m pip uninstall -y pip setuptools wheel \
- && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin templator \
+ && groupadd --system --gid 10001 templator \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin templator \
  && install -d -o templator -g templator -m 0750 /var/lib/templator /var/lib/templator/backups
 COPY --from=build /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \

@@ -47,6 +47,7 @@ def _settings(certs: Path, pg: TlsPostgres, **parts: object) -> Settings:
         db_sslmode="verify-full",
         db_sslrootcert=certs / "ca.crt",
         db_read_pool_size=1,
+        db_connect_timeout=20,  # a TLS handshake on a loaded 2-core host
         **parts,  # type: ignore[arg-type]
     )
 
@@ -164,6 +165,8 @@ async def test_awkward_redis_password_reaches_redis_over_verified_tls(certs: Pat
             redis_password=password,
             redis_tls=True,
             redis_ca_certs=certs / "ca.crt",
+            redis_connect_timeout=20.0,  # a TLS handshake on a loaded 2-core host
+            redis_socket_timeout=20.0,
         )
         conns = Connections.from_settings(conf, role=ProcessRole.TEST)
         try:

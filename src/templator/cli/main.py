@@ -34,6 +34,11 @@ COMMANDS = (
     LazyCommand("backup", "templator.cli.backup:app", "Back up and restore all three stores."),
     LazyCommand("deploy", "templator.cli.deploy:app", "Set-up steps of deploy/docker-compose.yml."),
     LazyCommand(
+        "pgadmin",
+        "templator.cli.pgadmin:pgadmin",
+        "pgAdmin 4 on 127.0.0.1 with our database (installs on first use).",
+    ),
+    LazyCommand(
         "monitor", "templator.cli.monitor:monitor", "A live view of every store (like top)."
     ),
     LazyCommand("cache", "templator.cli.maintenance:cache_app", "Redis cache upkeep (SCAN sweep)."),
