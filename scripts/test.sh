@@ -12,4 +12,5 @@ echo "== ruff format --check"
 echo "== mypy --strict src/"
 .venv/bin/mypy src
 echo "== pytest"
-exec .venv/bin/pytest "$@"
+# Two workers (pytest-xdist), one per core: the suite is mostly waiting on servers.
+exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"
