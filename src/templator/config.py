@@ -225,6 +225,13 @@ class Settings(BaseSettings):
         "logs through the global providers an OpenTelemetry SDK sets up); off by default: "
         "its per-request check costs about 10 µs even with no SDK. /metrics is always on",
     )
+    api_sse_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=24 * 3600,
+        description="longest a live-progress stream (GET /sessions/{id}/events) stays open; "
+        "the client reconnects for more",
+    )
     # Deployment (deploy area): uvicorn's supervisor knobs `templator serve` passes on.
     api_worker_healthcheck_timeout: int = Field(
         default=30,

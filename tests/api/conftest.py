@@ -90,11 +90,15 @@ class LiveApi:
 
 
 @pytest.fixture(scope="module")
-def live_api(settings: Settings, s3_server: SeaweedFS) -> Iterator[LiveApi]:
-    """`templator serve` in a subprocess on the test stores, and a token for a fresh user."""
+def live_api(
+    settings: Settings, s3_server: SeaweedFS, request: pytest.FixtureRequest
+) -> Iterator[LiveApi]:
+    """`templator serve` in a subprocess on the test stores, and a token for a fresh user
+    (a test module may add settings in `LIVE_API_ENV`)."""
     port = free_port()
     env = {
         **os.environ,
+        **getattr(request.module, "LIVE_API_ENV", {}),
         "DATABASE_URL": settings.database_url or "",
         "REDIS_URL": settings.redis_url or "",
         "S3_ENDPOINT_URL": s3_server.endpoint_url,

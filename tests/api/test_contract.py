@@ -21,6 +21,9 @@ import pytest
 from tests.api.conftest import LiveApi
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
+# A live-progress stream stays open until its session ends; schemathesis would wait for
+# each one until its request timeout.
+LIVE_API_ENV = {"API_SSE_MAX_SECONDS": "2"}
 # Erasing oneself or revoking one's own token ends a run's credentials: schemathesis
 # reuses ids it saw in responses. Those two run last, in a pass of their own.
 SELF_ENDING = "^/api/v1/(users/\\{user_id\\}|tokens/\\{token_id\\})$"

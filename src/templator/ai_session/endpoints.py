@@ -43,7 +43,6 @@ FINISH = responses_for(SessionNotFound, InvalidSessionTransition, SessionPayload
 FINAL = (SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED)
 FINAL_NAMES = {status.value for status in FINAL}
 KEEP_ALIVE_SECONDS = 15.0
-MAX_STREAM_SECONDS = 3600.0
 """An EventSource reconnects by itself; a bounded stream frees idle watchers."""
 
 
@@ -214,10 +213,11 @@ async def events(
             yield encode_event("state", state.model_dump(mode="json"))
             if state.status in FINAL:
                 return
-            deadline = asyncio.get_running_loop().time() + MAX_STREAM_SECONDS
+            deadline = asyncio.get_running_loop().time() + conns.settings.api_sse_max_seconds
             while asyncio.get_running_loop().time() < deadline:
+                left = deadline - asyncio.get_running_loop().time()
                 try:
-                    message = await listener.next(KEEP_ALIVE_SECONDS)
+                    message = await listener.next(max(0.0, min(KEEP_ALIVE_SECONDS, left)))
                 except Closed:
                     return
                 if message is None:
