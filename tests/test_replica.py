@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import time
@@ -76,12 +77,13 @@ def pair() -> Iterator[Pair]:
                 *("-D", str(replica.data), "-R", "-X", "stream", "-c", "fast"),
             ],
             user=replica.run_as,
+            env={**os.environ, "PGPASSWORD": primary.owner_password},
             check=True,
             capture_output=True,
         )
         replica.start()
         replica.wait_ready()
-        runner.upgrade(primary.url)
+        runner.upgrade(primary.admin_url)
         yield Pair(primary, replica)
     finally:
         replica.stop()

@@ -189,7 +189,7 @@ def test_restore_with_the_embedded_stack_stopped_starts_it_and_stops_it_again(
 
     try:
         with LocalStack(settings) as stack:
-            runner.upgrade(stack.urls.database_url)
+            runner.upgrade(stack.urls.admin_database_url or stack.urls.database_url)
             add(stack.urls.database_url, "kept@example.com")
             urls = StoreUrls(
                 stack.urls.database_url, stack.urls.redis_url, stack.urls.s3_endpoint_url

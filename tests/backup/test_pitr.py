@@ -35,7 +35,7 @@ def embedded(redis_url: str, s3_server: SeaweedFS) -> Iterator[tuple[Stores, Loc
     server.start()
     try:
         server.wait_ready()
-        runner.upgrade(server.url)
+        runner.upgrade(server.admin_url)
         generator = make_stores(redis_url, s3_server, var, database_url=server.url)
         stores = next(generator)
         yield stores, server

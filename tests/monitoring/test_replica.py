@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -36,6 +37,7 @@ def primary_and_standby() -> Iterator[tuple[LocalPostgres, LocalPostgres]]:
             [str(primary.bindir / "pg_basebackup"), "-D", str(standby.data), "-h", "127.0.0.1",
              "-p", str(primary.port), "-U", USER, "-R", "-X", "stream"],
             user=primary.run_as, capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "PGPASSWORD": primary.owner_password},
         )  # fmt: skip
         assert copied.returncode == 0, copied.stderr
         standby.start()

@@ -108,7 +108,7 @@ def supervised() -> Iterator[SupervisedStack]:
     )
     result = SupervisedStack(stack, supervisor, events)
     try:
-        runner.upgrade(stack.urls.database_url)
+        runner.upgrade(stack.urls.admin_database_url or stack.urls.database_url)
         supervisor.start()
         yield result
     finally:

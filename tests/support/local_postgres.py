@@ -23,7 +23,7 @@ def statements_postgres() -> Iterator[str]:
     try:
         server.start()
         server.wait_ready(timeout=180)
-        runner.upgrade(server.url)
+        runner.upgrade(server.admin_url)
         yield server.url
     finally:
         server.stop()

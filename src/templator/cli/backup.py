@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -121,8 +122,16 @@ def _setup(repository: str | None) -> tuple[Settings, Repo, BackupKey | None]:
     return conf, open_repository(conf, repository), load_key(conf)
 
 
+def _as_owner(urls: StoreUrls) -> StoreUrls:
+    """Dumps, restores and scratch databases run as the schema owner (DATABASE_ADMIN_URL,
+    or the local stack's), not as the application role, which may not create databases."""
+    if urls.admin_database_url is None:
+        return urls
+    return dataclasses.replace(urls, database_url=urls.admin_database_url)
+
+
 def _urls(conf: Settings) -> StoreUrls:
-    return resolve_urls(conf)
+    return _as_owner(resolve_urls(conf))
 
 
 def parse_age(text: str) -> timedelta:
@@ -317,10 +326,16 @@ def verify(
 
 def _stack_urls(conf: Settings, stack: Any) -> StoreUrls:
     """The configured URLs, the started embedded stack's where none is set."""
-    return StoreUrls(
-        conf.database_url or stack.database_url,
-        conf.redis_url or stack.redis_url,
-        conf.s3_endpoint_url or stack.s3_endpoint_url,
+    admin = conf.database_admin_url or (
+        None if conf.database_url else getattr(stack, "admin_database_url", None)
+    )
+    return _as_owner(
+        StoreUrls(
+            conf.database_url or stack.database_url,
+            conf.redis_url or stack.redis_url,
+            conf.s3_endpoint_url or stack.s3_endpoint_url,
+            admin_database_url=admin,
+        )
     )
 
 

@@ -48,8 +48,12 @@ USER = "templator"
 APP_USER = "templator_app"
 DATABASE = "templator"
 HBA = """\
-# Written by `templator up`; edits are overwritten on the next start.
+# Written by `templator up`; edits are overwritten on the next start. The socket folder is
+# private (0700) to the account PostgreSQL runs as: that account alone may use it as the
+# owner without a password (pgBackRest's backups and stanza checks), mapped in pg_ident.
+local   all   templator             peer map=stack
 local   all   all                   scram-sha-256
+host    replication   all   127.0.0.1/32    scram-sha-256
 host    all   all   127.0.0.1/32    scram-sha-256
 host    all   all   ::1/128         scram-sha-256
 """
@@ -332,6 +336,7 @@ class LocalPostgres:
         # A cluster from before passwords starts once with trust, to set them (wait_ready).
         self._converting = not (self.data / _AUTH_MARKER).exists()
         self._write_private(self.data / "pg_hba.conf", _LEGACY_HBA if self._converting else HBA)
+        self._write_private(self.data / "pg_ident.conf", f"stack  {self._os_user()}  {USER}\n")
         args = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         args += ["-k", str(self.socket_dir)]
         for key, value in {**SETTINGS, **self._archive_settings()}.items():
@@ -384,6 +389,10 @@ class LocalPostgres:
         if self.archive_conf is not None:
             pgbackrest.ensure_stanza(self.archive_conf, port=self.port, user=self.run_as)
 
+    def _os_user(self) -> str:
+        """The account PostgreSQL runs as (and pgBackRest with it)."""
+        return self.run_as or pwd.getpwuid(os.geteuid()).pw_name
+
     def _owner_conninfo(self, database: str) -> str:
         return psycopg.conninfo.make_conninfo(
             host="127.0.0.1",
@@ -404,6 +413,9 @@ class LocalPostgres:
         with psycopg.connect(
             self._owner_conninfo(DATABASE), connect_timeout=5, autocommit=True
         ) as conn:
+            recovering = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if recovering and recovering[0]:
+                return  # a standby: its roles are the primary's, replicated
             if not conn.execute(
                 "SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,)
             ).fetchone():
