@@ -12,7 +12,9 @@ from templator.signing import SigningKeyUnusable, cache_signing_key
 
 
 def _settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+    # No key from the environment: another test in this process may have set one.
+    base: dict[str, object] = {"cache_signing_key": None}
+    return Settings(_env_file=None, **{**base, **values})  # type: ignore[arg-type, call-arg]
 
 
 def test_a_configured_key_wins_and_processes_with_it_agree(tmp_path: Path) -> None:

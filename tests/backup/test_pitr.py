@@ -36,7 +36,7 @@ def embedded(redis_url: str, s3_server: SeaweedFS) -> Iterator[tuple[Stores, Loc
     try:
         server.wait_ready()
         runner.upgrade(server.admin_url)
-        generator = make_stores(redis_url, s3_server, var, database_url=server.url)
+        generator = make_stores(redis_url, s3_server, var, database_url=server.admin_url)
         stores = next(generator)
         yield stores, server
         generator.close()

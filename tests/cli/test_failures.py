@@ -221,7 +221,7 @@ def env(
         cache.set("matrix:probe", b"1", ex=3600)
     code, output, _ = invoke(["backup", "create", "--json"], values)
     assert code == 0, output
-    backup_name = Path(output.split('"path": "', 1)[1].split('"', 1)[0]).name
+    backup_name = json.loads(output)["name"]
     yield Env(values, tmp, template_id, project_id, module_dir, backup_name)
     store.delete_many([o["key"] for o in store.iter_objects()])
     store.client.delete_bucket(Bucket=store.bucket)

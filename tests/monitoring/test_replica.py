@@ -65,7 +65,7 @@ async def test_the_standby_reports_its_lag_and_the_primary_its_replica(
     primary_and_standby: tuple[LocalPostgres, LocalPostgres],
 ) -> None:
     primary, standby = primary_and_standby
-    with psycopg.connect(libpq_url(primary.url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(primary.admin_url), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS replicated (id int)")
         conn.execute("INSERT INTO replicated VALUES (1)")
     on_standby = await _scrape(standby.url)

@@ -26,15 +26,12 @@ from templator.localstack.seaweedfs import SeaweedFS
 from templator.storage.errors import StoreUnavailable
 from templator.storage.service import ObjectStore
 from tests.plugins.s3 import ACCESS_KEY, SECRET_KEY, s3_settings
+from tests.support.factories import image_bytes
 
 LIMITED_KEY, LIMITED_SECRET = "limited-user", "limited-user-secret"
 LIMITED_BUCKET = "limited-bucket"
 EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18
-PNG = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
-    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00"
-    b"\x00\x00\x00IEND\xaeB`\x82"
-)
+PNG = image_bytes("PNG")
 
 
 @pytest.fixture(scope="module")
