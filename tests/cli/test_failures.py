@@ -65,6 +65,7 @@ REQUIRES: dict[str, set[str]] = {
     "health": {PG},
     "db optimize": {PG},
     "backup list": set(),
+    "backup keygen": set(),
     "backup verify": set(),
     "backup prune": set(),
     "demo": set(),
@@ -251,6 +252,7 @@ def ARGS(e: Env) -> dict[str, list[str]]:
         "backup create": [],
         "backup restore": [e.backup_name, "--yes"],
         "backup verify": [e.backup_name],
+        "backup keygen": ["-o", str(e.tmp / f"key-{uuid.uuid4().hex[:6]}")],
         "demo": ["--url", f"http://127.0.0.1:{free_port()}"],
         "monitor": ["--once", "--json"],
         "db optimize": ["--dry-run"],
@@ -393,13 +395,8 @@ def test_bad_input_is_one_line_naming_it(env: Env, args, mentions: str) -> None:
 )
 @pytest.mark.parametrize(
     "command",
-    [
-        ["backup", "list"],
-        ["backup", "verify", "BAD"],
-        ["backup", "restore", "BAD", "--yes"],
-        ["backup", "prune", "--older-than", "0m", "--keep", "0", "--yes"],
-    ],
-    ids=["list", "verify", "restore", "prune"],
+    [["backup", "verify", "BAD"], ["backup", "restore", "BAD", "--yes"]],
+    ids=["verify", "restore"],
 )
 def test_corrupt_manifest_is_one_line_naming_the_file(
     env: Env, manifest: bytes, command: list[str]
@@ -411,6 +408,28 @@ def test_corrupt_manifest_is_one_line_naming_the_file(
     args = [folder.name if a == "BAD" else a for a in command]
     values = {**env.values, "BACKUP_DIR": str(backups)}
     assert_clean_failure(args, values, r"manifest\.json")
+
+
+@pytest.mark.parametrize(
+    "manifest", [b"{not json", b"[]", b'{"name": 1}'], ids=["not JSON", "a list", "wrong fields"]
+)
+@pytest.mark.parametrize(
+    "command",
+    [["backup", "list", "--json"], ["backup", "prune", "--keep-last", "0", "--yes", "--json"]],
+    ids=["list", "prune"],
+)
+def test_a_corrupt_manifest_never_stops_list_or_prune(
+    env: Env, manifest: bytes, command: list[str]
+) -> None:
+    """One damaged set is reported by name; the command still works on the others."""
+    backups = env.tmp / f"corrupt-{uuid.uuid4().hex[:6]}"
+    folder = backups / "templator-20260101T000000Z"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_bytes(manifest)
+    code, output, escaped = invoke(command, {**env.values, "BACKUP_DIR": str(backups)})
+    assert escaped is None and "Traceback" not in output, output
+    assert code == 0, output
+    assert folder.name in output, output
 
 
 def test_verbose_shows_the_traceback_too(env: Env) -> None:
