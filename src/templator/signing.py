@@ -19,6 +19,8 @@ MIN_LENGTH = 32
 class SigningKeyUnusable(ServiceUnavailable):
     """The configured signing key file is missing, unreadable or too short."""
 
+    code = "cache_signing_key_unusable"
+
 
 def derive(secret: bytes) -> bytes:
     """The 32-byte MAC key for a configured secret of any length."""
