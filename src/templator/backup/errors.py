@@ -29,8 +29,6 @@ class BackupKeyError(ValidationFailed):
 
     code = "backup_key"
 
-    code = "backup_corrupt"
-
 
 class BackupToolFailed(ServiceUnavailable):
     """pg_dump, pg_restore or pgbackrest failed or is missing."""
