@@ -107,7 +107,7 @@ def test_pg_dump_gets_a_minimal_environment_with_the_tls_settings(
                 except psutil.Error:
                     continue
 
-    for _ in range(5):  # pg_dump is short-lived: try until a tick caught it
+    for _ in range(25):  # pg_dump is short-lived: try until a tick caught it
         create.create_backup(
             stores.settings, urls, repo, key=key, include_objects=False, progress=during
         )

@@ -32,8 +32,9 @@ from tests.resilience.conftest import (
 )
 
 pytestmark = pytest.mark.slow
+from tests.support.factories import image_bytes
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 256
+PNG = image_bytes("PNG")  # a real image: uploads are parsed whole
 
 
 def _summary(outcomes: list[Outcome]) -> Counter[tuple[int | None, str | None]]:
