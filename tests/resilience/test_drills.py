@@ -20,6 +20,7 @@ import pytest
 
 from templator.storage.service import ObjectStore
 from tests.resilience.conftest import (
+from tests.support.factories import image_bytes
     OUTAGE_ANSWER_BOUND,
     Api,
     Outcome,
@@ -32,7 +33,6 @@ from tests.resilience.conftest import (
 )
 
 pytestmark = pytest.mark.slow
-from tests.support.factories import image_bytes
 
 PNG = image_bytes("PNG")  # a real image: uploads are parsed whole
 
