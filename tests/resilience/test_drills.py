@@ -20,7 +20,6 @@ import pytest
 
 from templator.storage.service import ObjectStore
 from tests.resilience.conftest import (
-from tests.support.factories import image_bytes
     OUTAGE_ANSWER_BOUND,
     Api,
     Outcome,
@@ -31,6 +30,7 @@ from tests.support.factories import image_bytes
     run_load,
     signal_all,
 )
+from tests.support.factories import image_bytes
 
 pytestmark = pytest.mark.slow
 
