@@ -88,10 +88,13 @@ async def test_r1_redis_killed_under_load_fails_nothing_and_caching_resumes(
         await asyncio.to_thread(supervised.wait_restarted, "redis", restarts, 30)
         await _wait_ready_status(api, "up", timeout=10)
         await asyncio.sleep(2.5)  # the cache's own back-off after an error (Cache.retry_after)
-        hits = metric(api, "templator_cache_requests_total", outcome="hit")
-        await asyncio.sleep(1.0)
     finally:
         outcomes = await _stop(done, load)
+    # Caching resumed: reads of our own after the restart are answered from Redis. (The
+    # background load is bounded in count, so on a fast host it may be over by now.)
+    hits = metric(api, "templator_cache_requests_total", outcome="hit")
+    for n in range(20):
+        assert (await read(http, n)).status_code == 200  # type: ignore[attr-defined]
     hits_after = metric(api, "templator_cache_requests_total", outcome="hit")
 
     assert degraded_after < 2.0, degraded_after
