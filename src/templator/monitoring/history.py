@@ -10,8 +10,6 @@ streams (which stay open for minutes) are left out of the latency.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 import re
 import time
@@ -20,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from prometheus_client.core import Metric
+
+from templator.monitoring.periodic import Periodic
 
 _EXCLUDED = re.compile(r"^(/metrics|/health.*|/dashboard.*|.*/events)$")
 
@@ -79,8 +79,10 @@ def quantile(q: float, buckets: dict[float, float]) -> float | None:
     return lower
 
 
-class History:
+class History(Periodic):
     """A ring of `Point`s spanning `span` seconds, sampled every `interval` seconds."""
+
+    task_name = "http-history"
 
     def __init__(
         self, source: Callable[[], Iterable[Metric]], *, interval: float, span: float = 3600
@@ -89,7 +91,6 @@ class History:
         self.interval = interval
         self.points: deque[Point] = deque(maxlen=max(2, int(span / interval)))
         self._last: tuple[float, _Totals] | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def sample(self) -> Point | None:
         """Read the totals now; the point since the last sample, if there was one."""
@@ -114,21 +115,3 @@ class History:
     def as_list(self) -> list[dict[str, float | None]]:
         """Every point, oldest first, JSON-ready."""
         return [asdict(point) for point in self.points]
-
-    async def _run(self) -> None:
-        while True:
-            self.sample()
-            await asyncio.sleep(self.interval)
-
-    def start(self) -> None:
-        """Sample in the background until `stop()`."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="http-history")
-
-    async def stop(self) -> None:
-        """Stop sampling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

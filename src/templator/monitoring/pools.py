@@ -10,13 +10,12 @@ before rendering, so nothing is read on the request path.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 from prometheus_client import Counter, Gauge
 
 from templator.connections import Connections
+from templator.monitoring.periodic import Periodic
 from templator.postgres import MeteredQueuePool
 
 _LABELS = ["pool"]
@@ -67,14 +66,15 @@ def pool_stats(conns: Connections) -> dict[str, dict[str, int]]:
     return stats
 
 
-class PoolSampler:
+class PoolSampler(Periodic):
     """Writes this process's pool figures into the gauges, now and every `interval` s."""
+
+    task_name = "pool-sampler"
 
     def __init__(self, conns: Connections, *, interval: float = 1.0) -> None:
         self.conns = conns
         self.interval = interval
         self._timeouts: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
 
     def sample(self) -> dict[str, dict[str, int]]:
         """Write the figures now and return them."""
@@ -93,21 +93,3 @@ class PoolSampler:
                 timeouts.inc(figures["timeouts"] - before)
             self._timeouts[name] = figures["timeouts"]
         return stats
-
-    async def _run(self) -> None:
-        while True:
-            self.sample()
-            await asyncio.sleep(self.interval)
-
-    def start(self) -> None:
-        """Sample in the background until `stop()`."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="pool-sampler")
-
-    async def stop(self) -> None:
-        """Stop sampling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
