@@ -42,15 +42,6 @@ log = logging.getLogger("templator.connections")
 T = TypeVar("T")
 
 
-def _is_connection_failure(exc: OperationalError | InterfaceError) -> bool:
-    """True when the server could not be reached or the connection broke, as opposed to
-    a statement the server refused (timeout, recovery conflict): those carry a SQLSTATE."""
-    if exc.connection_invalidated or isinstance(exc, InterfaceError):
-        return True
-    orig = exc.orig
-    return isinstance(orig, psycopg.OperationalError) and getattr(orig, "sqlstate", None) is None
-
-
 __all__ = [
     "Connections",
     "StackNotConfigured",
@@ -166,7 +157,7 @@ class Connections:
                 async with self.replica_sessionmaker() as session:
                     return await work(session)
             except (OperationalError, InterfaceError) as exc:
-                if not _is_connection_failure(exc):
+                if not postgres.is_connection_lost(exc):
                     raise
                 log.warning(
                     "replica %s unreachable (%s): reading from the primary",

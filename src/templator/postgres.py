@@ -162,6 +162,18 @@ def bounded_waits(seconds: float) -> Iterator[None]:
         _deadline.reset(token)
 
 
+def is_connection_lost(exc: BaseException) -> bool:
+    """Narrower than `is_unavailable`: the server could not be reached or the connection
+    broke, as opposed to a statement it refused (a timeout, a recovery conflict), which
+    carries a SQLSTATE. A read that may go elsewhere (a replica's) retries only these."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, psycopg.InterfaceError):
+        return True
+    return isinstance(orig, psycopg.OperationalError) and getattr(orig, "sqlstate", None) is None
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means PostgreSQL cannot serve now (down, refusing, restarting, hung,
     out of connections or resources) rather than a fault of the request or the code.
