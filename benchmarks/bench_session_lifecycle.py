@@ -31,8 +31,8 @@ import uvloop
 from sqlalchemy.engine import make_url
 
 from benchmarks.common import machine, parser, raw_dsn, seeded_database
-from templator.ai_session.schemas import PhaseUpdate, SessionComplete, SessionCreate
-from templator.ai_session.service import SessionService
+from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
+from templator.ai_session.service import AiSessionService
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.kit.actor import Actor
@@ -142,13 +142,13 @@ async def ours_worker(
     while time.perf_counter() < stop:
         async with unit_of_work(conns.sessionmaker, conns.cache) as s:
             session_id = (
-                await SessionService(s, conns.cache).create(
-                    actor, SessionCreate(project_id=project_id)
+                await AiSessionService(s, conns.cache).create(
+                    actor, AiSessionCreate(project_id=project_id)
                 )
             ).id
         for i, phase in enumerate(PHASES, start=1):
             async with unit_of_work(conns.sessionmaker, conns.cache) as s:
-                await SessionService(s, conns.cache).record_phase(
+                await AiSessionService(s, conns.cache).record_phase(
                     actor,
                     session_id,
                     PhaseUpdate(phase=phase, payload=PAYLOADS[phase], progress=i / 5 * 0.95),
@@ -156,8 +156,8 @@ async def ours_worker(
         async with unit_of_work(conns.sessionmaker, conns.cache) as s:
             await LogService(s).append_many(actor, session_id, LINES)
         async with unit_of_work(conns.sessionmaker, conns.cache) as s:
-            await SessionService(s, conns.cache).complete(
-                actor, session_id, SessionComplete(quality_score=0.9)
+            await AiSessionService(s, conns.cache).complete(
+                actor, session_id, AiSessionComplete(quality_score=0.9)
             )
         async with unit_of_work(conns.sessionmaker, conns.cache) as s:
             await TemplateService(s, conns.cache).create_from_session(

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from templator.ai_session.errors import InvalidSessionTransition, ProgressWentBackwards
+from templator.ai_session.errors import InvalidAiSessionTransition, ProgressWentBackwards
 from templator.ai_session.events import subscribe_progress
-from templator.ai_session.schemas import PhaseUpdate, SessionComplete, SessionCreate
-from templator.ai_session.service import SessionService
+from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
+from templator.ai_session.service import AiSessionService
 from templator.connections import Connections
 from templator.kit.uow import unit_of_work
 from templator.models import SessionPhase, SessionStatus
@@ -18,8 +18,8 @@ from tests.support.factories import Committed
 
 async def _new_session(connections: Connections, committed: Committed) -> str:
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-        created = await SessionService(session, connections.cache).create(
-            committed.actor, SessionCreate(project_id=committed.project_id)
+        created = await AiSessionService(session, connections.cache).create(
+            committed.actor, AiSessionCreate(project_id=committed.project_id)
         )
     return created.id
 
@@ -34,7 +34,7 @@ async def test_racing_workers_never_lose_or_reverse_progress(
         for value in values:
             try:
                 async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-                    state = await SessionService(session, connections.cache).record_phase(
+                    state = await AiSessionService(session, connections.cache).record_phase(
                         committed.actor,
                         session_id,
                         PhaseUpdate(
@@ -52,7 +52,7 @@ async def test_racing_workers_never_lose_or_reverse_progress(
         # Polls committed progress while the workers race: it must never go down.
         while not done.is_set():
             async with connections.sessionmaker() as session:
-                full = await SessionService(session, connections.cache).get(
+                full = await AiSessionService(session, connections.cache).get(
                     committed.actor, session_id
                 )
             observed.append(full.progress)
@@ -66,7 +66,7 @@ async def test_racing_workers_never_lose_or_reverse_progress(
     await watcher
     assert observed == sorted(observed) and len(observed) > 1
     async with connections.sessionmaker() as session:
-        full = await SessionService(session, connections.cache).get(committed.actor, session_id)
+        full = await AiSessionService(session, connections.cache).get(committed.actor, session_id)
     assert full.progress == max(accepted)
     assert full.ai_analysis == {"v": max(accepted)}
 
@@ -76,17 +76,17 @@ async def test_exactly_one_terminal_transition_wins(
 ) -> None:
     session_id = await _new_session(connections, committed)
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-        await SessionService(session, connections.cache).start(committed.actor, session_id)
+        await AiSessionService(session, connections.cache).start(committed.actor, session_id)
 
     async def finish(kind: str) -> str:
         try:
             async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-                service = SessionService(session, connections.cache)
+                service = AiSessionService(session, connections.cache)
                 if kind == "complete":
-                    await service.complete(committed.actor, session_id, SessionComplete())
+                    await service.complete(committed.actor, session_id, AiSessionComplete())
                 else:
                     await service.cancel(committed.actor, session_id)
-        except InvalidSessionTransition:
+        except InvalidAiSessionTransition:
             return "refused"
         return kind
 
@@ -94,7 +94,7 @@ async def test_exactly_one_terminal_transition_wins(
     winners = [r for r in results if r != "refused"]
     assert len(winners) == 1
     async with connections.sessionmaker() as session:
-        state = await SessionService(session, connections.cache).get(committed.actor, session_id)
+        state = await AiSessionService(session, connections.cache).get(committed.actor, session_id)
     assert state.status is (
         SessionStatus.COMPLETED if winners[0] == "complete" else SessionStatus.CANCELLED
     )
@@ -108,14 +108,14 @@ async def test_cached_state_is_never_stale_after_interleaved_writes(
     async def read() -> float:
         async with connections.sessionmaker() as session:
             return (
-                await SessionService(session, connections.cache).get_state(
+                await AiSessionService(session, connections.cache).get_state(
                     committed.actor, session_id
                 )
             ).progress
 
     async def write(value: float) -> None:
         async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-            await SessionService(session, connections.cache).record_phase(
+            await AiSessionService(session, connections.cache).record_phase(
                 committed.actor,
                 session_id,
                 PhaseUpdate(phase=SessionPhase.UPLOAD, payload={}, progress=value),
@@ -144,15 +144,15 @@ async def test_progress_is_published_after_commit(
     listener = asyncio.create_task(listen())
     await asyncio.sleep(0.2)
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-        service = SessionService(session, connections.cache)
+        service = AiSessionService(session, connections.cache)
         await service.record_phase(
             committed.actor,
             session_id,
             PhaseUpdate(phase=SessionPhase.UPLOAD, payload={}, progress=0.5),
         )
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-        await SessionService(session, connections.cache).complete(
-            committed.actor, session_id, SessionComplete()
+        await AiSessionService(session, connections.cache).complete(
+            committed.actor, session_id, AiSessionComplete()
         )
     await asyncio.wait_for(listener, 10)
     assert [(m["status"], m["progress"]) for m in received] == [
@@ -172,7 +172,7 @@ async def test_nothing_is_published_for_a_rolled_back_change(
     for _ in range(rounds):
         with pytest.raises(RuntimeError):
             async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-                await SessionService(session, connections.cache).record_phase(
+                await AiSessionService(session, connections.cache).record_phase(
                     committed.actor,
                     session_id,
                     PhaseUpdate(phase=SessionPhase.UPLOAD, payload={}, progress=0.3),

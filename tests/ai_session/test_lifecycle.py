@@ -8,14 +8,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session import lifecycle
 from templator.ai_session.errors import (
-    InvalidSessionTransition,
+    AiSessionNotFound,
+    AiSessionPayloadTooLarge,
+    InvalidAiSessionTransition,
     PhaseWentBackwards,
     ProgressWentBackwards,
-    SessionNotFound,
-    SessionPayloadTooLarge,
 )
-from templator.ai_session.schemas import PhaseUpdate, SessionComplete, SessionCreate, SessionFail
-from templator.ai_session.service import SessionService
+from templator.ai_session.schemas import (
+    AiSessionComplete,
+    AiSessionCreate,
+    AiSessionFail,
+    PhaseUpdate,
+)
+from templator.ai_session.service import AiSessionService
 from templator.connections import Connections
 from templator.kit.actor import Actor
 from templator.models import AISession, SessionPhase, SessionStatus, UserRole
@@ -24,12 +29,12 @@ from tests.support.factories import actor_of, make_project, make_user
 
 async def _service_and_session(
     db_session: AsyncSession, connections: Connections
-) -> tuple[SessionService, Actor, str]:
+) -> tuple[AiSessionService, Actor, str]:
     user = await make_user(db_session)
     project = await make_project(db_session, user=user)
-    service = SessionService(db_session, connections.cache)
+    service = AiSessionService(db_session, connections.cache)
     actor = actor_of(user)
-    created = await service.create(actor, SessionCreate(project_id=project.id))
+    created = await service.create(actor, AiSessionCreate(project_id=project.id))
     return service, actor, created.id
 
 
@@ -61,8 +66,10 @@ async def test_every_transition_is_allowed_or_refused_as_the_table_says(
     row.status = current
     await db_session.flush()
     moves = {
-        SessionStatus.COMPLETED: lambda: service.complete(actor, session_id, SessionComplete()),
-        SessionStatus.FAILED: lambda: service.fail(actor, session_id, SessionFail(error={"e": 1})),
+        SessionStatus.COMPLETED: lambda: service.complete(actor, session_id, AiSessionComplete()),
+        SessionStatus.FAILED: lambda: service.fail(
+            actor, session_id, AiSessionFail(error={"e": 1})
+        ),
         SessionStatus.CANCELLED: lambda: service.cancel(actor, session_id),
         SessionStatus.PROCESSING: lambda: service.start(actor, session_id),
     }
@@ -71,7 +78,8 @@ async def test_every_transition_is_allowed_or_refused_as_the_table_says(
         assert state.status is target
     else:
         with pytest.raises(
-            InvalidSessionTransition, match=f"is {current.value}; it cannot move to {target.value}"
+            InvalidAiSessionTransition,
+            match=f"is {current.value}; it cannot move to {target.value}",
         ):
             await moves[target]()
         await db_session.refresh(row)
@@ -104,7 +112,7 @@ async def test_completion_computes_processing_time_and_keeps_the_score(
     service, actor, session_id = await _service_and_session(db_session, connections)
     await service.start(actor, session_id)
     state = await service.complete(
-        actor, session_id, SessionComplete(final_result={"html": "<p/>"}, quality_score=0.9)
+        actor, session_id, AiSessionComplete(final_result={"html": "<p/>"}, quality_score=0.9)
     )
     assert state.status is SessionStatus.COMPLETED and state.progress == 1.0
     full = await service.get(actor, session_id)
@@ -117,7 +125,7 @@ async def test_failure_keeps_the_error_log(
     db_session: AsyncSession, connections: Connections
 ) -> None:
     service, actor, session_id = await _service_and_session(db_session, connections)
-    await service.fail(actor, session_id, SessionFail(error={"error": "ModelTimeout"}))
+    await service.fail(actor, session_id, AiSessionFail(error={"error": "ModelTimeout"}))
     assert (await service.get(actor, session_id)).error_log == {"error": "ModelTimeout"}
 
 
@@ -156,7 +164,7 @@ async def test_phase_work_after_a_final_status_is_refused(
 ) -> None:
     service, actor, session_id = await _service_and_session(db_session, connections)
     await service.cancel(actor, session_id)
-    with pytest.raises(InvalidSessionTransition, match="CANCELLED"):
+    with pytest.raises(InvalidAiSessionTransition, match="CANCELLED"):
         await service.record_phase(
             actor, session_id, PhaseUpdate(phase=SessionPhase.UPLOAD, payload={}, progress=0.1)
         )
@@ -171,7 +179,7 @@ async def test_oversize_payload_is_refused_naming_the_limit(
     db_session: AsyncSession, connections: Connections
 ) -> None:
     service, actor, session_id = await _service_and_session(db_session, connections)
-    with pytest.raises(SessionPayloadTooLarge, match="the limit is 1,048,576"):
+    with pytest.raises(AiSessionPayloadTooLarge, match="the limit is 1,048,576"):
         await service.record_phase(
             actor,
             session_id,
@@ -185,11 +193,11 @@ async def test_unknown_and_foreign_sessions_are_not_found(
 ) -> None:
     service, actor, session_id = await _service_and_session(db_session, connections)
     stranger = Actor((await make_user(db_session)).id, UserRole.USER)
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(AiSessionNotFound):
         await service.get(stranger, session_id)
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(AiSessionNotFound):
         await service.cancel(stranger, session_id)
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(AiSessionNotFound):
         await service.get(actor, "z" * 25)
     admin = Actor((await make_user(db_session, role=UserRole.ADMIN)).id, UserRole.ADMIN)
     assert (await service.get(admin, session_id)).id == session_id

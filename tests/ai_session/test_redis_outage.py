@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pytest
 from redis.asyncio import Redis
 
-from templator.ai_session.schemas import PhaseUpdate, SessionComplete, SessionCreate
-from templator.ai_session.service import SessionService
+from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
+from templator.ai_session.service import AiSessionService
 from templator.cache import Cache
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections
@@ -102,11 +102,11 @@ async def _every_operation(connections: Connections, cache: Cache, committed: Co
         page = await ProjectService(s, cache).list_for(actor, actor.id, PageParams())
         assert "during outage" in [p.name for p in page.items]
     async with unit_of_work(maker, cache) as s:
-        created = await SessionService(s, cache).create(
-            actor, SessionCreate(project_id=committed.project_id)
+        created = await AiSessionService(s, cache).create(
+            actor, AiSessionCreate(project_id=committed.project_id)
         )
     async with unit_of_work(maker, cache) as s:
-        await SessionService(s, cache).record_phase(
+        await AiSessionService(s, cache).record_phase(
             actor,
             created.id,
             PhaseUpdate(phase=SessionPhase.UPLOAD, payload={"f": 1}, progress=0.2),
@@ -114,12 +114,12 @@ async def _every_operation(connections: Connections, cache: Cache, committed: Co
     async with unit_of_work(maker, cache) as s:
         await LogService(s).append_many(actor, created.id, [LogLine(phase="upload", message="x")])
     async with unit_of_work(maker, cache) as s:
-        state = await SessionService(s, cache).get_state(actor, created.id)
+        state = await AiSessionService(s, cache).get_state(actor, created.id)
         assert state.progress == 0.2
     async with unit_of_work(maker, cache) as s:
-        await SessionService(s, cache).complete(actor, created.id, SessionComplete())
+        await AiSessionService(s, cache).complete(actor, created.id, AiSessionComplete())
     async with unit_of_work(maker, cache) as s:
-        assert (await SessionService(s, cache).get_state(actor, created.id)).status == "COMPLETED"
+        assert (await AiSessionService(s, cache).get_state(actor, created.id)).status == "COMPLETED"
 
 
 async def test_every_operation_succeeds_from_postgres_while_redis_is_down(

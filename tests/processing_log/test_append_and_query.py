@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.ai_session.errors import SessionNotFound
+from templator.ai_session.errors import AiSessionNotFound
 from templator.kit.actor import Actor
 from templator.kit.pagination import PageParams
 from templator.models import LogLevel, ProcessingLog, UserRole
@@ -46,7 +46,7 @@ async def test_a_small_batch_to_a_foreign_session_is_refused_and_writes_nothing(
     ai = await make_session(db_session)
     stranger = actor_of(await make_user(db_session))
 
-    with pytest.raises(SessionNotFound, match=ai.id):
+    with pytest.raises(AiSessionNotFound, match=ai.id):
         await LogService(db_session).append_many(
             stranger, ai.id, [LogLine(phase="upload", message="x")]
         )
@@ -56,7 +56,7 @@ async def test_a_small_batch_to_a_foreign_session_is_refused_and_writes_nothing(
 async def test_a_small_batch_to_an_unknown_session_is_refused_for_trusted_writers_too(
     db_session: AsyncSession,
 ) -> None:
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(AiSessionNotFound):
         await LogService(db_session).append_many(
             None, "q" * 25, [LogLine(phase="upload", message="x")]
         )

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.ai_session.errors import SessionNotFound
+from templator.ai_session.errors import AiSessionNotFound
 from templator.connections import Connections
 from templator.exceptions import PayloadTooLarge
 from templator.kit.actor import Actor
@@ -46,14 +46,14 @@ async def test_append_many_writes_every_line_in_one_copy(db_session: AsyncSessio
 async def test_unknown_session_fails_the_whole_unit_of_work(
     connections: Connections, committed: Committed
 ) -> None:
-    from templator.ai_session.schemas import SessionCreate
-    from templator.ai_session.service import SessionService
+    from templator.ai_session.schemas import AiSessionCreate
+    from templator.ai_session.service import AiSessionService
 
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-        ai = await SessionService(session, connections.cache).create(
-            committed.actor, SessionCreate(project_id=committed.project_id)
+        ai = await AiSessionService(session, connections.cache).create(
+            committed.actor, AiSessionCreate(project_id=committed.project_id)
         )
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(AiSessionNotFound):
         async with unit_of_work(connections.sessionmaker, connections.cache) as session:
             await LogService(session).append_many(
                 None, ai.id, [LogLine(phase="upload", message="first batch")]
@@ -117,9 +117,9 @@ async def test_query_filters_by_level_and_time_newest_first_with_pages(
 async def test_another_users_session_log_is_not_found(db_session: AsyncSession) -> None:
     ai = await make_session(db_session)
     stranger = actor_of(await make_user(db_session))
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(AiSessionNotFound):
         await LogService(db_session).query(stranger, ai.id, LogQuery(), PageParams())
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(AiSessionNotFound):
         await LogService(db_session).append_many(
             stranger, ai.id, [LogLine(phase="upload", message="x")]
         )
@@ -128,12 +128,12 @@ async def test_another_users_session_log_is_not_found(db_session: AsyncSession) 
 async def test_prune_deletes_only_old_lines_in_batches(
     connections: Connections, committed: Committed
 ) -> None:
-    from templator.ai_session.schemas import SessionCreate
-    from templator.ai_session.service import SessionService
+    from templator.ai_session.schemas import AiSessionCreate
+    from templator.ai_session.service import AiSessionService
 
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-        ai = await SessionService(session, connections.cache).create(
-            committed.actor, SessionCreate(project_id=committed.project_id)
+        ai = await AiSessionService(session, connections.cache).create(
+            committed.actor, AiSessionCreate(project_id=committed.project_id)
         )
         now = datetime.now(UTC)
         old = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from templator.ai_session.errors import SessionNotFound
-from templator.ai_session.schemas import SessionCreate
-from templator.ai_session.service import SessionService
+from templator.ai_session.errors import AiSessionNotFound
+from templator.ai_session.schemas import AiSessionCreate
+from templator.ai_session.service import AiSessionService
 from templator.connections import Connections
 from templator.kit.pagination import PageParams
 from templator.kit.uow import unit_of_work
@@ -20,12 +20,12 @@ from tests.support.factories import Committed, hubspot_config
 async def _fill(conns: Connections, committed: Committed, n: int) -> tuple[list[str], list[str]]:
     """`n` sessions and `n` templates in the committed project."""
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        sessions = SessionService(session, conns.cache)
+        sessions = AiSessionService(session, conns.cache)
         templates = TemplateService(session, conns.cache)
         sids = [
             (
                 await sessions.create(
-                    committed.actor, SessionCreate(project_id=committed.project_id)
+                    committed.actor, AiSessionCreate(project_id=committed.project_id)
                 )
             ).id
             for _ in range(n)
@@ -55,9 +55,9 @@ async def _read_all(
     async with conns.sessionmaker() as session:
         for sid in sids:
             try:
-                await SessionService(session, conns.cache).get_state(committed.actor, sid)
+                await AiSessionService(session, conns.cache).get_state(committed.actor, sid)
                 found += 1
-            except SessionNotFound:
+            except AiSessionNotFound:
                 pass
         for tid in tids:
             try:
@@ -71,7 +71,7 @@ async def _read_all(
 async def _cached(conns: Connections, sids: list[str], tids: list[str]) -> int:
     """How many of the sessions' state keys and templates' keys are in Redis."""
     async with conns.sessionmaker() as session:
-        keys = [SessionService(session, conns.cache).state_key(s) for s in sids]
+        keys = [AiSessionService(session, conns.cache).state_key(s) for s in sids]
         keys += [TemplateService(session, conns.cache).cache_key(t) for t in tids]
     return int(await conns.redis.exists(*keys))
 

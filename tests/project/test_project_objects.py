@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from templator.ai_session.schemas import SessionCreate
-from templator.ai_session.service import SessionService
+from templator.ai_session.schemas import AiSessionCreate
+from templator.ai_session.service import AiSessionService
 from templator.connections import Connections
 from templator.kit.uow import unit_of_work
 from templator.localstack.process import free_port
@@ -29,8 +29,8 @@ HTML = b"<!DOCTYPE html><html><body><h1>Landing</h1></body></html>"
 async def _fill(conns: Connections, committed: Committed, project_id: str) -> list[str]:
     """A session with an uploaded design and a template with an uploaded module zip."""
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        ai_session = await SessionService(session, conns.cache).create(
-            committed.actor, SessionCreate(project_id=project_id)
+        ai_session = await AiSessionService(session, conns.cache).create(
+            committed.actor, AiSessionCreate(project_id=project_id)
         )
         templates = TemplateService(session, conns.cache, conns.store)
         template = await templates.create(

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from templator.ai_session.errors import SessionNotFound
-from templator.ai_session.schemas import SessionCreate
-from templator.ai_session.service import SessionService
+from templator.ai_session.errors import AiSessionNotFound
+from templator.ai_session.schemas import AiSessionCreate
+from templator.ai_session.service import AiSessionService
 from templator.config import ProcessRole
 from templator.connections import Connections, StoreUrls
 from templator.kit.ids import new_id
@@ -30,8 +30,8 @@ HTML = b"<!DOCTYPE html><html><body><h1>Landing</h1></body></html>"
 
 async def _session_id(conns: Connections, committed: Committed) -> str:
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        created = await SessionService(session, conns.cache).create(
-            committed.actor, SessionCreate(project_id=committed.project_id)
+        created = await AiSessionService(session, conns.cache).create(
+            committed.actor, AiSessionCreate(project_id=committed.project_id)
         )
     return created.id
 
@@ -67,7 +67,7 @@ async def test_unknown_session_stores_nothing(
     store_connections: Connections, committed: Committed
 ) -> None:
     conns = store_connections
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(AiSessionNotFound):
         async with unit_of_work(conns.sessionmaker, conns.cache) as session:
             await _assets(session, conns).upload_design(
                 committed.actor, new_id(), io.BytesIO(HTML), content_type="text/html"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from templator.ai_session.errors import SessionNotFound
-from templator.ai_session.schemas import PhaseUpdate, SessionComplete, SessionCreate
-from templator.ai_session.service import SessionService
+from templator.ai_session.errors import AiSessionNotFound
+from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
+from templator.ai_session.service import AiSessionService
 from templator.connections import Connections
 from templator.kit.uow import unit_of_work
 from templator.models import SessionPhase
@@ -22,16 +22,16 @@ async def _completed_session_with_templates(
     """A COMPLETED session and `n` templates made from it."""
     result = {"name": "Hero", "html": "<p/>", "hubspot_config": hubspot_config()}
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        sessions = SessionService(session, conns.cache)
+        sessions = AiSessionService(session, conns.cache)
         sid = (
-            await sessions.create(committed.actor, SessionCreate(project_id=committed.project_id))
+            await sessions.create(committed.actor, AiSessionCreate(project_id=committed.project_id))
         ).id
         await sessions.record_phase(
             committed.actor,
             sid,
             PhaseUpdate(phase=SessionPhase.GENERATION, payload=result, progress=1),
         )
-        await sessions.complete(committed.actor, sid, SessionComplete())
+        await sessions.complete(committed.actor, sid, AiSessionComplete())
         templates = TemplateService(session, conns.cache)
         tids = [
             (
@@ -56,14 +56,14 @@ async def test_deleting_a_session_drops_its_cached_state(
     conns = store_connections
     sid, _ = await _completed_session_with_templates(conns, committed, 0)
     async with conns.sessionmaker() as session:
-        state = await SessionService(session, conns.cache).get_state(committed.actor, sid)
+        state = await AiSessionService(session, conns.cache).get_state(committed.actor, sid)
     assert state.progress == 1
 
     await _delete_session(conns, committed, sid)
 
     async with conns.sessionmaker() as session:
-        with pytest.raises(SessionNotFound):
-            await SessionService(session, conns.cache).get_state(committed.actor, sid)
+        with pytest.raises(AiSessionNotFound):
+            await AiSessionService(session, conns.cache).get_state(committed.actor, sid)
 
 
 async def test_deleting_a_session_drops_the_cached_templates_made_from_it(

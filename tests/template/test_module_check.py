@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from templator.ai_session.schemas import PhaseUpdate, SessionComplete, SessionCreate
-from templator.ai_session.service import SessionService
+from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
+from templator.ai_session.service import AiSessionService
 from templator.connections import Connections
 from templator.hubspot.errors import ModuleCheckFailed
 from templator.kit.uow import unit_of_work
@@ -19,8 +19,10 @@ async def test_the_recorded_score_is_the_ai_score_times_the_check_score(
     connections: Connections, committed: Committed
 ) -> None:
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-        sessions = SessionService(session, connections.cache)
-        ai = await sessions.create(committed.actor, SessionCreate(project_id=committed.project_id))
+        sessions = AiSessionService(session, connections.cache)
+        ai = await sessions.create(
+            committed.actor, AiSessionCreate(project_id=committed.project_id)
+        )
         # module.subtitle is no field: one error.
         payload = {
             "html": "{{ module.title }}{{ module.subtitle }}",
@@ -31,7 +33,7 @@ async def test_the_recorded_score_is_the_ai_score_times_the_check_score(
             ai.id,
             PhaseUpdate(phase=SessionPhase.GENERATION, payload=payload, progress=0.9),
         )
-        await sessions.complete(committed.actor, ai.id, SessionComplete(quality_score=0.8))
+        await sessions.complete(committed.actor, ai.id, AiSessionComplete(quality_score=0.8))
         templates = TemplateService(session, connections.cache)
         template = await templates.create_from_session(
             committed.actor, TemplateFromSession(session_id=ai.id)

@@ -8,17 +8,17 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.ai_session.schemas import PhaseUpdate, SessionComplete, SessionCreate
-from templator.ai_session.service import SessionService
+from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
+from templator.ai_session.service import AiSessionService
 from templator.connections import Connections
 from templator.kit.actor import Actor
 from templator.kit.pagination import PageParams
 from templator.kit.uow import unit_of_work
 from templator.models import SessionPhase, TemplateStatus, UserRole
 from templator.template.errors import (
+    AiSessionNotCompleted,
     InvalidTemplateTransition,
     NotAllowed,
-    SessionNotCompleted,
     TemplateArchived,
     TemplateNotFound,
     TemplateVersionNotFound,
@@ -181,9 +181,11 @@ async def test_create_from_session_needs_a_completed_session(
     connections: Connections, committed: Committed
 ) -> None:
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-        sessions = SessionService(session, connections.cache)
-        ai = await sessions.create(committed.actor, SessionCreate(project_id=committed.project_id))
-        with pytest.raises(SessionNotCompleted, match="is PENDING"):
+        sessions = AiSessionService(session, connections.cache)
+        ai = await sessions.create(
+            committed.actor, AiSessionCreate(project_id=committed.project_id)
+        )
+        with pytest.raises(AiSessionNotCompleted, match="is PENDING"):
             await TemplateService(session, connections.cache).create_from_session(
                 committed.actor, TemplateFromSession(session_id=ai.id)
             )
@@ -201,7 +203,7 @@ async def test_create_from_session_needs_a_completed_session(
                 progress=0.9,
             ),
         )
-        await sessions.complete(committed.actor, ai.id, SessionComplete(quality_score=0.8))
+        await sessions.complete(committed.actor, ai.id, AiSessionComplete(quality_score=0.8))
         template = await TemplateService(session, connections.cache).create_from_session(
             committed.actor, TemplateFromSession(session_id=ai.id, tags=["pricing"])
         )

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from templator.ai_session.errors import SessionNotFound
-from templator.ai_session.schemas import SessionCreate
-from templator.ai_session.service import SessionService
+from templator.ai_session.errors import AiSessionNotFound
+from templator.ai_session.schemas import AiSessionCreate
+from templator.ai_session.service import AiSessionService
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.connections import Connections
@@ -46,8 +46,8 @@ async def _owned(conns: Connections, committed: Committed) -> tuple[list[str], l
         for project_id in (committed.project_id, second.id):
             sids.append(
                 (
-                    await SessionService(session, conns.cache).create(
-                        committed.actor, SessionCreate(project_id=project_id)
+                    await AiSessionService(session, conns.cache).create(
+                        committed.actor, AiSessionCreate(project_id=project_id)
                     )
                 ).id
             )
@@ -82,7 +82,7 @@ async def test_erasure_drops_every_cached_entry_of_the_user(
             committed.actor.id
         )
         for sid in sids:
-            await SessionService(session, conns.cache).get_state(ADMIN, sid)
+            await AiSessionService(session, conns.cache).get_state(ADMIN, sid)
         for tid in tids:
             await TemplateService(session, conns.cache).get(ADMIN, tid)
         page = await ProjectService(session, conns.cache).list_for(
@@ -97,8 +97,8 @@ async def test_erasure_drops_every_cached_entry_of_the_user(
         with pytest.raises(Unauthorized):
             await TokenService(session, conns.cache).authenticate(token)
         for sid in sids:
-            with pytest.raises(SessionNotFound):
-                await SessionService(session, conns.cache).get_state(ADMIN, sid)
+            with pytest.raises(AiSessionNotFound):
+                await AiSessionService(session, conns.cache).get_state(ADMIN, sid)
         for tid in tids:
             with pytest.raises(TemplateNotFound):
                 await TemplateService(session, conns.cache).get(ADMIN, tid)

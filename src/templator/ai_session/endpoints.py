@@ -11,16 +11,16 @@ from starlette.responses import StreamingResponse
 
 from templator.ai_session import schemas
 from templator.ai_session.errors import (
-    InvalidSessionTransition,
+    AiSessionChangedConcurrently,
+    AiSessionFinished,
+    AiSessionNotFound,
+    AiSessionPayloadTooLarge,
+    InvalidAiSessionTransition,
     PhaseWentBackwards,
     ProgressWentBackwards,
-    SessionChangedConcurrently,
-    SessionFinished,
-    SessionNotFound,
-    SessionPayloadTooLarge,
 )
 from templator.ai_session.events import channel
-from templator.ai_session.service import SessionService
+from templator.ai_session.service import AiSessionService
 from templator.api.deps import Conns, CurrentActor, DbSession, Hub, Uow, request_id
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
@@ -36,8 +36,8 @@ from templator.storage.assets import AssetService
 from templator.template.service import TemplateService
 
 router = APIRouter(tags=["sessions"])
-CHANGE = responses_for(SessionNotFound, InvalidSessionTransition)
-FINISH = responses_for(SessionNotFound, InvalidSessionTransition, SessionPayloadTooLarge)
+CHANGE = responses_for(AiSessionNotFound, InvalidAiSessionTransition)
+FINISH = responses_for(AiSessionNotFound, InvalidAiSessionTransition, AiSessionPayloadTooLarge)
 
 
 FINAL = (SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED)
@@ -49,50 +49,50 @@ KEEP_ALIVE_SECONDS = 15.0
 @router.post(
     "/sessions",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(ProjectNotFound, SessionPayloadTooLarge),
+    responses=responses_for(ProjectNotFound, AiSessionPayloadTooLarge),
 )
 async def create_session(
-    data: schemas.SessionCreate, actor: CurrentActor, conns: Conns, session: DbSession
-) -> schemas.Session:
+    data: schemas.AiSessionCreate, actor: CurrentActor, conns: Conns, session: DbSession
+) -> schemas.AiSession:
     """A new PENDING session in one of the caller's projects."""
-    return await SessionService(session, conns.cache).create(actor, data)
+    return await AiSessionService(session, conns.cache).create(actor, data)
 
 
 @router.get("/projects/{project_id}/sessions", responses=responses_for(ProjectNotFound))
 async def list_sessions(
     project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, paging: Paging
-) -> PageOut[schemas.Session]:
+) -> PageOut[schemas.AiSession]:
     """A project's sessions, newest first."""
     return to_page_out(
-        await SessionService(session, conns.cache).list_for_project(actor, project_id, paging)
+        await AiSessionService(session, conns.cache).list_for_project(actor, project_id, paging)
     )
 
 
-@router.get("/sessions/{session_id}", responses=responses_for(SessionNotFound))
+@router.get("/sessions/{session_id}", responses=responses_for(AiSessionNotFound))
 async def get_session(
     session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
-) -> schemas.Session:
+) -> schemas.AiSession:
     """A whole session with its phase payloads."""
-    return await SessionService(session, conns.cache).get(actor, session_id)
+    return await AiSessionService(session, conns.cache).get(actor, session_id)
 
 
-@router.get("/sessions/{session_id}/state", responses=responses_for(SessionNotFound))
+@router.get("/sessions/{session_id}/state", responses=responses_for(AiSessionNotFound))
 async def get_state(
     session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
-) -> schemas.SessionState:
+) -> schemas.AiSessionState:
     """Status and progress (cached)."""
-    return await SessionService(session, conns.cache).get_state(actor, session_id)
+    return await AiSessionService(session, conns.cache).get_state(actor, session_id)
 
 
 @router.post(
     "/sessions/{session_id}/phases",
     responses=responses_for(
-        SessionNotFound,
-        SessionFinished,
+        AiSessionNotFound,
+        AiSessionFinished,
         PhaseWentBackwards,
-        SessionChangedConcurrently,
+        AiSessionChangedConcurrently,
         ProgressWentBackwards,
-        SessionPayloadTooLarge,
+        AiSessionPayloadTooLarge,
     ),
 )
 async def record_phase(
@@ -101,55 +101,55 @@ async def record_phase(
     actor: CurrentActor,
     conns: Conns,
     session: DbSession,
-) -> schemas.SessionState:
+) -> schemas.AiSessionState:
     """Record a phase's output and the progress reached (never backwards)."""
-    return await SessionService(session, conns.cache).record_phase(actor, session_id, data)
+    return await AiSessionService(session, conns.cache).record_phase(actor, session_id, data)
 
 
 @router.post("/sessions/{session_id}/start", responses=CHANGE)
 async def start(
     session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
-) -> schemas.SessionState:
+) -> schemas.AiSessionState:
     """PENDING → PROCESSING."""
-    return await SessionService(session, conns.cache).start(actor, session_id)
+    return await AiSessionService(session, conns.cache).start(actor, session_id)
 
 
 @router.post("/sessions/{session_id}/complete", responses=FINISH)
 async def complete(
     session_id: IdPath,
-    data: schemas.SessionComplete,
+    data: schemas.AiSessionComplete,
     actor: CurrentActor,
     conns: Conns,
     session: DbSession,
-) -> schemas.SessionState:
+) -> schemas.AiSessionState:
     """PROCESSING → COMPLETED."""
-    return await SessionService(session, conns.cache).complete(actor, session_id, data)
+    return await AiSessionService(session, conns.cache).complete(actor, session_id, data)
 
 
 @router.post("/sessions/{session_id}/fail", responses=FINISH)
 async def fail(
     session_id: IdPath,
-    data: schemas.SessionFail,
+    data: schemas.AiSessionFail,
     actor: CurrentActor,
     conns: Conns,
     session: DbSession,
-) -> schemas.SessionState:
+) -> schemas.AiSessionState:
     """PENDING | PROCESSING → FAILED."""
-    return await SessionService(session, conns.cache).fail(actor, session_id, data)
+    return await AiSessionService(session, conns.cache).fail(actor, session_id, data)
 
 
 @router.post("/sessions/{session_id}/cancel", responses=CHANGE)
 async def cancel(
     session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
-) -> schemas.SessionState:
+) -> schemas.AiSessionState:
     """PENDING | PROCESSING → CANCELLED."""
-    return await SessionService(session, conns.cache).cancel(actor, session_id)
+    return await AiSessionService(session, conns.cache).cancel(actor, session_id)
 
 
 @router.delete(
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses_for(SessionNotFound),
+    responses=responses_for(AiSessionNotFound),
 )
 async def delete_session(
     session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
@@ -171,7 +171,7 @@ async def delete_session(
 @router.post(
     "/sessions/{session_id}/logs",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(SessionNotFound, LogBatchTooLarge, LogLineTooLarge),
+    responses=responses_for(AiSessionNotFound, LogBatchTooLarge, LogLineTooLarge),
 )
 async def append_logs(
     session_id: IdPath, data: log_schemas.LogBatch, actor: CurrentActor, session: DbSession
@@ -180,7 +180,7 @@ async def append_logs(
     return {"appended": await LogService(session).append_many(actor, session_id, data.lines)}
 
 
-@router.get("/sessions/{session_id}/logs", responses=responses_for(SessionNotFound))
+@router.get("/sessions/{session_id}/logs", responses=responses_for(AiSessionNotFound))
 async def read_logs(
     session_id: IdPath,
     actor: CurrentActor,
@@ -196,20 +196,20 @@ async def read_logs(
 
 
 @router.get(
-    "/sessions/{session_id}/events", responses={**SSE_RESPONSE, **responses_for(SessionNotFound)}
+    "/sessions/{session_id}/events", responses={**SSE_RESPONSE, **responses_for(AiSessionNotFound)}
 )
 async def events(
     session_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, hub: Hub
 ) -> StreamingResponse:
     """Live progress (Server-Sent Events): the state now, then every change until the end."""
     async with uow() as session:
-        await SessionService(session, conns.cache).get_state(actor, session_id)
+        await AiSessionService(session, conns.cache).get_state(actor, session_id)
 
     async def frames() -> AsyncIterator[bytes]:
         # Subscribe before reading the state, so no change falls between the two.
         async with hub.listen(channel(conns.settings.cache_namespace, session_id)) as listener:
             async with uow() as session:
-                state = await SessionService(session, conns.cache).get_state(actor, session_id)
+                state = await AiSessionService(session, conns.cache).get_state(actor, session_id)
             yield encode_event("state", state.model_dump(mode="json"))
             if state.status in FINAL:
                 return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from templator.exceptions import Conflict, NotFound, PayloadTooLarge
 
 
-class SessionNotFound(NotFound):
+class AiSessionNotFound(NotFound):
     """No session with that id (or not visible to the caller)."""
 
     code = "session_not_found"
@@ -14,19 +14,19 @@ class SessionNotFound(NotFound):
         super().__init__(f"session {session_id!r} does not exist", field="session_id")
 
 
-class InvalidSessionTransition(Conflict):
+class InvalidAiSessionTransition(Conflict):
     """The session's status does not allow this move."""
 
     code = "invalid_session_transition"
 
 
-class SessionFinished(InvalidSessionTransition):
+class AiSessionFinished(InvalidAiSessionTransition):
     """The session reached a final status; nothing about it changes any more."""
 
     code = "session_finished"
 
 
-class SessionChangedConcurrently(Conflict):
+class AiSessionChangedConcurrently(Conflict):
     """Another request changed the session between our read and our write; retry."""
 
     code = "session_changed_concurrently"
@@ -45,7 +45,7 @@ class PhaseWentBackwards(Conflict):
     code = "phase_went_backwards"
 
 
-class SessionPayloadTooLarge(PayloadTooLarge):
+class AiSessionPayloadTooLarge(PayloadTooLarge):
     """A phase payload over the limit."""
 
     code = "session_payload_too_large"

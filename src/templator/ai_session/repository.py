@@ -57,7 +57,7 @@ _START = (
     f"RETURNING {_STATE}"
 )
 _READ_STATE = f"SELECT {_STATE}, user_id FROM ai_sessions WHERE id = %s"
-_SESSION_FIELDS = list(schemas.Session.model_fields)
+_SESSION_FIELDS = list(schemas.AiSession.model_fields)
 _CREATE = (
     "INSERT INTO ai_sessions (id, project_id, user_id, input_data) "
     "SELECT %(id)s, p.id, p.user_id, %(input)s::jsonb FROM projects p "
@@ -72,11 +72,11 @@ _RESULT = (
 class OwnedState(NamedTuple):
     """A session's status and progress, with the user owning it."""
 
-    state: schemas.SessionState
+    state: schemas.AiSessionState
     user_id: str
 
 
-class SessionResult(NamedTuple):
+class AiSessionResult(NamedTuple):
     """What a template is made from: a session's owner, project, status and result."""
 
     user_id: str
@@ -86,9 +86,9 @@ class SessionResult(NamedTuple):
     quality_score: float | None
 
 
-def _state(row: tuple[Any, ...]) -> schemas.SessionState:
+def _state(row: tuple[Any, ...]) -> schemas.AiSessionState:
     session_id, status, phase, progress, updated_at = row[:5]
-    return schemas.SessionState.model_construct(
+    return schemas.AiSessionState.model_construct(
         id=session_id,
         status=SessionStatus(status),
         phase=SessionPhase(phase),
@@ -97,7 +97,7 @@ def _state(row: tuple[Any, ...]) -> schemas.SessionState:
     )
 
 
-class SessionRepository:
+class AiSessionRepository:
     """Reads and writes of ai_sessions, on the caller's session.
 
     The conditional writes take the actor (`actor_id`, `admin`) into their WHERE clause,
@@ -116,13 +116,15 @@ class SessionRepository:
             row = await cursor.fetchone()
         return None if row is None else tuple(row)
 
-    async def _change(self, statement: str, params: dict[str, Any]) -> schemas.SessionState | None:
+    async def _change(
+        self, statement: str, params: dict[str, Any]
+    ) -> schemas.AiSessionState | None:
         row = await self._one(statement, params)
         return None if row is None else _state(row)
 
     async def insert(
         self, *, project_id: str, input_data: str | None, actor_id: str, admin: bool
-    ) -> schemas.Session | None:
+    ) -> schemas.AiSession | None:
         """A PENDING session (one INSERT … SELECT); None when the project is not the actor's."""
         row = await self._one(
             _CREATE,
@@ -136,19 +138,19 @@ class SessionRepository:
         )
         if row is None:
             return None
-        return schemas.Session.model_validate(dict(zip(_SESSION_FIELDS, row, strict=True)))
+        return schemas.AiSession.model_validate(dict(zip(_SESSION_FIELDS, row, strict=True)))
 
     async def read_state(self, session_id: str) -> OwnedState | None:
         """Status and progress with the owner, or None when the session does not exist."""
         row = await self._one(_READ_STATE, (session_id,))
         return None if row is None else OwnedState(_state(row), row[5])
 
-    async def get(self, session_id: str) -> schemas.Session | None:
+    async def get(self, session_id: str) -> schemas.AiSession | None:
         """The whole session, or None."""
         row = (
             await self.session.execute(select(AISession).where(AISession.id == session_id))
         ).scalar_one_or_none()
-        return None if row is None else schemas.Session.model_validate(row, from_attributes=True)
+        return None if row is None else schemas.AiSession.model_validate(row, from_attributes=True)
 
     async def project_owner(self, project_id: str) -> str | None:
         """The user owning the project, or None when it does not exist."""
@@ -157,7 +159,7 @@ class SessionRepository:
             await conn.execute(select(Project.user_id).where(Project.id == project_id))
         ).scalar_one_or_none()
 
-    async def page_of_project(self, project_id: str, params: PageParams) -> Page[schemas.Session]:
+    async def page_of_project(self, project_id: str, params: PageParams) -> Page[schemas.AiSession]:
         """A project's sessions, newest first."""
         statement = paginate_newest_first(
             select(AISession).where(AISession.project_id == project_id),
@@ -166,7 +168,7 @@ class SessionRepository:
             params=params,
         )
         rows = [
-            schemas.Session.model_validate(r, from_attributes=True)
+            schemas.AiSession.model_validate(r, from_attributes=True)
             for r in (await self.session.execute(statement)).scalars().all()
         ]
         return make_page(rows, params=params, key=lambda s: (s.created_at, s.id))
@@ -180,7 +182,7 @@ class SessionRepository:
         progress: float,
         actor_id: str,
         admin: bool,
-    ) -> schemas.SessionState | None:
+    ) -> schemas.AiSessionState | None:
         """Store the phase's output, advance phase and progress; None when a rule refused."""
         return await self._change(
             _RECORD_PHASE[lifecycle.PHASE_COLUMN[phase]],
@@ -196,7 +198,7 @@ class SessionRepository:
 
     async def start(
         self, session_id: str, *, actor_id: str, admin: bool
-    ) -> schemas.SessionState | None:
+    ) -> schemas.AiSessionState | None:
         """PENDING → PROCESSING; None when the session was not PENDING."""
         return await self._change(_START, {"id": session_id, "actor": actor_id, "admin": admin})
 
@@ -208,7 +210,7 @@ class SessionRepository:
         quality: float | None,
         actor_id: str,
         admin: bool,
-    ) -> schemas.SessionState | None:
+    ) -> schemas.AiSessionState | None:
         """PROCESSING → COMPLETED with processing_time; None when it was not PROCESSING."""
         return await self._change(
             _COMPLETE,
@@ -230,7 +232,7 @@ class SessionRepository:
         error: str | None,
         actor_id: str,
         admin: bool,
-    ) -> schemas.SessionState | None:
+    ) -> schemas.AiSessionState | None:
         """Move to a final `status` from one of `sources`, keeping `error`; else None."""
         return await self._change(
             _FINISH,
@@ -244,7 +246,7 @@ class SessionRepository:
             },
         )
 
-    async def result_of(self, session_id: str) -> SessionResult | None:
+    async def result_of(self, session_id: str) -> AiSessionResult | None:
         """Owner, project, status and final result of a session, or None."""
         row = await self._one(_RESULT, (session_id,))
-        return None if row is None else SessionResult(*row)
+        return None if row is None else AiSessionResult(*row)

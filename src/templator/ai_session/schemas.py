@@ -14,7 +14,7 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 """A phase payload (encoded JSON) may be at most 1 MiB."""
 
 
-class SessionCreate(RequestModel):
+class AiSessionCreate(RequestModel):
     """A new session in a project."""
 
     project_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
@@ -29,20 +29,20 @@ class PhaseUpdate(RequestModel):
     progress: float = Field(ge=0, le=1, strict=True)
 
 
-class SessionComplete(RequestModel):
+class AiSessionComplete(RequestModel):
     """Completion: the final result (if not already recorded) and a quality score."""
 
     final_result: dict[str, Any] | None = None
     quality_score: float | None = Field(default=None, ge=0, le=1, strict=True)
 
 
-class SessionFail(RequestModel):
+class AiSessionFail(RequestModel):
     """Failure details."""
 
     error: dict[str, Any]
 
 
-class SessionState(BaseModel):
+class AiSessionState(BaseModel):
     """Status and progress: what live listeners and pollers need."""
 
     id: str
@@ -52,7 +52,7 @@ class SessionState(BaseModel):
     updated_at: datetime
 
 
-class Session(BaseModel):
+class AiSession(BaseModel):
     """A whole session."""
 
     id: str

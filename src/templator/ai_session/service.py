@@ -15,15 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session import lifecycle, schemas
 from templator.ai_session.errors import (
-    InvalidSessionTransition,
+    AiSessionChangedConcurrently,
+    AiSessionFinished,
+    AiSessionNotFound,
+    AiSessionPayloadTooLarge,
+    InvalidAiSessionTransition,
     PhaseWentBackwards,
     ProgressWentBackwards,
-    SessionChangedConcurrently,
-    SessionFinished,
-    SessionNotFound,
-    SessionPayloadTooLarge,
 )
-from templator.ai_session.repository import SessionRepository
+from templator.ai_session.repository import AiSessionRepository
 from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import Page, PageParams
@@ -35,26 +35,26 @@ from templator.project.errors import ProjectNotFound
 def _encode(payload: Any, *, what: str) -> str:
     data = orjson.dumps(payload)
     if len(data) > schemas.MAX_PAYLOAD_BYTES:
-        raise SessionPayloadTooLarge(
+        raise AiSessionPayloadTooLarge(
             f"{what} is {len(data):,} bytes encoded; the limit is {schemas.MAX_PAYLOAD_BYTES:,}",
             field=what,
         )
     return data.decode()
 
 
-class SessionService:
+class AiSessionService:
     """The AI session lifecycle; the caller commits."""
 
     def __init__(self, session: AsyncSession, cache: Cache) -> None:
         self.session = session
         self.cache = cache
-        self.repository = SessionRepository(session)
+        self.repository = AiSessionRepository(session)
 
     def state_key(self, session_id: str) -> str:
         """Cache key of a session's status and progress."""
         return self.cache.key("session", session_id, "state")
 
-    async def create(self, actor: Actor, data: schemas.SessionCreate) -> schemas.Session:
+    async def create(self, actor: Actor, data: schemas.AiSessionCreate) -> schemas.AiSession:
         """A PENDING session in a project the actor may use (one INSERT … SELECT)."""
         input_data = _encode(data.input_data, what="input_data") if data.input_data else None
         created = await self.repository.insert(
@@ -67,20 +67,20 @@ class SessionService:
             raise ProjectNotFound(data.project_id)
         return created
 
-    async def _owned_state(self, actor: Actor, session_id: str) -> schemas.SessionState:
+    async def _owned_state(self, actor: Actor, session_id: str) -> schemas.AiSessionState:
         found = await self.repository.read_state(session_id)
         if found is None or not actor.may_access(str(found.user_id)):
-            raise SessionNotFound(session_id)
+            raise AiSessionNotFound(session_id)
         return found.state
 
-    async def get(self, actor: Actor, session_id: str) -> schemas.Session:
+    async def get(self, actor: Actor, session_id: str) -> schemas.AiSession:
         """The whole session."""
         found = await self.repository.get(session_id)
         if found is None or not actor.may_access(found.user_id):
-            raise SessionNotFound(session_id)
+            raise AiSessionNotFound(session_id)
         return found
 
-    async def get_state(self, actor: Actor, session_id: str) -> schemas.SessionState:
+    async def get_state(self, actor: Actor, session_id: str) -> schemas.AiSessionState:
         """Status and progress, cache-aside (invalidated on every change)."""
 
         async def load() -> dict[str, Any] | None:
@@ -93,19 +93,19 @@ class SessionService:
             self.state_key(session_id), load, encode=lambda d: d, decode=lambda d: d
         )
         if data is None or not actor.may_access(str(data["user_id"])):
-            raise SessionNotFound(session_id)
-        return schemas.SessionState.model_validate(data)
+            raise AiSessionNotFound(session_id)
+        return schemas.AiSessionState.model_validate(data)
 
     async def list_for_project(
         self, actor: Actor, project_id: str, params: PageParams
-    ) -> Page[schemas.Session]:
+    ) -> Page[schemas.AiSession]:
         """A project's sessions, newest first."""
         owner = await self.repository.project_owner(project_id)
         if owner is None or not actor.may_access(owner):
             raise ProjectNotFound(project_id)
         return await self.repository.page_of_project(project_id, params)
 
-    def _changed(self, state: schemas.SessionState) -> None:
+    def _changed(self, state: schemas.AiSessionState) -> None:
         after_commit_invalidate(self.session, self.state_key(state.id))
         after_commit_publish(
             self.session,
@@ -121,7 +121,7 @@ class SessionService:
 
     async def record_phase(
         self, actor: Actor, session_id: str, update: schemas.PhaseUpdate
-    ) -> schemas.SessionState:
+    ) -> schemas.AiSessionState:
         """Write a phase's output, advance the phase and progress (never backwards)."""
         payload = _encode(update.payload, what="payload")
         state = await self.repository.record_phase(
@@ -138,7 +138,7 @@ class SessionService:
         fresh = await self._owned_state(actor, session_id)
         status, phase, progress = fresh.status, fresh.phase, float(fresh.progress)
         if status in lifecycle.FINAL:
-            raise SessionFinished(
+            raise AiSessionFinished(
                 f"session {session_id} is {status.value}; its phases can no longer change",
                 field="status",
             )
@@ -154,33 +154,33 @@ class SessionService:
                 f"{update.phase.value}",
                 field="phase",
             )
-        raise SessionChangedConcurrently(f"session {session_id} changed concurrently; retry")
+        raise AiSessionChangedConcurrently(f"session {session_id} changed concurrently; retry")
 
     async def _transitioned(
         self,
         actor: Actor,
         session_id: str,
         target: SessionStatus,
-        state: schemas.SessionState | None,
-    ) -> schemas.SessionState:
+        state: schemas.AiSessionState | None,
+    ) -> schemas.AiSessionState:
         """Publish a transition that happened; name the status that refused one that did not."""
         if state is not None:
             self._changed(state)
             return state
         status = (await self._owned_state(actor, session_id)).status
-        raise InvalidSessionTransition(
+        raise InvalidAiSessionTransition(
             f"session {session_id} is {status.value}; it cannot move to {target.value}",
             field="status",
         )
 
-    async def start(self, actor: Actor, session_id: str) -> schemas.SessionState:
+    async def start(self, actor: Actor, session_id: str) -> schemas.AiSessionState:
         """PENDING → PROCESSING."""
         state = await self.repository.start(session_id, actor_id=actor.id, admin=actor.is_admin)
         return await self._transitioned(actor, session_id, SessionStatus.PROCESSING, state)
 
     async def complete(
-        self, actor: Actor, session_id: str, data: schemas.SessionComplete
-    ) -> schemas.SessionState:
+        self, actor: Actor, session_id: str, data: schemas.AiSessionComplete
+    ) -> schemas.AiSessionState:
         """PROCESSING → COMPLETED, computing processing_time in the database."""
         final = _encode(data.final_result, what="final_result") if data.final_result else None
         state = await self.repository.complete(
@@ -194,7 +194,7 @@ class SessionService:
 
     async def _finish(
         self, actor: Actor, session_id: str, target: SessionStatus, error: str | None
-    ) -> schemas.SessionState:
+    ) -> schemas.AiSessionState:
         state = await self.repository.finish(
             session_id,
             status=target,
@@ -206,12 +206,12 @@ class SessionService:
         return await self._transitioned(actor, session_id, target, state)
 
     async def fail(
-        self, actor: Actor, session_id: str, data: schemas.SessionFail
-    ) -> schemas.SessionState:
+        self, actor: Actor, session_id: str, data: schemas.AiSessionFail
+    ) -> schemas.AiSessionState:
         """PENDING | PROCESSING → FAILED, keeping the error."""
         error = _encode(data.error, what="error")
         return await self._finish(actor, session_id, SessionStatus.FAILED, error)
 
-    async def cancel(self, actor: Actor, session_id: str) -> schemas.SessionState:
+    async def cancel(self, actor: Actor, session_id: str) -> schemas.AiSessionState:
         """PENDING | PROCESSING → CANCELLED."""
         return await self._finish(actor, session_id, SessionStatus.CANCELLED, None)

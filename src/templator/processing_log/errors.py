@@ -1,4 +1,4 @@
-"""Processing log errors (an unknown session is `ai_session.errors.SessionNotFound`)."""
+"""Processing log errors (an unknown session is `ai_session.errors.AiSessionNotFound`)."""
 
 from __future__ import annotations
 

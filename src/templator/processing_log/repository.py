@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.ai_session.errors import SessionNotFound
+from templator.ai_session.errors import AiSessionNotFound
 from templator.kit.raw import driver_connection
 
 _NULL = "\\N"  # COPY text format's NULL
@@ -122,7 +122,7 @@ class LogRepository:
             return cursor.rowcount
 
     async def copy(self, session_id: str, lines: Sequence[EncodedLine]) -> int:
-        """COPY the lines as one text block; an unknown session raises SessionNotFound.
+        """COPY the lines as one text block; an unknown session raises AiSessionNotFound.
 
         No savepoint: a failed COPY aborts the caller's transaction, which the unit of
         work rolls back, so nothing half-written survives either way. The timestamp
@@ -137,7 +137,7 @@ class LogRepository:
             async with raw.cursor() as cursor, cursor.copy(statement) as copy:
                 await copy.write(text)
         except psycopg.errors.ForeignKeyViolation:
-            raise SessionNotFound(session_id) from None
+            raise AiSessionNotFound(session_id) from None
         return len(lines)
 
     async def page(

@@ -8,7 +8,7 @@ from datetime import datetime
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from templator.ai_session.errors import SessionNotFound
+from templator.ai_session.errors import AiSessionNotFound
 from templator.exceptions import ValidationFailed
 from templator.kit.actor import Actor
 from templator.kit.ids import new_ids
@@ -54,7 +54,7 @@ class LogService:
     async def _check_owner(self, actor: Actor, session_id: str) -> None:
         owner = await self.repository.owner_of(session_id)
         if owner is None or not actor.may_access(owner):
-            raise SessionNotFound(session_id)
+            raise AiSessionNotFound(session_id)
 
     async def append_many(
         self, actor: Actor | None, session_id: str, lines: Sequence[schemas.LogLine]
@@ -77,7 +77,7 @@ class LogService:
             )
             if written != len(encoded):
                 # The join to the session row matched nothing: unknown or not the actor's.
-                raise SessionNotFound(session_id)
+                raise AiSessionNotFound(session_id)
             return written
         if actor is not None:
             await self._check_owner(actor, session_id)

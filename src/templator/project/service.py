@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.ai_session.service import SessionService
+from templator.ai_session.service import AiSessionService
 from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import DEFAULT_LIMIT, Page, PageParams
@@ -102,7 +102,7 @@ class ProjectService:
         keys = await self.repository.object_keys(project_id)
         if not await self.repository.delete(project_id):
             raise ProjectNotFound(project_id)
-        sessions = SessionService(self.session, self.cache)
+        sessions = AiSessionService(self.session, self.cache)
         templates = TemplateService(self.session, self.cache)
         after_commit_invalidate(
             self.session,

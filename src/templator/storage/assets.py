@@ -17,8 +17,8 @@ from typing import IO
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.ai_session.errors import SessionNotFound
-from templator.ai_session.service import SessionService
+from templator.ai_session.errors import AiSessionNotFound
+from templator.ai_session.service import AiSessionService
 from templator.hubspot.package import ModuleContent, build_module_zip, slugify
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
@@ -26,7 +26,7 @@ from templator.kit.uow import after_commit_call, after_commit_invalidate
 from templator.models import AISession, StoredObject, Template
 from templator.storage.errors import StoreUnavailable
 from templator.storage.service import ObjectStore
-from templator.storage.service import StoredObject as Stored
+from templator.storage.service import PutResult as Stored
 from templator.template.service import TemplateService
 
 SYSTEM = "system"
@@ -99,7 +99,7 @@ class AssetService:
             statement = statement.with_for_update()
         owner = (await conn.execute(statement)).scalar_one_or_none()
         if owner is None or not actor.may_access(owner):
-            raise SessionNotFound(session_id)
+            raise AiSessionNotFound(session_id)
 
     async def upload_design(
         self,
@@ -171,7 +171,7 @@ class AssetService:
         cache = self.templates.cache
         after_commit_invalidate(
             self.session,
-            SessionService(self.session, cache).state_key(session_id),
+            AiSessionService(self.session, cache).state_key(session_id),
             *map(self.templates.cache_key, template_ids),
         )
         store = self.store

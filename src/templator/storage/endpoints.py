@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from pydantic import BaseModel, Field
 
-from templator.ai_session.errors import SessionNotFound
+from templator.ai_session.errors import AiSessionNotFound
 from templator.api.deps import Conns, CurrentActor, DbSession, request_id
 from templator.api.problems import responses_for
 from templator.audit import service as audit
@@ -54,7 +54,7 @@ class ExportResult(BaseModel):
     "/sessions/{session_id}/designs",
     status_code=status.HTTP_201_CREATED,
     responses=responses_for(
-        SessionNotFound,
+        AiSessionNotFound,
         UploadTooLarge,
         UnsupportedContentType,
         ContentTypeMismatch,

@@ -55,8 +55,8 @@ _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, 
 
 
 @dataclass(frozen=True, slots=True)
-class StoredObject:
-    """What was stored."""
+class PutResult:
+    """What an upload stored: key, size, content type and ETag (not a `stored_objects` row)."""
 
     key: str
     size: int
@@ -219,7 +219,7 @@ class ObjectStore:
         *,
         content_type: str,
         declared_size: int | None = None,
-    ) -> StoredObject:
+    ) -> PutResult:
         """Store a design file under designs/{session_id}/{timestamp}.{ext}."""
         _check_session_id(session_id)
         if declared_size is not None and declared_size > self.max_bytes:
@@ -270,7 +270,7 @@ class ObjectStore:
             spool.close()
             raise
 
-    def upload_module(self, session_id: str, data: bytes) -> StoredObject:
+    def upload_module(self, session_id: str, data: bytes) -> PutResult:
         """Store a module zip under modules/{session_id}/module-{timestamp}.zip."""
         _check_session_id(session_id)
         key = f"modules/{session_id}/module-{_timestamp()}.zip"
@@ -301,13 +301,13 @@ class ObjectStore:
         extra: dict[str, Any],
         content_type: str,
         check: TextCheck | None = None,
-    ) -> StoredObject:
+    ) -> PutResult:
         extra = {**extra, **self._encryption()}
         if stream is None or len(first) <= self.part_size:
             response = self._call(
                 lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=first, **extra)
             )
-            return StoredObject(key, len(first), content_type, response["ETag"].strip('"'))
+            return PutResult(key, len(first), content_type, response["ETag"].strip('"'))
         return self._multipart(
             key, first, stream, extra=extra, content_type=content_type, check=check
         )
@@ -321,7 +321,7 @@ class ObjectStore:
         extra: dict[str, Any],
         content_type: str,
         check: TextCheck | None,
-    ) -> StoredObject:
+    ) -> PutResult:
         """A multipart upload; with `check`, each part is checked before it is sent and
         the upload completes only when the whole file passed (else it is aborted)."""
         upload = self._call(
@@ -364,7 +364,7 @@ class ObjectStore:
             with contextlib.suppress(ClientError, BotoCoreError):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             raise
-        return StoredObject(key, total, content_type, str(result.get("ETag", "")).strip('"'))
+        return PutResult(key, total, content_type, str(result.get("ETag", "")).strip('"'))
 
     # --- reads, URLs, deletes -----------------------------------------------------------
 

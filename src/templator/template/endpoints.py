@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from starlette.responses import Response
 
-from templator.ai_session.errors import SessionNotFound
+from templator.ai_session.errors import AiSessionNotFound
 from templator.api.deps import Conns, CurrentActor, DbSession, request_id
 from templator.api.pages import PageOut, Paging, VersionPaging, to_page_out
 from templator.api.problems import responses_for
@@ -20,10 +20,10 @@ from templator.models.enums import TemplateStatus
 from templator.project.errors import ProjectNotFound
 from templator.template import schemas
 from templator.template.errors import (
+    AiSessionNotCompleted,
     InvalidTemplateTransition,
     NotAllowed,
     ReviewerRoleRequired,
-    SessionNotCompleted,
     TemplateArchived,
     TemplateNotFound,
     TemplateVersionNotFound,
@@ -63,7 +63,7 @@ async def create_template(
 @router.post(
     "/templates/from-session",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(SessionNotFound, ProjectNotFound, SessionNotCompleted),
+    responses=responses_for(AiSessionNotFound, ProjectNotFound, AiSessionNotCompleted),
 )
 async def create_from_session(
     data: schemas.TemplateFromSession, actor: CurrentActor, conns: Conns, session: DbSession

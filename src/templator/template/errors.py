@@ -47,7 +47,7 @@ class VersionConflict(Conflict):
     code = "version_conflict"
 
 
-class SessionNotCompleted(Conflict):
+class AiSessionNotCompleted(Conflict):
     """A template can only be made from a COMPLETED session."""
 
     code = "session_not_completed"

@@ -15,8 +15,8 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.ai_session.errors import SessionNotFound
-from templator.ai_session.repository import SessionRepository
+from templator.ai_session.errors import AiSessionNotFound
+from templator.ai_session.repository import AiSessionRepository
 from templator.cache import Cache
 from templator.hubspot.check import CheckReport, check_module
 from templator.hubspot.config import keep_imported
@@ -30,10 +30,10 @@ from templator.project.errors import ProjectNotFound
 from templator.storage.service import ObjectStore
 from templator.template import schemas, versioning
 from templator.template.errors import (
+    AiSessionNotCompleted,
     InvalidTemplateTransition,
     NotAllowed,
     ReviewerRoleRequired,
-    SessionNotCompleted,
     TemplateArchived,
     TemplateNotFound,
     TemplateVersionNotFound,
@@ -182,11 +182,11 @@ class TemplateService:
         final_result must hold `html` and `hubspot_config`; `css`, `js`, `name` and
         `description` are optional.
         """
-        row = await SessionRepository(self.session).result_of(data.session_id)
+        row = await AiSessionRepository(self.session).result_of(data.session_id)
         if row is None or not actor.may_access(row.user_id):
-            raise SessionNotFound(data.session_id)
+            raise AiSessionNotFound(data.session_id)
         if row.status != SessionStatus.COMPLETED.value:
-            raise SessionNotCompleted(
+            raise AiSessionNotCompleted(
                 f"session {data.session_id} is {row.status}; only a COMPLETED session "
                 "can become a template",
                 field="session_id",
@@ -344,7 +344,7 @@ class TemplateService:
             )
         base = 1.0
         if current.get("session_id"):
-            row = await SessionRepository(self.session).result_of(current["session_id"])
+            row = await AiSessionRepository(self.session).result_of(current["session_id"])
             if row is not None and row.quality_score is not None:
                 base = row.quality_score
         quality = round(base * report.score, 3)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.ai_session.service import SessionService
+from templator.ai_session.service import AiSessionService
 from templator.auth.service import TokenService
 from templator.cache import Cache
 from templator.connections import Connections
@@ -126,7 +126,7 @@ async def erase_user_data(
     after_commit_invalidate(
         session,
         ProjectService(session, cache).list_key(user_id),
-        *map(SessionService(session, cache).state_key, owned.session_ids),
+        *map(AiSessionService(session, cache).state_key, owned.session_ids),
         *map(TemplateService(session, cache).cache_key, owned.template_ids),
         *map(TokenService(session, cache).record_key, owned.token_prefixes),
     )
