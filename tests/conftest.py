@@ -39,10 +39,19 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """A Redis database number of this test worker's own."""
-    servers.assert_local(servers.REDIS_URL)
-    return f"{servers.REDIS_URL.rstrip('/')}/{_redis_db()}"
+def redis_url() -> Iterator[str]:
+    """A Redis of this test process's own: a private redis-server, or, when
+    `TEST_REDIS_URL` names a server, a database number of this worker's own on it."""
+    if servers.REDIS_URL is not None:
+        servers.assert_local(servers.REDIS_URL)
+        yield f"{servers.REDIS_URL.rstrip('/')}/{_redis_db()}"
+        return
+    server = servers.PrivateRedis(servers.free_port())
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import pytest
 from redis.asyncio import Redis
@@ -27,53 +23,12 @@ from templator.project.schemas import ProjectCreate
 from templator.project.service import ProjectService
 from templator.redis import create_client
 from tests.support.factories import Committed
-
-REDIS_SERVER = "/usr/bin/redis-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class PrivateRedis:
-    """A redis-server this test owns, so it can stop and restart it on the same port."""
-
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
-        self.process = subprocess.Popen(
-            [*argv, "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None
+from tests.support.servers import PrivateRedis, free_port
 
 
 @pytest.fixture
 def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis(_free_port())
+    server = PrivateRedis(free_port())
     server.start()
     yield server
     server.stop()

@@ -1,9 +1,20 @@
-"""Where the test suite finds its PostgreSQL and Redis, and the guard that keeps it local."""
+"""Where the test suite finds its PostgreSQL and Redis, and the guard that keeps it local.
+
+PostgreSQL: the machine's server (`TEST_DATABASE_URL`), in databases the suite creates
+and drops. Redis: a redis-server of each test process's own, unless `TEST_REDIS_URL`
+names one; the suite flushes the databases it uses, so it never uses a shared server's
+by default.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 import uuid
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import psycopg
@@ -14,7 +25,8 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
 ADMIN_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_URL = os.environ.get("TEST_REDIS_URL")  # None: each test process starts its own
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 def assert_local(url: str) -> None:
@@ -48,3 +60,47 @@ def drop_database(name: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PrivateRedis:
+    """A redis-server the tests own (nothing on disk), so they may flush, stop and
+    restart it on the same port."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
+        self.process = subprocess.Popen(
+            [*argv, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited at start on port {self.port}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
