@@ -137,7 +137,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="redis://host:6379/0; unset = embedded")
     redis_socket_timeout: float = Field(default=1.0, gt=0)
     redis_connect_timeout: float = Field(default=1.0, gt=0)
-    redis_retries: int = Field(default=3, ge=0, le=10)
+    redis_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="retries of a Redis command whose connection failed (closed, reset, "
+        "refused), with exponential backoff; a timeout is not retried",
+    )
     redis_max_connections: int = Field(default=50, ge=1)
     cache_ttl_seconds: int = Field(default=300, ge=1)
     cache_namespace: str = Field(default="templator", min_length=1, max_length=64)

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.exceptions import ReadOnlyError, RedisError
 
 from templator.config import ProcessRole, Settings
 
@@ -84,12 +83,24 @@ def create_client(settings: Settings, *, url: str, role: ProcessRole) -> Redis:
         timeout=settings.redis_socket_timeout,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), settings.redis_retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        retry=_retry(settings, RedisConnectionError),
+        retry_on_error=[RedisConnectionError],
         client_name=f"templator-{role.value}",
         health_check_interval=30,
     )
     return Redis(connection_pool=pool)
+
+
+def _retry(settings: Settings, *errors: type[RedisError]) -> Retry:
+    """Retry a command whose connection failed (a pooled connection the server closed or
+    reset, a restart, a refused connect), with a fresh connection, after a short backoff.
+
+    Not a timeout: a server that did not answer within `REDIS_SOCKET_TIMEOUT` is hung or
+    overloaded, and waiting for it again would multiply the time before the cache serves
+    from PostgreSQL. The asyncio Retry: the synchronous one would return the command's
+    coroutine unawaited, so its failure would escape every retry.
+    """
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), settings.redis_retries, errors)
 
 
 def _sentinel_client(settings: Settings, url: SentinelUrl, *, role: ProcessRole) -> Redis:
@@ -112,8 +123,8 @@ def _sentinel_client(settings: Settings, url: SentinelUrl, *, role: ProcessRole)
         password=url.password,
         ssl=url.tls,
         max_connections=settings.redis_max_connections,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), settings.redis_retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, ReadOnlyError],
+        retry=_retry(settings, RedisConnectionError, ReadOnlyError),
+        retry_on_error=[RedisConnectionError, ReadOnlyError],
         client_name=f"templator-{role.value}",
         health_check_interval=30,
     )

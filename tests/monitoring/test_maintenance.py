@@ -28,8 +28,10 @@ async def test_sweep_deletes_session_keys_without_ttl_and_keeps_the_rest(redis: 
 
     sweep = await sweep_session_keys(redis, NS, batch=100)
 
-    assert sweep.deleted == 1_200
-    assert sweep.scanned == 1_250
+    assert sweep.deleted == 1_200  # counted from the scripts' UNLINKs: exact
+    # SCAN returns every key present throughout at least once, and may return one twice
+    # while the deletions shrink (rehash) the keyspace.
+    assert sweep.scanned >= 1_250
     assert await redis.exists(*(f"{NS}:session:live{i}:state" for i in range(50))) == 50
     assert await redis.exists(f"{NS}:template:stray", "other:session:stray:state") == 2
     assert not [k async for k in redis.scan_iter(match=f"{NS}:session:stray*")]

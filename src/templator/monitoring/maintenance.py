@@ -64,6 +64,8 @@ async def sweep_session_keys(
     Every session key the services write carries a TTL; one without is a leftover (an old
     release, a manual SET) that would otherwise live for ever. Each batch of `batch` keys
     is checked and removed by one short script, atomically. `dry_run` only counts.
+    `scanned` counts what SCAN returned, which may name a key twice while the keyspace
+    is resized; `deleted` counts the keys the scripts removed, exactly.
     """
     if not 1 <= batch <= 10_000:
         raise ValueError(f"batch must be between 1 and 10,000, not {batch}")
