@@ -46,7 +46,7 @@ def resolve_urls(settings: Settings) -> StoreUrls:
     key_file: Path | None = None
     admin_url = settings.database_admin_url
     if database_url is None or redis_url is None:
-        from templator.localstack import discover_running_stack
+        from templator.dev.localstack import discover_running_stack
 
         stack = discover_running_stack(settings.var_dir)
         if stack is not None:
@@ -84,7 +84,7 @@ def resolve_database_url(settings: Settings, *, admin: bool = False) -> str:
         return settings.database_admin_url
     if settings.database_url is not None:
         return settings.database_url
-    from templator.localstack import discover_running_stack
+    from templator.dev.localstack import discover_running_stack
 
     stack = discover_running_stack(settings.var_dir)
     if stack is None:

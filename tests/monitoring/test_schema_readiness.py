@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from templator.app import create_app
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.localstack.process import free_port
+from templator.dev.localstack.process import free_port
 from templator.migrations import runner
 from templator.monitoring.schema import SchemaCheck
 from tests.support import servers

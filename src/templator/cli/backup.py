@@ -380,7 +380,7 @@ def restore(
                 raise BackupConfigError(f"--only: unknown store(s) {', '.join(sorted(unknown))}")
         moment = _parse_time(to_time)
         manifest = catalog.resolve(repo, name, key)
-        from templator.localstack import LocalStack, discover_running_stack
+        from templator.dev.localstack import LocalStack, discover_running_stack
 
         embedded = conf.database_url is None or conf.redis_url is None
         running = embedded and discover_running_stack(conf.var_dir) is not None

@@ -50,7 +50,7 @@ def share_signing_key(conf: Settings) -> None:
     local stack's): without it each worker would refuse the others' cached values."""
     if conf.cache_signing_key is not None or conf.cache_signing_key_file is not None:
         return
-    from templator.localstack import discover_running_stack
+    from templator.dev.localstack import discover_running_stack
 
     stack = discover_running_stack(conf.var_dir)
     if stack is None or stack.cache_signing_key_file is None:
