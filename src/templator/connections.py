@@ -32,6 +32,7 @@ from templator.monitoring.schema import SchemaCheck
 from templator.signing import cache_signing_key
 from templator.storage.service import ObjectStore
 from templator.store_urls import (
+    StackFinder,
     StackNotConfigured,
     StoreUrls,
     resolve_database_url,
@@ -113,9 +114,12 @@ class Connections:
         return self.store
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, role: ProcessRole) -> Connections:
-        """Build from settings, resolving the embedded stack's URLs when none are set."""
-        return cls(settings, urls=resolve_urls(settings), role=role)
+    def from_settings(
+        cls, settings: Settings, *, role: ProcessRole, find_stack: StackFinder | None = None
+    ) -> Connections:
+        """Build from settings; where no URL is set, from the running local stack that
+        `find_stack` finds (the CLI passes one; the connection layer knows no stack)."""
+        return cls(settings, urls=resolve_urls(settings, find_stack=find_stack), role=role)
 
     async def __aenter__(self) -> Self:
         return self

@@ -37,6 +37,7 @@ from templator.backup.pgbackrest import Pitr, for_server
 from templator.backup.repository import open_repository
 from templator.backup.restore import STORES, drill, restore_backup
 from templator.cli.context import confirm_destructive, console, err_console, fail, settings
+from templator.cli.stack import find_local_stack
 from templator.config import Settings
 from templator.connections import StoreUrls, resolve_urls
 from templator.exceptions import TemplatorError
@@ -131,7 +132,7 @@ def _as_owner(urls: StoreUrls) -> StoreUrls:
 
 
 def _urls(conf: Settings) -> StoreUrls:
-    return _as_owner(resolve_urls(conf))
+    return _as_owner(resolve_urls(conf, find_stack=find_local_stack))
 
 
 def parse_age(text: str) -> timedelta:

@@ -11,6 +11,7 @@ import json
 import typer
 
 from templator.cli.context import console, run, settings
+from templator.cli.stack import find_local_stack
 from templator.monitoring.health import HealthReport, Status, run_checks
 from templator.monitoring.probes import store_probes
 from templator.store_urls import resolve_urls
@@ -18,7 +19,9 @@ from templator.store_urls import resolve_urls
 
 async def _check(timeout: float) -> HealthReport:
     conf = settings()
-    return await run_checks(store_probes(conf, resolve_urls(conf)), timeout=timeout)
+    return await run_checks(
+        store_probes(conf, resolve_urls(conf, find_stack=find_local_stack)), timeout=timeout
+    )
 
 
 def health(

@@ -22,7 +22,7 @@ def run_server(
     worker_healthcheck_timeout: int | None = None,
     forwarded_allow_ips: str | None = None,
 ) -> None:
-    """Serve `templator.app:create_app` until interrupted."""
+    """Serve the API (`templator.cli.asgi:create_app`) until interrupted."""
     conf = settings()
     from templator.monitoring.multiproc import multiprocess_mode
 
@@ -30,7 +30,7 @@ def run_server(
     # mode); the folder is set up before they start so each one inherits it.
     with multiprocess_mode(workers, var_dir=conf.var_dir):
         uvicorn.run(
-            "templator.app:create_app",
+            "templator.cli.asgi:create_app",
             factory=True,
             host=host,
             port=port,
