@@ -26,9 +26,9 @@ from templator import redis as redis_factory
 from templator.cache import Cache
 from templator.config import ProcessRole, Settings
 from templator.exceptions import ServiceUnavailable
+from templator.health.checks import Check, HealthReport, Role, run_checks
+from templator.health.schema import SchemaCheck
 from templator.kit.uow import read_session
-from templator.monitoring.health import Check, HealthReport, Role, run_checks
-from templator.monitoring.schema import SchemaCheck
 from templator.signing import cache_signing_key
 from templator.storage.service import ObjectStore
 from templator.store_urls import (

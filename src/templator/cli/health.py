@@ -1,6 +1,6 @@
 """`templator health`: each component's status, latency and error.
 
-It probes with one-shot light clients (monitoring/probes.py) and imports nothing else
+It probes with one-shot light clients (health/probes.py) and imports nothing else
 heavy, so it answers quickly enough for a watch loop or a cron job.
 """
 
@@ -12,8 +12,8 @@ import typer
 
 from templator.cli.context import console, run, settings
 from templator.cli.stack import find_local_stack
-from templator.monitoring.health import HealthReport, Status, run_checks
-from templator.monitoring.probes import store_probes
+from templator.health.checks import HealthReport, Status, run_checks
+from templator.health.probes import store_probes
 from templator.store_urls import resolve_urls
 
 

@@ -6,7 +6,7 @@ from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.dev.localstack.process import free_port
 from templator.dev.localstack.seaweedfs import SeaweedFS
-from templator.monitoring.health import Status
+from templator.health.checks import Status
 from tests.plugins.s3 import s3_settings
 
 
