@@ -80,7 +80,8 @@ def create_app(
             app.state.metrics.start()
             # Everything made so far (modules, routes, models) lives as long as the
             # process: keep it out of the cyclic collector's scans, which otherwise walk
-            # it all on every full collection — pauses of tens of ms under load.
+            # it all on every full collection, pausing requests under load (docs/benchmarks.md,
+            # REST API).
             gc.freeze()
             yield
         finally:

@@ -1,4 +1,5 @@
-"""The connection layer (the plan's DatabaseManager, done right).
+"""The connection layer: one process's PostgreSQL engines, Redis client, cache and
+object store, and their health.
 
 One `Connections` object is built at start-up (the app's lifespan, a CLI command's own
 context, a test fixture) and closed at shutdown; nothing connects at import time.
