@@ -8,7 +8,8 @@ under TYPE_CHECKING, since each one is a dependency a reader has to follow. The 
   the dev tooling; its `endpoints.py` (the domain's HTTP routes) may also use the API's
   shared pieces (`api/deps.py`, `problems.py`, `pages.py`, `sse.py`), not the router;
 * operations (backup, monitoring, deploy, pgadmin) import no edge and no dev tooling;
-* nothing outside `cli/` (and the dev tooling itself) imports `templator.dev`;
+* nothing outside `cli/` (and the dev tooling itself) imports `templator.dev`, and
+  nothing imports `cli/`;
 * no cycle between packages except those `JUSTIFIED_CYCLES` lists (and the document).
 """
 
@@ -183,6 +184,8 @@ def violation(edge: Import) -> str | None:
     src_layer, dst_layer = layer(source), layer(target)
     if dst_layer == "dev" and src_layer != "dev" and source != "cli":
         return "only cli/ (the commands that use it) imports the dev tooling"
+    if target == "cli" and source != "cli":
+        return "nothing imports cli/: it is the outermost edge"
     if src_layer == "infrastructure" and dst_layer != "infrastructure":
         return f"infrastructure imports no {dst_layer or target}"
     if src_layer == "domain" and dst_layer not in {"infrastructure", "domain"}:
@@ -293,6 +296,8 @@ def test_the_pending_storage_modules_still_exist(
         ("templator.monitoring.stores", "templator.app"),
         ("templator.app", "templator.dev.localstack"),
         ("templator.backup.pgbackrest", "templator.dev.localstack.process"),
+        ("templator.api.deps", "templator.cli.context"),
+        ("templator.dev.demo.flow", "templator.cli.demo"),
     ],
 )
 def test_a_forbidden_import_is_reported(source: str, target: str) -> None:
