@@ -34,9 +34,9 @@ import uvloop
 
 from benchmarks.common import machine, parser, seeded_database
 from templator.config import PROJECT_ROOT
-from templator.demo.flow import PHASES, _phase_payload
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.demo.flow import PHASES, _phase_payload
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import SeaweedFS
 
 RESULTS = PROJECT_ROOT / "docs" / "img"
 SERVER_LOG = PROJECT_ROOT / "var" / "bench-api-server.log"

@@ -36,8 +36,8 @@ from templator.backup.repository import FolderRepository
 from templator.backup.tools import find_tool, libpq_env
 from templator.config import PROJECT_ROOT, Settings
 from templator.connections import StoreUrls
-from templator.localstack.redis import LocalRedis
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.localstack.redis import LocalRedis
+from templator.dev.localstack.seaweedfs import SeaweedFS
 
 PLAN = {"users": 200, "sessions": 20_000, "templates": 10_000, "logs_per_session": 20}
 
@@ -212,7 +212,7 @@ def main() -> None:
     plan = common.BENCH_PLAN_QUICK if args.quick else PLAN
     try:
         with common.scratch_database() as url:
-            from templator.seed import SeedPlan, seed_database
+            from templator.dev.seed import SeedPlan, seed_database
 
             report = seed_database(url, SeedPlan(**plan, random_seed=1))
             print("seeded: " + ", ".join(f"{k} {v:,}" for k, v in report.rows.items()))

@@ -24,8 +24,8 @@ import uvloop
 from benchmarks.bench_api import bootstrap, serve, user_client
 from benchmarks.common import machine, scratch_database
 from templator.config import PROJECT_ROOT
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import SeaweedFS
 
 USERS = 100
 

@@ -34,7 +34,7 @@ from benchmarks.common import machine, parser, scratch_database
 from templator.app import create_app
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.localstack.seaweedfs import SeaweedFS
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 TARGET_MS = 50.0

@@ -22,8 +22,8 @@ from boto3.s3.transfer import TransferConfig
 
 from benchmarks.common import machine, parser
 from templator.config import PROJECT_ROOT, Settings
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.kit.ids import new_id
-from templator.localstack.seaweedfs import SeaweedFS
 from templator.storage.service import ObjectStore
 
 MB = 1024 * 1024

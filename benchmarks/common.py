@@ -116,7 +116,7 @@ BENCH_PLAN_QUICK = {"users": 100, "sessions": 5_000, "templates": 5_000, "logs_p
 def seeded_database(*, quick: bool) -> Iterator[str]:
     """BENCH_DATABASE_URL if set (an already seeded database), else a scratch database
     seeded with `templator db seed` sizes (100k sessions, 50k templates, 5M log rows)."""
-    from templator.seed import SeedPlan, seed_database
+    from templator.dev.seed import SeedPlan, seed_database
 
     given = os.environ.get("BENCH_DATABASE_URL")
     if given:

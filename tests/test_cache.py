@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from templator.cache import Cache
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
-from templator.localstack.redis import LocalRedis
+from templator.dev.localstack.redis import LocalRedis
 from templator.redis import create_client
 
 

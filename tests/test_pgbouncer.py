@@ -22,9 +22,9 @@ from sqlalchemy import text
 
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.demo.flow import run_demo
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.demo.flow import run_demo
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.postgres import ReadUnavailable
 from tests.plugins.s3 import ACCESS_KEY, SECRET_KEY
 from tests.support.pgbouncer import Bouncer, pgbouncer

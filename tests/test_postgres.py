@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from templator.config import ProcessRole, Settings
-from templator.localstack.process import free_port
+from templator.dev.localstack.process import free_port
 from templator.postgres import ReadPool, ReadUnavailable, create_engine
 from tests.support import servers
 

@@ -16,7 +16,7 @@ import redis
 
 from templator.cache import Cache
 from templator.config import ProcessRole, Settings
-from templator.localstack.process import free_port
+from templator.dev.localstack.process import free_port
 from templator.redis import SentinelUrl, create_client
 
 SERVICE = "templator-master"

@@ -20,10 +20,10 @@ from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
+from templator.dev.localstack.postgres import LocalPostgres
+from templator.dev.localstack.process import free_port
 from templator.kit.actor import Actor
 from templator.kit.uow import unit_of_work
-from templator.localstack.postgres import LocalPostgres
-from templator.localstack.process import free_port
 from templator.migrations import runner
 from templator.models import UserRole
 from templator.project.schemas import ProjectCreate

@@ -31,6 +31,7 @@ from templator.api.sse import ProgressHub
 from templator.config import ProcessRole, Settings, get_settings
 from templator.connections import Connections
 from templator.monitoring.metrics import Metrics
+from templator.store_urls import StackFinder
 
 REQUESTS = Counter("templator_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -47,15 +48,21 @@ a log line, a header or the audit table; otherwise the request gets an id of its
 
 
 def create_app(
-    settings: Settings | None = None, *, connections: Connections | None = None
+    settings: Settings | None = None,
+    *,
+    connections: Connections | None = None,
+    find_stack: StackFinder | None = None,
 ) -> FastAPI:
-    """Build the app. Connections are made in the lifespan unless handed in (tests)."""
+    """Build the app. Connections are made in the lifespan unless handed in (tests), on
+    the configured stores or, where none is set, the local stack `find_stack` finds."""
     conf = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = connections is None
-        conns = connections or Connections.from_settings(conf, role=ProcessRole.API)
+        conns = connections or Connections.from_settings(
+            conf, role=ProcessRole.API, find_stack=find_stack
+        )
         app.state.connections = conns
         app.state.settings = conf
         app.state.progress_hub = ProgressHub(conns.redis)
@@ -73,7 +80,8 @@ def create_app(
             app.state.metrics.start()
             # Everything made so far (modules, routes, models) lives as long as the
             # process: keep it out of the cyclic collector's scans, which otherwise walk
-            # it all on every full collection — pauses of tens of ms under load.
+            # it all on every full collection, pausing requests under load (docs/benchmarks.md,
+            # REST API).
             gc.freeze()
             yield
         finally:

@@ -229,7 +229,7 @@ class Settings(BaseSettings):
         default=False,
         description="FastAPI's native OpenTelemetry instrumentation (traces, metrics and "
         "logs through the global providers an OpenTelemetry SDK sets up); off by default: "
-        "its per-request check costs about 10 µs even with no SDK. /metrics is always on",
+        "it adds a check to every request even with no SDK. /metrics is always on",
     )
     api_sse_max_seconds: float = Field(
         default=3600.0,

@@ -1,4 +1,5 @@
-"""The connection layer (the plan's DatabaseManager, done right).
+"""The connection layer: one process's PostgreSQL engines, Redis client, cache and
+object store, and their health.
 
 One `Connections` object is built at start-up (the app's lifespan, a CLI command's own
 context, a test fixture) and closed at shutdown; nothing connects at import time.
@@ -26,12 +27,13 @@ from templator import redis as redis_factory
 from templator.cache import Cache
 from templator.config import ProcessRole, Settings
 from templator.exceptions import ServiceUnavailable
+from templator.health.checks import Check, HealthReport, Role, run_checks
+from templator.health.schema import SchemaCheck
 from templator.kit.uow import read_session
-from templator.monitoring.health import Check, HealthReport, Role, run_checks
-from templator.monitoring.schema import SchemaCheck
 from templator.signing import cache_signing_key
 from templator.storage.service import ObjectStore
 from templator.store_urls import (
+    StackFinder,
     StackNotConfigured,
     StoreUrls,
     resolve_database_url,
@@ -113,9 +115,12 @@ class Connections:
         return self.store
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, role: ProcessRole) -> Connections:
-        """Build from settings, resolving the embedded stack's URLs when none are set."""
-        return cls(settings, urls=resolve_urls(settings), role=role)
+    def from_settings(
+        cls, settings: Settings, *, role: ProcessRole, find_stack: StackFinder | None = None
+    ) -> Connections:
+        """Build from settings; where no URL is set, from the running local stack that
+        `find_stack` finds (the CLI passes one; the connection layer knows no stack)."""
+        return cls(settings, urls=resolve_urls(settings, find_stack=find_stack), role=role)
 
     async def __aenter__(self) -> Self:
         return self

@@ -245,17 +245,15 @@ class ReadUnavailable(Exception):
 class ReadPool:
     """A small asyncpg pool of the API's hottest read (api/fastpath.py).
 
-    Measured (docs/benchmarks.md): for one single-row SELECT, psycopg's async cursor
-    costs about 75 µs of client CPU and an SQLAlchemy checkout more than that again;
-    asyncpg, whose protocol is compiled, about 40 µs. On 2 cores that is most of the
-    difference between 0.28× and 0.38× of a bare endpoint's throughput for a read that
-    cannot come from the cache. This pool serves that one read and nothing else: every
-    write, and every other read, goes through the SQLAlchemy engine.
+    Why asyncpg: for one single-row SELECT its compiled protocol spends much less client
+    CPU than psycopg's async cursor behind an SQLAlchemy checkout, and on a small host
+    that CPU is most of what a read that cannot come from the cache costs (figures in
+    docs/benchmarks.md, "REST API"). This pool serves that one read and nothing else:
+    every write, and every other read, goes through the SQLAlchemy engine.
 
     Waiters are served first come, first served (a semaphore in front of the pool):
     asyncpg's own queue lets a newcomer take a connection just released ahead of a
-    waiter, which at saturation gave a p95 of 84 ms against a p50 of 16 ms; in turn,
-    the same load gave a p95 of 24 ms.
+    waiter, which at saturation leaves some waiters far behind the median.
 
     Connections are made on demand (none at start-up, so a database that is down does
     not stop the API from starting; with Redis up, none at all) and closed after 5

@@ -1,13 +1,17 @@
 """Where the stores are: the configured URLs, else those of a running `templator up`.
 
 Kept apart from `connections.py` (which builds the clients) so that a command can find
-its stores without importing SQLAlchemy, redis-py and boto3 (cli/health.py).
+its stores without importing SQLAlchemy, redis-py and boto3 (cli/health.py). The local
+stack is development tooling (`templator.dev.localstack`): its URLs come in through a
+`StackFinder` the CLI hands over, never through an import from here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from templator.config import Settings
 from templator.exceptions import ServiceUnavailable
@@ -26,14 +30,35 @@ class StoreUrls:
     """The schema owner's URL (migrations, seed); None = database_url."""
 
 
+class RunningStack(Protocol):
+    """The stores a running local stack recorded (`templator.dev.localstack.StackUrls`)."""
+
+    @property
+    def database_url(self) -> str: ...
+    @property
+    def redis_url(self) -> str: ...
+    @property
+    def s3_endpoint_url(self) -> str: ...
+    @property
+    def cache_signing_key_file(self) -> Path | None: ...
+    @property
+    def admin_database_url(self) -> str | None: ...
+
+
+StackFinder = Callable[[Path], RunningStack | None]
+"""The running local stack under a VAR_DIR, or None: `templator.dev.localstack`'s
+`discover_running_stack`, passed in by the CLI (`cli/stack.py`)."""
+
+
 class StackNotConfigured(ServiceUnavailable):
     """No store URL is set and no local stack is running."""
 
     code = "stack_not_configured"
 
 
-def resolve_urls(settings: Settings) -> StoreUrls:
-    """Configured URLs, else those of a running `templator up` stack, else a clear error.
+def resolve_urls(settings: Settings, *, find_stack: StackFinder | None = None) -> StoreUrls:
+    """Configured URLs, else those of the running `templator up` stack `find_stack` finds,
+    else a clear error.
 
     The stack fills in only what is unset, and only when PostgreSQL or Redis is unset:
     with both URLs configured nothing local is used (and no S3 URL means no object store).
@@ -45,10 +70,8 @@ def resolve_urls(settings: Settings) -> StoreUrls:
     )
     key_file: Path | None = None
     admin_url = settings.database_admin_url
-    if database_url is None or redis_url is None:
-        from templator.localstack import discover_running_stack
-
-        stack = discover_running_stack(settings.var_dir)
+    if (database_url is None or redis_url is None) and find_stack is not None:
+        stack = find_stack(settings.var_dir)
         if stack is not None:
             database_url = database_url or stack.database_url
             redis_url = redis_url or stack.redis_url
@@ -73,9 +96,12 @@ def resolve_urls(settings: Settings) -> StoreUrls:
     )
 
 
-def resolve_database_url(settings: Settings, *, admin: bool = False) -> str:
-    """DATABASE_URL, else the running stack's PostgreSQL, else a clear error; with
-    `admin`, the schema owner's URL (DATABASE_ADMIN_URL, or the stack's) when there is one.
+def resolve_database_url(
+    settings: Settings, *, admin: bool = False, find_stack: StackFinder | None = None
+) -> str:
+    """DATABASE_URL, else the PostgreSQL of the running stack `find_stack` finds, else a
+    clear error; with `admin`, the schema owner's URL (DATABASE_ADMIN_URL, or the
+    stack's) when there is one.
 
     For the commands that need PostgreSQL alone (migrations, seeding, log retention):
     they run whether or not Redis is configured, reachable or running.
@@ -84,9 +110,7 @@ def resolve_database_url(settings: Settings, *, admin: bool = False) -> str:
         return settings.database_admin_url
     if settings.database_url is not None:
         return settings.database_url
-    from templator.localstack import discover_running_stack
-
-    stack = discover_running_stack(settings.var_dir)
+    stack = find_stack(settings.var_dir) if find_stack is not None else None
     if stack is None:
         raise _not_configured(settings, ["DATABASE_URL"])
     if admin and stack.admin_database_url:

@@ -7,9 +7,10 @@ import asyncio
 import pytest
 
 from templator.ai_session.errors import InvalidAiSessionTransition, ProgressWentBackwards
-from templator.ai_session.events import subscribe_progress
+from templator.ai_session.events import channel
 from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
 from templator.ai_session.service import AiSessionService
+from templator.api.sse import ProgressHub
 from templator.connections import Connections
 from templator.kit.uow import unit_of_work
 from templator.models import SessionPhase, SessionStatus
@@ -133,16 +134,19 @@ async def test_progress_is_published_after_commit(
     session_id = await _new_session(connections, committed)
     received: list[dict[str, object]] = []
 
-    async def listen() -> None:
-        async for message in subscribe_progress(
-            connections.redis, connections.settings.cache_namespace, session_id, timeout=5
-        ):
-            if message is None:
-                return
-            received.append(message)
+    hub = ProgressHub(connections.redis)
 
+    async def listen() -> None:
+        async with hub.listen(channel(connections.settings.cache_namespace, session_id)) as sub:
+            subscribed.set()
+            while (message := await sub.next(5)) is not None:
+                received.append(message)
+                if message["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                    return
+
+    subscribed = asyncio.Event()
     listener = asyncio.create_task(listen())
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(subscribed.wait(), 10)
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
         service = AiSessionService(session, connections.cache)
         await service.record_phase(
@@ -155,6 +159,7 @@ async def test_progress_is_published_after_commit(
             committed.actor, session_id, AiSessionComplete()
         )
     await asyncio.wait_for(listener, 10)
+    await hub.close()
     assert [(m["status"], m["progress"]) for m in received] == [
         ("PROCESSING", 0.5),
         ("COMPLETED", 1.0),

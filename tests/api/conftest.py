@@ -21,10 +21,10 @@ from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.config import PROJECT_ROOT, Settings
 from templator.connections import Connections
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.kit.ids import new_id
 from templator.kit.uow import unit_of_work
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import SeaweedFS
 from templator.models import User, UserRole
 from templator.user.schemas import UserCreate
 from templator.user.service import UserService

@@ -17,7 +17,7 @@ from redis.asyncio.client import Pipeline
 from templator.app import create_app
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.localstack.process import free_port
+from templator.dev.localstack.process import free_port
 from tests.api.conftest import Caller
 from tests.support.factories import hubspot_config
 

@@ -20,10 +20,10 @@ from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.kit.ids import new_id
 from templator.kit.uow import unit_of_work
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import SeaweedFS
 from templator.models import UserRole
 from templator.storage.service import ObjectStore
 from templator.user.schemas import UserCreate

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from templator.connections import Connections
-from templator.localstack.process import free_port
+from templator.dev.localstack.process import free_port
 from templator.models import StoredObject, UserRole
 from templator.storage.service import ObjectStore
 from tests.api.conftest import Caller

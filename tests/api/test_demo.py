@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from templator.demo.flow import run_demo
+from templator.dev.demo.flow import run_demo
 from tests.api.conftest import LiveApi
 
 

@@ -19,7 +19,7 @@ from templator.backup.crypto import BackupKey, generate_key_file
 from templator.backup.repository import FolderRepository
 from templator.config import Settings
 from templator.connections import StoreUrls
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.migrations import runner
 from tests.plugins.s3 import ACCESS_KEY, SECRET_KEY
 from tests.support import servers

@@ -168,7 +168,7 @@ def test_restore_with_the_embedded_stack_stopped_starts_it_and_stops_it_again(
     from templator.backup.repository import FolderRepository
     from templator.config import PROJECT_ROOT, Settings
     from templator.connections import StoreUrls
-    from templator.localstack import LocalStack, discover_running_stack
+    from templator.dev.localstack import LocalStack, discover_running_stack
     from templator.migrations import runner
 
     var = PROJECT_ROOT / "var" / f"test-stopped-{uuid.uuid4().hex[:8]}"

@@ -16,8 +16,8 @@ from templator.backup.crypto import BackupKey
 from templator.backup.pgbackrest import Pitr, for_server
 from templator.backup.repository import FolderRepository
 from templator.config import PROJECT_ROOT
-from templator.localstack.postgres import LocalPostgres
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.localstack.postgres import LocalPostgres
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.migrations import runner
 from tests.backup.conftest import Stores, add_object, add_user, emails, make_stores
 

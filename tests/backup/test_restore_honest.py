@@ -12,8 +12,8 @@ from templator.backup.crypto import BackupKey
 from templator.backup.errors import BackupStoreUnreachable, RestoreIncomplete
 from templator.backup.repository import FolderRepository
 from templator.connections import StoreUrls
-from templator.localstack.redis import LocalRedis
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.localstack.redis import LocalRedis
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from tests.backup.conftest import Stores, add_user, emails, make_stores
 
 

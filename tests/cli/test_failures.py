@@ -28,9 +28,9 @@ from typer.testing import CliRunner
 
 from templator.cli.main import app
 from templator.config import get_settings
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.kit.ids import new_id
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import SeaweedFS
 from templator.migrations import runner
 from tests.plugins.s3 import ACCESS_KEY, SECRET_KEY, s3_settings
 from tests.support import servers

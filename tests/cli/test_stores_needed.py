@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from templator.cli.main import app
 from templator.config import get_settings
-from templator.localstack.process import free_port
+from templator.dev.localstack.process import free_port
 from tests.support import servers
 
 cli = CliRunner()

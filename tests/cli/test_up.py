@@ -16,7 +16,7 @@ import httpx
 import psutil
 
 from templator.config import PROJECT_ROOT
-from templator.localstack.process import ProcessRecord, free_port, is_alive
+from templator.dev.localstack.process import ProcessRecord, free_port, is_alive
 
 
 def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() -> None:

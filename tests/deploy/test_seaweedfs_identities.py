@@ -19,8 +19,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from templator.config import PROJECT_ROOT
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import find_weed
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import find_weed
 
 START = PROJECT_ROOT / "deploy" / "seaweedfs" / "start.sh"
 KEYS = {

@@ -19,8 +19,8 @@ import psycopg
 from redis import Redis
 
 from templator.config import PROJECT_ROOT
-from templator.localstack.postgres import find_bindir
-from templator.localstack.process import free_port
+from templator.dev.localstack.postgres import find_bindir
+from templator.dev.localstack.process import free_port
 
 SUPERUSER = "admin"
 SUPERUSER_PASSWORD = "super/secret@1"

@@ -20,8 +20,8 @@ from sqlalchemy import text
 from templator.app import create_app
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.localstack.redis import LocalRedis
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.localstack.redis import LocalRedis
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.postgres import ReadUnavailable
 from tests.monitoring.conftest import Scrape, monitored_settings, parse
 

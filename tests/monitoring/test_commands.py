@@ -15,8 +15,8 @@ import pytest
 from redis import Redis as SyncRedis
 
 from templator.config import Settings
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.monitoring.stores import libpq_url
 from tests.plugins.s3 import ACCESS_KEY, SECRET_KEY
 from tests.support.local_postgres import statements_postgres

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from templator.config import PROJECT_ROOT, Settings
-from templator.localstack.process import free_port
+from templator.dev.localstack.process import free_port
 from tests.monitoring.conftest import parse
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import pytest
 from templator.app import create_app
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.localstack.process import free_port
+from templator.dev.localstack.process import free_port
 
 POOL_FIELDS = {"size", "open", "checked_out", "idle", "overflow", "waiting"}
 

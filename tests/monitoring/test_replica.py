@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from templator.config import PROJECT_ROOT, ProcessRole
-from templator.localstack.postgres import USER, LocalPostgres
+from templator.dev.localstack.postgres import USER, LocalPostgres
 from templator.monitoring.collector import StoreCollector
 from templator.monitoring.stores import MetricsConnection, PostgresSource, libpq_url
 from tests.monitoring.conftest import Scrape, parse

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from templator.config import PROJECT_ROOT
-from templator.localstack.process import free_port
+from templator.dev.localstack.process import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = PROJECT_ROOT / "docs" / "img" / "pgadmin.png"

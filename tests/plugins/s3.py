@@ -10,7 +10,7 @@ import pytest
 
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.localstack.seaweedfs import SeaweedFS
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.storage.service import ObjectStore
 
 ACCESS_KEY = "templator-test"

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from templator.ai_session.schemas import AiSessionCreate
 from templator.ai_session.service import AiSessionService
 from templator.connections import Connections
+from templator.dev.localstack.process import free_port
 from templator.kit.uow import unit_of_work
-from templator.localstack.process import free_port
 from templator.models import Project, StoredObject
 from templator.project.schemas import ProjectCreate
 from templator.project.service import ProjectService

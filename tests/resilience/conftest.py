@@ -27,10 +27,10 @@ from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
+from templator.dev.localstack import LocalStack
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.supervisor import Supervisor
 from templator.kit.uow import unit_of_work
-from templator.localstack import LocalStack
-from templator.localstack.process import free_port
-from templator.localstack.supervisor import Supervisor
 from templator.migrations import runner
 from templator.models import UserRole
 from templator.user.schemas import UserCreate

@@ -19,8 +19,8 @@ import pytest
 from templator.app import create_app
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
+from templator.dev.localstack.process import free_port
 from templator.kit.ids import new_id
-from templator.localstack.process import free_port
 from tests.resilience.conftest import Api, SupervisedStack, postgres_processes, signal_all
 
 BOUNDS = {"db_connect_timeout": 1, "db_statement_timeout_ms": 1500, "db_pool_timeout": 3}

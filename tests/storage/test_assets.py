@@ -15,9 +15,9 @@ from templator.ai_session.schemas import AiSessionCreate
 from templator.ai_session.service import AiSessionService
 from templator.config import ProcessRole
 from templator.connections import Connections, StoreUrls
+from templator.dev.localstack.process import free_port
 from templator.kit.ids import new_id
 from templator.kit.uow import unit_of_work
-from templator.localstack.process import free_port
 from templator.models import StoredObject
 from templator.storage.assets import AssetService, find_orphans
 from templator.storage.errors import StoreUnavailable

@@ -8,10 +8,10 @@ import time
 import httpx
 import pytest
 
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.exceptions import ValidationFailed
 from templator.kit.ids import new_id
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import SeaweedFS
 from templator.storage.errors import (
     ContentTypeMismatch,
     StoreUnavailable,

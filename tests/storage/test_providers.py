@@ -20,9 +20,9 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from templator.config import PROJECT_ROOT, Settings
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.kit.ids import new_id
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import SeaweedFS
 from templator.storage.errors import StoreUnavailable
 from templator.storage.service import ObjectStore
 from tests.plugins.s3 import ACCESS_KEY, SECRET_KEY, s3_settings

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from templator.config import PROJECT_ROOT
-from templator.localstack.postgres import LocalPostgres
+from templator.dev.localstack.postgres import LocalPostgres
 from templator.migrations import runner
 
 

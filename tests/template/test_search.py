@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
+from templator.dev.seed import SeedPlan, seed_database
 from templator.kit.actor import Actor
 from templator.migrations import runner
 from templator.models import TemplateStatus, UserRole
-from templator.seed import SeedPlan, seed_database
 from templator.template.schemas import TemplateCreate
 from templator.template.search import TemplateQuery, build_query, search_templates
 from templator.template.service import TemplateService

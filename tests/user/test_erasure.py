@@ -14,12 +14,12 @@ from templator.ai_session.service import AiSessionService
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.connections import Connections
+from templator.dev.localstack.process import free_port
 from templator.exceptions import Unauthorized
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.kit.pagination import PageParams
 from templator.kit.uow import unit_of_work
-from templator.localstack.process import free_port
 from templator.models import User, UserRole
 from templator.project.schemas import ProjectCreate
 from templator.project.service import ProjectService

@@ -22,6 +22,7 @@ from templator.backup.create import load_key
 from templator.backup.repository import open_repository
 from templator.config import Settings
 from templator.exceptions import TemplatorError
+from templator.store_urls import StoreUrls
 
 
 def _epoch(text: str | None) -> float | None:
@@ -31,8 +32,11 @@ def _epoch(text: str | None) -> float | None:
 class BackupCollector(Collector):
     """templator_backup_* gauges, read from the repository at most every `ttl` seconds."""
 
-    def __init__(self, settings: Settings, *, ttl: float = 60.0) -> None:
+    def __init__(
+        self, settings: Settings, *, urls: StoreUrls | None = None, ttl: float = 60.0
+    ) -> None:
         self.settings = settings
+        self.urls = urls
         self.ttl = ttl
         self._lock = threading.Lock()
         self._at = float("-inf")
@@ -45,7 +49,8 @@ class BackupCollector(Collector):
         from templator.connections import resolve_urls
 
         try:
-            pitr = for_server(self.settings, resolve_urls(self.settings))
+            urls = self.urls or resolve_urls(self.settings)
+            pitr = for_server(self.settings, urls)
             return pitr.archive_lag() if pitr is not None else None
         except (TemplatorError, OSError):
             return None

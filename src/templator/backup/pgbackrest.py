@@ -11,6 +11,7 @@ owns the data folder, supervised like every other tool.
 from __future__ import annotations
 
 import configparser
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +27,16 @@ from templator.backup.manifest import Manifest
 from templator.backup.tools import base_env, run_tool, tool_version
 from templator.config import Settings
 from templator.connections import StoreUrls
-from templator.localstack.pgbackrest import STANZA, pgbackrest_binary
-from templator.localstack.process import drop_privileges_user
+from templator.kit.process import drop_privileges_user
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+STANZA = "templator"
+"""The stanza of our pgBackRest configuration (the local stack writes it, backups use it)."""
+
+
+def pgbackrest_binary() -> str | None:
+    """`pgbackrest`, when installed."""
+    return shutil.which("pgbackrest")
 
 
 class Server(Protocol):

@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from templator.backup.errors import BackupConfigError, BackupRepositoryError
 from templator.config import Settings
+from templator.storage.client import make_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -343,23 +342,16 @@ class S3Repository:
 def s3_client_for(
     *, endpoint: str | None, access_key: str, secret_key: str, region: str, settings: Settings
 ) -> S3Client:
-    """A plain path-style S3 client."""
-    client: S3Client = boto3.client(
-        "s3",
+    """A plain path-style S3 client (storage's factory, with backup's retries and pool)."""
+    return make_client(
+        settings,
         endpoint_url=endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        region_name=region,
-        config=BotoConfig(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            connect_timeout=settings.s3_connect_timeout,
-            read_timeout=settings.s3_read_timeout,
-            retries={"max_attempts": 3, "mode": "standard"},
-            max_pool_connections=32,
-        ),
+        retries=3,
+        pool_size=32,
+        addressing_style="path",
+        region=region,
+        keys=(access_key, secret_key),
     )
-    return client
 
 
 def open_repository(

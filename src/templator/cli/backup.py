@@ -37,6 +37,7 @@ from templator.backup.pgbackrest import Pitr, for_server
 from templator.backup.repository import open_repository
 from templator.backup.restore import STORES, drill, restore_backup
 from templator.cli.context import confirm_destructive, console, err_console, fail, settings
+from templator.cli.stack import find_local_stack
 from templator.config import Settings
 from templator.connections import StoreUrls, resolve_urls
 from templator.exceptions import TemplatorError
@@ -131,7 +132,7 @@ def _as_owner(urls: StoreUrls) -> StoreUrls:
 
 
 def _urls(conf: Settings) -> StoreUrls:
-    return _as_owner(resolve_urls(conf))
+    return _as_owner(resolve_urls(conf, find_stack=find_local_stack))
 
 
 def parse_age(text: str) -> timedelta:
@@ -380,7 +381,7 @@ def restore(
                 raise BackupConfigError(f"--only: unknown store(s) {', '.join(sorted(unknown))}")
         moment = _parse_time(to_time)
         manifest = catalog.resolve(repo, name, key)
-        from templator.localstack import LocalStack, discover_running_stack
+        from templator.dev.localstack import LocalStack, discover_running_stack
 
         embedded = conf.database_url is None or conf.redis_url is None
         running = embedded and discover_running_stack(conf.var_dir) is not None

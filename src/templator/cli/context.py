@@ -66,9 +66,10 @@ def settings() -> Settings:
 @asynccontextmanager
 async def connections(role: ProcessRole = ProcessRole.CLI) -> AsyncIterator[Connections]:
     """Open the connection layer for one command and close it afterwards."""
+    from templator.cli.stack import find_local_stack
     from templator.connections import Connections
 
-    conns = Connections.from_settings(settings(), role=role)
+    conns = Connections.from_settings(settings(), role=role, find_stack=find_local_stack)
     try:
         yield conns
     except Exception as exc:
@@ -97,9 +98,10 @@ async def database(
     or object store is resolved, so the command runs without them. `admin`: as the schema
     owner (DATABASE_ADMIN_URL or the local stack's), for migrations and bulk loads."""
     from templator import postgres
+    from templator.cli.stack import find_local_stack
     from templator.connections import resolve_database_url, store_outage, verify_database
 
-    url = resolve_database_url(settings(), admin=admin)
+    url = resolve_database_url(settings(), admin=admin, find_stack=find_local_stack)
     engine = postgres.create_engine(settings(), url=url, role=role)
     try:
         await verify_database(engine, url)

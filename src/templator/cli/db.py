@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,7 +14,9 @@ from templator.cli.context import confirm_destructive, console, database, fail, 
 from templator.cli.logs import prune_logs
 from templator.cli.maintenance import optimize, top
 from templator.migrations import runner
-from templator.seed import SeedPlan, seed_database
+
+if TYPE_CHECKING:
+    from templator.dev.seed import SeedPlan
 
 app = typer.Typer(no_args_is_help=True)
 app.command("prune-logs")(prune_logs)
@@ -71,6 +74,8 @@ def current() -> None:
 
 def run_seed(url: str, plan: SeedPlan, *, quiet: bool = False) -> dict[str, int]:
     """Seed with a progress bar per table; return the row counts."""
+    from templator.dev.seed import seed_database
+
     totals = plan.total_rows()
     columns = (
         TextColumn("{task.description:<18}"),
@@ -106,6 +111,8 @@ def seed(
     url = _checked_url()
     if runner.current_revision(url) != runner.head_revision():
         fail("the database is not migrated to the newest revision: run `templator db migrate`")
+    from templator.dev.seed import SeedPlan
+
     plan = SeedPlan(
         users=users,
         projects_per_user=projects_per_user,
@@ -134,4 +141,6 @@ def reset(
     runner.upgrade(url)
     console.print(f"database {database} rebuilt at {runner.current_revision(url)}")
     if seed_demo:
+        from templator.dev.seed import SeedPlan
+
         run_seed(url, SeedPlan())

@@ -12,7 +12,7 @@ from rich.table import Table
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.cli.context import connections, console, fail, run, settings
-from templator.demo.flow import DemoFailed, run_demo
+from templator.dev.demo.flow import DemoFailed, run_demo
 from templator.kit.uow import unit_of_work
 from templator.user.schemas import UserCreate
 from templator.user.service import UserService

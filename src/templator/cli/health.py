@@ -1,6 +1,6 @@
 """`templator health`: each component's status, latency and error.
 
-It probes with one-shot light clients (monitoring/probes.py) and imports nothing else
+It probes with one-shot light clients (health/probes.py) and imports nothing else
 heavy, so it answers quickly enough for a watch loop or a cron job.
 """
 
@@ -11,14 +11,17 @@ import json
 import typer
 
 from templator.cli.context import console, run, settings
-from templator.monitoring.health import HealthReport, Status, run_checks
-from templator.monitoring.probes import store_probes
+from templator.cli.stack import find_local_stack
+from templator.health.checks import HealthReport, Status, run_checks
+from templator.health.probes import store_probes
 from templator.store_urls import resolve_urls
 
 
 async def _check(timeout: float) -> HealthReport:
     conf = settings()
-    return await run_checks(store_probes(conf, resolve_urls(conf)), timeout=timeout)
+    return await run_checks(
+        store_probes(conf, resolve_urls(conf, find_stack=find_local_stack)), timeout=timeout
+    )
 
 
 def health(

@@ -28,8 +28,8 @@ def pgadmin(
     """Run pgAdmin 4 (desktop mode: no login, no master password) on our database."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from templator.localstack import discover_running_stack
-    from templator.localstack.process import free_port, port_is_free
+    from templator.dev.localstack import discover_running_stack
+    from templator.dev.localstack.process import free_port, port_is_free
     from templator.pgadmin import install, server
 
     conf = settings()

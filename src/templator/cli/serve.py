@@ -22,7 +22,7 @@ def run_server(
     worker_healthcheck_timeout: int | None = None,
     forwarded_allow_ips: str | None = None,
 ) -> None:
-    """Serve `templator.app:create_app` until interrupted."""
+    """Serve the API (`templator.cli.asgi:create_app`) until interrupted."""
     conf = settings()
     from templator.monitoring.multiproc import multiprocess_mode
 
@@ -30,7 +30,7 @@ def run_server(
     # mode); the folder is set up before they start so each one inherits it.
     with multiprocess_mode(workers, var_dir=conf.var_dir):
         uvicorn.run(
-            "templator.app:create_app",
+            "templator.cli.asgi:create_app",
             factory=True,
             host=host,
             port=port,
@@ -50,7 +50,7 @@ def share_signing_key(conf: Settings) -> None:
     local stack's): without it each worker would refuse the others' cached values."""
     if conf.cache_signing_key is not None or conf.cache_signing_key_file is not None:
         return
-    from templator.localstack import discover_running_stack
+    from templator.dev.localstack import discover_running_stack
 
     stack = discover_running_stack(conf.var_dir)
     if stack is None or stack.cache_signing_key_file is None:

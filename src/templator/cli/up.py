@@ -15,10 +15,10 @@ from templator.cli.db import run_seed
 from templator.cli.demo import run_and_print, wait_for_api
 from templator.cli.serve import run_server
 from templator.config import get_settings
-from templator.localstack import LocalStack, LocalStackError
-from templator.localstack.supervisor import Supervisor
+from templator.dev.localstack import LocalStack, LocalStackError
+from templator.dev.localstack.supervisor import Supervisor
+from templator.dev.seed import SeedPlan
 from templator.migrations import runner
-from templator.seed import SeedPlan
 
 DEMO = SeedPlan(users=5, projects_per_user=2, sessions=40, templates=20, logs_per_session=15)
 

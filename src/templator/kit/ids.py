@@ -1,4 +1,4 @@
-"""Collision-resistant string ids in the spirit of cuid2 (the plan's `@default(cuid())`).
+"""Collision-resistant string ids in the spirit of cuid2 (Prisma's `@default(cuid())`).
 
 An id is 25 characters: a random lowercase letter (so it never starts with a digit)
 followed by 24 characters of `[0-9a-z]`, drawn from the operating system's CSPRNG:

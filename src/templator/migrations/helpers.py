@@ -13,7 +13,8 @@ EXTENSIONS = ("uuid-ossp", "pg_trgm", "btree_gin")
 
 
 def create_extensions() -> None:
-    """Create the plan's extensions; pg_stat_statements only where the server preloads it."""
+    """Create the extensions the schema uses (EXTENSIONS); pg_stat_statements only where
+    the server preloads it."""
     for name in EXTENSIONS:
         op.execute(sa.text(f'CREATE EXTENSION IF NOT EXISTS "{name}"'))
     bind = op.get_bind()

@@ -1,4 +1,5 @@
-"""The plan's enums, stored as PostgreSQL enum types."""
+"""The enums of the tables (roles, session status and phase, template status, log level),
+stored as PostgreSQL enum types."""
 
 from __future__ import annotations
 

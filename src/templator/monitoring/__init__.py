@@ -1,1 +1,2 @@
-"""Health, metrics and maintenance."""
+"""Store metrics (collector, pools, history) and maintenance (health probing is
+`templator.health`)."""

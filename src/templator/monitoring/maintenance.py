@@ -1,9 +1,8 @@
 """Routine upkeep of the stores: stray cache keys in Redis, VACUUM (ANALYZE) in PostgreSQL.
 
-The original plan cleaned the cache with `KEYS` inside a Lua script, which blocks Redis for
-as long as the keyspace is large. Here the keyspace is walked with `SCAN` (a cursor, a few
-hundred keys per step, other clients served in between) and keys are checked and deleted
-in pipelined batches.
+The keyspace is walked with `SCAN` (a cursor, a few hundred keys per step, other clients
+served in between), never `KEYS`, which blocks Redis for as long as the keyspace is
+large; keys are checked and deleted in pipelined batches.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def backup_collector(conns: Connections) -> Collector:
     minute: the gauges the backup alerts use."""
     from templator.backup.metrics import BackupCollector
 
-    return BackupCollector(conns.settings)
+    return BackupCollector(conns.settings, urls=conns.urls)
 
 
 COLLECTORS: list[CollectorFactory] = [store_collector, backup_collector]

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import make_url
 
-from templator.localstack.process import die_with_parent
+from templator.kit.process import die_with_parent
 from templator.pgadmin.install import package_dir, python_of
 
 SERVER_NAME = "Templator"

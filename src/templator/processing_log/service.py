@@ -19,9 +19,8 @@ from templator.processing_log.errors import LogBatchTooLarge, LogLineTooLarge
 from templator.processing_log.repository import EncodedLine, LogRepository
 
 COPY_THRESHOLD = 32
-"""Batches of at least this many lines go through COPY; smaller ones through one INSERT
-(measured: up to ~20 lines both take the same time alone and the INSERT saves round
-trips under load; beyond, COPY streams faster)."""
+"""Batches of at least this many lines go through COPY; smaller ones through one INSERT,
+which needs fewer round trips under load (where the two cross: docs/benchmarks.md)."""
 MAX_PRUNE_BATCH = 100_000
 
 

@@ -1,4 +1,4 @@
-"""The object store: the plan's MinIOService done right.
+"""The object store over the S3 protocol: uploads, downloads, presigned URLs, deletes.
 
 * Uploads stream: at most one part (`multipart_threshold_bytes`) is held in memory;
   larger files go up as a multipart upload that is aborted on any failure, so nothing

@@ -1,4 +1,5 @@
-"""What we accept: the plan's content types, checked against the file's first bytes."""
+"""What we accept: the content types of designs (EXTENSIONS), checked against the file's
+first bytes."""
 
 from __future__ import annotations
 

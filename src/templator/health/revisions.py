@@ -21,7 +21,7 @@ def script_revisions() -> tuple[str | None, frozenset[str]]:
     """The head and every revision of the migration scripts, read from their
     `revision = "…"` / `down_revision = "…"` lines rather than by importing them through
     Alembic, which costs seconds on a loaded host (`templator health` runs this too).
-    tests/monitoring/test_schema_readiness.py checks it agrees with Alembic's own head."""
+    tests/health/test_schema_readiness.py checks it agrees with Alembic's own head."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for script in VERSIONS.glob("*.py"):

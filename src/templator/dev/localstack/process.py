@@ -9,13 +9,10 @@ and program name): a pid the kernel has since recycled for something else is lef
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +20,10 @@ from pathlib import Path
 
 import psutil
 
-_PR_SET_PDEATHSIG = 1
+# Re-exported: the servers here import them from this module.
+from templator.kit.process import die_with_parent as die_with_parent
+from templator.kit.process import drop_privileges_user as drop_privileges_user
+
 _CREATE_TIME_TOLERANCE = 0.01
 
 
@@ -107,37 +107,6 @@ def wait_until(
     )
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        prctl: Callable[..., int] = libc.prctl
-        return prctl
-    return None
-
-
-# Resolved in the parent: a forked child must not load libraries before it execs.
-_prctl = _load_prctl()
-
-
-def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to send `sig` to the child when its parent dies.
-
-    Best effort only; the real guarantee against orphans is the stale-stack sweep that
-    every `LocalStack.start()` runs before it starts anything. Linux sends the signal when
-    the spawning *thread* exits, so off the main thread this returns None (no preexec_fn):
-    a server spawned from a worker thread would otherwise die with that thread. The child
-    only makes one libc call, resolved beforehand in the parent: no import, no lock.
-    """
-    prctl = _prctl
-    if prctl is None or threading.current_thread() is not threading.main_thread():
-        return None
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-
-    return preexec
-
-
 def is_alive(record: ProcessRecord) -> bool:
     """True when the recorded process still runs and is the same process (not a reused pid)."""
     try:
@@ -184,8 +153,3 @@ def stop(
             process.wait(5)
     except psutil.Error:
         return
-
-
-def drop_privileges_user() -> str | None:
-    """The account servers that refuse root (PostgreSQL) run as, or None when not root."""
-    return "postgres" if os.geteuid() == 0 else None

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from templator.config import ProcessRole, Settings
-from templator.monitoring.health import Check, Probe, Role
+from templator.health.checks import Check, Probe, Role
 from templator.store_urls import StoreUrls
 
 
@@ -118,7 +118,7 @@ def schema_probe(settings: Settings, url: str, *, role: ProcessRole) -> Probe:
     async def probe() -> dict[str, Any]:
         import asyncpg
 
-        from templator.monitoring.revisions import SchemaBehind, script_revisions
+        from templator.health.revisions import SchemaBehind, script_revisions
 
         head, known = script_revisions()
         dsn = "postgresql://" + url.split("://", 1)[-1]

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from templator.monitoring.revisions import SchemaBehind, script_revisions
+from templator.health.revisions import SchemaBehind, script_revisions
 
 
 class SchemaCheck:

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from templator.app import create_app
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.localstack.process import free_port
+from templator.dev.localstack.process import free_port
+from templator.health.schema import SchemaCheck
 from templator.migrations import runner
-from templator.monitoring.schema import SchemaCheck
 from tests.support import servers
 
 
@@ -90,8 +90,8 @@ async def test_revision_is_read_once_then_cached(settings: Settings) -> None:
 def test_the_scripts_head_agrees_with_alembic() -> None:
     from alembic.script import ScriptDirectory
 
+    from templator.health.revisions import script_revisions
     from templator.migrations.runner import alembic_config
-    from templator.monitoring.revisions import script_revisions
 
     scripts = ScriptDirectory.from_config(alembic_config("postgresql+psycopg://unused"))
     head, known = script_revisions()

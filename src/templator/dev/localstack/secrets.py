@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from templator.localstack.process import LocalStackError
+from templator.dev.localstack.process import LocalStackError
 
 FOLDER = "secrets"
 

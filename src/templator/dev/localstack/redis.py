@@ -10,7 +10,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from templator.localstack.process import (
+from templator.dev.localstack.process import (
     LocalStackError,
     ProcessRecord,
     die_with_parent,

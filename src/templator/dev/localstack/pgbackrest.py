@@ -13,19 +13,16 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import subprocess
 from pathlib import Path
 
+# Re-exported: the stanza and the binary are the backup's (backup/pgbackrest.py).
+from templator.backup.pgbackrest import STANZA as STANZA
+from templator.backup.pgbackrest import pgbackrest_binary as pgbackrest_binary
+
 log = logging.getLogger("templator.localstack")
 
-STANZA = "templator"
 ARCHIVE_TIMEOUT = 60
-
-
-def pgbackrest_binary() -> str | None:
-    """`pgbackrest`, when installed."""
-    return shutil.which("pgbackrest")
 
 
 def config_path(root: Path) -> Path:

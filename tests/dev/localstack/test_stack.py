@@ -22,11 +22,11 @@ from redis import Redis
 from redis.exceptions import AuthenticationError as RedisAuthenticationError
 
 from templator.config import PROJECT_ROOT, Settings
-from templator.localstack import LocalStack, LocalStackError, discover_running_stack
-from templator.localstack import postgres as local_postgres
-from templator.localstack import redis as local_redis
-from templator.localstack.postgres import LocalPostgres
-from templator.localstack.process import ProcessRecord, die_with_parent, is_alive
+from templator.dev.localstack import LocalStack, LocalStackError, discover_running_stack
+from templator.dev.localstack import postgres as local_postgres
+from templator.dev.localstack import redis as local_redis
+from templator.dev.localstack.postgres import LocalPostgres
+from templator.dev.localstack.process import ProcessRecord, die_with_parent, is_alive
 
 
 @pytest.fixture(scope="module")
@@ -235,10 +235,10 @@ def test_servers_of_a_killed_owner_are_stopped_by_the_next_start(
         f"""
         import time
         from pathlib import Path
-        import templator.localstack.process as process
+        import templator.dev.localstack.process as process
         process.die_with_parent = lambda sig: None  # leave the sweep alone in charge
         from templator.config import Settings
-        from templator.localstack import LocalStack
+        from templator.dev.localstack import LocalStack
         stack = LocalStack(Settings(_env_file=None, var_dir=Path({str(stack_settings.var_dir)!r})))
         stack.start()
         print("up", flush=True)

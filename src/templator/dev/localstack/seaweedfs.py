@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from templator.localstack.process import (
+from templator.dev.localstack.process import (
     LocalStackError,
     ProcessRecord,
     die_with_parent,

@@ -14,9 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from templator.kit.ids import new_ids
-from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
-from templator.seed.payloads import (
+from templator.dev.seed.payloads import (
     WORDS,
     PayloadPool,
     copy_text,
@@ -25,6 +23,8 @@ from templator.seed.payloads import (
     template_description,
     template_name,
 )
+from templator.kit.ids import new_ids
+from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
 
 Progress = Callable[[str, int], None]
 """progress(stage, rows_done_since_last_call)"""

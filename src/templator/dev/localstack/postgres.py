@@ -29,8 +29,8 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from templator.localstack import pgbackrest
-from templator.localstack.process import (
+from templator.dev.localstack import pgbackrest
+from templator.dev.localstack.process import (
     LocalStackError,
     ProcessRecord,
     die_with_parent,
@@ -39,7 +39,7 @@ from templator.localstack.process import (
     stop,
     wait_until,
 )
-from templator.localstack.secrets import StackSecrets, secret_file
+from templator.dev.localstack.secrets import StackSecrets, secret_file
 
 log = logging.getLogger("templator.localstack")
 

@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from templator.localstack.process import LocalStackError, ProcessRecord
-from templator.localstack.stack import LABELS, EventHandler, LocalStack
+from templator.dev.localstack.process import LocalStackError, ProcessRecord
+from templator.dev.localstack.stack import LABELS, EventHandler, LocalStack
 
 log = logging.getLogger("templator.localstack")
 

@@ -1,7 +1,7 @@
 """The embedded local stack: private PostgreSQL, Redis and SeaweedFS under var/."""
 
-from templator.localstack.process import LocalStackError
-from templator.localstack.stack import (
+from templator.dev.localstack.process import LocalStackError
+from templator.dev.localstack.stack import (
     LocalStack,
     StackAlreadyRunning,
     StackUrls,

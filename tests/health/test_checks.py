@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.localstack.process import free_port
-from templator.localstack.seaweedfs import SeaweedFS
-from templator.monitoring.health import Status
+from templator.dev.localstack.process import free_port
+from templator.dev.localstack.seaweedfs import SeaweedFS
+from templator.health.checks import Status
 from tests.plugins.s3 import s3_settings
 
 

@@ -24,11 +24,11 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from templator.config import Settings
-from templator.localstack.postgres import LocalPostgres
-from templator.localstack.process import LocalStackError, ProcessRecord, is_alive, stop
-from templator.localstack.redis import LocalRedis
-from templator.localstack.seaweedfs import SeaweedFS
-from templator.localstack.secrets import StackSecrets, read_secret, secret_file
+from templator.dev.localstack.postgres import LocalPostgres
+from templator.dev.localstack.process import LocalStackError, ProcessRecord, is_alive, stop
+from templator.dev.localstack.redis import LocalRedis
+from templator.dev.localstack.seaweedfs import SeaweedFS
+from templator.dev.localstack.secrets import StackSecrets, read_secret, secret_file
 
 T = TypeVar("T")
 EventHandler = Callable[[str, str], None]

@@ -147,7 +147,7 @@ def run_demo(base_url: str, token: str, *, timeout: float = 30.0) -> DemoResult:
             "create session", "POST", "/api/v1/sessions", 201, json={"project_id": project["id"]}
         )
         sid = session["id"]
-        design = resources.files("templator.demo").joinpath("design.html").read_bytes()
+        design = resources.files("templator.dev.demo").joinpath("design.html").read_bytes()
         stored = call(
             "upload design",
             "POST",

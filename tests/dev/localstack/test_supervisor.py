@@ -9,8 +9,8 @@ import time
 
 import psutil
 
-from templator.localstack.process import LocalStackError, ProcessRecord
-from templator.localstack.supervisor import Supervisor, describe_exit
+from templator.dev.localstack.process import LocalStackError, ProcessRecord
+from templator.dev.localstack.supervisor import Supervisor, describe_exit
 
 
 class Sleeper:
