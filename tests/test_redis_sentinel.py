@@ -49,7 +49,8 @@ def _wait(check: object, what: str, timeout: float = 20.0) -> None:
 def sentinelled() -> Iterator[Sentinelled]:
     folder = Path(tempfile.mkdtemp(prefix="templator-sentinel-"))
     ports = Sentinelled(free_port(), free_port(), free_port())
-    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    # --dir: a replica writes the RDB of its full sync to disk (into the cwd otherwise).
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)]
     quiet: dict[str, object] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     processes = [
         subprocess.Popen(["redis-server", "--port", str(ports.master), *common], **quiet),
