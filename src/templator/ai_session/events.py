@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
+
+from templator.redis import RedisClient
 
 
 def channel(namespace: str, session_id: str) -> str:
@@ -16,7 +17,7 @@ def channel(namespace: str, session_id: str) -> str:
 
 
 async def subscribe_progress(
-    redis: Redis, namespace: str, session_id: str, *, timeout: float = 15.0
+    redis: RedisClient, namespace: str, session_id: str, *, timeout: float = 15.0
 ) -> AsyncIterator[dict[str, Any] | None]:
     """Yield each progress message of a session; None after `timeout` seconds of silence
     (a heartbeat for SSE). Stops after a final status."""
