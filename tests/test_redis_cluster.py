@@ -10,6 +10,7 @@ refusal and no warning at all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import subprocess
@@ -276,6 +277,33 @@ async def test_peek_reads_keys_of_several_slots_in_order(cluster_conns: Connecti
     found = await cache.peek(*keys)
     assert found == [{"v": i // 2} if i % 2 == 0 else None for i in range(20)]
     assert cache.available
+
+
+async def test_a_full_node_pool_bypasses_one_call_without_marking_redis_down(
+    cluster: str, settings: Settings
+) -> None:
+    """redis-py's cluster client raises at once when a node's pool is full (it does not
+    wait): those calls read the source of truth, and the cache stays available."""
+    conf = settings.model_copy(update={"redis_max_connections": 1})
+    client = create_client(conf, url=cluster, role=ProcessRole.TEST)
+    cache = Cache(client, namespace="full", default_ttl=60)
+    key = cache.key("thing", "busy")
+
+    async def load() -> dict[str, int]:
+        await asyncio.sleep(0)
+        return {"v": 1}
+
+    try:
+        answers = await asyncio.gather(
+            *(cache.get_or_load(key, load, encode=dict, decode=dict) for _ in range(20))
+        )
+        assert answers == [{"v": 1}] * 20
+        assert cache.stats.bypasses > 0  # some calls found the node's one connection busy
+        assert cache.available  # ... and Redis was not taken for down
+        assert await cache.get_or_load(key, load, encode=dict, decode=dict) == {"v": 1}
+        assert cache.stats.hits >= 1
+    finally:
+        await client.aclose()
 
 
 async def test_failed_logins_are_counted_in_the_cluster(cluster_conns: Connections) -> None:
