@@ -136,33 +136,38 @@ LINES = [
 ]
 
 
+async def ours_lifecycle(conns: Connections, actor: Actor, project_id: str) -> None:
+    """One lifecycle through the services, each step its own transaction."""
+    async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+        session_id = (
+            await AiSessionService(s, conns.cache).create(
+                actor, AiSessionCreate(project_id=project_id)
+            )
+        ).id
+    for i, phase in enumerate(PHASES, start=1):
+        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+            await AiSessionService(s, conns.cache).record_phase(
+                actor,
+                session_id,
+                PhaseUpdate(phase=phase, payload=PAYLOADS[phase], progress=i / 5 * 0.95),
+            )
+    async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+        await LogService(s).append_many(actor, session_id, LINES)
+    async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+        await AiSessionService(s, conns.cache).complete(
+            actor, session_id, AiSessionComplete(quality_score=0.9)
+        )
+    async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+        await TemplateService(s, conns.cache).create_from_session(
+            actor, TemplateFromSession(session_id=session_id)
+        )
+
+
 async def ours_worker(
     conns: Connections, actor: Actor, project_id: str, stop: float, done: list[int]
 ) -> None:
     while time.perf_counter() < stop:
-        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
-            session_id = (
-                await AiSessionService(s, conns.cache).create(
-                    actor, AiSessionCreate(project_id=project_id)
-                )
-            ).id
-        for i, phase in enumerate(PHASES, start=1):
-            async with unit_of_work(conns.sessionmaker, conns.cache) as s:
-                await AiSessionService(s, conns.cache).record_phase(
-                    actor,
-                    session_id,
-                    PhaseUpdate(phase=phase, payload=PAYLOADS[phase], progress=i / 5 * 0.95),
-                )
-        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
-            await LogService(s).append_many(actor, session_id, LINES)
-        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
-            await AiSessionService(s, conns.cache).complete(
-                actor, session_id, AiSessionComplete(quality_score=0.9)
-            )
-        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
-            await TemplateService(s, conns.cache).create_from_session(
-                actor, TemplateFromSession(session_id=session_id)
-            )
+        await ours_lifecycle(conns, actor, project_id)
         done[0] += 1
 
 
@@ -176,67 +181,72 @@ PHASE_SQL = {
 }
 
 
+async def raw_lifecycle(conn: psycopg.AsyncConnection[Any], user_id: str, project_id: str) -> None:
+    """The same lifecycle as the same statements on one raw psycopg connection."""
+    session_id = new_id()
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO ai_sessions (id, project_id, user_id) VALUES (%s, %s, %s)",
+            (session_id, project_id, user_id),
+        )
+    for i, phase in enumerate(PHASES, start=1):
+        async with conn.transaction():
+            await conn.execute(
+                PHASE_SQL[phase],
+                (
+                    orjson.dumps(PAYLOADS[phase]).decode(),
+                    phase.value,
+                    i / 5 * 0.95,
+                    session_id,
+                ),
+            )
+    async with (
+        conn.transaction(),
+        conn.cursor().copy(
+            "COPY processing_logs (id, session_id, level, phase, message, data) FROM STDIN"
+        ) as copy,
+    ):
+        for log_id, line in zip(new_ids(len(LINES)), LINES, strict=True):
+            await copy.write_row(
+                (
+                    log_id,
+                    session_id,
+                    "INFO",
+                    line.phase,
+                    line.message,
+                    orjson.dumps(line.data).decode() if line.data else None,
+                )
+            )
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE ai_sessions SET status = 'COMPLETED', progress = 1, finished_at = now(), quality_score = 0.9, "
+            "processing_time = (extract(epoch FROM now() - started_at) * 1000)::int WHERE id = %s",
+            (session_id,),
+        )
+    final = PAYLOADS[SessionPhase.GENERATION]
+    template_id = new_id()
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO templates (id, name, project_id, session_id, html_content, hubspot_config) VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
+            (
+                template_id,
+                final["name"],
+                project_id,
+                session_id,
+                final["html"],
+                orjson.dumps(final["hubspot_config"]).decode(),
+            ),
+        )
+        await conn.execute(
+            "INSERT INTO template_versions (id, template_id, version, changes, content) VALUES (%s, %s, '1.0.0', '[]', %s::jsonb)",
+            (new_id(), template_id, orjson.dumps(final).decode()),
+        )
+
+
 async def raw_worker(dsn: str, user_id: str, project_id: str, stop: float, done: list[int]) -> None:
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         while time.perf_counter() < stop:
-            session_id = new_id()
-            async with conn.transaction():
-                await conn.execute(
-                    "INSERT INTO ai_sessions (id, project_id, user_id) VALUES (%s, %s, %s)",
-                    (session_id, project_id, user_id),
-                )
-            for i, phase in enumerate(PHASES, start=1):
-                async with conn.transaction():
-                    await conn.execute(
-                        PHASE_SQL[phase],
-                        (
-                            orjson.dumps(PAYLOADS[phase]).decode(),
-                            phase.value,
-                            i / 5 * 0.95,
-                            session_id,
-                        ),
-                    )
-            async with (
-                conn.transaction(),
-                conn.cursor().copy(
-                    "COPY processing_logs (id, session_id, level, phase, message, data) FROM STDIN"
-                ) as copy,
-            ):
-                for log_id, line in zip(new_ids(len(LINES)), LINES, strict=True):
-                    await copy.write_row(
-                        (
-                            log_id,
-                            session_id,
-                            "INFO",
-                            line.phase,
-                            line.message,
-                            orjson.dumps(line.data).decode() if line.data else None,
-                        )
-                    )
-            async with conn.transaction():
-                await conn.execute(
-                    "UPDATE ai_sessions SET status = 'COMPLETED', progress = 1, finished_at = now(), quality_score = 0.9, "
-                    "processing_time = (extract(epoch FROM now() - started_at) * 1000)::int WHERE id = %s",
-                    (session_id,),
-                )
-            final = PAYLOADS[SessionPhase.GENERATION]
-            template_id = new_id()
-            async with conn.transaction():
-                await conn.execute(
-                    "INSERT INTO templates (id, name, project_id, session_id, html_content, hubspot_config) VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
-                    (
-                        template_id,
-                        final["name"],
-                        project_id,
-                        session_id,
-                        final["html"],
-                        orjson.dumps(final["hubspot_config"]).decode(),
-                    ),
-                )
-                await conn.execute(
-                    "INSERT INTO template_versions (id, template_id, version, changes, content) VALUES (%s, %s, '1.0.0', '[]', %s::jsonb)",
-                    (new_id(), template_id, orjson.dumps(final).decode()),
-                )
+            await raw_lifecycle(conn, user_id, project_id)
             done[0] += 1
 
 

@@ -115,7 +115,7 @@ async def test_mass_invalidation_drops_every_key_then_publishes_once(redis: Redi
     keys = [cache.key("template", str(i)) for i in range(1234)]
     await redis.mset({key: b"cached" for key in keys})
     pubsub = redis.pubsub()
-    await pubsub.subscribe(cache.key("events"))
+    await pubsub.subscribe(cache.channel("events"))
     await pubsub.get_message(timeout=1)  # the subscribe confirmation
     await cache.invalidate_and_publish(keys, [("events", {"n": 1}), ("events", {"n": 2})])
     assert await redis.exists(*keys) == 0

@@ -13,10 +13,14 @@
   the payload (the key comes from settings, see `signing.py`). A value that was forged,
   altered, moved to another key, replayed after an invalidation (its generation moved
   on) or kept past its expiry is refused, counted, and read from PostgreSQL again.
+* Redis Cluster works: every key carries a hash tag (`ns:{template:ID}`, its generation
+  `ns:{template:ID}:gen`), so a value and its generation share a slot and each script
+  call stays on one node; reads and invalidations of several keys are split per slot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -29,8 +33,9 @@ from typing import Any, TypeVar
 
 import orjson
 from prometheus_client import Counter
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import MaxConnectionsError, RedisError
+
+from templator.redis import RedisClient, by_slot, is_cluster
 
 log = logging.getLogger("templator.cache")
 
@@ -78,6 +83,8 @@ return #KEYS / 2
 GENERATION_TTL = 24 * 3600
 """Seconds a generation counter outlives its last bump (far beyond any value TTL)."""
 INVALIDATE_CHUNK = 500
+INVALIDATE_CONCURRENCY = 16
+"""Script calls in flight at once when a cluster invalidation spans many slots."""
 
 
 @dataclass
@@ -101,7 +108,7 @@ class Cache:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         namespace: str,
         default_ttl: int,
@@ -127,10 +134,19 @@ class Cache:
         self._outage_logged = False
         self._set_if_generation = redis.register_script(_SET_IF_GENERATION)
         self._invalidate_publish = redis.register_script(_INVALIDATE_PUBLISH)
+        self._cluster = is_cluster(redis)
 
     def key(self, *parts: str) -> str:
-        """The namespaced key for `parts`, e.g. key("template", id) → "ns:template:id"."""
-        return ":".join((self.namespace, *parts))
+        """The namespaced key for `parts`, hash-tagged by its first two parts:
+        key("template", id) → "ns:{template:id}", key("session", id, "state") →
+        "ns:{session:id}:state". Keys of one thing (and their generations) share a slot."""
+        tag = "{" + ":".join(parts[:2]) + "}"
+        return ":".join((self.namespace, tag, *parts[2:]))
+
+    def channel(self, name: str) -> str:
+        """The namespaced pub/sub channel `name` (no hash tag: a cluster delivers a
+        message to subscribers on every node)."""
+        return f"{self.namespace}:{name}"
 
     @staticmethod
     def _generation_key(key: str) -> str:
@@ -178,6 +194,10 @@ class Cache:
         return time.monotonic() >= self._down_until
 
     def _mark_down(self, exc: BaseException) -> None:
+        if isinstance(exc, MaxConnectionsError):
+            # A cluster client's per-node pool is full (it does not wait for a free
+            # connection): this call goes without Redis, the next ones try again.
+            return
         self._down_until = time.monotonic() + self.retry_after
         if not self._outage_logged:
             log.warning("Redis unreachable (%s): serving from PostgreSQL until it returns", exc)
@@ -240,9 +260,7 @@ class Cache:
         if not self.available:
             return None
         try:
-            values: list[Any] = await self.redis.mget(
-                *[k for key in keys for k in (key, self._generation_key(key))]
-            )
+            values = await self._mget_with_generations(keys)
         except RedisError as exc:
             self._mark_down(exc)
             return None
@@ -251,6 +269,27 @@ class Cache:
             None if raw is None else self.unseal(key, gen, raw)
             for key, raw, gen in zip(keys, values[::2], values[1::2], strict=True)
         ]
+
+    async def _mget_with_generations(self, keys: tuple[str, ...]) -> list[Any]:
+        """[value, generation, value, generation…] of `keys`: one MGET, or on a cluster
+        one per slot, concurrently (a key and its generation always share a slot)."""
+        if not self._cluster or len(keys) < 2:
+            values: list[Any] = await self.redis.mget(
+                *[k for key in keys for k in (key, self._generation_key(key))]
+            )
+            return values
+        groups = by_slot(self.redis, keys)
+        answers = await asyncio.gather(
+            *(
+                self.redis.mget(*[k for key in group for k in (key, self._generation_key(key))])
+                for group in groups
+            )
+        )
+        found: dict[str, tuple[Any, Any]] = {}
+        for group, answer in zip(groups, answers, strict=True):
+            for key, raw, gen in zip(group, answer[::2], answer[1::2], strict=True):
+                found[key] = (raw, gen)
+        return [v for key in keys for v in found[key]]
 
     def count_hits(self, n: int) -> None:
         """Count `n` hits served from values read with `peek`."""
@@ -297,20 +336,32 @@ class Cache:
             return
         published: list[Any] = []
         for channel, message in messages:
-            published += [self.key(channel), orjson.dumps(message)]
+            published += [self.channel(channel), orjson.dumps(message)]
+        # Chunks of keys, so a mass invalidation (an erasure) never blocks Redis long; on a
+        # cluster, each chunk within one slot (a script's keys must share one).
+        chunks = [
+            group[start : start + INVALIDATE_CHUNK]
+            for group in by_slot(self.redis, keys)
+            for start in range(0, len(group), INVALIDATE_CHUNK)
+        ] or [[]]
         try:
-            # Chunks of keys, so a mass invalidation (an erasure) never blocks Redis long.
-            for start in range(0, max(len(keys), 1), INVALIDATE_CHUNK):
-                chunk = keys[start : start + INVALIDATE_CHUNK]
-                last = start + INVALIDATE_CHUNK >= len(keys)
-                await self._invalidate_publish(
-                    keys=[k for key in chunk for k in (key, self._generation_key(key))],
-                    args=[GENERATION_TTL, *(published if last else [])],
-                )
+            # Slots' chunks a few at a time (a cluster client's pool per node does not
+            # wait for a free connection); the messages go with the last one.
+            rest = chunks[:-1]
+            for start in range(0, len(rest), INVALIDATE_CONCURRENCY):
+                wave = rest[start : start + INVALIDATE_CONCURRENCY]
+                await asyncio.gather(*(self._invalidate_chunk(c, []) for c in wave))
+            await self._invalidate_chunk(chunks[-1], published)
         except RedisError as exc:
             # A cached copy may now outlive its row until its TTL: keep TTLs short.
             self._mark_down(exc)
             log.error("post-commit cache work failed for %d key(s): %s", len(keys), exc)
+
+    async def _invalidate_chunk(self, chunk: list[str], published: list[Any]) -> None:
+        await self._invalidate_publish(
+            keys=[k for key in chunk for k in (key, self._generation_key(key))],
+            args=[GENERATION_TTL, *published],
+        )
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         """Publish a JSON message on `namespace:channel`; silently skipped while Redis is down."""
@@ -318,14 +369,14 @@ class Cache:
             self._bypass()
             return
         try:
-            await self.redis.publish(self.key(channel), orjson.dumps(message))
+            await self.redis.publish(self.channel(channel), orjson.dumps(message))
         except RedisError as exc:
             self._mark_down(exc)
 
     async def purge_namespace(self, pattern: str = "*", *, batch: int = 500) -> int:
         """Delete namespaced keys matching `pattern` with SCAN (never KEYS); return the count."""
         deleted = 0
-        async for chunk in self._scan_chunks(self.key(pattern), batch):
+        async for chunk in self._scan_chunks(f"{self.namespace}:{pattern}", batch):
             deleted += await self.redis.unlink(*chunk)
         return deleted
 

@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import psycopg
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exc as sqlalchemy_exc
@@ -92,7 +91,9 @@ class Connections:
         # The hot read's fast path (api/fastpath.py), on the replica when there is one;
         # opened by the API's lifespan.
         self.read_pool: postgres.ReadPool | None = None
-        self.redis: Redis = redis_factory.create_client(settings, url=urls.redis_url, role=role)
+        self.redis: redis_factory.RedisClient = redis_factory.create_client(
+            settings, url=urls.redis_url, role=role
+        )
         self.cache = Cache(
             self.redis,
             namespace=settings.cache_namespace,

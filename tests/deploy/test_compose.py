@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from sqlalchemy.engine import make_url
 
 from templator.config import PROJECT_ROOT, Settings
@@ -62,10 +63,38 @@ def test_file_validates_against_the_compose_spec_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_services_are_the_stores_the_migration_the_api_and_pgadmin(
+def test_services_are_the_stores_the_migration_the_api_pgadmin_and_prometheus(
     services: dict[str, Any],
 ) -> None:
-    assert set(services) == {"postgres", "redis", "seaweedfs", "migrate", "api", "pgadmin"}
+    assert set(services) == {
+        *("postgres", "redis", "seaweedfs", "migrate", "api", "pgadmin", "prometheus")
+    }
+
+
+def test_prometheus_scrapes_the_api_and_loads_our_alert_rules(services: dict[str, Any]) -> None:
+    prometheus = services["prometheus"]
+    mounts = {
+        volume.split(":")[1]: volume.split(":")[0]
+        for volume in prometheus["volumes"]
+        if volume.startswith("./")
+    }
+    config_path = mounts["/etc/prometheus/prometheus.yml"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load((DEPLOY / config_path).read_text())
+    for rule_file in config["rule_files"]:  # relative to the config file's folder
+        mounted = mounts[f"/etc/prometheus/{rule_file}"]
+        assert (DEPLOY / mounted).resolve() == (DEPLOY / "prometheus" / "alerts.yml").resolve()
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api = jobs["templator-api"]
+    assert api.get("metrics_path", "/metrics") == "/metrics"
+    targets = [t for group in api["static_configs"] for t in group["targets"]]
+    assert targets == ["api:8000"]
+    assert "--port" in services["api"]["command"] and "8000" in services["api"]["command"]
+    # It reaches the API over the internal network and keeps running while the API is down
+    # (so that ApiDown can fire).
+    assert "backend" in prometheus["networks"] and "backend" in services["api"]["networks"]
+    assert "depends_on" not in prometheus
+    assert "prometheus_data:/prometheus" in prometheus["volumes"]
 
 
 def test_every_variable_is_defined_in_the_env_example() -> None:
@@ -202,7 +231,8 @@ def test_images_are_pinned_by_exact_version_and_digest(services: dict[str, Any])
             continue
         match = re.fullmatch(r"[\w./-]+:(?P<tag>[\w.-]+)@sha256:[0-9a-f]{64}", image)
         assert match, (name, image)
-        assert re.match(r"\d+\.\d+", match["tag"]) and "latest" not in image, (name, image)
+        # An exact version (prom/prometheus tags theirs vX.Y.Z), never a floating tag.
+        assert re.match(r"v?\d+\.\d+", match["tag"]) and "latest" not in image, (name, image)
 
 
 def test_long_running_services_have_health_checks_limits_and_rotated_logs(

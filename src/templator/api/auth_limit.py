@@ -16,10 +16,10 @@ import math
 import time
 
 from prometheus_client import Counter
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from templator.exceptions import TooManyFailedAuthentications
+from templator.redis import RedisClient
 
 log = logging.getLogger("templator.api")
 
@@ -36,7 +36,7 @@ _LOCAL_MAX = 100_000
 class AuthFailureLimiter:
     """Counts failed authentications per address and blocks an address past the limit."""
 
-    def __init__(self, redis: Redis, *, namespace: str, limit: int, window: int) -> None:
+    def __init__(self, redis: RedisClient, *, namespace: str, limit: int, window: int) -> None:
         self.redis = redis
         self.namespace = namespace
         self.limit = limit

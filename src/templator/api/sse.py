@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 from starlette.responses import StreamingResponse
+
+from templator.redis import RedisClient
 
 log = logging.getLogger("templator.api.sse")
 
@@ -76,7 +77,7 @@ class Listener:
 class ProgressHub:
     """Fan-out of Redis pub/sub channels to any number of in-process listeners."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._pubsub: PubSub | None = None
         self._listeners: dict[str, set[Listener]] = {}

@@ -7,16 +7,17 @@ large; keys are checked and deleted in pipelined batches.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from templator.models.base import Base
+from templator.redis import RedisClient, by_slot
 
 log = logging.getLogger("templator.maintenance")
 
@@ -56,30 +57,38 @@ class VacuumReport:
 
 
 async def sweep_session_keys(
-    redis: Redis, namespace: str, *, batch: int = 500, dry_run: bool = False
+    redis: RedisClient, namespace: str, *, batch: int = 500, dry_run: bool = False
 ) -> CacheSweep:
-    """Delete `namespace:session:*` keys that have no TTL, with SCAN in batches (never KEYS).
+    """Delete session keys (`namespace:{session:…`, and `namespace:session:*` of releases
+    before the hash tags) that have no TTL, with SCAN in batches (never KEYS).
 
     Every session key the services write carries a TTL; one without is a leftover (an old
     release, a manual SET) that would otherwise live for ever. Each batch of `batch` keys
-    is checked and removed by one short script, atomically. `dry_run` only counts.
-    `scanned` counts what SCAN returned, which may name a key twice while the keyspace
-    is resized; `deleted` counts the keys the scripts removed, exactly.
+    is checked and removed by one short script, atomically (on a Redis Cluster, one
+    script per hash slot of the batch, since a script's keys must share a slot).
+    `dry_run` only counts. `scanned` counts what SCAN returned, which may name a key
+    twice while the keyspace is resized; `deleted` counts the keys the scripts removed.
     """
     if not 1 <= batch <= 10_000:
         raise ValueError(f"batch must be between 1 and 10,000, not {batch}")
     script = redis.register_script(_COUNT_WITHOUT_TTL if dry_run else _UNLINK_WITHOUT_TTL)
+
+    async def check(keys: list[bytes]) -> int:
+        counts = await asyncio.gather(*(script(keys=group) for group in by_slot(redis, keys)))
+        return sum(int(count) for count in counts)
+
     scanned = deleted = 0
-    pending: list[bytes] = []
-    async for key in redis.scan_iter(match=f"{namespace}:session:*", count=batch):
-        pending.append(key)
-        if len(pending) >= batch:
+    for pattern in (f"{namespace}:{{session:*", f"{namespace}:session:*"):
+        pending: list[bytes] = []
+        async for key in redis.scan_iter(match=pattern, count=batch):
+            pending.append(key)
+            if len(pending) >= batch:
+                scanned += len(pending)
+                deleted += await check(pending)
+                pending = []
+        if pending:
             scanned += len(pending)
-            deleted += int(await script(keys=pending))
-            pending = []
-    if pending:
-        scanned += len(pending)
-        deleted += int(await script(keys=pending))
+            deleted += await check(pending)
     if deleted and not dry_run:
         log.info("cache sweep: %d of %d session keys had no TTL and were removed", deleted, scanned)
     return CacheSweep(scanned=scanned, deleted=deleted)

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 
 import psycopg
 from psycopg.rows import dict_row
-from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from templator.config import ProcessRole
+from templator.redis import RedisClient
 from templator.storage.service import ObjectStore
 
 Figures = dict[str, Any]
@@ -266,7 +266,7 @@ class RedisSource:
 
     name = "redis"
 
-    def __init__(self, redis: Redis, *, interval: float) -> None:
+    def __init__(self, redis: RedisClient, *, interval: float) -> None:
         self.redis = redis
         self.interval = interval
 
