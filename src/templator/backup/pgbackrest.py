@@ -11,6 +11,8 @@ owns the data folder, supervised like every other tool.
 from __future__ import annotations
 
 import configparser
+import os
+import pwd
 import shutil
 import time
 from datetime import UTC, datetime
@@ -132,10 +134,14 @@ class Pitr:
             "tool": tool_version(pgbackrest_binary() or "pgbackrest"),
         }
 
-    def verify(self, label: str) -> None:
-        """`pgbackrest verify`: every backup file and WAL segment against its checksum."""
+    def check(self, label: str) -> None:
+        """Raise unless the pgBackRest repository answers and still holds backup `label`."""
         if label not in {b["label"] for b in self.info().get("backup", [])}:
             raise BackupToolFailed(f"pgBackRest no longer holds backup {label}")
+
+    def verify(self, label: str) -> None:
+        """`pgbackrest verify`: every backup file and WAL segment against its checksum."""
+        self.check(label)
         self._run("verify")
 
     def referenced_keys(self) -> set[str]:
@@ -165,6 +171,7 @@ class Pitr:
             label = str(manifest.database["label"])
             target = [f"--set={label}", "--type=immediate", "--target-action=promote"]
         self.server.stop()
+        self._ensure_data_folder()
         self._run("--delta", *target, "restore")
         self.server.start()
         self.server.wait_ready()
@@ -176,6 +183,16 @@ class Pitr:
                     return
             time.sleep(0.2)
         raise BackupToolFailed("PostgreSQL did not finish recovery within 300 s")
+
+    def _ensure_data_folder(self) -> None:
+        """pgBackRest restores only into an existing folder: remake a lost one (0700)."""
+        data = _pg1_path(self.conf)
+        if data is None or Path(data).is_dir():
+            return
+        Path(data).mkdir(mode=0o700, parents=True)
+        if self.run_as is not None:
+            account = pwd.getpwnam(self.run_as)
+            os.chown(data, account.pw_uid, account.pw_gid)
 
     def expire(self, kept: list[Manifest]) -> list[str]:
         """Expire pgBackRest backups no kept set needs (WAL before them goes too)."""

@@ -79,9 +79,18 @@ def _unseal_dump(
                 out.write(chunk)
 
 
-def _preflight(settings: Settings, urls: StoreUrls, manifest: Manifest, stores: list[str]) -> None:
-    """Every store the restore will touch must answer before any is touched."""
-    if "postgres" in stores:
+def _preflight(
+    settings: Settings, urls: StoreUrls, manifest: Manifest, stores: list[str], pitr: Any
+) -> None:
+    """Every store the restore will touch must answer before any is touched.
+
+    For a pgBackRest set what must answer is the pgBackRest repository holding its base
+    backup: the server's data folder is replaced, so a dead server, or one whose data
+    folder is gone (the disaster case), is no reason to refuse.
+    """
+    if "postgres" in stores and manifest.database.get("method") == "pgbackrest" and pitr:
+        pitr.check(str(manifest.database["label"]))
+    elif "postgres" in stores:
         with pg_logical.connect(urls.database_url, database="postgres", autocommit=True):
             pass
     if "redis" in stores:
@@ -136,7 +145,7 @@ def restore_backup(
         database = target_database or make_url(urls.database_url).database or ""
         report = RestoreReport(manifest.name, database)
         report.skipped = [s for s in STORES if s not in stores]
-        _preflight(settings, urls, manifest, stores)
+        _preflight(settings, urls, manifest, stores, pitr)
         work = settings.var_dir / "backup-work"
         for store in stores:
             try:
