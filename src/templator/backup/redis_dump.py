@@ -1,10 +1,12 @@
 """Redis: the namespace's keys as DUMP payloads, read and written in pipelines.
 
 SCAN (never KEYS) hands out batches; each batch is one server-side script doing PTTL +
-DUMP for every key of the batch (a restore: RESTORE … REPLACE), so the cost is a round
-trip — and one command for the client to build and parse — per batch, not per key. A
-server that refuses scripts (ACL, managed service) gets the same batches as pipelines.
-A restore is a mirror of the namespace: its keys that are not in the set are removed
+DUMP for every key of the batch, so the cost is a round trip — and one command for the
+client to build and parse — per batch, not per key; the same round trip carries the SCAN
+of the next batch. A restore hands the set's records to a script a megabyte at a time, as
+they are: the server parses them and runs RESTORE … REPLACE, the client does nothing per
+key. A server that refuses scripts (ACL, managed service) gets the same batches as
+pipelines. A restore is a mirror of the namespace: its keys that are not in the set are removed
 first; keys outside the namespace are never touched.
 
 Record format (inside the encrypted stream): key length, payload length (u32 each),
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from templator.backup.errors import BackupCorrupt, BackupStoreUnreachable
 
@@ -37,46 +39,102 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
-_RESTORE_BATCH = """
-for i, key in ipairs(KEYS) do
-  redis.call('RESTORE', key, ARGV[2 * i - 1], ARGV[2 * i], 'REPLACE')
+# The records of the set's stream as they are, parsed by the server: the client does no
+# per-key work on a restore. Returns {records restored, bytes consumed}; a record cut by
+# the end of the blob waits for the next call.
+_RESTORE_RECORDS = """
+local blob = ARGV[1]
+local size = #blob
+local pos = 1
+local count = 0
+while pos + 15 <= size do
+  local klen, plen, ttl, start = struct.unpack('>I4I4i8', blob, pos)
+  local stop = start + klen + plen
+  if stop - 1 > size then break end
+  if ttl < 0 then ttl = 0 end
+  redis.call('RESTORE', string.sub(blob, start, start + klen - 1), string.format('%.0f', ttl),
+             string.sub(blob, start + klen, stop - 1), 'REPLACE')
+  count = count + 1
+  pos = stop
 end
-return #KEYS
+return {count, pos - 1}
 """
+RESTORE_BYTES = 1 << 20  # per script call: a few thousand cache keys, a few ms of Redis
 
 
 def _scripts_refused(exc: ResponseError) -> bool:
+    """An ACL without @scripting (NOPERM, its prefix parsed away by redis-py), a renamed
+    or disabled EVAL."""
+    if isinstance(exc, NoPermissionError):
+        return True
     text = str(exc).lower()
-    return any(m in text for m in ("noperm", "unknown command", "not allowed", "disabled"))
+    markers = ("noperm", "no permissions", "unknown command", "not allowed", "disabled")
+    return any(m in text for m in markers)
 
 
-def _dump_batch(conn: Redis, keys: list[bytes]) -> list[Any]:
-    """[pttl, payload, pttl, payload, …] for `keys`: one script call, else a pipeline."""
-    try:
-        return list(conn.eval(_DUMP_BATCH, len(keys), *keys))
-    except ResponseError as exc:
-        if not _scripts_refused(exc):
-            raise
-        with conn.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.pttl(key)
-                pipe.dump(key)
-            return list(pipe.execute())
+def _queue_dump(pipe: Any, keys: list[bytes], scripts: bool) -> None:
+    if scripts:
+        pipe.eval(_DUMP_BATCH, len(keys), *keys)
+        return
+    for key in keys:
+        pipe.pttl(key)
+        pipe.dump(key)
+
+
+def _dump_round(
+    conn: Redis, keys: list[bytes], scan: tuple[int, str] | None, scripts: bool
+) -> tuple[list[Any], tuple[int, list[Any]] | None]:
+    """One round trip: PTTL + DUMP of `keys` and, with `scan`, the SCAN of the next batch."""
+    with conn.pipeline(transaction=False) as pipe:
+        _queue_dump(pipe, keys, scripts)
+        if scan is not None:
+            pipe.scan(cursor=scan[0], match=scan[1], count=BATCH)
+        replies = pipe.execute()
+    following = replies.pop() if scan is not None else None
+    return (list(replies[0]) if scripts else replies), following
+
+
+def _dumped_batches(conn: Redis, pattern: str) -> Iterator[tuple[list[bytes], list[Any]]]:
+    """(keys, [pttl, payload, …]) per SCAN batch; each round trip also scans the next."""
+    scripts = True
+    cursor, found = conn.scan(cursor=0, match=pattern, count=BATCH)
+    while True:
+        if not found:
+            if cursor == 0:
+                return
+            cursor, found = conn.scan(cursor=cursor, match=pattern, count=BATCH)
+            continue
+        keys = [k if isinstance(k, bytes) else k.encode() for k in found]
+        scan = (cursor, pattern) if cursor != 0 else None
+        try:
+            replies, following = _dump_round(conn, keys, scan, scripts)
+        except ResponseError as exc:
+            if not scripts or not _scripts_refused(exc):
+                raise
+            scripts = False  # ACL or a managed service: the same batches as pipelines
+            continue
+        yield keys, replies
+        if following is None:
+            return
+        cursor, found = following
 
 
 def _restore_batch(conn: Redis, batch: list[tuple[bytes, int, bytes]]) -> None:
-    args: list[Any] = []
-    for _, ttl, payload in batch:
-        args += [max(ttl, 0), payload]
+    """RESTORE … REPLACE of `batch` as a pipeline (a server that refuses scripts)."""
+    with conn.pipeline(transaction=False) as pipe:
+        for key, ttl, payload in batch:
+            pipe.restore(key, max(ttl, 0), payload, replace=True)
+        pipe.execute()
+
+
+def _scripts_allowed(conn: Redis) -> bool:
     try:
-        conn.eval(_RESTORE_BATCH, len(batch), *[k for k, _, _ in batch], *args)
+        conn.eval("return 1", 0)
     except ResponseError as exc:
         if not _scripts_refused(exc):
             raise
-        with conn.pipeline(transaction=False) as pipe:
-            for key, ttl, payload in batch:
-                pipe.restore(key, max(ttl, 0), payload, replace=True)
-            pipe.execute()
+        return False
+    return True
 
 
 def client(url: str) -> Redis:
@@ -98,32 +156,24 @@ def digest_one(key: bytes, payload: bytes) -> int:
     return int.from_bytes(hashlib.sha256(key + b"\0" + payload).digest()[:8], "big")
 
 
-def _batches(conn: Redis, pattern: str) -> Iterator[list[bytes]]:
-    cursor = 0
-    while True:
-        cursor, keys = conn.scan(cursor=cursor, match=pattern, count=BATCH)
-        if keys:
-            yield [k if isinstance(k, bytes) else k.encode() for k in keys]
-        if cursor == 0:
-            return
-
-
 def dump(conn: Redis, out: Any, *, pattern: str, advance: Advance) -> dict[str, Any]:
     """Write every key under `pattern` to `out` (a writer); returns count and digest."""
     count = 0
     digest = 0
     payload_bytes = 0
-    for keys in _batches(conn, pattern):
-        replies = _dump_batch(conn, keys)
-        for index, key in enumerate(keys):
-            ttl, payload = replies[2 * index], replies[2 * index + 1]
+    pack = _HEAD.pack
+    for keys, replies in _dumped_batches(conn, pattern):
+        parts: list[bytes] = []
+        for key, ttl, payload in zip(keys, replies[0::2], replies[1::2], strict=True):
             if not payload or ttl == -2:  # expired between SCAN and DUMP
                 continue
-            out.write(_HEAD.pack(len(key), len(payload), int(ttl)) + key + payload)
-            digest = (digest + digest_one(key, payload)) & _MASK
+            parts += (pack(len(key), len(payload), int(ttl)), key, payload)
+            digest += digest_one(key, payload)
             payload_bytes += len(payload)
             count += 1
+        out.write(b"".join(parts))
         advance(len(keys))
+    digest &= _MASK
     return {"keys": count, "pattern": pattern, "digest": str(digest), "bytes": payload_bytes}
 
 
@@ -146,12 +196,37 @@ def records(chunks: Iterator[bytes], *, what: str) -> Iterator[tuple[bytes, int,
 
 
 def clear(conn: Redis, pattern: str) -> int:
-    """UNLINK every key under `pattern`."""
+    """UNLINK every key under `pattern`; each round trip unlinks a batch, scans the next."""
     removed = 0
-    for keys in _batches(conn, pattern):
-        conn.unlink(*keys)
+    cursor, keys = conn.scan(cursor=0, match=pattern, count=BATCH)
+    while keys or cursor != 0:
+        if not keys:
+            cursor, keys = conn.scan(cursor=cursor, match=pattern, count=BATCH)
+            continue
+        with conn.pipeline(transaction=False) as pipe:
+            pipe.unlink(*keys)
+            if cursor != 0:
+                pipe.scan(cursor=cursor, match=pattern, count=BATCH)
+            replies = pipe.execute()
         removed += len(keys)
+        cursor, keys = replies[1] if cursor != 0 else (0, [])
     return removed
+
+
+def _restore_blob(conn: Redis, buffer: bytearray) -> int:
+    """Hand the whole records at the front of `buffer` to the server; remove them."""
+    count, consumed = conn.eval(_RESTORE_RECORDS, 0, bytes(buffer))
+    del buffer[: int(consumed)]
+    return int(count)
+
+
+def _wanted(buffer: bytearray) -> int:
+    """How many bytes the next call should have: a chunk's worth, or one whole record."""
+    if len(buffer) < _HEAD.size:
+        return RESTORE_BYTES
+    klen, plen, _ = _HEAD.unpack_from(buffer)
+    need: int = _HEAD.size + klen + plen
+    return max(RESTORE_BYTES, need)
 
 
 def restore(
@@ -160,31 +235,43 @@ def restore(
     """Make the namespace equal to the set: clear it, then RESTORE every key with its TTL."""
     clear(conn, pattern)
     restored = 0
-    batch: list[tuple[bytes, int, bytes]] = []
-    for record in records(chunks, what=what):
-        batch.append(record)
-        if len(batch) == BATCH:
-            _restore_batch(conn, batch)
-            advance(len(batch))
-            restored += len(batch)
-            batch = []
-    if batch:
+    if not _scripts_allowed(conn):
+        batch: list[tuple[bytes, int, bytes]] = []
+        for record in records(chunks, what=what):
+            batch.append(record)
+            if len(batch) == BATCH:
+                _restore_batch(conn, batch)
+                advance(len(batch))
+                restored += len(batch)
+                batch = []
         _restore_batch(conn, batch)
         advance(len(batch))
-    return restored + len(batch)
+        return restored + len(batch)
+    buffer = bytearray()
+    wanted = RESTORE_BYTES
+    for chunk in chunks:
+        buffer += chunk
+        if len(buffer) >= wanted:
+            done = _restore_blob(conn, buffer)
+            advance(done)
+            restored += done
+            wanted = _wanted(buffer)
+    if buffer:
+        done = _restore_blob(conn, buffer)
+        advance(done)
+        restored += done
+    if buffer:
+        raise BackupCorrupt(f"{what} ends inside a record (truncated)")
+    return restored
 
 
 def digest_of(conn: Redis, pattern: str) -> tuple[int, str]:
     """Key count and content digest of the namespace now (for drills)."""
     count = 0
     digest = 0
-    for keys in _batches(conn, pattern):
-        with conn.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.dump(key)
-            payloads = pipe.execute()
-        for key, payload in zip(keys, payloads, strict=True):
-            if payload is not None:
-                digest = (digest + digest_one(key, payload)) & _MASK
+    for keys, replies in _dumped_batches(conn, pattern):
+        for key, payload in zip(keys, replies[1::2], strict=True):
+            if payload:
+                digest += digest_one(key, payload)
                 count += 1
-    return count, str(digest)
+    return count, str(digest & _MASK)
