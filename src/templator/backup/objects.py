@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 Advance = Callable[[int], None]
+# Where restore drills put their scratch objects (scratch.py); never part of a set.
+DRILL_PREFIX = ".templator-drill/"
 
 
 class HashingFile:
@@ -121,13 +123,18 @@ def _stage_blob(
 def select(
     listing: dict[str, dict[str, Any]], *, pinned: set[str], not_after: datetime
 ) -> list[str]:
-    """Keys the set takes: those the snapshot's rows refer to, and any older than it.
+    """Keys the set takes: those the snapshot's rows refer to, and any older than it
+    (never a drill's scratch objects).
 
     S3 times have whole seconds, so "older" means before the snapshot's second began: an
     unreferenced object from that very second may be younger than the snapshot.
     """
     cutoff = not_after.replace(microsecond=0)
-    return sorted(k for k, v in listing.items() if k in pinned or v["last_modified"] < cutoff)
+    return sorted(
+        k
+        for k, v in listing.items()
+        if (k in pinned or v["last_modified"] < cutoff) and not k.startswith(DRILL_PREFIX)
+    )
 
 
 def copy_bucket(
@@ -215,6 +222,39 @@ def blob_chunks(
         os.unlink(name)
 
 
+def upload_entry(
+    s3: S3Client,
+    bucket: str,
+    dest: str,
+    repo: FolderRepository | S3Repository,
+    entry: dict[str, Any],
+    *,
+    key: BackupKey | None,
+    work: Path,
+) -> None:
+    """Upload the blob of index `entry` as `dest`, with its headers, checking its SHA-256."""
+    fd, name = tempfile.mkstemp(dir=work, prefix=".obj-")
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in blob_chunks(repo, entry["blob"], key, work):
+                digest.update(chunk)
+                handle.write(chunk)
+        if digest.hexdigest() != entry["sha256"]:
+            raise BackupCorrupt(f"object {entry['key']!r}: its blob does not match its SHA-256")
+        extra: dict[str, Any] = {"Metadata": entry.get("metadata") or {}}
+        if entry.get("content_type"):
+            extra["ContentType"] = entry["content_type"]
+        if entry.get("content_disposition"):
+            extra["ContentDisposition"] = entry["content_disposition"]
+        try:
+            s3.upload_file(name, bucket, dest, ExtraArgs=extra)
+        except (BotoCoreError, ClientError) as exc:
+            raise s3_error(exc, f"upload of {entry['key']!r}") from None
+    finally:
+        os.unlink(name)
+
+
 def restore_bucket(
     s3: S3Client,
     bucket: str,
@@ -252,26 +292,7 @@ def restore_bucket(
                 counts["unchanged"] += 1
             advance(entry["size"])
             return
-        fd, name = tempfile.mkstemp(dir=work, prefix=".obj-")
-        digest = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                for chunk in blob_chunks(repo, entry["blob"], key, work):
-                    digest.update(chunk)
-                    handle.write(chunk)
-            if digest.hexdigest() != entry["sha256"]:
-                raise BackupCorrupt(f"object {entry['key']!r}: its blob does not match its SHA-256")
-            extra: dict[str, Any] = {"Metadata": entry.get("metadata") or {}}
-            if entry.get("content_type"):
-                extra["ContentType"] = entry["content_type"]
-            if entry.get("content_disposition"):
-                extra["ContentDisposition"] = entry["content_disposition"]
-            try:
-                s3.upload_file(name, bucket, entry["key"], ExtraArgs=extra)
-            except (BotoCoreError, ClientError) as exc:
-                raise s3_error(exc, f"upload of {entry['key']!r}") from None
-        finally:
-            os.unlink(name)
+        upload_entry(s3, bucket, entry["key"], repo, entry, key=key, work=work)
         with lock:
             counts["uploaded"] += 1
         advance(entry["size"])

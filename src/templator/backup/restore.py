@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
-from templator.backup import catalog, objects, pg_logical, redis_dump
+from templator.backup import catalog, objects, pg_logical, redis_dump, scratch
 from templator.backup.catalog import Progress, Repo
 from templator.backup.create import INDEX_NAME, PG_FOLDER, REDIS_NAME, source_s3
 from templator.backup.crypto import BackupKey
@@ -314,8 +314,9 @@ def drill(
         if manifest.redis:
             progress("redis", 0, int(manifest.redis.get("keys", 0)))
             conn = redis_dump.client(urls.redis_url)
-            prefix = f"templator-drill-{secrets.token_hex(4)}:"
+            prefix = scratch.redis_prefix(repo)
             try:
+                redis_dump.clear(conn, f"{prefix}*")  # a killed drill's leftovers
                 count, digest = _drill_redis(conn, repo, manifest, key, work, prefix)
             finally:
                 redis_dump.clear(conn, f"{prefix}*")
@@ -326,11 +327,23 @@ def drill(
         if manifest.objects:
             index = catalog.read_json_lines(repo, manifest, INDEX_NAME, key, work=work)
             progress("objects", 0, sum(int(e["size"]) for e in index))
-            for entry in index:
-                digest_ok = _blob_matches(repo, entry, key if manifest.encrypted else None, work)
-                if not digest_ok:
-                    problems.append(f"object {entry['key']!r}: content differs from its SHA-256")
-                progress("objects", int(entry["size"]), None)
+            blob_key = key if manifest.encrypted else None
+            if urls.s3_endpoint_url:
+                problems += scratch.drill_objects(
+                    source_s3(settings, urls),
+                    str(manifest.objects.get("bucket") or settings.s3_bucket),
+                    repo,
+                    index,
+                    key=blob_key,
+                    work=work,
+                    jobs=jobs,
+                    advance=lambda n: progress("objects", n, None),
+                )
+            else:  # no store to restore into: the blobs are checked against their SHA-256
+                for entry in index:
+                    if not _blob_matches(repo, entry, blob_key, work):
+                        problems.append(f"object {entry['key']!r}: differs from its SHA-256")
+                    progress("objects", int(entry["size"]), None)
             progress("objects", 0, -1)
         result = {
             "at": datetime.now(UTC).isoformat(),
@@ -381,7 +394,7 @@ def _drill_redis(
     pipe = conn.pipeline(transaction=False)
     pending: list[bytes] = []
     for name, _ttl, payload in redis_dump.records(chunks, what=REDIS_NAME):
-        pipe.restore(prefix.encode() + name, 0, payload, replace=True)
+        pipe.restore(prefix.encode() + name, scratch.REDIS_TTL_MS, payload, replace=True)
         pending.append(name)
         if len(pending) >= redis_dump.BATCH:
             pipe.execute()
