@@ -94,3 +94,33 @@ def test_restore_to_a_time_keeps_what_came_before_and_drops_what_came_after(
     kept = retention.prune(repo, retention.Policy(last=1, daily=0, weekly=0, monthly=0), key=key)
     assert kept.delete == []
     assert pitr.expire([manifest]) == []
+
+
+def test_a_restore_to_a_time_finds_an_object_deleted_since_in_a_later_set(
+    embedded: tuple[Stores, LocalPostgres], repo: FolderRepository, key: BackupKey
+) -> None:
+    stores, server = embedded
+    pitr = for_server(stores.settings, stores.urls, server=server)
+    assert isinstance(pitr, Pitr)
+    pitr.kind = "full"
+    first = create.create_backup(stores.settings, stores.urls, repo, key=key, pitr=pitr)
+    add_object(stores, "designs/s/short-lived.png", b"uploaded after the first set")
+    time.sleep(0.5)
+    with psycopg.connect(stores.dsn) as conn:
+        moment: datetime = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    time.sleep(0.5)
+    pitr.kind = "incr"
+    later = create.create_backup(stores.settings, stores.urls, repo, key=key, pitr=pitr)
+    assert later.objects["objects"] == 1
+    # Its row is deleted and the object collected, as storage gc would, after the later set.
+    stores.sql("DELETE FROM stored_objects WHERE key = 'designs/s/short-lived.png'")
+    stores.s3.delete_object(Bucket=stores.settings.s3_bucket, Key="designs/s/short-lived.png")  # type: ignore[attr-defined]
+    _wait_archived(stores.dsn)
+
+    report = restore.restore_backup(
+        stores.settings, stores.urls, repo, first.name, key=key, to_time=moment, pitr=pitr
+    )
+
+    assert report.objects["from_other_sets"] == 1
+    assert report.rows_missing_objects == 0
+    assert stores.get("designs/s/short-lived.png") == b"uploaded after the first set"

@@ -253,11 +253,18 @@ def _restore_one(
             with pg_logical.connect(urls.database_url, database=database) as pg:
                 if pg.execute("SELECT to_regclass('stored_objects')").fetchone()[0]:  # type: ignore[index]
                     keep = {row[0] for row in pg.execute("SELECT key FROM stored_objects")}
+        s3 = source_s3(settings, urls)
+        bucket = str(manifest.objects.get("bucket") or settings.s3_bucket)
+        found_elsewhere: list[dict[str, Any]] = []
+        if keep:
+            missing = keep - {e["key"] for e in index} - set(objects.list_bucket(s3, bucket))
+            found_elsewhere = _from_other_sets(repo, manifest, missing, key, work)
+            index = index + found_elsewhere
         progress("objects", 0, sum(int(e["size"]) for e in index))
         work.mkdir(parents=True, exist_ok=True, mode=0o700)
         report.objects = objects.restore_bucket(
-            source_s3(settings, urls),
-            str(manifest.objects.get("bucket") or settings.s3_bucket),
+            s3,
+            bucket,
             repo,
             index,
             key=key if manifest.encrypted else None,
@@ -266,7 +273,33 @@ def _restore_one(
             jobs=jobs,
             advance=lambda n: progress("objects", n, None),
         )
+        report.objects["from_other_sets"] = len(found_elsewhere)
         progress("objects", 0, -1)
+
+
+def _from_other_sets(
+    repo: Repo, manifest: Manifest, missing: set[str], key: BackupKey | None, work: Path
+) -> list[dict[str, Any]]:
+    """Index entries of other sets for objects the restored rows need and the set lacks.
+
+    A point-in-time restore lands after the set's own moment: its rows may refer to an
+    object uploaded later and since deleted from the bucket. A later set (kept by prune
+    for the WAL window) holds it; objects are immutable by key, so its copy is the one.
+    """
+    found: list[dict[str, Any]] = []
+    for info in catalog.list_sets(repo, key):
+        other = info.manifest
+        if not missing:
+            break
+        if other is None or other.name == manifest.name or not other.objects:
+            continue
+        if (other.encrypted, other.key_id) != (manifest.encrypted, manifest.key_id):
+            continue
+        for entry in catalog.read_json_lines(repo, other, INDEX_NAME, key, work=work):
+            if entry["key"] in missing:
+                found.append(entry)
+                missing.discard(entry["key"])
+    return found
 
 
 def drill(

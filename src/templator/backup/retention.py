@@ -1,9 +1,12 @@
 """Retention by policy (newest per day/week/month), leftovers, unreferenced blobs; status.
 
 Prune holds the repository lock, so it never races a create: a `.partial` it sees is a
-leftover of a create that died. A damaged set is never deleted by policy — it is
-reported by name for the operator to inspect — and while one exists, blobs are not
-collected (its manifest can no longer say which blobs it needs).
+leftover of a create that died. Inside the WAL window (from the oldest kept pgBackRest
+set to now, every moment restorable) a set that holds objects no kept set holds is kept
+too, so a point-in-time restore finds every object its rows refer to. A damaged set is
+never deleted by policy — it is reported by name for the operator to inspect — and
+while one exists, blobs are not collected (its manifest can no longer say which blobs it
+needs).
 """
 
 from __future__ import annotations
@@ -67,8 +70,34 @@ def plan(sets: list[SetInfo], policy: Policy) -> tuple[list[str], dict[str, str]
                 break
             seen.append(slot)
             keep.setdefault(manifest.name, f"{label} {slot}")
+    keep.update(_wal_window(good, keep))
     delete = [m.name for m in good if m.name not in keep]
     return delete, keep
+
+
+def _wal_window(good: list[Manifest], keep: dict[str, str]) -> dict[str, str]:
+    """Sets a point-in-time restore within the WAL window may still need.
+
+    The window runs from the oldest kept pgBackRest set to now: pgBackRest keeps the WAL
+    of all of it, so any moment in it can be restored. The rows of such a moment may
+    refer to an object that was deleted from the bucket before the next kept set was
+    made: only a set in between holds it. So a set inside the window that holds a blob
+    no kept set holds stays, whatever the policy says (with its pgBackRest backup).
+    """
+    pitr = [m for m in good if m.name in keep and m.database.get("method") == "pgbackrest"]
+    if not pitr:
+        return {}
+    start = min(_created(m) for m in pitr)
+    held = {b.path for m in good if m.name in keep for b in m.blobs}
+    extra: dict[str, str] = {}
+    for manifest in sorted(good, key=_created):
+        if manifest.name in keep or _created(manifest) <= start:
+            continue
+        unique = {b.path for b in manifest.blobs} - held
+        if unique:
+            extra[manifest.name] = f"WAL window: {len(unique)} blobs no kept set holds"
+            held |= unique
+    return extra
 
 
 def prune(
