@@ -227,7 +227,7 @@ def test_images_are_pinned_by_exact_version_and_digest(services: dict[str, Any])
     for name, service in services.items():
         image = service["image"]
         if "build" in service:
-            assert re.fullmatch(r"templator-api:\d+\.\d+\.\d+", image), (name, image)
+            assert re.fullmatch(r"templator-(api|postgres):\d+\.\d+\.\d+", image), (name, image)
             continue
         match = re.fullmatch(r"[\w./-]+:(?P<tag>[\w.-]+)@sha256:[0-9a-f]{64}", image)
         assert match, (name, image)
