@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -49,7 +50,7 @@ def _snapshot(conn: Redis) -> dict[bytes, bytes]:
     return {k: conn.dump(k) for k in conn.scan_iter(match=PATTERN, count=1000)}  # type: ignore[misc]
 
 
-def _round_trip(conn: Redis) -> None:
+def _round_trip(conn: Redis, *, chunk: int = 65_536) -> None:
     _fill(conn)
     before = _snapshot(conn)
     out = io.BytesIO()
@@ -62,7 +63,7 @@ def _round_trip(conn: Redis) -> None:
     conn.set("ns:key:8", b"changed")
     conn.set("other:untouched", b"changed outside the namespace")
     data = out.getvalue()
-    chunks = [data[i : i + 65_536] for i in range(0, len(data), 65_536)]
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
     advanced: list[int] = []
     restored = redis_dump.restore(
         conn, iter(chunks), pattern=PATTERN, what="test", advance=advanced.append
@@ -79,6 +80,30 @@ def test_a_restore_mirrors_the_namespace_byte_for_byte_with_ttls(server: LocalRe
     conn = Redis.from_url(server.url)
     try:
         _round_trip(conn)
+    finally:
+        conn.close()
+
+
+def _evals(conn: Redis) -> int:
+    return int(conn.info("commandstats").get("cmdstat_eval", {}).get("calls", 0))
+
+
+def test_one_huge_chunk_is_restored_a_bounded_call_at_a_time(server: LocalRedis) -> None:
+    conn = Redis.from_url(server.url)
+    try:
+        with conn.pipeline(transaction=False) as pipe:
+            for i in range(5_000):  # incompressible: DUMP payloads keep their size
+                pipe.set(f"ns:random:{i}", os.urandom(1_000))
+            pipe.execute()
+        before = _snapshot(conn)
+        out = io.BytesIO()
+        redis_dump.dump(conn, out, pattern=PATTERN, advance=lambda n: None)
+        data = out.getvalue()
+        calls = _evals(conn)
+        redis_dump.restore(conn, iter([data]), pattern=PATTERN, what="t", advance=lambda n: None)
+        calls = _evals(conn) - calls - 1  # the first asks whether scripts may run
+        assert calls >= len(data) // redis_dump.RESTORE_BYTES >= 4
+        assert _snapshot(conn) == before
     finally:
         conn.close()
 

@@ -214,8 +214,9 @@ def clear(conn: Redis, pattern: str) -> int:
 
 
 def _restore_blob(conn: Redis, buffer: bytearray) -> int:
-    """Hand the whole records at the front of `buffer` to the server; remove them."""
-    count, consumed = conn.eval(_RESTORE_RECORDS, 0, bytes(buffer))
+    """Hand the whole records of the front of `buffer` (a call's worth, at least one
+    record) to the server; remove them. A call never holds Redis for long."""
+    count, consumed = conn.eval(_RESTORE_RECORDS, 0, bytes(buffer[: _wanted(buffer)]))
     del buffer[: int(consumed)]
     return int(count)
 
@@ -248,20 +249,18 @@ def restore(
         advance(len(batch))
         return restored + len(batch)
     buffer = bytearray()
-    wanted = RESTORE_BYTES
     for chunk in chunks:
         buffer += chunk
-        if len(buffer) >= wanted:
+        while len(buffer) >= _wanted(buffer):
             done = _restore_blob(conn, buffer)
             advance(done)
             restored += done
-            wanted = _wanted(buffer)
-    if buffer:
+    while buffer:
         done = _restore_blob(conn, buffer)
+        if not done:
+            raise BackupCorrupt(f"{what} ends inside a record (truncated)")
         advance(done)
         restored += done
-    if buffer:
-        raise BackupCorrupt(f"{what} ends inside a record (truncated)")
     return restored
 
 
