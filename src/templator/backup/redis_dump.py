@@ -59,6 +59,16 @@ while pos + 15 <= size do
 end
 return {count, pos - 1}
 """
+# One SCAN step and the UNLINK of what it found, in the server: {next cursor, removed}.
+_CLEAR_BATCH = """
+local reply = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
+local keys = reply[2]
+for i = 1, #keys, 1000 do
+  redis.call('UNLINK', unpack(keys, i, math.min(i + 999, #keys)))
+end
+return {reply[1], #keys}
+"""
+CLEAR_BATCH = 10_000
 RESTORE_BYTES = 1 << 20  # per script call: a few thousand cache keys, a few ms of Redis
 
 
@@ -196,8 +206,17 @@ def records(chunks: Iterator[bytes], *, what: str) -> Iterator[tuple[bytes, int,
 
 
 def clear(conn: Redis, pattern: str) -> int:
-    """UNLINK every key under `pattern`; each round trip unlinks a batch, scans the next."""
+    """UNLINK every key under `pattern`: SCAN and UNLINK run in a server-side script (the
+    keys never travel to the client); without scripts, a pipeline that unlinks one batch
+    and scans the next per round trip."""
     removed = 0
+    if _scripts_allowed(conn):
+        step: Any = b"0"
+        while True:
+            step, count = conn.eval(_CLEAR_BATCH, 0, step, pattern, CLEAR_BATCH)
+            removed += int(count)
+            if int(step) == 0:
+                return removed
     cursor, keys = conn.scan(cursor=0, match=pattern, count=BATCH)
     while keys or cursor != 0:
         if not keys:
