@@ -160,19 +160,32 @@ def bench_redis(work: Path, keys: int) -> None:
                 if i % 10_000 == 9_999:
                     pipe.execute()
             pipe.execute()
-        with (work / "redis.bin").open("wb") as out:
-            dumped = _timed(
-                lambda: redis_dump.dump(conn, out, pattern="ns:*", advance=lambda n: None)
-            )
+        # The embedded stack's Redis config (AOF, RDB saves) forks now and then: each side
+        # runs twice, alternating, and the better of its two runs is reported.
+        dumped = bare_dump = restored = bare_restore = float("inf")
         items: list[tuple[bytes, int, bytes]] = []
-        bare_dump = _timed(lambda: items.extend(_baseline_dump(conn, "ns:*")))
+        for _ in range(2):
+            with (work / "redis.bin").open("wb") as out:
+                dumped = min(
+                    dumped,
+                    _timed(
+                        lambda: redis_dump.dump(conn, out, pattern="ns:*", advance=lambda n: None)
+                    ),
+                )
+            items.clear()
+            bare_dump = min(bare_dump, _timed(lambda: items.extend(_baseline_dump(conn, "ns:*"))))
         data = (work / "redis.bin").read_bytes()
-        restored = _timed(
-            lambda: redis_dump.restore(
-                conn, iter([data]), pattern="ns:*", what="bench", advance=lambda n: None
+        chunks = [data[i : i + (1 << 20)] for i in range(0, len(data), 1 << 20)]  # as a set's
+        for _ in range(2):
+            restored = min(
+                restored,
+                _timed(
+                    lambda: redis_dump.restore(
+                        conn, iter(chunks), pattern="ns:*", what="bench", advance=lambda n: None
+                    )
+                ),
             )
-        )
-        bare_restore = _timed(lambda: _baseline_restore(conn, "ns:*", items))
+            bare_restore = min(bare_restore, _timed(lambda: _baseline_restore(conn, "ns:*", items)))
         assert int(conn.dbsize()) == keys == len(items)
         print(
             f"redis {keys:,} keys: dump {keys / dumped:,.0f} keys/s ({dumped:.1f} s), "
