@@ -143,6 +143,10 @@ def api(supervised: SupervisedStack, tmp_path_factory: pytest.TempPathFactory) -
         "S3_ENDPOINT_URL": urls.s3_endpoint_url,
         "CACHE_NAMESPACE": "resil",
         "VAR_DIR": str(supervised.stack.var_dir),
+        # Every scrape asks the stores (no cached figures): a drill reads the outage off
+        # /metrics while it lasts, as Prometheus would, to check the alert that fires.
+        "METRICS_CACHE_SECONDS": "0",
+        "METRICS_OBJECT_STORE_SECONDS": "0",
         **TIMEOUTS,
     }
     conf = Settings(
@@ -269,6 +273,11 @@ def ready_state(api: Api) -> tuple[int, dict[str, object]]:
     """GET /health/ready: (status, body)."""
     response = httpx.get(f"{api.url}/health/ready", timeout=10)
     return response.status_code, response.json()
+
+
+def scrape(api: Api) -> str:
+    """The text of one scrape of the API's /metrics."""
+    return httpx.get(f"{api.url}/metrics", timeout=10).text
 
 
 def metric(api: Api, name: str, **labels: str) -> float:

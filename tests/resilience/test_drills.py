@@ -1,6 +1,8 @@
 """Fault drills (issue #13): a server of the supervised stack is killed or paused under a
 bounded load against `templator serve`; the API answers through it, the supervisor
-restarts it, and nothing acknowledged is lost.
+restarts it, and nothing acknowledged is lost. Each drill also checks that the alert that
+should fire (RedisDown, ObjectStoreDown, PostgresDown) fires on what /metrics showed during
+the outage, and not on what it showed before (promtool evaluates the real rules).
 
 Each drill is bounded in time (a few seconds of load) and in count (`max_requests`).
 """
@@ -28,8 +30,10 @@ from tests.resilience.conftest import (
     postgres_processes,
     ready_state,
     run_load,
+    scrape,
     signal_all,
 )
+from tests.support.alerts import fires
 from tests.support.factories import image_bytes
 
 pytestmark = pytest.mark.slow
@@ -77,6 +81,7 @@ async def test_r1_redis_killed_under_load_fails_nothing_and_caching_resumes(
         path = "/api/v1/users/me" if n % 2 else f"/api/v1/projects/{project}"
         return client.get(path)
 
+    before = await asyncio.to_thread(scrape, api)
     done = asyncio.Event()
     load = asyncio.create_task(run_load(http, read, workers=3, until=done, max_requests=3000))
     try:
@@ -85,6 +90,7 @@ async def test_r1_redis_killed_under_load_fails_nothing_and_caching_resumes(
         old_pid = supervised.pid("redis")
         _kill(old_pid)
         degraded_after, status, body = await _wait_ready_status(api, "degraded", timeout=5)
+        during = await asyncio.to_thread(scrape, api)
         await asyncio.to_thread(supervised.wait_restarted, "redis", restarts, 30)
         await _wait_ready_status(api, "up", timeout=10)
         await asyncio.sleep(2.5)  # the cache's own back-off after an error (Cache.retry_after)
@@ -106,6 +112,8 @@ async def test_r1_redis_killed_under_load_fails_nothing_and_caching_resumes(
 
     assert degraded_after < 2.0, degraded_after
     assert status == 200 and body["down"] == ["redis"]
+    # The alert that should fire does, on what /metrics showed during the outage only.
+    assert fires(during, "RedisDown") and not fires(before, "RedisDown")
     assert len(outcomes) > 20
     failed = [o.body for o in outcomes if o.status != 200]
     assert _summary(outcomes) == Counter({(200, None): len(outcomes)}), (_summary(outcomes), failed)
@@ -128,6 +136,7 @@ async def test_r2_object_store_killed_during_uploads_gives_clean_503s_and_no_dan
         files = {"file": (f"d{n}.png", PNG, "image/png")}
         return client.post(f"/api/v1/sessions/{session}/designs", files=files)
 
+    before = await asyncio.to_thread(scrape, api)
     done = asyncio.Event()
     load = asyncio.create_task(run_load(http, upload, workers=2, until=done, max_requests=400))
     try:
@@ -135,6 +144,7 @@ async def test_r2_object_store_killed_during_uploads_gives_clean_503s_and_no_dan
         restarts = supervised.supervisor.states["seaweedfs"].restarts
         _kill(supervised.pid("seaweedfs"))
         _, status, body = await _wait_ready_status(api, "degraded", timeout=5)
+        during = await asyncio.to_thread(scrape, api)
         await asyncio.to_thread(supervised.wait_restarted, "seaweedfs", restarts, 60)
         await asyncio.sleep(1.0)
     finally:
@@ -143,6 +153,7 @@ async def test_r2_object_store_killed_during_uploads_gives_clean_503s_and_no_dan
 
     summary = _summary(outcomes)
     assert status == 200 and body["down"] == ["object_store"]
+    assert fires(during, "ObjectStoreDown") and not fires(before, "ObjectStoreDown")
     assert set(summary) <= {(201, None), (503, "storage_unavailable")}, summary
     assert summary[(201, None)] > 0
     assert all(o.retry_after for o in outcomes if o.status == 503)
@@ -172,6 +183,7 @@ async def test_r3_postgres_killed_then_paused_under_writes_loses_no_acknowledged
     def write(client: httpx.AsyncClient, n: int) -> object:
         return client.post("/api/v1/projects", json={"name": f"{marker}-{n}"})
 
+    before = await asyncio.to_thread(scrape, api)
     done = asyncio.Event()
     load = asyncio.create_task(run_load(http, write, workers=3, until=done, max_requests=2000))
     try:
@@ -194,6 +206,7 @@ async def test_r3_postgres_killed_then_paused_under_writes_loses_no_acknowledged
         try:
             await asyncio.sleep(5)
             status, body = await asyncio.to_thread(ready_state, api)
+            during = await asyncio.to_thread(scrape, api)
         finally:
             signal_all(paused, signal.SIGCONT)
         resumed_at = time.monotonic()
@@ -208,6 +221,7 @@ async def test_r3_postgres_killed_then_paused_under_writes_loses_no_acknowledged
     assert all(o.retry_after for o in outcomes if o.status == 503)
     assert max(o.seconds for o in outcomes) < OUTAGE_ANSWER_BOUND, max(o.seconds for o in outcomes)
     assert status == 503 and body["status"] == "down"
+    assert fires(during, "PostgresDown") and not fires(before, "PostgresDown")
     # Writes succeed again after each fault.
     assert any(o.status == 201 and killed_at + 1 < o.started < paused_at for o in outcomes)
     assert any(o.status == 201 and o.started > resumed_at for o in outcomes)
