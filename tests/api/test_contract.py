@@ -16,8 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from templator.hubspot.config import validate_hubspot_config
+from templator.hubspot.errors import InvalidHubSpotConfig
 from tests.api.conftest import LiveApi
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
@@ -31,6 +34,20 @@ SELF_ENDING = "^/api/v1/(users/\\{user_id\\}|tokens/\\{token_id\\})$"
 # which no schema can state: random bytes are refused, so "schema-valid data is accepted"
 # cannot hold there. Every other check runs on it, in a pass of its own.
 UPLOAD = "^/api/v1/sessions/\\{session_id\\}/designs$"
+
+
+@pytest.mark.parametrize("key", ["content_types", "host_template_types"])
+async def test_the_document_lists_every_name_a_module_meta_may_use(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    where = document["components"]["schemas"]["ModuleMeta"]["properties"][key]
+    (array,) = [choice for choice in where["anyOf"] if choice.get("type") == "array"]
+    listed = array["items"]["enum"]
+    for name in listed:
+        validate_hubspot_config({"meta": {"label": "Card", key: [name]}, "fields": []})
+    with pytest.raises(InvalidHubSpotConfig):
+        validate_hubspot_config({"meta": {"label": "Card", key: [listed[0].lower()]}})
 
 
 def _token(live_api: LiveApi, role: str, name: str) -> str:

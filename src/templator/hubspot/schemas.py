@@ -13,7 +13,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 CONTENT_TYPES = (
     "ANY",
@@ -33,6 +40,13 @@ HOST_TEMPLATE_TYPES = ("PAGE", "BLOG_POST", "BLOG_LISTING", "EMAIL", "QUOTE_TEMP
 # HubSpot: "cannot contain spaces or special characters".
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,100}$")
 HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+
+
+# The schema lists the names; the validators below refuse others with a "did you mean".
+ContentType = Annotated[str, WithJsonSchema({"type": "string", "enum": list(CONTENT_TYPES)})]
+HostTemplateType = Annotated[
+    str, WithJsonSchema({"type": "string", "enum": list(HOST_TEMPLATE_TYPES)})
+]
 
 
 class _View(BaseModel):
@@ -59,8 +73,8 @@ class ModuleMeta(_View):
     module_id: int | None = None
     is_available_for_new_content: bool | None = None
     global_: bool | None = Field(default=None, alias="global")
-    content_types: list[str] | None = None
-    host_template_types: list[str] | None = None
+    content_types: list[ContentType] | None = None
+    host_template_types: list[HostTemplateType] | None = None
     css_assets: list[Any] | None = None
     css_render_options: dict[str, Any] | None = None
     js_assets: list[Any] | None = None
