@@ -14,14 +14,18 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 from templator.hubspot.config import validate_hubspot_config
 from templator.hubspot.errors import InvalidHubSpotConfig
-from tests.api.conftest import LiveApi
+from tests.api.conftest import Caller, LiveApi
+from tests.support.factories import hubspot_config
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 # A live-progress stream stays open until its session ends; schemathesis would wait for
@@ -48,6 +52,48 @@ async def test_the_document_lists_every_name_a_module_meta_may_use(
         validate_hubspot_config({"meta": {"label": "Card", key: [name]}, "fields": []})
     with pytest.raises(InvalidHubSpotConfig):
         validate_hubspot_config({"meta": {"label": "Card", key: [listed[0].lower()]}})
+
+
+def _conforms(document: dict[str, Any], name: str, value: object) -> bool:
+    """Whether `value` is valid under the document's schema component `name`."""
+    schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+    return jsonschema.Draft202012Validator(schema).is_valid(value)
+
+
+def _meta(**extra: object) -> dict[str, Any]:
+    return {**hubspot_config(), "meta": {**hubspot_config()["meta"], **extra}}
+
+
+def _fields(**field: object) -> dict[str, Any]:
+    return {**hubspot_config(), "fields": [{"label": "Title", "type": "text", **field}]}
+
+
+REFUSED_CONFIGS = {
+    "an integer past 2^53 under a key HubSpot may add": _meta(sort_weight=2**60),
+    "a NUL in a key HubSpot may add": _meta(**{"x\x00": 1}),
+    "a field name with a space": _fields(name="sub title"),
+}
+
+
+@pytest.mark.parametrize("config", REFUSED_CONFIGS.values(), ids=REFUSED_CONFIGS.keys())
+async def test_a_hubspot_config_the_api_refuses_the_document_refuses(
+    client: httpx.AsyncClient, make_caller: Callable[[], Awaitable[Caller]], config: object
+) -> None:
+    user = await make_caller()
+    document = (await client.get("/openapi.json")).json()
+    project = await client.post("/api/v1/projects", json={"name": "p"}, headers=user.headers)
+    body = {"project_id": project.json()["id"], "name": "Card", "html_content": "<p></p>"}
+    good = await client.post(
+        "/api/v1/templates", json={**body, "hubspot_config": hubspot_config()}, headers=user.headers
+    )
+    assert good.status_code == 201, good.text
+    assert _conforms(document, "TemplateCreate", {**body, "hubspot_config": hubspot_config()})
+
+    answer = await client.post(
+        "/api/v1/templates", json={**body, "hubspot_config": config}, headers=user.headers
+    )
+    assert answer.status_code == 422, answer.text
+    assert not _conforms(document, "TemplateCreate", {**body, "hubspot_config": config})
 
 
 def _token(live_api: LiveApi, role: str, name: str) -> str:

@@ -145,7 +145,8 @@ class Visibility(_View):
 
 
 class _FieldBase(_View):
-    name: str
+    # The pattern in the schema; the validator below says what is wrong in words.
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN.pattern})
     label: str = Field(max_length=1000)
     required: bool | None = None
     locked: bool | None = None
