@@ -72,6 +72,12 @@ REFUSED_CONFIGS = {
     "an integer past 2^53 under a key HubSpot may add": _meta(sort_weight=2**60),
     "a NUL in a key HubSpot may add": _meta(**{"x\x00": 1}),
     "a field name with a space": _fields(name="sub title"),
+    "a choice that is not a [value, label] pair": _fields(
+        name="size", type="choice", choices=[["s", "Small", "extra"]]
+    ),
+    "an integer past 2^53 in a choice": _fields(
+        name="size", type="choice", choices=[[2**60, "Huge"]]
+    ),
 }
 
 

@@ -118,7 +118,7 @@ class ModuleMeta(_View):
 
 
 class Occurrence(_View):
-    """Repeater settings of a field."""
+    """Repeater settings of a field: `min` at most `max`."""
 
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=1)
@@ -207,7 +207,8 @@ class ImageDefault(_View):
 
 
 class ImageField(_FieldBase):
-    """An image."""
+    """An image: a default is an object (text `src` and `alt`, integer `width` and
+    `height`…), or a list of them for a repeater."""
 
     type: Literal["image"]
     responsive: bool | None = None
@@ -244,7 +245,7 @@ class BooleanField(_FieldBase):
 
 
 class NumberField(_FieldBase):
-    """A number."""
+    """A number: `min` at most `max`, and a default that is a number between them."""
 
     type: Literal["number"]
     min: float | None = None
@@ -270,10 +271,13 @@ class NumberField(_FieldBase):
 
 
 class ChoiceField(_FieldBase):
-    """A choice among [value, label] pairs."""
+    """A choice among [value, label] pairs: a default is one of the values (or a list of
+    them)."""
 
     type: Literal["choice"]
-    choices: list[list[Any]]
+    choices: list[list[Any]] = Field(
+        json_schema_extra={"items": {"type": "array", "minItems": 2, "maxItems": 2}}
+    )
     multiple: bool | None = None
     display: str | None = None
     reordering_enabled: bool | None = None
@@ -301,7 +305,7 @@ class ChoiceField(_FieldBase):
 
 
 class ColorField(_FieldBase):
-    """A color with opacity."""
+    """A color with opacity: a default's `color` is a hex color like #ff0000."""
 
     type: Literal["color"]
     show_opacity: bool | None = None
@@ -406,7 +410,8 @@ class OtherField(_FieldBase):
 
 
 class GroupField(_FieldBase):
-    """A group of fields (nested groups and repeaters allowed)."""
+    """A group of fields (nested groups and repeaters allowed), with distinct names, at
+    most 32 groups deep."""
 
     type: Literal["group"]
     children: list[Field_]
@@ -471,7 +476,10 @@ GroupField.model_rebuild()
 
 
 class HubSpotConfig(BaseModel):
-    """The view validated of a template's `hubspot_config` (meta and fields only)."""
+    """The view validated of a template's `hubspot_config` (meta and fields only).
+
+    Sibling fields have distinct names; the rules that relate one value to another are in
+    each field type's description (JSON Schema cannot state them)."""
 
     model_config = ConfigDict(extra="forbid")
 

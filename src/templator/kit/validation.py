@@ -117,6 +117,8 @@ def storable_schema(schema: dict[str, Any]) -> None:
             schema["additionalProperties"] = _json_value()
         if extra is not False:
             schema["propertyNames"] = {"pattern": NO_NUL}
+    if kind == "array" and "items" not in schema and "prefixItems" not in schema:
+        schema["items"] = _json_value()
     if kind == "integer":
         # Bounds on a `JsonInt` (Strict + a validator) come out under their Python names.
         for python, json_name in (("ge", "minimum"), ("le", "maximum")):
