@@ -22,6 +22,7 @@ import httpx
 import jsonschema
 import pytest
 
+from templator.api.problems import PROBLEM_JSON
 from templator.hubspot.config import validate_hubspot_config
 from templator.hubspot.errors import InvalidHubSpotConfig
 from tests.api.conftest import Caller, LiveApi
@@ -52,6 +53,66 @@ async def test_the_document_lists_every_name_a_module_meta_may_use(
         validate_hubspot_config({"meta": {"label": "Card", key: [name]}, "fields": []})
     with pytest.raises(InvalidHubSpotConfig):
         validate_hubspot_config({"meta": {"label": "Card", key: [listed[0].lower()]}})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PATCH", "/api/v1/users/me", "GET, HEAD"),  # not /users/{user_id} with id "me"
+        ("PATCH", "/api/v1/templates/from-session", "POST"),
+        ("DELETE", "/api/v1/projects", "GET, HEAD, POST"),
+    ],
+)
+async def test_a_method_the_path_lacks_is_405_with_the_paths_allow(
+    client: httpx.AsyncClient,
+    make_caller: Callable[[], Awaitable[Caller]],
+    method: str,
+    path: str,
+    allow: str,
+) -> None:
+    user = await make_caller()
+    answer = await client.request(method, path, json={"name": "x"}, headers=user.headers)
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["allow"] == allow
+    assert answer.headers["content-type"] == PROBLEM_JSON
+    assert answer.json()["code"] == "method_not_allowed"
+
+
+async def test_malformed_json_is_the_400_the_document_lists(
+    client: httpx.AsyncClient, make_caller: Callable[[], Awaitable[Caller]]
+) -> None:
+    user = await make_caller()
+    document = (await client.get("/openapi.json")).json()
+    answer = await client.post(
+        "/api/v1/projects",
+        content=b'{"name": ',
+        headers={**user.headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"] == PROBLEM_JSON
+    assert answer.json()["code"] == "malformed_json"
+    listed = document["paths"]["/api/v1/projects"]["post"]["responses"]["400"]
+    assert "malformed_json" in listed["x-problem-codes"]
+
+
+async def test_every_problem_an_operation_lists_is_problem_json_only(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in document["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            where = f"{method.upper()} {path}"
+            assert {"401", "422", "429", "503"} <= set(responses), where
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                assert {"400", "413"} <= set(responses), where
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    assert response["content"] == problem, f"{where} {status}"
+                    assert response["x-problem-codes"] or int(status) == 404, f"{where} {status}"
 
 
 def _conforms(document: dict[str, Any], name: str, value: object) -> bool:
