@@ -111,18 +111,18 @@ def create_app(
     if conf.dashboard_enabled:
         install_dashboard(app)
     include_api(app)
-    _register_problem_schema(app)
+    _register_problem_schema(app, conf)
     return app
 
 
-def _register_problem_schema(app: FastAPI) -> None:
+def _register_problem_schema(app: FastAPI, settings: Settings) -> None:
     """The OpenAPI document with every problem an operation can answer (`api.contract`)."""
     original = app.openapi
 
     def openapi() -> dict[str, object]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = shape_openapi(original())
+        schema = shape_openapi(original(), settings)
         app.openapi_schema = schema
         return schema
 

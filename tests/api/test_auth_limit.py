@@ -7,6 +7,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -150,3 +151,35 @@ async def test_a_token_longer_than_the_maximum_is_422_naming_the_field(
         "/api/v1/tokens", json={"name": "short", "expires_days": 365}, headers=user.headers
     )
     assert ok.status_code == 201, ok.text
+
+
+def _max_days(settings: Settings, days: int) -> Settings:
+    """The settings with TOKEN_MAX_DAYS lowered (the app and the endpoints read it there)."""
+    return settings.model_copy(update={"token_max_days": days})
+
+
+async def test_the_document_states_the_configured_token_lifetime(
+    store_connections: Connections,
+) -> None:
+    store_connections.settings = _max_days(store_connections.settings, 30)
+    async with _client(store_connections, _address()) as http:
+        document = (await http.get("/openapi.json")).json()
+    expires = document["components"]["schemas"]["TokenCreate"]["properties"]["expires_days"]
+    # No null (a token that never expires is refused) and no more than TOKEN_MAX_DAYS.
+    assert expires["type"] == "integer"
+    assert (expires["minimum"], expires["maximum"], expires["default"]) == (1, 30, 30)
+
+
+async def test_a_token_asked_without_a_lifetime_gets_at_most_the_maximum(
+    store_connections: Connections, make_caller: MakeCaller
+) -> None:
+    user = await make_caller()
+    store_connections.settings = _max_days(store_connections.settings, 30)
+    async with _client(store_connections, _address()) as http:
+        answer = await http.post("/api/v1/tokens", json={"name": "short"}, headers=user.headers)
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
+    lifetime = datetime.fromisoformat(created["expires_at"]) - datetime.fromisoformat(
+        created["created_at"]
+    )
+    assert timedelta(days=29) < lifetime <= timedelta(days=30)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from templator.api.problems import PROBLEM_JSON, PROBLEM_SCHEMA, Problem, title_of
+from templator.auth.schemas import DEFAULT_TOKEN_DAYS
+from templator.config import Settings
 from templator.hubspot.schemas import HubSpotConfig
 from templator.kit.validation import JSON_VALUE_SCHEMA, storable_schema
 
@@ -82,10 +84,31 @@ def _shape_operation(operation: dict[str, Any]) -> None:
             stream["schema"] = SSE_EVENT
 
 
-def shape_openapi(schema: dict[str, Any]) -> dict[str, Any]:
-    """Complete FastAPI's document in place: problems, security, SSE events; return it."""
+def _deployment_limits(schemas: dict[str, Any], settings: Settings) -> None:
+    """Limits this deployment's settings put on request bodies, beyond what the models say.
+
+    A token's lifetime: `TokenCreate` admits 1-3650 days or none (no expiry) for callers
+    inside the process, but over HTTP the service refuses more than TOKEN_MAX_DAYS, and
+    none at all (`auth.service`).
+    """
+    token = schemas.get("TokenCreate", {}).get("properties", {})
+    if "expires_days" in token:
+        token["expires_days"] = {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": settings.token_max_days,
+            "default": min(DEFAULT_TOKEN_DAYS, settings.token_max_days),
+            "title": "Expires Days",
+            "description": "Days until the token expires, at most TOKEN_MAX_DAYS",
+        }
+
+
+def shape_openapi(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Complete FastAPI's document in place: problems, security, SSE events and this
+    deployment's limits; return it."""
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
+    _deployment_limits(schemas, settings)
     schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(schemas["Problem"].pop("$defs", {}))
     hubspot = HubSpotConfig.model_json_schema(ref_template="#/components/schemas/{model}")

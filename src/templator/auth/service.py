@@ -85,7 +85,12 @@ class TokenService:
         self, user_id: str, data: schemas.TokenCreate, *, max_days: int | None = None
     ) -> schemas.TokenCreated:
         """A new token; its secret is returned once and never stored. With `max_days`
-        (TOKEN_MAX_DAYS) a longer lifetime, or none, is refused."""
+        (TOKEN_MAX_DAYS) a longer lifetime, or none, is refused; the default lifetime is
+        shortened to it."""
+        if max_days is not None and "expires_days" not in data.model_fields_set:
+            data = data.model_copy(
+                update={"expires_days": min(schemas.DEFAULT_TOKEN_DAYS, max_days)}
+            )
         if max_days is not None and (data.expires_days is None or data.expires_days > max_days):
             raise ValidationFailed(
                 f"expires_days must be at most {max_days} (TOKEN_MAX_DAYS); "

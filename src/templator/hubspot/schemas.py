@@ -13,7 +13,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 CONTENT_TYPES = (
     "ANY",
@@ -33,6 +40,13 @@ HOST_TEMPLATE_TYPES = ("PAGE", "BLOG_POST", "BLOG_LISTING", "EMAIL", "QUOTE_TEMP
 # HubSpot: "cannot contain spaces or special characters".
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,100}$")
 HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+
+
+# The schema lists the names; the validators below refuse others with a "did you mean".
+ContentType = Annotated[str, WithJsonSchema({"type": "string", "enum": list(CONTENT_TYPES)})]
+HostTemplateType = Annotated[
+    str, WithJsonSchema({"type": "string", "enum": list(HOST_TEMPLATE_TYPES)})
+]
 
 
 class _View(BaseModel):
@@ -59,8 +73,8 @@ class ModuleMeta(_View):
     module_id: int | None = None
     is_available_for_new_content: bool | None = None
     global_: bool | None = Field(default=None, alias="global")
-    content_types: list[str] | None = None
-    host_template_types: list[str] | None = None
+    content_types: list[ContentType] | None = None
+    host_template_types: list[HostTemplateType] | None = None
     css_assets: list[Any] | None = None
     css_render_options: dict[str, Any] | None = None
     js_assets: list[Any] | None = None
@@ -104,7 +118,7 @@ class ModuleMeta(_View):
 
 
 class Occurrence(_View):
-    """Repeater settings of a field."""
+    """Repeater settings of a field: `min` at most `max`."""
 
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=1)
@@ -131,7 +145,8 @@ class Visibility(_View):
 
 
 class _FieldBase(_View):
-    name: str
+    # The pattern in the schema; the validator below says what is wrong in words.
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN.pattern})
     label: str = Field(max_length=1000)
     required: bool | None = None
     locked: bool | None = None
@@ -192,7 +207,8 @@ class ImageDefault(_View):
 
 
 class ImageField(_FieldBase):
-    """An image."""
+    """An image: a default is an object (text `src` and `alt`, integer `width` and
+    `height`…), or a list of them for a repeater."""
 
     type: Literal["image"]
     responsive: bool | None = None
@@ -229,7 +245,7 @@ class BooleanField(_FieldBase):
 
 
 class NumberField(_FieldBase):
-    """A number."""
+    """A number: `min` at most `max`, and a default that is a number between them."""
 
     type: Literal["number"]
     min: float | None = None
@@ -255,10 +271,13 @@ class NumberField(_FieldBase):
 
 
 class ChoiceField(_FieldBase):
-    """A choice among [value, label] pairs."""
+    """A choice among [value, label] pairs: a default is one of the values (or a list of
+    them)."""
 
     type: Literal["choice"]
-    choices: list[list[Any]]
+    choices: list[list[Any]] = Field(
+        json_schema_extra={"items": {"type": "array", "minItems": 2, "maxItems": 2}}
+    )
     multiple: bool | None = None
     display: str | None = None
     reordering_enabled: bool | None = None
@@ -286,7 +305,7 @@ class ChoiceField(_FieldBase):
 
 
 class ColorField(_FieldBase):
-    """A color with opacity."""
+    """A color with opacity: a default's `color` is a hex color like #ff0000."""
 
     type: Literal["color"]
     show_opacity: bool | None = None
@@ -391,7 +410,8 @@ class OtherField(_FieldBase):
 
 
 class GroupField(_FieldBase):
-    """A group of fields (nested groups and repeaters allowed)."""
+    """A group of fields (nested groups and repeaters allowed), with distinct names, at
+    most 32 groups deep."""
 
     type: Literal["group"]
     children: list[Field_]
@@ -456,7 +476,10 @@ GroupField.model_rebuild()
 
 
 class HubSpotConfig(BaseModel):
-    """The view validated of a template's `hubspot_config` (meta and fields only)."""
+    """The view validated of a template's `hubspot_config` (meta and fields only).
+
+    Sibling fields have distinct names; the rules that relate one value to another are in
+    each field type's description (JSON Schema cannot state them)."""
 
     model_config = ConfigDict(extra="forbid")
 

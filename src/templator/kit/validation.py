@@ -109,11 +109,16 @@ def storable_schema(schema: dict[str, Any]) -> None:
     kind = schema.get("type")
     if kind == "string" and not {"pattern", "enum", "const", "format"} & set(schema):
         schema["pattern"] = NO_NUL
-    if kind == "object" and "properties" not in schema:
+    if kind == "object":
+        # A free-form object, or the keys a model with extra="allow" keeps as written:
+        # their values are JSON values under the same rules.
         extra = schema.get("additionalProperties", True)
         if extra is True or extra == {}:
             schema["additionalProperties"] = _json_value()
-        schema["propertyNames"] = {"pattern": NO_NUL}
+        if extra is not False:
+            schema["propertyNames"] = {"pattern": NO_NUL}
+    if kind == "array" and "items" not in schema and "prefixItems" not in schema:
+        schema["items"] = _json_value()
     if kind == "integer":
         # Bounds on a `JsonInt` (Strict + a validator) come out under their Python names.
         for python, json_name in (("ge", "minimum"), ("le", "maximum")):

@@ -206,7 +206,10 @@ async def rollback(
     return await TemplateService(session, conns.cache).rollback(actor, template_id, data.version)
 
 
-@router.post("/templates/{template_id}/check", responses=responses_for(401, 403, 404, 409, 422))
+@router.post(
+    "/templates/{template_id}/check",
+    responses=responses_for(NotAllowed, TemplateNotFound, VersionConflict),
+)
 async def check_template(
     template_id: IdPath,
     actor: CurrentActor,
