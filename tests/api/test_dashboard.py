@@ -18,7 +18,7 @@ import uvicorn
 from templator.app import create_app
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
-from templator.config import PROJECT_ROOT, ProcessRole, Settings
+from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.dev.localstack.process import free_port
 from templator.dev.localstack.seaweedfs import SeaweedFS
@@ -31,11 +31,12 @@ from templator.user.service import UserService
 from tests.plugins.s3 import s3_settings
 from tests.support.factories import hubspot_config
 from tests.support.local_postgres import statements_postgres
+from tests.support.screenshots import screenshot_path
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 HAS_CHROMIUM = CHROMIUM.exists()
-SCREENSHOT = PROJECT_ROOT / "docs" / "img" / "dashboard.png"
+SCREENSHOT = screenshot_path("dashboard.png")
 
 
 @dataclass

@@ -21,11 +21,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from templator.config import PROJECT_ROOT
 from templator.dev.localstack.process import free_port
+from tests.support.screenshots import screenshot_path
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = PROJECT_ROOT / "docs" / "img" / "pgadmin.png"
+SCREENSHOT = screenshot_path("pgadmin.png")
 VENV = Path(
     os.environ.get(
         "TEMPLATOR_TEST_PGADMIN_VENV", Path.home() / ".cache" / "templator" / "pgadmin" / "venv"
