@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from templator.ai_session.errors import AiSessionNotFound
+from templator.cache import Cache
 from templator.exceptions import ValidationFailed
 from templator.kit.actor import Actor
 from templator.kit.ids import new_ids
@@ -47,8 +48,9 @@ def _encode(lines: Sequence[schemas.LogLine]) -> list[EncodedLine]:
 class LogService:
     """A session's log; the caller commits."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: Cache) -> None:
         self.session = session
+        self.cache = cache
         self.repository = LogRepository(session)
 
     async def _check_owner(self, actor: Actor, session_id: str) -> None:
@@ -114,6 +116,12 @@ class LogService:
         ]
         more = len(rows) > params.limit
         return Page(items, encode_cursor(items[-1].timestamp, items[-1].id) if more else None)
+
+
+async def count_older_than(sessionmaker: async_sessionmaker[AsyncSession], cutoff: datetime) -> int:
+    """How many log lines the retention policy would delete at `cutoff`."""
+    async with sessionmaker() as session:
+        return await LogRepository(session).count_older_than(cutoff)
 
 
 async def prune_older_than(

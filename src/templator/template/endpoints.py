@@ -8,10 +8,9 @@ from fastapi import APIRouter, Query, Request, status
 from starlette.responses import Response
 
 from templator.ai_session.errors import AiSessionNotFound
-from templator.api.deps import Conns, CurrentActor, DbSession, request_id
+from templator.api.deps import Conns, CurrentActor, DbSession, origin
 from templator.api.pages import PageOut, Paging, VersionPaging, to_page_out
 from templator.api.problems import responses_for
-from templator.audit import service as audit
 from templator.hubspot.errors import ModuleCheckFailed
 from templator.kit.ids import ID_PATTERN
 from templator.kit.uow import read_session
@@ -135,14 +134,8 @@ async def delete_template(
     template_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
 ) -> None:
     """Delete a template, its versions and its stored module zips (audited)."""
-    await TemplateService(session, conns.cache, conns.store).delete(actor, template_id)
-    await audit.record(
-        session,
-        actor,
-        "template.delete",
-        target_type="template",
-        target_id=template_id,
-        request_id=request_id(request),
+    await TemplateService(session, conns.cache, conns.store).delete(
+        actor, template_id, origin=origin(request, actor)
     )
 
 

@@ -221,6 +221,12 @@ class TemplateRepository:
         ).one()
         return _row_dict(row)
 
+    async def ids_made_from(self, session_id: str) -> list[str]:
+        """Ids of the templates made from a session."""
+        conn = await self.session.connection()
+        made_from_it = select(TemplateRow.id).where(TemplateRow.session_id == session_id)
+        return list((await conn.execute(made_from_it)).scalars())
+
     async def object_keys(self, template_id: str) -> list[str]:
         """Keys of the stored objects belonging to the template."""
         conn = await self.session.connection()
