@@ -13,7 +13,7 @@ from templator.cache import Cache
 from templator.exceptions import ValidationFailed
 from templator.kit.actor import Actor
 from templator.kit.ids import new_ids
-from templator.kit.pagination import Page, PageParams, decode_cursor, encode_cursor
+from templator.kit.pagination import Page, PageParams, decode_cursor, make_page
 from templator.models.enums import LogLevel
 from templator.processing_log import schemas
 from templator.processing_log.errors import LogBatchTooLarge, LogLineTooLarge
@@ -112,10 +112,9 @@ class LogService:
                 data=r[5],
                 timestamp=r[6],
             )
-            for r in rows[: params.limit]
+            for r in rows
         ]
-        more = len(rows) > params.limit
-        return Page(items, encode_cursor(items[-1].timestamp, items[-1].id) if more else None)
+        return make_page(items, params=params, key=lambda line: (line.timestamp, line.id))
 
 
 async def count_older_than(sessionmaker: async_sessionmaker[AsyncSession], cutoff: datetime) -> int:

@@ -7,7 +7,6 @@ after every committed change.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
@@ -23,7 +22,13 @@ from templator.hubspot.config import keep_imported
 from templator.hubspot.errors import ModuleCheckFailed
 from templator.hubspot.package import ModuleContent
 from templator.kit.actor import Actor
-from templator.kit.pagination import InvalidCursor, Page, PageParams
+from templator.kit.pagination import (
+    Page,
+    PageParams,
+    decode_offset,
+    decode_version_cursor,
+    offset_page,
+)
 from templator.kit.uow import after_commit_delete_objects, invalidate_now
 from templator.models import SessionStatus, TemplateStatus
 from templator.project.errors import ProjectNotFound
@@ -52,7 +57,6 @@ WORKFLOW: dict[TemplateStatus, frozenset[TemplateStatus]] = {
 }
 REVIEWER_MOVES = frozenset({S.APPROVED, S.PUBLISHED})
 REVIEWABLE = frozenset({S.REVIEW, S.APPROVED, S.PUBLISHED})
-SEMVER = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}$")
 
 
 def snapshot(template: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +135,14 @@ class TemplateService:
     async def made_from_session(self, session_id: str) -> list[str]:
         """Ids of the templates made from a session (for its deletion's cascade)."""
         return await self.repository.ids_made_from(session_id)
+
+    async def search(
+        self, actor: Actor, query: schemas.TemplateQuery
+    ) -> Page[schemas.TemplateSummary]:
+        """Ranked, filtered, paginated templates the actor may see (an offset cursor)."""
+        offset = decode_offset(query.cursor)
+        rows = await self.repository.search(actor, query, offset=offset)
+        return offset_page(rows, offset=offset, limit=query.limit)
 
     async def list_for_project(
         self, actor: Actor, project_id: str, params: PageParams
@@ -359,11 +371,7 @@ class TemplateService:
     ) -> Page[schemas.TemplateVersion]:
         """Versions, newest (highest) first; the cursor is the last version seen."""
         await self.get_data(actor, template_id)
-        last = None
-        if params.cursor:
-            if not SEMVER.match(params.cursor):
-                raise InvalidCursor
-            last = [int(p) for p in params.cursor.split(".")]
+        last = decode_version_cursor(params.cursor) if params.cursor else None
         return await self.repository.page_of_versions(template_id, limit=params.limit, before=last)
 
     async def get_version(

@@ -173,6 +173,11 @@ class UserRepository:
             ),
         )
 
+    async def any_exists(self) -> bool:
+        """Whether there is at least one user."""
+        conn = await self.session.connection()
+        return bool((await conn.execute(select(select(User.id).exists()))).scalar())
+
     async def delete(self, user_id: str) -> bool:
         """Delete the user; the database cascades to everything that is theirs."""
         conn = await self.session.connection()
