@@ -15,14 +15,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from templator.cache import Cache
-
-if TYPE_CHECKING:
-    from templator.storage.service import ObjectStore
 
 log = logging.getLogger("templator.uow")
 
@@ -62,6 +59,14 @@ DELETE_BATCH = 1000
 """Objects per S3 DeleteObjects request, so a failure part-way leaves an exact count."""
 
 
+class ObjectDeleter(Protocol):
+    """What deleting objects after a commit needs of the object store (`ObjectStore`)."""
+
+    def delete_many(self, keys: list[str]) -> int: ...
+
+    def delete_prefix(self, prefix: str) -> int: ...
+
+
 @dataclass
 class ObjectDeletion:
     """Objects to delete after the commit, and how many the store has deleted so far."""
@@ -72,7 +77,7 @@ class ObjectDeletion:
 
 def after_commit_delete_objects(
     session: AsyncSession,
-    store: ObjectStore | None,
+    store: ObjectDeleter | None,
     keys: Sequence[str] = (),
     *,
     prefixes: Sequence[str] = (),
