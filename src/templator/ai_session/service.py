@@ -36,7 +36,7 @@ from templator.kit.uow import (
 )
 from templator.models.enums import SessionStatus
 from templator.project.errors import ProjectNotFound
-from templator.storage.errors import StoreUnavailable
+from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore
 from templator.template.cache import template_keys
 from templator.template.service import TemplateService
@@ -98,10 +98,7 @@ class AiSessionService:
         the templates are read or fails on its foreign key afterwards. Audited.
         """
         await self.ensure_access(actor, session_id, lock=True)
-        if self.store is None:
-            raise StoreUnavailable(
-                "no object store is configured: set S3_ENDPOINT_URL (or run `templator up`)"
-            )
+        store = require_store(self.store)
         templates = TemplateService(self.session, self.cache)
         template_ids = await templates.made_from_session(session_id)
         await self.repository.delete(session_id)
@@ -111,7 +108,7 @@ class AiSessionService:
             *template_keys(self.cache, template_ids),
         )
         after_commit_delete_objects(
-            self.session, self.store, prefixes=(f"designs/{session_id}/", f"modules/{session_id}/")
+            self.session, store, prefixes=(f"designs/{session_id}/", f"modules/{session_id}/")
         )
         await audit.record(
             self.session, origin, "session.delete", target_type="session", target_id=session_id

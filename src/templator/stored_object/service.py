@@ -22,7 +22,7 @@ from templator.audit import service as audit
 from templator.cache import Cache
 from templator.hubspot.package import ModuleContent, build_module_zip, slugify
 from templator.kit.actor import Actor
-from templator.storage.errors import StoreUnavailable
+from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore, PutResult
 from templator.stored_object.repository import StoredObjectRepository
 from templator.template.service import TemplateService
@@ -62,11 +62,7 @@ class StoredObjectService:
     @property
     def store(self) -> ObjectStore:
         """The object store, or a clear error when none is configured."""
-        if self._store is None:
-            raise StoreUnavailable(
-                "no object store is configured: set S3_ENDPOINT_URL (or run `templator up`)"
-            )
-        return self._store
+        return require_store(self._store)
 
     async def _record(
         self,
