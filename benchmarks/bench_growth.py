@@ -12,7 +12,7 @@ our code and a raw-driver baseline doing the same work, one request at a time:
 * session read — ours: `AiSessionService.get` in a read session; raw: psycopg SELECT;
 * session lifecycle — ours: create, 5 phases, 20 log lines, complete, template from the
   session through the services, one transaction each; raw: the same statements;
-* search — ours: `search_templates` as an admin (every template) and as a user (their
+* search — ours: `TemplateService.search` as an admin (every template) and as a user (their
   own projects); raw: the same SQL on psycopg.
 
 Each operation runs in two rounds over the plan (spread over the run's time). Prints
@@ -35,22 +35,28 @@ from typing import Any
 import asyncpg
 import psycopg
 import uvloop
-from templator.seed import SeedPlan, seed_database
 
 from benchmarks.bench_session_lifecycle import ours_lifecycle, raw_lifecycle
 from benchmarks.bench_templates import QUERIES
 from benchmarks.common import Timing, machine, parser, raw_dsn, scratch_database
 from templator.ai_session.service import AiSessionService
+from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService, parse, token_record, verify
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
+from templator.dev.seed import SeedPlan, seed_database
 from templator.kit.actor import Actor
 from templator.kit.uow import read_session, unit_of_work
 from templator.models import UserRole
-from templator.template.repository import _READ_WITH_TOKEN, load_with_token
-from templator.template.search import TemplateQuery, build_query, search_templates
-from templator.template.service import may_read, public_json, template_json
+from templator.template.repository import (
+    _READ_WITH_TOKEN,
+    load_with_token,
+    probe_statement,
+    search_statement,
+)
+from templator.template.schemas import TemplateQuery
+from templator.template.service import TemplateService, may_read, public_json, template_json
 from templator.user.schemas import UserCreate
 from templator.user.service import UserService
 
@@ -101,16 +107,14 @@ GROW = [
 async def raw_search_as(
     conn: psycopg.AsyncConnection[Any], actor: Actor, query: TemplateQuery
 ) -> list[Any]:
-    """The statements `search_templates` sends for `actor`, on raw psycopg (as
+    """The statements `TemplateService.search` sends for `actor`, on raw psycopg (as
     bench_templates.raw_search does for an admin)."""
     if query.q and query.fuzzy:
-        exact = query.model_copy(update={"fuzzy": False})
-        sql, params = build_query(actor, exact, offset=0)
-        probe = f"SELECT count(*) FROM ({sql.split(' ORDER BY ')[0]} LIMIT %(enough)s) AS hits"
-        row = await (await conn.execute(probe, {**params, "enough": query.limit + 1})).fetchone()
+        probe, params = probe_statement(actor, query, enough=query.limit + 1)
+        row = await (await conn.execute(probe, params)).fetchone()
         if row is not None and row[0] > query.limit:
-            query = exact
-    sql, params = build_query(actor, query, offset=0)
+            query = query.model_copy(update={"fuzzy": False})
+    sql, params = search_statement(actor, query, offset=0)
     return await (await conn.execute(sql, params)).fetchall()
 
 
@@ -194,7 +198,7 @@ async def run_size(
     def search_ours(actor: Actor) -> Callable[[int], Awaitable[None]]:
         async def go(i: int) -> None:
             async with conns.sessionmaker() as s:
-                await search_templates(s, actor, QUERIES[i % len(QUERIES)])
+                await TemplateService(s, conns.cache).search(actor, QUERIES[i % len(QUERIES)])
 
         return go
 
@@ -289,11 +293,14 @@ async def main(quick: bool) -> None:
         conns = Connections(settings, urls=StoreUrls(url, REDIS_URL, None), role=ProcessRole.BENCH)
         await conns.open_read_pool()
         async with unit_of_work(conns.sessionmaker, conns.cache) as s:
-            made = await UserService(s).create(
-                UserCreate(email=f"growth-{time.time_ns()}@bench.example", role=UserRole.ADMIN)
+            made = await UserService(s, conns.cache).create(
+                UserCreate(email=f"growth-{time.time_ns()}@bench.example", role=UserRole.ADMIN),
+                origin=CLI,
             )
             token = (
-                await TokenService(s, conns.cache).create(made.id, TokenCreate(name="g"))
+                await TokenService(s, conns.cache).create(
+                    made.id, TokenCreate(name="g"), origin=CLI
+                )
             ).token
         user = Actor(made.id, UserRole.ADMIN)
         with psycopg.connect(raw_dsn(url), autocommit=True) as conn:

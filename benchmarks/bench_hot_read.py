@@ -30,6 +30,7 @@ import psycopg
 import uvloop
 
 from benchmarks.common import machine, parser, raw_dsn, seeded_database
+from templator.audit.service import CLI
 from templator.auth.repository import TokenRepository
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService, parse, token_record, verify
@@ -52,12 +53,13 @@ async def run(reads: int) -> None:
         await conns.open_read_pool()
         assert conns.read_pool is not None
         async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-            user = await UserService(session).create(
-                UserCreate(email=f"hot-read-{time.time_ns()}@bench.example", role=UserRole.ADMIN)
+            user = await UserService(session, conns.cache).create(
+                UserCreate(email=f"hot-read-{time.time_ns()}@bench.example", role=UserRole.ADMIN),
+                origin=CLI,
             )
             token = (
                 await TokenService(session, conns.cache).create(
-                    user.id, TokenCreate(name="bench_hot_read")
+                    user.id, TokenCreate(name="bench_hot_read"), origin=CLI
                 )
             ).token
         prefix, secret = parse(token)

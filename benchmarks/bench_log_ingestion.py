@@ -100,7 +100,7 @@ async def main(args: argparse.Namespace) -> None:
 
         async def ours_one() -> None:
             async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-                await LogService(session).append_many(actor, session_id, lines)
+                await LogService(session, conns.cache).append_many(actor, session_id, lines)
 
         seconds = {"ours": 0.0, "raw": 0.0, "block": 0.0}
         for _ in range(rounds):  # alternating sides, `writers` concurrent batches each

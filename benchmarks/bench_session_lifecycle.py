@@ -152,7 +152,7 @@ async def ours_lifecycle(conns: Connections, actor: Actor, project_id: str) -> N
                 PhaseUpdate(phase=phase, payload=PAYLOADS[phase], progress=i / 5 * 0.95),
             )
     async with unit_of_work(conns.sessionmaker, conns.cache) as s:
-        await LogService(s).append_many(actor, session_id, LINES)
+        await LogService(s, conns.cache).append_many(actor, session_id, LINES)
     async with unit_of_work(conns.sessionmaker, conns.cache) as s:
         await AiSessionService(s, conns.cache).complete(
             actor, session_id, AiSessionComplete(quality_score=0.9)

@@ -24,7 +24,8 @@ from templator.connections import Connections, StoreUrls
 from templator.kit.actor import Actor
 from templator.kit.uow import read_session
 from templator.models import TemplateStatus, UserRole
-from templator.template.search import TemplateQuery, build_query, search_templates
+from templator.template.repository import probe_statement, search_statement
+from templator.template.schemas import TemplateQuery
 from templator.template.service import TemplateService
 
 ADMIN = Actor("a" * 25, UserRole.ADMIN)
@@ -39,27 +40,25 @@ QUERIES = [
 
 
 async def raw_search(conn: psycopg.AsyncConnection[Any], query: TemplateQuery) -> list[Any]:
-    """The statements search_templates sends, on raw psycopg: the full-text probe when
-    the query may go fuzzy, then the search itself."""
+    """The statements TemplateService.search sends, on raw psycopg: the full-text probe
+    when the query may go fuzzy, then the search itself."""
     if query.q and query.fuzzy:
-        exact = query.model_copy(update={"fuzzy": False})
-        sql, params = build_query(ADMIN, exact, offset=0)
-        probe = f"SELECT count(*) FROM ({sql.split(' ORDER BY ')[0]} LIMIT %(enough)s) AS hits"
-        row = await (await conn.execute(probe, {**params, "enough": query.limit + 1})).fetchone()
+        probe, params = probe_statement(ADMIN, query, enough=query.limit + 1)
+        row = await (await conn.execute(probe, params)).fetchone()
         if row is not None and row[0] > query.limit:
-            query = exact
-    sql, params = build_query(ADMIN, query, offset=0)
+            query = query.model_copy(update={"fuzzy": False})
+    sql, params = search_statement(ADMIN, query, offset=0)
     return await (await conn.execute(sql, params)).fetchall()
 
 
 async def bench_search(conns: Connections, dsn: str, rounds: int) -> None:
-    ours, raw = Clock("search_templates (service)"), Clock("same SQL, raw psycopg")
+    ours, raw = Clock("TemplateService.search"), Clock("same SQL, raw psycopg")
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         for _ in range(rounds):
             for query in QUERIES:
                 async with conns.sessionmaker() as session:
                     with ours.op():
-                        await search_templates(session, ADMIN, query)
+                        await TemplateService(session, conns.cache).search(ADMIN, query)
                 with raw.op():
                     await raw_search(conn, query)
     print(ours.timing.line())

@@ -46,6 +46,7 @@ DOMAINS = {
     "ai_session",
     "template",
     "processing_log",
+    "stored_object",
     "auth",
     "audit",
     "hubspot",
@@ -58,27 +59,16 @@ API_SHARED = {"api.deps", "api.problems", "api.pages", "api.sse"}
 """What a domain's endpoints.py may use of api/: the request dependencies, problem
 details, page models and the event-stream helpers (never the router, which mounts them)."""
 
-# --- Pending the arch-domains branch (issue #11, items 2-5) --------------------------------
-# storage/ is the object-store client (infrastructure) *and*, until arch-domains moves
-# them into a stored-objects domain package, two domain modules: assets.py (rows in
-# stored_objects, AI-session deletion, builds TemplateService/AiSessionService) and
-# endpoints.py (HTTP). They count as domain modules here. After that merge, these modules
-# are gone: empty this set (the test says so) and classify the new domain package above.
-STORAGE_DOMAIN_MODULES_UNTIL_ARCH_DOMAINS = {"storage.assets", "storage.endpoints"}
-# The cascades and ownership checks between these domains import each other's services
-# and errors (project -> ai_session/template services to compute cache keys; template ->
-# ai_session's repository). arch-domains gives each domain a cache.py and hands
-# cascades to the other domain's service: once merged, empty this list, or move what
-# remains to JUSTIFIED_CYCLES with its reason in docs/architecture.md.
-DOMAIN_CYCLES_UNTIL_ARCH_DOMAINS: list[frozenset[str]] = [
-    frozenset({"ai_session", "project", "template"}),
-]
-# ------------------------------------------------------------------------------------------
-
 JUSTIFIED_CYCLES: list[frozenset[str]] = [
     # models take their ids from kit/ids.py; kit/actor.py (who is asking) carries the
     # models' UserRole enum. Both are infrastructure; no module imports itself back.
     frozenset({"kit", "models"}),
+    # A project owns sessions and templates, and a template is made from a session: the
+    # children raise the parent's ProjectNotFound, a template is made by reading its
+    # session, and a parent's delete drops its children's cache keys through their
+    # cache.py. Package by package these run both ways; module by module there is no
+    # cycle (docs/architecture.md, "Domains and their services").
+    frozenset({"ai_session", "project", "template"}),
 ]
 
 
@@ -138,14 +128,11 @@ def imports(known: dict[str, Path]) -> Iterator[Import]:
 
 def unit(module: str) -> str:
     """The part of the tree a module belongs to: its top-level package or module under
-    templator/, except the storage modules pending arch-domains, each domain's
-    endpoints.py (HTTP routes, an edge kept with its domain) and api/router.py (which
-    mounts those routes, with app.py)."""
+    templator/, except each domain's endpoints.py (HTTP routes, an edge kept with its
+    domain) and api/router.py (which mounts those routes, with app.py)."""
     parts = module.split(".")[1:]
     if not parts:
         return ""
-    if ".".join(parts[:2]) in STORAGE_DOMAIN_MODULES_UNTIL_ARCH_DOMAINS:
-        return ".".join(parts[:2])
     if len(parts) >= 2 and parts[0] in DOMAINS and parts[1] == "endpoints":
         return f"{parts[0]}.endpoints"
     if parts[:2] == ["api", "router"]:
@@ -156,8 +143,6 @@ def unit(module: str) -> str:
 def layer(unit_name: str) -> str:
     """infrastructure, domain, endpoints, operations, edge or dev; '' when unclassified."""
     top = unit_name.split(".")[0]
-    if unit_name in STORAGE_DOMAIN_MODULES_UNTIL_ARCH_DOMAINS:
-        return "endpoints" if unit_name.endswith(".endpoints") else "domain"
     if unit_name.endswith(".endpoints") and top in DOMAINS:
         return "endpoints"
     for name, members in (
@@ -264,22 +249,12 @@ def test_no_package_cycles_but_the_justified_ones(
     graph: tuple[dict[str, Path], list[Import]],
 ) -> None:
     _, edges = graph
-    allowed = [*JUSTIFIED_CYCLES, *DOMAIN_CYCLES_UNTIL_ARCH_DOMAINS]
+    allowed = JUSTIFIED_CYCLES
     found = cycles(edges)
     unexpected = [sorted(c) for c in found if c not in allowed]
     assert not unexpected, f"import cycles between packages: {unexpected}"
     stale = [sorted(c) for c in allowed if c not in found]
     assert not stale, f"listed cycles that no longer exist, remove them: {stale}"
-
-
-def test_the_pending_storage_modules_still_exist(
-    graph: tuple[dict[str, Path], list[Import]],
-) -> None:
-    known, _ = graph
-    gone = sorted(
-        m for m in STORAGE_DOMAIN_MODULES_UNTIL_ARCH_DOMAINS if f"{ROOT}.{m}" not in known
-    )
-    assert not gone, f"{gone} moved: empty STORAGE_DOMAIN_MODULES_UNTIL_ARCH_DOMAINS"
 
 
 @pytest.mark.parametrize(

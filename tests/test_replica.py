@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from templator.app import create_app
+from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
@@ -110,10 +111,13 @@ async def _template(conns: Connections) -> tuple[str, str, str]:
     """A user with a token and one template; returns (token, template id, template name)."""
     name = f"Replica hero {uuid.uuid4().hex[:6]}"
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        user = await UserService(session).create(
-            UserCreate(email=f"{uuid.uuid4().hex[:10]}@example.com", role=UserRole.USER)
+        user = await UserService(session, conns.cache).create(
+            UserCreate(email=f"{uuid.uuid4().hex[:10]}@example.com", role=UserRole.USER),
+            origin=CLI,
         )
-        token = await TokenService(session, conns.cache).create(user.id, TokenCreate(name="t"))
+        token = await TokenService(session, conns.cache).create(
+            user.id, TokenCreate(name="t"), origin=CLI
+        )
         actor = Actor(user.id, UserRole.USER)
         project = await ProjectService(session, conns.cache).create(
             actor, ProjectCreate(name="Replicated")

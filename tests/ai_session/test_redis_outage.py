@@ -67,7 +67,9 @@ async def _every_operation(connections: Connections, cache: Cache, committed: Co
             PhaseUpdate(phase=SessionPhase.UPLOAD, payload={"f": 1}, progress=0.2),
         )
     async with unit_of_work(maker, cache) as s:
-        await LogService(s).append_many(actor, created.id, [LogLine(phase="upload", message="x")])
+        await LogService(s, cache).append_many(
+            actor, created.id, [LogLine(phase="upload", message="x")]
+        )
     async with unit_of_work(maker, cache) as s:
         state = await AiSessionService(s, cache).get_state(actor, created.id)
         assert state.progress == 0.2

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import delete
 
 from templator.app import create_app
+from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.config import PROJECT_ROOT, Settings
@@ -63,9 +64,11 @@ async def make_caller(store_connections: Connections) -> AsyncIterator[object]:
     async def make(role: UserRole = UserRole.USER) -> Caller:
         async with unit_of_work(store_connections.sessionmaker, store_connections.cache) as session:
             email = f"{new_id()}@example.com"
-            user = await UserService(session).create(UserCreate(email=email, role=role))
+            user = await UserService(session, store_connections.cache).create(
+                UserCreate(email=email, role=role), origin=CLI
+            )
             token = await TokenService(session, store_connections.cache).create(
-                user.id, TokenCreate(name="test")
+                user.id, TokenCreate(name="test"), origin=CLI
             )
         made.append(user.id)
         return Caller(user.id, email, role, token.token)

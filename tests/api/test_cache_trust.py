@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
-from templator.auth.service import record_key
+from templator.auth.cache import record_key
 from templator.cache import CACHE_REFUSED
 from templator.connections import Connections
 from templator.kit.ids import new_id

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from templator.app import create_app
+from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.config import ProcessRole, Settings
@@ -53,11 +54,11 @@ async def _tokens(conf: Settings) -> tuple[str, str]:
         tokens = []
         for role in (UserRole.ADMIN, UserRole.USER):
             async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-                user = await UserService(session).create(
-                    UserCreate(email=f"{new_id()}@example.com", role=role)
+                user = await UserService(session, conns.cache).create(
+                    UserCreate(email=f"{new_id()}@example.com", role=role), origin=CLI
                 )
                 made = await TokenService(session, conns.cache).create(
-                    user.id, TokenCreate(name="dashboard")
+                    user.id, TokenCreate(name="dashboard"), origin=CLI
                 )
             tokens.append(made.token)
     return tokens[0], tokens[1]

@@ -30,6 +30,7 @@ from templator.hubspot.package import (
     read_module,
     read_modules,
 )
+from templator.template.cache import template_key
 from templator.template.schemas import TemplateCreate, TemplateUpdate
 from templator.template.service import TemplateService, module_of
 from tests.support.factories import actor_of, make_project, make_user
@@ -129,7 +130,7 @@ async def test_a_module_round_trips_through_the_database(
             hubspot_config=module.config,
         ),
     )
-    await connections.cache.invalidate(service.cache_key(created.id))
+    await connections.cache.invalidate(template_key(connections.cache, created.id))
     stored = await service.get(actor_of(user), created.id)
     exported = module_files(module_of(stored.model_dump()))
     assert_lossless(source_files(folder), exported)

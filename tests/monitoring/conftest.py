@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete
 
 from templator.app import create_app
+from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.config import ProcessRole, Settings
@@ -127,9 +128,11 @@ async def caller(monitored: Connections) -> AsyncIterator[Callable[..., Any]]:
     async def make(role: UserRole = UserRole.USER) -> Caller:
         async with unit_of_work(monitored.sessionmaker, monitored.cache) as session:
             email = f"{new_id()}@example.com"
-            user = await UserService(session).create(UserCreate(email=email, role=role))
+            user = await UserService(session, monitored.cache).create(
+                UserCreate(email=email, role=role), origin=CLI
+            )
             token = await TokenService(session, monitored.cache).create(
-                user.id, TokenCreate(name="test")
+                user.id, TokenCreate(name="test"), origin=CLI
             )
         made.append(user.id)
         return Caller(user.id, email, role, token.token)

@@ -26,7 +26,9 @@ async def _count(db_session: AsyncSession, session_id: str) -> int:
     ).scalar_one()
 
 
-async def test_append_many_writes_every_line_in_one_copy(db_session: AsyncSession) -> None:
+async def test_append_many_writes_every_line_in_one_copy(
+    db_session: AsyncSession, connections: Connections
+) -> None:
     ai = await make_session(db_session)
     actor = Actor(ai.user_id, UserRole.USER)
     lines = [
@@ -35,9 +37,11 @@ async def test_append_many_writes_every_line_in_one_copy(db_session: AsyncSessio
         )
         for i in range(500)
     ]
-    assert await LogService(db_session).append_many(actor, ai.id, lines) == 500
+    assert await LogService(db_session, connections.cache).append_many(actor, ai.id, lines) == 500
     assert await _count(db_session, ai.id) == 500
-    page = await LogService(db_session).query(actor, ai.id, LogQuery(), PageParams(limit=1))
+    page = await LogService(db_session, connections.cache).query(
+        actor, ai.id, LogQuery(), PageParams(limit=1)
+    )
     assert page.items[0].message.startswith("tab\there\nline") and page.items[0].message.endswith(
         "\\"
     )
@@ -55,10 +59,10 @@ async def test_unknown_session_fails_the_whole_unit_of_work(
         )
     with pytest.raises(AiSessionNotFound):
         async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-            await LogService(session).append_many(
+            await LogService(session, connections.cache).append_many(
                 None, ai.id, [LogLine(phase="upload", message="first batch")]
             )
-            await LogService(session).append_many(
+            await LogService(session, connections.cache).append_many(
                 None, "q" * 25, [LogLine(phase="upload", message="x")]
             )
     async with connections.sessionmaker() as session:
@@ -66,7 +70,7 @@ async def test_unknown_session_fails_the_whole_unit_of_work(
 
 
 async def test_oversize_data_is_refused_naming_the_line_and_nothing_is_written(
-    db_session: AsyncSession,
+    db_session: AsyncSession, connections: Connections
 ) -> None:
     ai = await make_session(db_session)
     lines = [
@@ -74,12 +78,12 @@ async def test_oversize_data_is_refused_naming_the_line_and_nothing_is_written(
         LogLine(phase="upload", message="big", data={"x": "y" * 70_000}),
     ]
     with pytest.raises(PayloadTooLarge, match=r"lines\[1\]\.data"):
-        await LogService(db_session).append_many(None, ai.id, lines)
+        await LogService(db_session, connections.cache).append_many(None, ai.id, lines)
     assert await _count(db_session, ai.id) == 0
 
 
 async def test_query_filters_by_level_and_time_newest_first_with_pages(
-    db_session: AsyncSession,
+    db_session: AsyncSession, connections: Connections
 ) -> None:
     ai = await make_session(db_session)
     actor = Actor(ai.user_id, UserRole.USER)
@@ -94,7 +98,7 @@ async def test_query_filters_by_level_and_time_newest_first_with_pages(
         )
         for i in range(40)
     ]
-    await LogService(db_session).append_many(actor, ai.id, lines)
+    await LogService(db_session, connections.cache).append_many(actor, ai.id, lines)
     query = LogQuery(
         levels=[LogLevel.WARN, LogLevel.ERROR],
         since=base + timedelta(minutes=10),
@@ -103,7 +107,7 @@ async def test_query_filters_by_level_and_time_newest_first_with_pages(
     seen: list[str] = []
     params = PageParams(limit=3)
     while True:
-        page = await LogService(db_session).query(actor, ai.id, query, params)
+        page = await LogService(db_session, connections.cache).query(actor, ai.id, query, params)
         seen += [item.message for item in page.items]
         if page.next_cursor is None:
             break
@@ -114,13 +118,17 @@ async def test_query_filters_by_level_and_time_newest_first_with_pages(
     assert seen == expected
 
 
-async def test_another_users_session_log_is_not_found(db_session: AsyncSession) -> None:
+async def test_another_users_session_log_is_not_found(
+    db_session: AsyncSession, connections: Connections
+) -> None:
     ai = await make_session(db_session)
     stranger = actor_of(await make_user(db_session))
     with pytest.raises(AiSessionNotFound):
-        await LogService(db_session).query(stranger, ai.id, LogQuery(), PageParams())
+        await LogService(db_session, connections.cache).query(
+            stranger, ai.id, LogQuery(), PageParams()
+        )
     with pytest.raises(AiSessionNotFound):
-        await LogService(db_session).append_many(
+        await LogService(db_session, connections.cache).append_many(
             stranger, ai.id, [LogLine(phase="upload", message="x")]
         )
 
@@ -141,7 +149,7 @@ async def test_prune_deletes_only_old_lines_in_batches(
             for i in range(250)
         ]
         new = [LogLine(phase="upload", message=f"new {i}", timestamp=now) for i in range(20)]
-        await LogService(session).append_many(committed.actor, ai.id, old + new)
+        await LogService(session, connections.cache).append_many(committed.actor, ai.id, old + new)
     batches: list[int] = []
     cutoff = datetime.now(UTC) - timedelta(days=30)
     # Other tests' rows may be old too: count only this session's survivors.
@@ -150,7 +158,7 @@ async def test_prune_deletes_only_old_lines_in_batches(
     )
     assert batches[:2] == [100, 100] and all(b <= 100 for b in batches)
     async with connections.sessionmaker() as session:
-        page = await LogService(session).query(
+        page = await LogService(session, connections.cache).query(
             committed.actor, ai.id, LogQuery(), PageParams(limit=200)
         )
     assert sorted(item.message for item in page.items) == sorted(f"new {i}" for i in range(20))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from templator.ai_session.cache import state_keys
 from templator.ai_session.errors import AiSessionNotFound
 from templator.ai_session.schemas import AiSessionCreate
 from templator.ai_session.service import AiSessionService
+from templator.audit.service import CLI
 from templator.connections import Connections
 from templator.kit.pagination import PageParams
 from templator.kit.uow import unit_of_work
 from templator.project.service import ProjectService
+from templator.template.cache import template_keys
 from templator.template.errors import TemplateNotFound
 from templator.template.schemas import TemplateCreate
 from templator.template.service import TemplateService
@@ -70,9 +73,7 @@ async def _read_all(
 
 async def _cached(conns: Connections, sids: list[str], tids: list[str]) -> int:
     """How many of the sessions' state keys and templates' keys are in Redis."""
-    async with conns.sessionmaker() as session:
-        keys = [AiSessionService(session, conns.cache).state_key(s) for s in sids]
-        keys += [TemplateService(session, conns.cache).cache_key(t) for t in tids]
+    keys = state_keys(conns.cache, sids) + template_keys(conns.cache, tids)
     return int(await conns.redis.exists(*keys))
 
 
@@ -85,7 +86,9 @@ async def test_deleting_a_project_drops_its_cached_templates_and_session_states(
     assert await _cached(conns, sids, tids) == 6
 
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        await ProjectService(session, conns.cache).delete(committed.actor, committed.project_id)
+        await ProjectService(session, conns.cache).delete(
+            committed.actor, committed.project_id, origin=CLI
+        )
 
     assert await _cached(conns, sids, tids) == 0
     assert await _read_all(conns, committed, sids, tids) == 0
@@ -102,7 +105,9 @@ async def test_deleting_a_project_drops_the_owners_cached_project_list(
     assert [p.id for p in page.items] == [committed.project_id]
 
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        await ProjectService(session, conns.cache).delete(committed.actor, committed.project_id)
+        await ProjectService(session, conns.cache).delete(
+            committed.actor, committed.project_id, origin=CLI
+        )
 
     async with conns.sessionmaker() as session:
         page = await ProjectService(session, conns.cache).list_for(
@@ -120,7 +125,9 @@ async def test_a_rolled_back_project_delete_keeps_serving_its_templates_and_sess
 
     with pytest.raises(RuntimeError, match="after the delete"):
         async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-            await ProjectService(session, conns.cache).delete(committed.actor, committed.project_id)
+            await ProjectService(session, conns.cache).delete(
+                committed.actor, committed.project_id, origin=CLI
+            )
             raise RuntimeError("a later step fails after the delete")
 
     assert await _cached(conns, sids, tids) == 0, "dropped after the rollback too"

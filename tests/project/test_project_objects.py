@@ -11,14 +11,15 @@ from sqlalchemy import func, select
 
 from templator.ai_session.schemas import AiSessionCreate
 from templator.ai_session.service import AiSessionService
+from templator.audit.service import CLI
 from templator.connections import Connections
 from templator.dev.localstack.process import free_port
 from templator.kit.uow import unit_of_work
 from templator.models import Project, StoredObject
 from templator.project.schemas import ProjectCreate
 from templator.project.service import ProjectService
-from templator.storage.assets import AssetService, find_orphans
 from templator.storage.service import ObjectStore
+from templator.stored_object.service import StoredObjectService
 from templator.template.schemas import TemplateCreate
 from templator.template.service import TemplateService
 from tests.support.factories import Committed, hubspot_config
@@ -43,11 +44,11 @@ async def _fill(conns: Connections, committed: Committed, project_id: str) -> li
             ),
         )
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        assets = AssetService(session, conns.store, TemplateService(session, conns.cache))
+        assets = StoredObjectService(session, conns.cache, conns.store)
         design = await assets.upload_design(
             committed.actor, ai_session.id, io.BytesIO(HTML), content_type="text/html"
         )
-        module = await assets.export_module(committed.actor, template.id, upload=True)
+        module = await assets.export_module(committed.actor, template.id, upload=True, origin=CLI)
     assert module.key is not None
     return [design.key, module.key]
 
@@ -80,7 +81,7 @@ async def test_deleting_a_project_removes_its_objects_and_their_rows(
 
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
         await ProjectService(session, conns.cache, conns.store).delete(
-            committed.actor, committed.project_id
+            committed.actor, committed.project_id, origin=CLI
         )
 
     assert _stored_keys(conns) == set()
@@ -96,7 +97,7 @@ async def test_deleting_a_project_keeps_the_objects_of_the_owners_other_projects
 
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
         await ProjectService(session, conns.cache, conns.store).delete(
-            committed.actor, committed.project_id
+            committed.actor, committed.project_id, origin=CLI
         )
 
     assert _stored_keys(conns) == set(kept)
@@ -112,7 +113,7 @@ async def test_a_failed_project_delete_keeps_its_objects(
     with pytest.raises(RuntimeError, match="after the delete"):
         async with unit_of_work(conns.sessionmaker, conns.cache) as session:
             await ProjectService(session, conns.cache, conns.store).delete(
-                committed.actor, committed.project_id
+                committed.actor, committed.project_id, origin=CLI
             )
             raise RuntimeError("a later step fails after the delete")
 
@@ -130,12 +131,13 @@ async def test_a_store_failure_after_commit_leaves_the_delete_standing_and_the_o
     with caplog.at_level(logging.ERROR, logger="templator.uow"):
         async with unit_of_work(conns.sessionmaker, conns.cache) as session:
             await ProjectService(session, conns.cache, dead).delete(
-                committed.actor, committed.project_id
+                committed.actor, committed.project_id, origin=CLI
             )
 
     assert "post-commit task failed" in caplog.text
     async with conns.sessionmaker() as session:
         assert await session.get(Project, committed.project_id) is None
-        orphans = await find_orphans(session, conns.require_store(), grace=timedelta(0))
+        gc = StoredObjectService(session, conns.cache, conns.require_store())
+        orphans = await gc.find_orphans(grace=timedelta(0))
     assert await _rows(conns, keys) == 0
     assert {o.key for o in orphans} == set(keys)

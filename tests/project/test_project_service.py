@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.audit.service import CLI
 from templator.cache import Cache
 from templator.connections import Connections
 from templator.kit.actor import Actor
@@ -62,7 +63,7 @@ async def test_another_users_project_is_not_found_but_admin_sees_it(
     with pytest.raises(ProjectNotFound):
         await service.update(stranger, project.id, ProjectUpdate(name="Theirs"))
     with pytest.raises(ProjectNotFound):
-        await service.delete(stranger, project.id)
+        await service.delete(stranger, project.id, origin=CLI)
     assert (await service.get(admin, project.id)).id == project.id
 
 
@@ -92,7 +93,7 @@ async def test_delete_cascades_to_the_projects_sessions(
     project = await service.create(owner, ProjectCreate(name="Doomed"))
     await make_session(db_session, project=await db_session.get_one(ProjectRow, project.id))
 
-    await service.delete(owner, project.id)
+    await service.delete(owner, project.id, origin=CLI)
 
     left = await db_session.scalar(select(func.count()).where(AISession.project_id == project.id))
     assert left == 0
@@ -171,7 +172,7 @@ async def test_create_update_and_delete_each_invalidate_the_cached_list(
     assert await _list(connections, actor) == ["Renamed", "Committed project"]
 
     async with unit_of_work(connections.sessionmaker, cache) as session:
-        await ProjectService(session, cache).delete(actor, new.id)
+        await ProjectService(session, cache).delete(actor, new.id, origin=CLI)
     assert await _list(connections, actor) == ["Committed project"]
 
 

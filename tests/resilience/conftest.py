@@ -23,6 +23,7 @@ import httpx
 import psutil
 import pytest
 
+from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
@@ -197,9 +198,11 @@ async def _admin_token(conf: Settings) -> tuple[str, str]:
     try:
         async with unit_of_work(conns.sessionmaker, conns.cache) as session:
             email = f"drill-{uuid.uuid4().hex[:8]}@example.com"
-            user = await UserService(session).create(UserCreate(email=email, role=UserRole.ADMIN))
+            user = await UserService(session, conns.cache).create(
+                UserCreate(email=email, role=UserRole.ADMIN), origin=CLI
+            )
             token = await TokenService(session, conns.cache).create(
-                user.id, TokenCreate(name="drill")
+                user.id, TokenCreate(name="drill"), origin=CLI
             )
         return user.id, token.token
     finally:

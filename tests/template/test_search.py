@@ -16,8 +16,8 @@ from templator.dev.seed import SeedPlan, seed_database
 from templator.kit.actor import Actor
 from templator.migrations import runner
 from templator.models import TemplateStatus, UserRole
-from templator.template.schemas import TemplateCreate
-from templator.template.search import TemplateQuery, build_query, search_templates
+from templator.template.repository import search_statement
+from templator.template.schemas import TemplateCreate, TemplateQuery
 from templator.template.service import TemplateService
 from tests.support import servers
 from tests.support.factories import actor_of, hubspot_config, make_project, make_user
@@ -38,7 +38,7 @@ def big_database() -> Iterator[str]:
 
 
 def _plan(url: str, actor: Actor, query: TemplateQuery) -> dict[str, Any]:
-    sql, params = build_query(actor, query, offset=0)
+    sql, params = search_statement(actor, query, offset=0)
     with psycopg.connect(url.replace("+psycopg", "")) as conn:
         row = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
     assert row is not None
@@ -99,12 +99,13 @@ async def big_connections(big_database: str) -> AsyncIterator[Connections]:
 
 async def test_search_results_are_ranked_and_paginated(big_connections: Connections) -> None:
     async with big_connections.sessionmaker() as session:
-        first = await search_templates(session, ADMIN, TemplateQuery(q="pricing", limit=10))
+        service = TemplateService(session, big_connections.cache)
+        first = await service.search(ADMIN, TemplateQuery(q="pricing", limit=10))
         assert len(first.items) == 10 and first.next_cursor
         ranks = [item.rank for item in first.items]
         assert ranks == sorted(ranks, reverse=True)
-        second = await search_templates(
-            session, ADMIN, TemplateQuery(q="pricing", limit=10, cursor=first.next_cursor)
+        second = await service.search(
+            ADMIN, TemplateQuery(q="pricing", limit=10, cursor=first.next_cursor)
         )
         assert not {i.id for i in first.items} & {i.id for i in second.items}
 
@@ -136,9 +137,7 @@ async def test_text_fuzzy_tag_status_and_ownership(
     stranger = actor_of(await make_user(db_session))
 
     async def names_for(who: Actor, query: TemplateQuery) -> list[str]:
-        page = await search_templates(
-            db_session, who, query.model_copy(update={"project_id": project.id})
-        )
+        page = await service.search(who, query.model_copy(update={"project_id": project.id}))
         return [item.name for item in page.items]
 
     assert await names_for(actor, TemplateQuery(q="comparison")) == ["Pricing comparison table"]

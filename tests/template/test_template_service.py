@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
 from templator.ai_session.service import AiSessionService
+from templator.audit.service import CLI
 from templator.connections import Connections
 from templator.kit.actor import Actor
 from templator.kit.pagination import PageParams
@@ -292,7 +293,9 @@ async def test_a_deleted_template_is_not_served_from_the_cache(
         await TemplateService(session, connections.cache).get(committed.actor, template.id)
 
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-        await TemplateService(session, connections.cache).delete(committed.actor, template.id)
+        await TemplateService(session, connections.cache).delete(
+            committed.actor, template.id, origin=CLI
+        )
 
     async with connections.sessionmaker() as session:
         with pytest.raises(TemplateNotFound):

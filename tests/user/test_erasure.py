@@ -11,6 +11,7 @@ import pytest
 from templator.ai_session.errors import AiSessionNotFound
 from templator.ai_session.schemas import AiSessionCreate
 from templator.ai_session.service import AiSessionService
+from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.connections import Connections
@@ -23,13 +24,13 @@ from templator.kit.uow import unit_of_work
 from templator.models import User, UserRole
 from templator.project.schemas import ProjectCreate
 from templator.project.service import ProjectService
-from templator.storage.assets import AssetService, find_orphans
 from templator.storage.service import ObjectStore
+from templator.stored_object.service import StoredObjectService
 from templator.template.errors import TemplateNotFound
 from templator.template.schemas import TemplateCreate
 from templator.template.service import TemplateService
 from templator.user.errors import UserNotFound
-from templator.user.gdpr import Erasure, erase_user_data
+from templator.user.service import Erasure, UserService
 from tests.support.factories import Committed, hubspot_config
 
 ADMIN = Actor(new_id(), UserRole.ADMIN)
@@ -62,14 +63,14 @@ async def _owned(conns: Connections, committed: Committed) -> tuple[list[str], l
             )
             tids.append(template.id)
         token = await TokenService(session, conns.cache).create(
-            committed.actor.id, TokenCreate(name="laptop")
+            committed.actor.id, TokenCreate(name="laptop"), origin=CLI
         )
     return sids, tids, token.token
 
 
 async def _erase(conns: Connections, user_id: str, store: ObjectStore | None = None) -> Erasure:
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        return await erase_user_data(session, cache=conns.cache, store=store, user_id=user_id)
+        return await UserService(session, conns.cache, store).erase(user_id, origin=CLI)
 
 
 async def test_erasure_drops_every_cached_entry_of_the_user(
@@ -117,11 +118,11 @@ async def _objects(conns: Connections, committed: Committed) -> list[str]:
     """An uploaded design and an exported module of the user's."""
     sids, tids, _ = await _owned(conns, committed)
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        assets = AssetService(session, conns.store, TemplateService(session, conns.cache))
+        assets = StoredObjectService(session, conns.cache, conns.store)
         design = await assets.upload_design(
             committed.actor, sids[0], io.BytesIO(HTML), content_type="text/html"
         )
-        module = await assets.export_module(committed.actor, tids[1], upload=True)
+        module = await assets.export_module(committed.actor, tids[1], upload=True, origin=CLI)
     assert module.key is not None
     return [design.key, module.key]
 
@@ -151,8 +152,8 @@ async def test_a_rolled_back_erasure_keeps_the_user_and_their_objects(
 
     with pytest.raises(RuntimeError, match="after the erasure"):
         async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-            await erase_user_data(
-                session, cache=conns.cache, store=conns.store, user_id=committed.actor.id
+            await UserService(session, conns.cache, conns.store).erase(
+                committed.actor.id, origin=CLI
             )
             raise RuntimeError("a later step fails after the erasure")
 
@@ -175,5 +176,6 @@ async def test_a_store_failure_after_commit_leaves_the_erasure_standing_and_coun
     assert (erasure.objects, erasure.objects_deleted, erasure.objects_left) == (2, 0, 2)
     async with conns.sessionmaker() as session:
         assert await session.get(User, committed.actor.id) is None
-        orphans = await find_orphans(session, conns.require_store(), grace=timedelta(0))
+        gc = StoredObjectService(session, conns.cache, conns.require_store())
+        orphans = await gc.find_orphans(grace=timedelta(0))
     assert {o.key for o in orphans} == set(keys)

@@ -1,12 +1,11 @@
-"""/api/v1/sessions: lifecycle, logs and live progress (SSE)."""
+"""/api/v1/sessions: lifecycle and live progress (SSE); their logs: processing_log/endpoints.py."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Request, status
 from starlette.responses import StreamingResponse
 
 from templator.ai_session import schemas
@@ -21,19 +20,13 @@ from templator.ai_session.errors import (
 )
 from templator.ai_session.events import channel
 from templator.ai_session.service import AiSessionService
-from templator.api.deps import Conns, CurrentActor, DbSession, Hub, Uow, request_id
+from templator.api.deps import Conns, CurrentActor, DbSession, Hub, Uow, origin
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.api.sse import KEEP_ALIVE, SSE_RESPONSE, Closed, encode_event, event_stream
-from templator.audit import service as audit
-from templator.kit.validation import IdPath, StorableDatetime
-from templator.models.enums import LogLevel, SessionStatus
-from templator.processing_log import schemas as log_schemas
-from templator.processing_log.errors import LogBatchTooLarge, LogLineTooLarge
-from templator.processing_log.service import LogService
+from templator.kit.validation import IdPath
+from templator.models.enums import SessionStatus
 from templator.project.errors import ProjectNotFound
-from templator.storage.assets import AssetService
-from templator.template.service import TemplateService
 
 router = APIRouter(tags=["sessions"])
 CHANGE = responses_for(AiSessionNotFound, InvalidAiSessionTransition)
@@ -155,44 +148,9 @@ async def delete_session(
     session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
 ) -> None:
     """Delete a session, its logs and its stored objects (templates made from it stay; audited)."""
-    await AssetService(session, conns.store, TemplateService(session, conns.cache)).delete_session(
-        actor, session_id
+    await AiSessionService(session, conns.cache, conns.store).delete(
+        actor, session_id, origin=origin(request, actor)
     )
-    await audit.record(
-        session,
-        actor,
-        "session.delete",
-        target_type="session",
-        target_id=session_id,
-        request_id=request_id(request),
-    )
-
-
-@router.post(
-    "/sessions/{session_id}/logs",
-    status_code=status.HTTP_201_CREATED,
-    responses=responses_for(AiSessionNotFound, LogBatchTooLarge, LogLineTooLarge),
-)
-async def append_logs(
-    session_id: IdPath, data: log_schemas.LogBatch, actor: CurrentActor, session: DbSession
-) -> dict[str, int]:
-    """Append up to 10,000 log lines in one round trip."""
-    return {"appended": await LogService(session).append_many(actor, session_id, data.lines)}
-
-
-@router.get("/sessions/{session_id}/logs", responses=responses_for(AiSessionNotFound))
-async def read_logs(
-    session_id: IdPath,
-    actor: CurrentActor,
-    session: DbSession,
-    paging: Paging,
-    level: Annotated[list[LogLevel] | None, Query()] = None,
-    since: Annotated[StorableDatetime | None, Query()] = None,
-    until: Annotated[StorableDatetime | None, Query()] = None,
-) -> PageOut[log_schemas.ProcessingLog]:
-    """A session's log, newest first, filtered by level(s) and time range."""
-    query = log_schemas.LogQuery(levels=level, since=since, until=until)
-    return to_page_out(await LogService(session).query(actor, session_id, query, paging))
 
 
 @router.get(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session import lifecycle, schemas
@@ -245,6 +245,19 @@ class AiSessionRepository:
                 "admin": admin,
             },
         )
+
+    async def owner(self, session_id: str, *, lock: bool = False) -> str | None:
+        """The user owning the session (its row locked FOR UPDATE with `lock`), or None."""
+        conn = await self.session.connection()
+        statement = select(AISession.user_id).where(AISession.id == session_id)
+        if lock:
+            statement = statement.with_for_update()
+        return (await conn.execute(statement)).scalar_one_or_none()
+
+    async def delete(self, session_id: str) -> None:
+        """Delete the session (its logs and object rows cascade; templates keep NULL)."""
+        conn = await self.session.connection()
+        await conn.execute(delete(AISession).where(AISession.id == session_id))
 
     async def result_of(self, session_id: str) -> AiSessionResult | None:
         """Owner, project, status and final result of a session, or None."""

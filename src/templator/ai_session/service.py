@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session import lifecycle, schemas
+from templator.ai_session.cache import state_key
 from templator.ai_session.errors import (
     AiSessionChangedConcurrently,
     AiSessionFinished,
@@ -24,12 +25,21 @@ from templator.ai_session.errors import (
     ProgressWentBackwards,
 )
 from templator.ai_session.repository import AiSessionRepository
+from templator.audit import service as audit
 from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import Page, PageParams
-from templator.kit.uow import after_commit_invalidate, after_commit_publish
+from templator.kit.uow import (
+    after_commit_delete_objects,
+    after_commit_invalidate,
+    after_commit_publish,
+)
 from templator.models.enums import SessionStatus
 from templator.project.errors import ProjectNotFound
+from templator.storage.errors import require_store
+from templator.storage.service import ObjectStore
+from templator.template.cache import template_keys
+from templator.template.service import TemplateService
 
 
 def _encode(payload: Any, *, what: str) -> str:
@@ -45,14 +55,13 @@ def _encode(payload: Any, *, what: str) -> str:
 class AiSessionService:
     """The AI session lifecycle; the caller commits."""
 
-    def __init__(self, session: AsyncSession, cache: Cache) -> None:
+    def __init__(
+        self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
+    ) -> None:
         self.session = session
         self.cache = cache
+        self.store = store
         self.repository = AiSessionRepository(session)
-
-    def state_key(self, session_id: str) -> str:
-        """Cache key of a session's status and progress."""
-        return self.cache.key("session", session_id, "state")
 
     async def create(self, actor: Actor, data: schemas.AiSessionCreate) -> schemas.AiSession:
         """A PENDING session in a project the actor may use (one INSERT … SELECT)."""
@@ -73,6 +82,38 @@ class AiSessionService:
             raise AiSessionNotFound(session_id)
         return found.state
 
+    async def ensure_access(self, actor: Actor, session_id: str, *, lock: bool = False) -> None:
+        """AiSessionNotFound unless the session exists and the actor may use it (with
+        `lock`, its row is locked FOR UPDATE until the transaction ends)."""
+        owner = await self.repository.owner(session_id, lock=lock)
+        if owner is None or not actor.may_access(owner):
+            raise AiSessionNotFound(session_id)
+
+    async def delete(self, actor: Actor, session_id: str, *, origin: audit.Origin) -> None:
+        """Delete a session (its logs and object rows cascade) and, after commit, its objects.
+
+        Templates made from it stay, with `session_id` set to NULL by the foreign key: their
+        cached copies are dropped after the transaction ends, like the session's state. The
+        session row is locked first, so a template being made from it either commits before
+        the templates are read or fails on its foreign key afterwards. Audited.
+        """
+        await self.ensure_access(actor, session_id, lock=True)
+        store = require_store(self.store)
+        templates = TemplateService(self.session, self.cache)
+        template_ids = await templates.made_from_session(session_id)
+        await self.repository.delete(session_id)
+        after_commit_invalidate(
+            self.session,
+            state_key(self.cache, session_id),
+            *template_keys(self.cache, template_ids),
+        )
+        after_commit_delete_objects(
+            self.session, store, prefixes=(f"designs/{session_id}/", f"modules/{session_id}/")
+        )
+        await audit.record(
+            self.session, origin, "session.delete", target_type="session", target_id=session_id
+        )
+
     async def get(self, actor: Actor, session_id: str) -> schemas.AiSession:
         """The whole session."""
         found = await self.repository.get(session_id)
@@ -90,7 +131,7 @@ class AiSessionService:
             return {**found.state.model_dump(mode="json"), "user_id": found.user_id}
 
         data = await self.cache.get_or_load(
-            self.state_key(session_id), load, encode=lambda d: d, decode=lambda d: d
+            state_key(self.cache, session_id), load, encode=lambda d: d, decode=lambda d: d
         )
         if data is None or not actor.may_access(str(data["user_id"])):
             raise AiSessionNotFound(session_id)
@@ -106,7 +147,7 @@ class AiSessionService:
         return await self.repository.page_of_project(project_id, params)
 
     def _changed(self, state: schemas.AiSessionState) -> None:
-        after_commit_invalidate(self.session, self.state_key(state.id))
+        after_commit_invalidate(self.session, state_key(self.cache, state.id))
         after_commit_publish(
             self.session,
             f"session:{state.id}",

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.api.auth_limit import AuthFailureLimiter
 from templator.api.sse import ProgressHub
+from templator.audit.service import Origin
 from templator.auth.errors import AdminRequired
 from templator.auth.service import TokenService
 from templator.connections import Connections
@@ -99,3 +100,8 @@ def request_id(request: Request) -> str | None:
     """The request's id (X-Request-ID)."""
     value: str | None = getattr(request.state, "request_id", None)
     return value
+
+
+def origin(request: Request, actor: Actor) -> Origin:
+    """The caller and the request's id, as the audit entries of the request name them."""
+    return Origin(actor, request_id(request))

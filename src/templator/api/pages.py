@@ -7,7 +7,14 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Depends, Query
 from pydantic import BaseModel
 
-from templator.kit.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT, Page, PageParams
+from templator.kit.pagination import (
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    VERSION_CURSOR_PATTERN,
+    Page,
+    PageParams,
+)
 
 T = TypeVar("T")
 
@@ -39,14 +46,15 @@ async def page_params(
 
 Paging = Annotated[PageParams, Depends(page_params)]
 
-VERSION_CURSOR = r"^\d{1,6}\.\d{1,6}\.\d{1,6}$"
-
 
 async def version_page_params(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
-        Query(pattern=VERSION_CURSOR, description="The previous page's next_cursor (a version)"),
+        Query(
+            pattern=VERSION_CURSOR_PATTERN,
+            description="The previous page's next_cursor (a version)",
+        ),
     ] = None,
 ) -> PageParams:
     """Pagination of a template's versions, whose cursor is the last version seen."""

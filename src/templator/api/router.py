@@ -13,13 +13,23 @@ from fastapi import APIRouter, FastAPI
 from templator.ai_session.endpoints import router as sessions
 from templator.audit.endpoints import router as audit
 from templator.auth.endpoints import router as tokens
+from templator.processing_log.endpoints import router as logs
 from templator.project.endpoints import router as projects
-from templator.storage.endpoints import router as objects
+from templator.stored_object.endpoints import router as objects
 from templator.template.endpoints import router as templates
 from templator.user.endpoints import router as users
 
 PREFIX = "/api/v1"
-ROUTERS: tuple[APIRouter, ...] = (templates, sessions, projects, objects, users, tokens, audit)
+ROUTERS: tuple[APIRouter, ...] = (
+    templates,
+    sessions,
+    logs,
+    projects,
+    objects,
+    users,
+    tokens,
+    audit,
+)
 
 
 def include_api(app: FastAPI) -> None:

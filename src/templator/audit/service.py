@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,26 +13,45 @@ from templator.kit.actor import Actor
 from templator.kit.pagination import Page, PageParams
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who asked for a sensitive action, as its audit entry names them: an API caller with
+    the request's id, or an operator at the command line (no actor, `via` "cli")."""
+
+    actor: Actor | None
+    request_id: str | None = None
+    via: str | None = None
+
+
+CLI = Origin(None, via="cli")
+"""The origin of what an operator does with the `templator` command."""
+
+
 async def record(
     session: AsyncSession,
-    actor: Actor | None,
+    origin: Origin,
     action: str,
     *,
     target_type: str,
     target_id: str | None,
-    request_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Write an entry in the caller's transaction (it commits with the action or not at all)."""
+    """Write an entry in the caller's transaction (it commits with the action or not at all).
+
+    Called by the service operation that does the sensitive thing, never by an edge.
+    """
     repository = AuditRepository(session)
+    actor = origin.actor
     email = None if actor is None else await repository.user_email(actor.id)
+    if origin.via is not None:
+        details = {"via": origin.via, **(details or {})}
     await repository.insert(
         actor_id=actor.id if actor else None,
         actor_email=email,
         action=action,
         target_type=target_type,
         target_id=target_id,
-        request_id=request_id,
+        request_id=origin.request_id,
         details=details,
     )
 

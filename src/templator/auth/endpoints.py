@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from templator.api.deps import Conns, CurrentActor, DbSession, request_id
+from templator.api.deps import Conns, CurrentActor, DbSession, origin
 from templator.api.problems import responses_for
-from templator.audit import service as audit
 from templator.auth import schemas
 from templator.auth.errors import TokenNotFound
 from templator.auth.service import TokenService
@@ -27,18 +26,9 @@ async def create_token(
     request: Request,
 ) -> schemas.TokenCreated:
     """A new API token for the caller; the secret is shown only in this response (audited)."""
-    created = await TokenService(session, conns.cache).create(
-        actor.id, data, max_days=conns.settings.token_max_days
+    return await TokenService(session, conns.cache).create(
+        actor.id, data, origin=origin(request, actor), max_days=conns.settings.token_max_days
     )
-    await audit.record(
-        session,
-        actor,
-        "token.create",
-        target_type="token",
-        target_id=created.id,
-        request_id=request_id(request),
-    )
-    return created
 
 
 @router.get("/tokens")
@@ -54,13 +44,6 @@ async def revoke_token(
     token_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
 ) -> schemas.TokenInfo:
     """Revoke a token at once (audited)."""
-    info = await TokenService(session, conns.cache).revoke(actor, token_id)
-    await audit.record(
-        session,
-        actor,
-        "token.revoke",
-        target_type="token",
-        target_id=token_id,
-        request_id=request_id(request),
+    return await TokenService(session, conns.cache).revoke(
+        actor, token_id, origin=origin(request, actor)
     )
-    return info

@@ -13,10 +13,18 @@ from templator.kit.ids import new_id
 from templator.kit.raw import driver_connection
 from templator.models import ApiToken
 
-LOOKUP = (
-    "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at "
-    "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.prefix = %s"
-)
+
+def lookup_sql(placeholder: str) -> str:
+    """The lookup of a token by prefix with its user's role (the columns of
+    `TokenLookup`), the prefix bound to `placeholder`: `%s` for psycopg, `$n` where
+    another statement composes it for asyncpg (the hot read's fast path)."""
+    return (
+        "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at "
+        f"FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.prefix = {placeholder}"
+    )
+
+
+LOOKUP = lookup_sql("%s")
 _COLUMNS = (
     ApiToken.id,
     ApiToken.user_id,

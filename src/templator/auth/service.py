@@ -18,7 +18,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.audit import service as audit
 from templator.auth import schemas
+from templator.auth.cache import record_key, record_keys
 from templator.auth.errors import TokenNotFound
 from templator.auth.repository import TokenLookup, TokenRepository
 from templator.cache import Cache
@@ -56,11 +58,6 @@ def token_record(row: TokenLookup) -> dict[str, Any]:
     }
 
 
-def record_key(cache: Cache, prefix: str) -> str:
-    """Cache key of the record of the token with this prefix."""
-    return cache.key("token", prefix)
-
-
 def parse(token: str) -> tuple[str, str]:
     """(prefix, secret) of `tpl_<prefix>_<secret>`; Unauthorized when malformed."""
     parts = token.split("_")
@@ -77,16 +74,17 @@ class TokenService:
         self.cache = cache
         self.repository = TokenRepository(session)
 
-    def record_key(self, prefix: str) -> str:
-        """Cache key of the record of the token with this prefix."""
-        return record_key(self.cache, prefix)
-
     async def create(
-        self, user_id: str, data: schemas.TokenCreate, *, max_days: int | None = None
+        self,
+        user_id: str,
+        data: schemas.TokenCreate,
+        *,
+        origin: audit.Origin,
+        max_days: int | None = None,
     ) -> schemas.TokenCreated:
-        """A new token; its secret is returned once and never stored. With `max_days`
-        (TOKEN_MAX_DAYS) a longer lifetime, or none, is refused; the default lifetime is
-        shortened to it."""
+        """A new token; its secret is returned once and never stored (audited). With
+        `max_days` (TOKEN_MAX_DAYS) a longer lifetime, or none, is refused; the default
+        lifetime is shortened to it."""
         if max_days is not None and "expires_days" not in data.model_fields_set:
             data = data.model_copy(
                 update={"expires_days": min(schemas.DEFAULT_TOKEN_DAYS, max_days)}
@@ -109,6 +107,14 @@ class TokenService:
             name=data.name,
             expires_at=expires,
         )
+        await audit.record(
+            self.session,
+            origin,
+            "token.create",
+            target_type="token",
+            target_id=row["id"],
+            details={"user": user_id},
+        )
         return schemas.TokenCreated(**row, token=f"{PREFIX}_{prefix}_{secret}")
 
     async def _record(self, prefix: str) -> dict[str, Any] | None:
@@ -119,7 +125,7 @@ class TokenService:
         """The actor a bearer token stands for; Unauthorized for anything wrong with it."""
         prefix, secret = parse(token)
         record = await self.cache.get_or_load(
-            self.record_key(prefix),
+            record_key(self.cache, prefix),
             lambda: self._record(prefix),
             encode=lambda r: r,
             decode=lambda r: r,
@@ -131,17 +137,27 @@ class TokenService:
         """A user's tokens (without secrets)."""
         return await self.repository.list_for_user(user_id)
 
-    async def revoke(self, actor: Actor, token_id: str) -> schemas.TokenInfo:
-        """Revoke a token of the actor's (any, for ADMIN); effective immediately."""
+    async def revoke(
+        self, actor: Actor, token_id: str, *, origin: audit.Origin
+    ) -> schemas.TokenInfo:
+        """Revoke a token of the actor's (any, for ADMIN); effective immediately; audited."""
         owner = await self.repository.owner(token_id)
         if owner is None or not actor.may_access(owner.user_id):
             raise TokenNotFound(token_id)
         info = await self.repository.revoke(token_id)
-        await invalidate_now(self.session, self.cache, self.record_key(owner.prefix))
+        await invalidate_now(self.session, self.cache, record_key(self.cache, owner.prefix))
+        await audit.record(
+            self.session,
+            origin,
+            "token.revoke",
+            target_type="token",
+            target_id=token_id,
+            details={"user": owner.user_id},
+        )
         return info
 
     async def forget_user(self, user_id: str) -> None:
         """Drop cached token records of a user (after a role change or erasure)."""
-        keys = [self.record_key(p) for p in await self.repository.prefixes_of(user_id)]
+        keys = record_keys(self.cache, await self.repository.prefixes_of(user_id))
         if keys:
             await invalidate_now(self.session, self.cache, *keys)

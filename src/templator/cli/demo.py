@@ -9,6 +9,7 @@ import httpx
 import typer
 from rich.table import Table
 
+from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.cli.context import connections, console, fail, run, settings
@@ -23,9 +24,11 @@ ID_IN_PATH = re.compile(r"/[a-z][0-9a-z]{24}(?=/|$)")
 async def _bootstrap() -> tuple[str, str]:
     email = f"demo-{int(time.time())}@example.com"
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
-        user = await UserService(session).create(UserCreate(email=email, name="Demo designer"))
+        user = await UserService(session, conns.cache).create(
+            UserCreate(email=email, name="Demo designer"), origin=CLI
+        )
         token = await TokenService(session, conns.cache).create(
-            user.id, TokenCreate(name="demo", expires_days=1)
+            user.id, TokenCreate(name="demo", expires_days=1), origin=CLI
         )
     return email, token.token
 

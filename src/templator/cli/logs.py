@@ -7,22 +7,16 @@ from datetime import UTC, datetime
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from templator.cli.backup import parse_age
 from templator.cli.context import confirm_destructive, console, database, run
-from templator.processing_log.service import prune_older_than
+from templator.processing_log.service import count_older_than, prune_older_than
 
 
 async def _count(cutoff: datetime) -> tuple[int, str]:
-    async with database() as db, db.engine.connect() as conn:
-        count = (
-            await conn.execute(
-                text("SELECT count(*) FROM processing_logs WHERE timestamp < :c"), {"c": cutoff}
-            )
-        ).scalar_one()
-        return int(count), make_url(db.url).database or ""
+    async with database() as db:
+        return await count_older_than(db.sessionmaker, cutoff), make_url(db.url).database or ""
 
 
 async def _prune(cutoff: datetime, batch_size: int, total: int, quiet: bool) -> int:

@@ -18,33 +18,35 @@ from templator.cli.context import console, err_console, fail, run
 if TYPE_CHECKING:
     from templator.hubspot.check import CheckReport
     from templator.hubspot.package import ModuleContent
-    from templator.storage.assets import ModuleExport
+    from templator.stored_object.service import ModuleExport
 
 app = typer.Typer(no_args_is_help=True)
+
+
+OPERATOR_ID = "system"
+"""The actor id of the operator at the command line (an ADMIN no user row stands for)."""
 
 
 def _operator() -> Any:
     from templator.kit.actor import Actor
     from templator.models import UserRole
-    from templator.storage.assets import SYSTEM
 
-    return Actor(SYSTEM, UserRole.ADMIN)
+    return Actor(OPERATOR_ID, UserRole.ADMIN)
 
 
 # --- export ----------------------------------------------------------------------------
 
 
 async def _export(template_id: str, upload: bool, expires: int) -> ModuleExport:
+    from templator.audit.service import CLI
     from templator.cli.context import connections
     from templator.kit.uow import unit_of_work
-    from templator.storage.assets import AssetService
-    from templator.template.service import TemplateService
+    from templator.stored_object.service import StoredObjectService
 
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
-        templates = TemplateService(session, conns.cache, conns.store)
-        service = AssetService(session, conns.store, templates)
+        service = StoredObjectService(session, conns.cache, conns.store)
         return await service.export_module(
-            _operator(), template_id, upload=upload, expires_in=expires
+            _operator(), template_id, upload=upload, origin=CLI, expires_in=expires
         )
 
 

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from templator.cli.backup import parse_age
 from templator.cli.context import confirm_destructive, connections, console, run
-from templator.storage.assets import Orphan, find_orphans
+from templator.stored_object.service import Orphan, StoredObjectService
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -18,7 +18,8 @@ async def _orphans(grace: str) -> tuple[list[Orphan], str]:
     async with connections() as conns:
         store = conns.require_store()
         async with conns.sessionmaker() as session:
-            return await find_orphans(session, store, grace=parse_age(grace)), store.bucket
+            service = StoredObjectService(session, conns.cache, store)
+            return await service.find_orphans(grace=parse_age(grace)), store.bucket
 
 
 async def _delete(keys: list[str]) -> int:

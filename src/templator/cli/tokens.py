@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from templator.audit import service as audit
+from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate, TokenInfo
 from templator.auth.service import TokenService
 from templator.cli.context import connections, console, fail, run
@@ -19,17 +19,9 @@ app = typer.Typer(no_args_is_help=True)
 
 async def _create(who: str, data: TokenCreate) -> tuple[str, str]:
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
-        user = await UserService(session).find(who)
+        user = await UserService(session, conns.cache).find(who)
         created = await TokenService(session, conns.cache).create(
-            user.id, data, max_days=conns.settings.token_max_days
-        )
-        await audit.record(
-            session,
-            None,
-            "token.create",
-            target_type="token",
-            target_id=created.id,
-            details={"via": "cli", "user": user.id},
+            user.id, data, origin=CLI, max_days=conns.settings.token_max_days
         )
         return created.token, user.email
 
@@ -53,7 +45,7 @@ def create(
 
 async def _list(who: str) -> list[TokenInfo]:
     async with connections() as conns, conns.sessionmaker() as session:
-        user = await UserService(session).find(who)
+        user = await UserService(session, conns.cache).find(who)
         return await TokenService(session, conns.cache).list_for(user.id)
 
 
@@ -74,21 +66,12 @@ def list_tokens(
 
 async def _revoke(who: str, token: str) -> TokenInfo | None:
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
-        user = await UserService(session).find(who)
+        user = await UserService(session, conns.cache).find(who)
         service = TokenService(session, conns.cache)
         match = [t for t in await service.list_for(user.id) if token in (t.id, t.prefix)]
         if not match:
             return None
-        info = await service.revoke(Actor(user.id, user.role), match[0].id)
-        await audit.record(
-            session,
-            None,
-            "token.revoke",
-            target_type="token",
-            target_id=info.id,
-            details={"via": "cli", "user": user.id},
-        )
-        return info
+        return await service.revoke(Actor(user.id, user.role), match[0].id, origin=CLI)
 
 
 @app.command("revoke")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import threading
 
-import psycopg
 import typer
 
 from templator.cli.context import console, fail, settings
@@ -24,9 +24,21 @@ DEMO = SeedPlan(users=5, projects_per_user=2, sessions=40, templates=20, logs_pe
 
 
 def _database_is_empty(url: str) -> bool:
-    with psycopg.connect(url.replace("+psycopg", ""), connect_timeout=5) as conn:
-        row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM users)").fetchone()
-    return bool(row and row[0])
+    """Whether the database has no user yet (demo data is loaded on a first start only)."""
+    return asyncio.run(_has_no_users(url))
+
+
+async def _has_no_users(url: str) -> bool:
+    from templator import postgres
+    from templator.config import ProcessRole
+    from templator.user.repository import UserRepository
+
+    engine = postgres.create_engine(settings(), url=url, role=ProcessRole.CLI)
+    try:
+        async with postgres.create_sessionmaker(engine)() as session:
+            return not await UserRepository(session).any_exists()
+    finally:
+        await engine.dispose()
 
 
 def _masked(url: str) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from templator.audit import service as audit
-from templator.auth.service import TokenService
+from templator.audit.service import CLI
 from templator.cli import tokens
 from templator.cli.context import connections, console, fail, run
 from templator.kit.uow import unit_of_work
@@ -22,16 +21,7 @@ token_app = tokens.app
 
 async def _create_user(data: UserCreate) -> User:
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
-        user = await UserService(session).create(data)
-        await audit.record(
-            session,
-            None,
-            "user.create",
-            target_type="user",
-            target_id=user.id,
-            details={"via": "cli", "role": user.role.value},
-        )
-        return user
+        return await UserService(session, conns.cache).create(data, origin=CLI)
 
 
 @app.command("create")
@@ -56,19 +46,9 @@ def create_user(
 
 async def _set_role(who: str, role: UserRole) -> User:
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
-        service = UserService(session)
+        service = UserService(session, conns.cache)
         user = await service.find(who)
-        updated = await service.set_role(user.id, role)
-        await TokenService(session, conns.cache).forget_user(user.id)
-        await audit.record(
-            session,
-            None,
-            "user.role_change",
-            target_type="user",
-            target_id=user.id,
-            details={"via": "cli", "from": user.role.value, "to": role.value},
-        )
-        return updated
+        return await service.set_role(user.id, role, origin=CLI)
 
 
 @app.command("set-role")

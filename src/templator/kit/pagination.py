@@ -1,8 +1,21 @@
-"""Keyset (cursor) pagination: stable under inserts, O(page) whatever the depth."""
+"""Pagination: every list answers a `Page` and takes the cursor of the previous one.
+
+Two kinds of cursor, one mechanism (fetch limit + 1 rows; the extra row says there is a
+next page, `page_of` cuts it into that page's cursor):
+
+* keyset — newest first by (created_at or timestamp, id), or highest first by a
+  template's semantic version: stable under inserts, O(page) whatever the depth;
+* offset — for ranked search, whose order has no key to resume from; capped at
+  MAX_OFFSET so a deep page never scans the world.
+
+Each cursor kind has a pattern the OpenAPI document states, so every cursor the
+pattern admits is one this API decodes; anything else is a 422 naming `cursor`.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -85,13 +98,57 @@ def paginate_newest_first(
     return stmt.order_by(created_at.desc(), id_column.desc()).limit(params.limit + 1)
 
 
+def page_of(rows: list[T], *, limit: int, cursor_of: Callable[[T], str]) -> Page[T]:
+    """Cut the extra row of a limit + 1 fetch into the next page's cursor, `cursor_of`
+    the last row served (no extra row: the last page)."""
+    if len(rows) <= limit:
+        return Page(rows, None)
+    items = rows[:limit]
+    return Page(items, cursor_of(items[-1]))
+
+
 def make_page(rows: list[T], *, params: PageParams, key: Any) -> Page[T]:
-    """Cut the extra row fetched by `paginate_newest_first` into a next cursor.
+    """Cut the extra row fetched by `paginate_newest_first` into a keyset cursor.
 
     `key(row)` returns the row's (created_at, id).
     """
-    if len(rows) <= params.limit:
-        return Page(rows, None)
-    items = rows[: params.limit]
-    stamp, row_id = key(items[-1])
-    return Page(items, encode_cursor(stamp, row_id))
+    return page_of(rows, limit=params.limit, cursor_of=lambda row: encode_cursor(*key(row)))
+
+
+# --- keyset on a semantic version (a template's versions, highest first) -----------------
+
+VERSION_CURSOR_PATTERN = r"^\d{1,6}\.\d{1,6}\.\d{1,6}$"
+"""A version page's cursor is the last version served."""
+_VERSION_CURSOR = re.compile(VERSION_CURSOR_PATTERN)
+
+
+def decode_version_cursor(cursor: str) -> list[int]:
+    """The (major, minor, patch) after which the next page starts; InvalidCursor if bad."""
+    if not _VERSION_CURSOR.match(cursor):
+        raise InvalidCursor
+    return [int(part) for part in cursor.split(".")]
+
+
+# --- offset (ranked search) -------------------------------------------------------------
+
+MAX_OFFSET = 10_000
+"""The last page an offset cursor serves starts here."""
+OFFSET_CURSOR_PATTERN = r"^(?:\d{1,4}|10000)$"
+"""An offset page's cursor is the offset of its first row (0..MAX_OFFSET)."""
+_OFFSET_CURSOR = re.compile(OFFSET_CURSOR_PATTERN)
+
+
+def decode_offset(cursor: str | None) -> int:
+    """The offset an offset cursor names (0 without one); InvalidCursor if bad."""
+    if cursor is None:
+        return 0
+    if not _OFFSET_CURSOR.match(cursor):
+        raise InvalidCursor
+    return int(cursor)
+
+
+def offset_page(rows: list[T], *, offset: int, limit: int) -> Page[T]:
+    """Cut a limit + 1 fetch at `offset` into a page whose cursor is the next offset
+    (none past MAX_OFFSET)."""
+    more = len(rows) > limit and offset + limit <= MAX_OFFSET
+    return Page(rows[:limit], str(offset + limit) if more else None)

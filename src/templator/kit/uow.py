@@ -1,17 +1,21 @@
 """Units of work: the edge (a request, a CLI command) commits; post-commit effects run after.
 
 Services only flush. What must happen once the data is durable — cache invalidation,
-pub/sub notifications — they record on the session with `after_commit_invalidate` and
-`after_commit_publish`; `unit_of_work` commits and then runs them, so a listener never
-hears of a change it cannot yet read, and a reader never re-caches pre-commit data.
+pub/sub notifications, deleting stored objects — they record on the session with
+`after_commit_invalidate`, `after_commit_publish` and `after_commit_delete_objects`;
+`unit_of_work` commits and then runs them, so a listener never hears of a change it
+cannot yet read, a reader never re-caches pre-commit data, and no object goes before the
+row that names it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -49,6 +53,53 @@ def after_commit_publish(session: AsyncSession, channel: str, message: dict[str,
 def after_commit_call(session: AsyncSession, task: PostCommitTask) -> None:
     """Run `task()` once the session's transaction commits (e.g. delete stored objects)."""
     session.info.setdefault(_TASKS, []).append(task)
+
+
+DELETE_BATCH = 1000
+"""Objects per S3 DeleteObjects request, so a failure part-way leaves an exact count."""
+
+
+class ObjectDeleter(Protocol):
+    """What deleting objects after a commit needs of the object store (`ObjectStore`)."""
+
+    def delete_many(self, keys: list[str]) -> int: ...
+
+    def delete_prefix(self, prefix: str) -> int: ...
+
+
+@dataclass
+class ObjectDeletion:
+    """Objects to delete after the commit, and how many the store has deleted so far."""
+
+    requested: int
+    deleted: int = 0
+
+
+def after_commit_delete_objects(
+    session: AsyncSession,
+    store: ObjectDeleter | None,
+    keys: Sequence[str] = (),
+    *,
+    prefixes: Sequence[str] = (),
+) -> ObjectDeletion:
+    """Delete `keys` (in batches) and everything under `prefixes` once the transaction commits.
+
+    Without a store nothing is deleted; what is left behind, `templator storage gc` removes.
+    """
+    deletion = ObjectDeletion(len(keys))
+    if store is None or not (keys or prefixes):
+        return deletion
+    objects, batches = store, list(keys)
+
+    async def remove() -> None:
+        for start in range(0, len(batches), DELETE_BATCH):
+            batch = batches[start : start + DELETE_BATCH]
+            deletion.deleted += await asyncio.to_thread(objects.delete_many, batch)
+        for prefix in prefixes:
+            await asyncio.to_thread(objects.delete_prefix, prefix)
+
+    after_commit_call(session, remove)
+    return deletion
 
 
 def discard_pending(session: AsyncSession) -> None:

@@ -33,6 +33,7 @@ _INSERT_UNNEST = (
     "WHERE s.id = %(session)s AND (%(trusted)s OR s.user_id = %(actor)s OR %(admin)s)"
 )
 _SELECT = "SELECT id, session_id, level, phase, message, data, timestamp FROM processing_logs"
+_COUNT_OLDER = "SELECT count(*) FROM processing_logs WHERE timestamp < %s"
 _PRUNE_BATCH = (
     "DELETE FROM processing_logs WHERE id IN (SELECT id FROM processing_logs "
     "WHERE timestamp < %s LIMIT %s)"
@@ -176,6 +177,14 @@ class LogRepository:
         async with raw.cursor() as cursor:
             await cursor.execute(statement, values)
             return [tuple(row) for row in await cursor.fetchall()]
+
+    async def count_older_than(self, cutoff: datetime) -> int:
+        """How many lines are older than `cutoff`."""
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(_COUNT_OLDER, (cutoff,))
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
 
     async def delete_older_batch(self, cutoff: datetime, limit: int) -> int:
         """Delete at most `limit` lines older than `cutoff`; return how many went."""

@@ -9,10 +9,11 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from templator.ai_session.errors import AiSessionNotFound
+from templator.cache import Cache
 from templator.exceptions import ValidationFailed
 from templator.kit.actor import Actor
 from templator.kit.ids import new_ids
-from templator.kit.pagination import Page, PageParams, decode_cursor, encode_cursor
+from templator.kit.pagination import Page, PageParams, decode_cursor, make_page
 from templator.models.enums import LogLevel
 from templator.processing_log import schemas
 from templator.processing_log.errors import LogBatchTooLarge, LogLineTooLarge
@@ -46,8 +47,9 @@ def _encode(lines: Sequence[schemas.LogLine]) -> list[EncodedLine]:
 class LogService:
     """A session's log; the caller commits."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: Cache) -> None:
         self.session = session
+        self.cache = cache
         self.repository = LogRepository(session)
 
     async def _check_owner(self, actor: Actor, session_id: str) -> None:
@@ -109,10 +111,15 @@ class LogService:
                 data=r[5],
                 timestamp=r[6],
             )
-            for r in rows[: params.limit]
+            for r in rows
         ]
-        more = len(rows) > params.limit
-        return Page(items, encode_cursor(items[-1].timestamp, items[-1].id) if more else None)
+        return make_page(items, params=params, key=lambda line: (line.timestamp, line.id))
+
+
+async def count_older_than(sessionmaker: async_sessionmaker[AsyncSession], cutoff: datetime) -> int:
+    """How many log lines the retention policy would delete at `cutoff`."""
+    async with sessionmaker() as session:
+        return await LogRepository(session).count_older_than(cutoff)
 
 
 async def prune_older_than(

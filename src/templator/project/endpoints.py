@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from templator.api.deps import Conns, CurrentActor, DbSession, request_id
+from templator.api.deps import Conns, CurrentActor, DbSession, origin
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
-from templator.audit import service as audit
 from templator.kit.ids import ID_PATTERN
 from templator.kit.validation import IdPath
 from templator.project import schemas
@@ -71,13 +70,6 @@ async def delete_project(
     project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
 ) -> None:
     """Delete a project with its sessions, templates, logs and stored objects (audited)."""
-    project = await ProjectService(session, conns.cache, conns.store).delete(actor, project_id)
-    await audit.record(
-        session,
-        actor,
-        "project.delete",
-        target_type="project",
-        target_id=project_id,
-        request_id=request_id(request),
-        details={"owner": project.user_id, "name": project.name},
+    await ProjectService(session, conns.cache, conns.store).delete(
+        actor, project_id, origin=origin(request, actor)
     )

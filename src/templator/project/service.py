@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.ai_session.service import AiSessionService
+from templator.ai_session.cache import state_keys
+from templator.audit import service as audit
 from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import DEFAULT_LIMIT, Page, PageParams
-from templator.kit.uow import after_commit_call, after_commit_invalidate
+from templator.kit.uow import after_commit_delete_objects, after_commit_invalidate
 from templator.project import schemas
+from templator.project.cache import list_key
 from templator.project.errors import ProjectNotFound
 from templator.project.repository import ProjectRepository
 from templator.storage.service import ObjectStore
-from templator.template.service import TemplateService
+from templator.template.cache import template_keys
 
 FIRST_PAGE_LIMIT = DEFAULT_LIMIT
 """Only the page most callers ask for (no cursor, default size) is cached."""
@@ -41,17 +42,13 @@ class ProjectService:
         self.store = store
         self.repository = ProjectRepository(session)
 
-    def list_key(self, user_id: str) -> str:
-        """Cache key of a user's first page of projects."""
-        return self.cache.key("projects", user_id)
-
     async def create(
         self, actor: Actor, data: schemas.ProjectCreate, *, owner_id: str | None = None
     ) -> schemas.Project:
         """A new project owned by the actor (ADMIN may name another owner)."""
         user_id = owner_id if owner_id and actor.is_admin else actor.id
         project = await self.repository.insert(user_id, data)
-        after_commit_invalidate(self.session, self.list_key(user_id))
+        after_commit_invalidate(self.session, list_key(self.cache, user_id))
         return project
 
     async def get(self, actor: Actor, project_id: str) -> schemas.Project:
@@ -70,7 +67,7 @@ class ProjectService:
         if params.cursor is not None or params.limit != FIRST_PAGE_LIMIT:
             return await self.repository.page_of_user(user_id, params)
         page = await self.cache.get_or_load(
-            self.list_key(user_id),
+            list_key(self.cache, user_id),
             lambda: self.repository.page_of_user(user_id, params),
             encode=_encode_page,
             decode=_decode_page,
@@ -89,32 +86,34 @@ class ProjectService:
         updated = await self.repository.update(project_id, values)
         if updated is None:  # deleted by someone else since `get`
             raise ProjectNotFound(project_id)
-        after_commit_invalidate(self.session, self.list_key(project.user_id))
+        after_commit_invalidate(self.session, list_key(self.cache, project.user_id))
         return updated
 
-    async def delete(self, actor: Actor, project_id: str) -> schemas.Project:
+    async def delete(
+        self, actor: Actor, project_id: str, *, origin: audit.Origin
+    ) -> schemas.Project:
         """Delete the project with its sessions, templates and logs; their objects after commit.
 
-        The cached entries of all of them are dropped after the transaction ends.
+        The cached entries of all of them are dropped after the transaction ends. Audited.
         """
         project = await self.get(actor, project_id)
         contents = await self.repository.lock_with_contents(project_id)
         keys = await self.repository.object_keys(project_id)
         if not await self.repository.delete(project_id):
             raise ProjectNotFound(project_id)
-        sessions = AiSessionService(self.session, self.cache)
-        templates = TemplateService(self.session, self.cache)
         after_commit_invalidate(
             self.session,
-            self.list_key(project.user_id),
-            *map(sessions.state_key, contents.session_ids),
-            *map(templates.cache_key, contents.template_ids),
+            list_key(self.cache, project.user_id),
+            *state_keys(self.cache, contents.session_ids),
+            *template_keys(self.cache, contents.template_ids),
         )
-        if keys and self.store is not None:
-            store = self.store
-
-            async def remove() -> None:
-                await asyncio.to_thread(store.delete_many, keys)
-
-            after_commit_call(self.session, remove)
+        after_commit_delete_objects(self.session, self.store, keys)
+        await audit.record(
+            self.session,
+            origin,
+            "project.delete",
+            target_type="project",
+            target_id=project_id,
+            details={"owner": project.user_id, "name": project.name},
+        )
         return project

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from templator.exceptions import NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+
+S = TypeVar("S")
 
 
 class UploadTooLarge(PayloadTooLarge):
@@ -43,3 +47,12 @@ class StoreUnavailable(ServiceUnavailable):
 
     code = "storage_unavailable"
     store = "object_store"
+
+
+def require_store(store: S | None) -> S:
+    """`store`, or StoreUnavailable saying how to configure one when there is none."""
+    if store is None:
+        raise StoreUnavailable(
+            "no object store is configured: set S3_ENDPOINT_URL (or run `templator up`)"
+        )
+    return store

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query, Request, status
 from starlette.responses import Response
 
 from templator.ai_session.errors import AiSessionNotFound
-from templator.api.deps import Conns, CurrentActor, DbSession, request_id
+from templator.api.deps import Conns, CurrentActor, DbSession, origin
 from templator.api.pages import PageOut, Paging, VersionPaging, to_page_out
 from templator.api.problems import responses_for
-from templator.audit import service as audit
 from templator.hubspot.errors import ModuleCheckFailed
 from templator.kit.ids import ID_PATTERN
+from templator.kit.pagination import OFFSET_CURSOR_PATTERN
 from templator.kit.uow import read_session
 from templator.kit.validation import IdPath, VersionPath
 from templator.models.enums import TemplateStatus
@@ -30,7 +30,6 @@ from templator.template.errors import (
     VersionConflict,
 )
 from templator.template.schemas import Tag
-from templator.template.search import SEARCH_CURSOR, TemplateQuery, search_templates
 from templator.template.service import TemplateService, public_json
 
 router = APIRouter(tags=["templates"])
@@ -84,10 +83,10 @@ async def search(
     project_id: Annotated[str | None, Query(pattern=ID_PATTERN.pattern)] = None,
     fuzzy: bool = True,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    cursor: Annotated[str | None, Query(pattern=SEARCH_CURSOR)] = None,
+    cursor: Annotated[str | None, Query(pattern=OFFSET_CURSOR_PATTERN)] = None,
 ) -> PageOut[schemas.TemplateSummary]:
     """Search templates: English full-text and fuzzy name match, tags, status, project; ranked."""
-    query = TemplateQuery(
+    query = schemas.TemplateQuery(
         q=q,
         tags=tag,
         status=template_status,
@@ -97,7 +96,9 @@ async def search(
         cursor=cursor,
     )
     # Search tolerates replication lag: a replica answers it when one is configured.
-    page = await conns.replica_read(lambda session: search_templates(session, actor, query))
+    page = await conns.replica_read(
+        lambda session: TemplateService(session, conns.cache).search(actor, query)
+    )
     return to_page_out(page)
 
 
@@ -135,14 +136,8 @@ async def delete_template(
     template_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
 ) -> None:
     """Delete a template, its versions and its stored module zips (audited)."""
-    await TemplateService(session, conns.cache, conns.store).delete(actor, template_id)
-    await audit.record(
-        session,
-        actor,
-        "template.delete",
-        target_type="template",
-        target_id=template_id,
-        request_id=request_id(request),
+    await TemplateService(session, conns.cache, conns.store).delete(
+        actor, template_id, origin=origin(request, actor)
     )
 
 

@@ -1,10 +1,21 @@
-"""All SQL about templates and their versions.
+"""All SQL about templates and their versions, search included.
 
 Creating a template (with its version 1.0.0, in one statement) and loading one by id
 are hot paths: raw psycopg on the session's own connection (kit/raw.py). The rest is
-SQLAlchemy Core. `lock` takes the template row FOR UPDATE, so concurrent edits of one
-template serialise; the unique (template_id, version) constraint is the last line of
-defence, and `update_with_version` lets its IntegrityError through to the service.
+SQLAlchemy Core, but for search. `lock` takes the template row FOR UPDATE, so concurrent
+edits of one template serialise; the unique (template_id, version) constraint is the last
+line of defence, and `update_with_version` lets its IntegrityError through to the service.
+
+Search — full-text (English), fuzzy name, tags, status and project, ranked — has every
+predicate served by an index: the stored full-text document `search_vector` (English,
+name + description) has the GIN index idx_templates_search; fuzzy name matching walks
+the GiST trigram index; `tags @> …` uses the GIN index idx_templates_tags, status/project
+their b-tree indexes. rank = ts_rank_cd(search_vector, query) + similarity(name, q);
+without a text query, newest first. Fuzzy candidates are the KNN_CANDIDATES names
+nearest to q by trigram distance (a GiST KNN scan, idx_templates_name_trgm_knn) with
+similarity >= MIN_SIMILARITY, so a typo finds its template without rechecking every name
+that shares a trigram with it; and they join in only when the full-text hits do not fill
+the page. Pages are rank-ordered, so their cursor is an offset (kit/pagination.py).
 """
 
 from __future__ import annotations
@@ -18,10 +29,10 @@ from sqlalchemy import Integer, cast, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.auth.repository import LOOKUP as TOKEN_LOOKUP
-from templator.auth.repository import TokenLookup
+from templator.auth.repository import TokenLookup, lookup_sql
+from templator.kit.actor import Actor
 from templator.kit.ids import new_id
-from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
+from templator.kit.pagination import Page, PageParams, make_page, page_of, paginate_newest_first
 from templator.kit.raw import driver_connection
 from templator.models import Project, StoredObject, TemplateStatus
 from templator.models import Template as TemplateRow
@@ -47,17 +58,23 @@ SELECT * FROM created
 """
 
 _LOAD_NAMES = [*_COLUMN_NAMES, "owner_id"]
-_LOAD = (
-    f"SELECT {', '.join(f't.{name}' for name in _COLUMN_NAMES)}, p.user_id "
-    "FROM templates t JOIN projects p ON p.id = t.project_id WHERE t.id = %s"
-)
+
+
+def _load_sql(placeholder: str) -> str:
+    """The load of one template with its owner, its id bound to `placeholder`."""
+    return (
+        f"SELECT {', '.join(f't.{name}' for name in _COLUMN_NAMES)}, p.user_id "
+        f"FROM templates t JOIN projects p ON p.id = t.project_id WHERE t.id = {placeholder}"
+    )
+
+
+_LOAD = _load_sql("%s")
 
 # A read the cache cannot serve, with its credential: the token's lookup and the
 # template's load, composed from the same two statements, in one round trip
 # (asyncpg's $n placeholders).
 _READ_WITH_TOKEN = (
-    f"SELECT * FROM ({TOKEN_LOOKUP.replace('%s', '$1')}) tok "
-    f"LEFT JOIN ({_LOAD.replace('%s', '$2')}) tpl ON true"
+    f"SELECT * FROM ({lookup_sql('$1')}) tok LEFT JOIN ({_load_sql('$2')}) tpl ON true"
 )
 _TOKEN_WIDTH = len(TokenLookup._fields)
 _TEMPLATE_ID_AT = _TOKEN_WIDTH + _LOAD_NAMES.index("id")
@@ -76,6 +93,88 @@ async def load_with_token(
     if row[_TEMPLATE_ID_AT] is None:  # templates.id is never NULL: the join found nothing
         return token, None
     return token, dict(zip(_LOAD_NAMES, row[_TOKEN_WIDTH:], strict=True))
+
+
+# --- search ------------------------------------------------------------------------------
+
+KNN_CANDIDATES = 50
+MIN_SIMILARITY = 0.3
+_DOCUMENT = "t.search_vector"
+_SEARCH_COLUMNS = (
+    "t.id, t.project_id, t.name, t.description, t.status, t.version, t.tags, "
+    "({rank})::float8 AS rank, t.updated_at"
+)
+
+
+def _search_parts(actor: Actor, query: schemas.TemplateQuery) -> tuple[str, str, dict[str, Any]]:
+    """(SELECT … FROM … WHERE …, ORDER BY clause, parameters) of a search."""
+    filters: list[str] = []
+    params: dict[str, Any] = {}
+    if query.tags:
+        filters.append("t.tags @> %(tags)s::text[]")
+        params["tags"] = query.tags
+    if query.status:
+        filters.append("t.status = %(status)s::template_status")
+        params["status"] = query.status.value
+    if query.project_id:
+        filters.append("t.project_id = %(project)s")
+        params["project"] = query.project_id
+    if not actor.is_admin:
+        owner = "t.project_id IN (SELECT id FROM projects WHERE user_id = %(actor)s)"
+        if actor.can_review:
+            owner = f"({owner} OR t.status IN ('REVIEW', 'APPROVED', 'PUBLISHED'))"
+        filters.append(owner)
+        params["actor"] = actor.id
+    rank = "0"
+    order = "t.created_at DESC, t.id DESC"
+    where = list(filters)
+    if query.q:
+        params["q"] = query.q
+        tsquery = "websearch_to_tsquery('english', %(q)s)"
+        text_match = f"{_DOCUMENT} @@ {tsquery}"
+        rank = f"ts_rank_cd({_DOCUMENT}, {tsquery})"
+        if query.fuzzy:
+            # Full-text hits, plus the names nearest to q by trigram distance (GiST KNN),
+            # each branch on its own index.
+            scoped = " AND ".join(filters) if filters else "TRUE"
+            params.update(knn=KNN_CANDIDATES, similarity=MIN_SIMILARITY)
+            where.append(
+                "t.id IN ("
+                f"SELECT t.id FROM templates t WHERE {text_match} AND {scoped} "
+                "UNION "
+                "SELECT k.id FROM (SELECT t.id, t.name FROM templates t "
+                f"WHERE {scoped} ORDER BY t.name <-> %(q)s LIMIT %(knn)s) k "
+                "WHERE similarity(k.name, %(q)s) >= %(similarity)s)"
+            )
+            rank = f"{rank} + similarity(t.name, %(q)s)"
+        else:
+            where.append(text_match)
+        order = "rank DESC, t.id DESC"
+    selected = (
+        f"SELECT {_SEARCH_COLUMNS.format(rank=rank)} FROM templates t "
+        f"{'WHERE ' + ' AND '.join(where) if where else ''}"
+    )
+    return selected, order, params
+
+
+def search_statement(
+    actor: Actor, query: schemas.TemplateQuery, *, offset: int
+) -> tuple[str, dict[str, Any]]:
+    """The SQL and parameters of a search page: limit + 1 rows from `offset` (exposed for
+    EXPLAIN in tests and benchmarks)."""
+    selected, order, params = _search_parts(actor, query)
+    sql = f"{selected} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
+    return sql, {**params, "limit": query.limit + 1, "offset": offset}
+
+
+def probe_statement(
+    actor: Actor, query: schemas.TemplateQuery, *, enough: int
+) -> tuple[str, dict[str, Any]]:
+    """How many full-text hits a search has, counting no further than `enough`."""
+    exact = query.model_copy(update={"fuzzy": False})
+    selected, _, params = _search_parts(actor, exact)
+    sql = f"SELECT count(*) FROM ({selected} LIMIT %(enough)s) AS hits"
+    return sql, {**params, "enough": enough}
 
 
 def _dumps(value: Any) -> str:
@@ -221,6 +320,12 @@ class TemplateRepository:
         ).one()
         return _row_dict(row)
 
+    async def ids_made_from(self, session_id: str) -> list[str]:
+        """Ids of the templates made from a session."""
+        conn = await self.session.connection()
+        made_from_it = select(TemplateRow.id).where(TemplateRow.session_id == session_id)
+        return list((await conn.execute(made_from_it)).scalars())
+
     async def object_keys(self, template_id: str) -> list[str]:
         """Keys of the stored objects belonging to the template."""
         conn = await self.session.connection()
@@ -265,6 +370,42 @@ class TemplateRepository:
             schemas.TemplateVersion.model_validate(dict(r._mapping))
             for r in (await conn.execute(statement)).all()
         ]
-        items = rows[:limit]
-        more = len(rows) > limit
-        return Page(items, items[-1].version if more else None)
+        return page_of(rows, limit=limit, cursor_of=lambda v: v.version)
+
+    # --- search --------------------------------------------------------------------------
+
+    async def search(
+        self, actor: Actor, query: schemas.TemplateQuery, *, offset: int
+    ) -> list[schemas.TemplateSummary]:
+        """Up to limit + 1 ranked hits the actor may see, from `offset`.
+
+        Fuzzy candidates join in only where the full-text match is thin: a query with
+        plenty of full-text hits never pays for the trigram walk.
+        """
+        raw = await driver_connection(self.session)
+        if query.q and query.fuzzy:
+            enough = offset + query.limit + 1
+            probe, probe_params = probe_statement(actor, query, enough=enough)
+            async with raw.cursor() as cursor:
+                await cursor.execute(probe, probe_params)
+                row = await cursor.fetchone()
+            if row is not None and row[0] > offset + query.limit:
+                query = query.model_copy(update={"fuzzy": False})
+        sql, params = search_statement(actor, query, offset=offset)
+        async with raw.cursor() as cursor:
+            await cursor.execute(sql, params)
+            rows = await cursor.fetchall()
+        return [
+            schemas.TemplateSummary.model_construct(
+                id=r[0],
+                project_id=r[1],
+                name=r[2],
+                description=r[3],
+                status=TemplateStatus(r[4]),
+                version=r[5],
+                tags=list(r[6]),
+                rank=float(r[7]),
+                updated_at=r[8],
+            )
+            for r in rows
+        ]

@@ -18,6 +18,8 @@ from pydantic import (
 
 from templator.exceptions import TemplatorError
 from templator.hubspot.config import validate_hubspot_config
+from templator.kit.ids import ID_PATTERN
+from templator.kit.pagination import MAX_LIMIT
 from templator.kit.validation import RequestModel
 from templator.models.enums import TemplateStatus
 
@@ -171,6 +173,29 @@ class TemplateSummary(BaseModel):
     tags: list[str]
     rank: float
     updated_at: datetime
+
+
+class TemplateQuery(RequestModel):
+    """Search filters, page size and the previous page's (offset) cursor."""
+
+    q: str | None = Field(default=None, min_length=1, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=20)
+    status: TemplateStatus | None = None
+    project_id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+    fuzzy: bool = True
+    limit: int = Field(default=20, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, max_length=200)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        cleaned = [t.strip().lower() for t in value]
+        bad = [t for t in cleaned if not TAG_PATTERN.match(t)]
+        if bad:
+            raise ValueError(f"tag {bad[0]!r} must be 1-50 characters of a-z, 0-9 and -")
+        return cleaned
 
 
 class TemplateVersion(BaseModel):

@@ -7,8 +7,6 @@ after every committed change.
 
 from __future__ import annotations
 
-import asyncio
-import re
 from typing import Any
 
 import orjson
@@ -17,18 +15,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.errors import AiSessionNotFound
 from templator.ai_session.repository import AiSessionRepository
+from templator.audit import service as audit
 from templator.cache import Cache
 from templator.hubspot.check import CheckReport, check_module
 from templator.hubspot.config import keep_imported
 from templator.hubspot.errors import ModuleCheckFailed
 from templator.hubspot.package import ModuleContent
 from templator.kit.actor import Actor
-from templator.kit.pagination import InvalidCursor, Page, PageParams
-from templator.kit.uow import after_commit_call, invalidate_now
+from templator.kit.pagination import (
+    Page,
+    PageParams,
+    decode_offset,
+    decode_version_cursor,
+    offset_page,
+)
+from templator.kit.uow import after_commit_delete_objects, invalidate_now
 from templator.models import SessionStatus, TemplateStatus
 from templator.project.errors import ProjectNotFound
 from templator.storage.service import ObjectStore
 from templator.template import schemas, versioning
+from templator.template.cache import template_key
 from templator.template.errors import (
     AiSessionNotCompleted,
     InvalidTemplateTransition,
@@ -51,7 +57,6 @@ WORKFLOW: dict[TemplateStatus, frozenset[TemplateStatus]] = {
 }
 REVIEWER_MOVES = frozenset({S.APPROVED, S.PUBLISHED})
 REVIEWABLE = frozenset({S.REVIEW, S.APPROVED, S.PUBLISHED})
-SEMVER = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}$")
 
 
 def snapshot(template: dict[str, Any]) -> dict[str, Any]:
@@ -68,11 +73,6 @@ def module_of(template: dict[str, Any]) -> ModuleContent:
         js=template.get("js_content"),
         config=template["hubspot_config"],
     )
-
-
-def template_key(cache: Cache, template_id: str) -> str:
-    """Cache key of a template (its JSON form plus `owner_id`)."""
-    return cache.key("template", template_id)
 
 
 def may_read(actor: Actor, data: dict[str, Any]) -> bool:
@@ -108,10 +108,6 @@ class TemplateService:
         self.store = store
         self.repository = TemplateRepository(session)
 
-    def cache_key(self, template_id: str) -> str:
-        """Cache key of a template."""
-        return template_key(self.cache, template_id)
-
     # --- reading -------------------------------------------------------------------------
 
     async def _load_json(self, template_id: str) -> dict[str, Any] | None:
@@ -122,7 +118,7 @@ class TemplateService:
     async def get_data(self, actor: Actor, template_id: str) -> dict[str, Any]:
         """The template as a JSON-ready dict, cache-aside (the hot read path)."""
         data = await self.cache.get_or_load(
-            self.cache_key(template_id),
+            template_key(self.cache, template_id),
             lambda: self._load_json(template_id),
             encode=lambda d: d,
             decode=lambda d: d,
@@ -135,6 +131,18 @@ class TemplateService:
     async def get(self, actor: Actor, template_id: str) -> schemas.Template:
         """The template."""
         return schemas.Template.model_validate(await self.get_data(actor, template_id))
+
+    async def made_from_session(self, session_id: str) -> list[str]:
+        """Ids of the templates made from a session (for its deletion's cascade)."""
+        return await self.repository.ids_made_from(session_id)
+
+    async def search(
+        self, actor: Actor, query: schemas.TemplateQuery
+    ) -> Page[schemas.TemplateSummary]:
+        """Ranked, filtered, paginated templates the actor may see (an offset cursor)."""
+        offset = decode_offset(query.cursor)
+        rows = await self.repository.search(actor, query, offset=offset)
+        return offset_page(rows, offset=offset, limit=query.limit)
 
     async def list_for_project(
         self, actor: Actor, project_id: str, params: PageParams
@@ -243,7 +251,7 @@ class TemplateService:
                 f"template {current['id']} already has version {version}; retry the change",
                 field="version",
             ) from exc
-        await invalidate_now(self.session, self.cache, self.cache_key(current["id"]))
+        await invalidate_now(self.session, self.cache, template_key(self.cache, current["id"]))
         return schemas.Template.model_validate(row)
 
     async def update(
@@ -308,11 +316,11 @@ class TemplateService:
                     field="status",
                 )
         row = await self.repository.set_status(template_id, status)
-        await invalidate_now(self.session, self.cache, self.cache_key(template_id))
+        await invalidate_now(self.session, self.cache, template_key(self.cache, template_id))
         return schemas.Template.model_validate(row)
 
-    async def delete(self, actor: Actor, template_id: str) -> None:
-        """Delete a template, its versions and (after commit) its stored objects."""
+    async def delete(self, actor: Actor, template_id: str, *, origin: audit.Origin) -> None:
+        """Delete a template, its versions and (after commit) its stored objects; audited."""
         current = await self._lock(actor, template_id)
         if not actor.may_access(current["owner_id"]):
             raise NotAllowed(
@@ -320,14 +328,11 @@ class TemplateService:
             )
         keys = await self.repository.object_keys(template_id)
         await self.repository.delete(template_id)
-        await invalidate_now(self.session, self.cache, self.cache_key(template_id))
-        if keys and self.store is not None:
-            store = self.store
-
-            async def remove() -> None:
-                await asyncio.to_thread(store.delete_many, keys)
-
-            after_commit_call(self.session, remove)
+        await invalidate_now(self.session, self.cache, template_key(self.cache, template_id))
+        after_commit_delete_objects(self.session, self.store, keys)
+        await audit.record(
+            self.session, origin, "template.delete", target_type="template", target_id=template_id
+        )
 
     async def check(self, actor: Actor, template_id: str, *, record: bool) -> CheckReport:
         """Run `module check` on the template; with `record`, store its quality_score as
@@ -366,11 +371,7 @@ class TemplateService:
     ) -> Page[schemas.TemplateVersion]:
         """Versions, newest (highest) first; the cursor is the last version seen."""
         await self.get_data(actor, template_id)
-        last = None
-        if params.cursor:
-            if not SEMVER.match(params.cursor):
-                raise InvalidCursor
-            last = [int(p) for p in params.cursor.split(".")]
+        last = decode_version_cursor(params.cursor) if params.cursor else None
         return await self.repository.page_of_versions(template_id, limit=params.limit, before=last)
 
     async def get_version(

@@ -6,17 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from templator.api.deps import AdminActor, Conns, CurrentActor, DbSession, Uow, request_id
+from templator.api.deps import AdminActor, Conns, CurrentActor, DbSession, Uow, origin
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
-from templator.audit import service as audit
 from templator.auth.errors import AdminRequired
-from templator.auth.service import TokenService
 from templator.kit.actor import Actor
 from templator.kit.validation import IdPath
 from templator.user import schemas
 from templator.user.errors import EmailTaken, UserNotFound
-from templator.user.gdpr import erase_user_data, export_user_data
 from templator.user.service import UserService
 
 router = APIRouter(tags=["users"])
@@ -33,50 +30,46 @@ def _self_or_admin(actor: Actor, user_id: str) -> None:
     responses=responses_for(AdminRequired, EmailTaken),
 )
 async def create_user(
-    data: schemas.UserCreate, actor: AdminActor, session: DbSession, request: Request
+    data: schemas.UserCreate, actor: AdminActor, conns: Conns, session: DbSession, request: Request
 ) -> schemas.User:
     """Create a user (ADMIN)."""
-    user = await UserService(session).create(data)
-    await audit.record(
-        session,
-        actor,
-        "user.create",
-        target_type="user",
-        target_id=user.id,
-        request_id=request_id(request),
-        details={"role": user.role.value},
-    )
-    return user
+    return await UserService(session, conns.cache).create(data, origin=origin(request, actor))
 
 
 @router.get("/users", responses=responses_for(AdminRequired))
 async def list_users(
-    actor: AdminActor, session: DbSession, paging: Paging
+    actor: AdminActor, conns: Conns, session: DbSession, paging: Paging
 ) -> PageOut[schemas.User]:
     """All users (ADMIN)."""
-    return to_page_out(await UserService(session).list(paging))
+    return to_page_out(await UserService(session, conns.cache).list(paging))
 
 
 @router.get("/users/me", responses=responses_for(UserNotFound))
-async def me(actor: CurrentActor, session: DbSession) -> schemas.User:
+async def me(actor: CurrentActor, conns: Conns, session: DbSession) -> schemas.User:
     """The calling user."""
-    return await UserService(session).get(actor.id)
+    return await UserService(session, conns.cache).get(actor.id)
 
 
 @router.get("/users/{user_id}", responses=responses_for(UserNotFound))
-async def get_user(user_id: IdPath, actor: CurrentActor, session: DbSession) -> schemas.User:
+async def get_user(
+    user_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
+) -> schemas.User:
     """A user (themselves, or any for ADMIN)."""
     _self_or_admin(actor, user_id)
-    return await UserService(session).get(user_id)
+    return await UserService(session, conns.cache).get(user_id)
 
 
 @router.patch("/users/{user_id}", responses=responses_for(UserNotFound))
 async def update_user(
-    user_id: IdPath, data: schemas.UserUpdate, actor: CurrentActor, session: DbSession
+    user_id: IdPath,
+    data: schemas.UserUpdate,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
 ) -> schemas.User:
     """Change a profile (themselves, or any for ADMIN)."""
     _self_or_admin(actor, user_id)
-    return await UserService(session).update(user_id, data)
+    return await UserService(session, conns.cache).update(user_id, data)
 
 
 @router.put("/users/{user_id}/role", responses=responses_for(AdminRequired, UserNotFound))
@@ -84,23 +77,14 @@ async def set_role(
     user_id: IdPath,
     data: schemas.RoleChange,
     actor: AdminActor,
+    conns: Conns,
     session: DbSession,
     request: Request,
 ) -> schemas.User:
     """Change a user's role (ADMIN only; audited)."""
-    before = await UserService(session).get(user_id)
-    user = await UserService(session).set_role(user_id, data.role)
-    await TokenService(session, request.app.state.connections.cache).forget_user(user_id)
-    await audit.record(
-        session,
-        actor,
-        "user.role_change",
-        target_type="user",
-        target_id=user_id,
-        request_id=request_id(request),
-        details={"from": before.role.value, "to": data.role.value},
+    return await UserService(session, conns.cache).set_role(
+        user_id, data.role, origin=origin(request, actor)
     )
-    return user
 
 
 @router.get("/users/{user_id}/export", responses=responses_for(UserNotFound))
@@ -109,16 +93,9 @@ async def export_user(
 ) -> dict[str, Any]:
     """Everything stored about a user, with links to their objects (GDPR access; audited)."""
     _self_or_admin(actor, user_id)
-    data = await export_user_data(session, conns, user_id)
-    await audit.record(
-        session,
-        actor,
-        "user.export",
-        target_type="user",
-        target_id=user_id,
-        request_id=request_id(request),
+    return await UserService(session, conns.cache, conns.store).export_data(
+        user_id, origin=origin(request, actor)
     )
-    return data
 
 
 @router.delete(
@@ -135,17 +112,8 @@ async def erase_user(
     """
     _self_or_admin(actor, user_id)
     async with uow() as session:
-        erasure = await erase_user_data(
-            session, cache=conns.cache, store=conns.store, user_id=user_id
-        )
-        await audit.record(
-            session,
-            actor,
-            "user.erase",
-            target_type="user",
-            target_id=user_id,
-            request_id=request_id(request),
-            details={**erasure.rows, "objects": erasure.objects},
+        erasure = await UserService(session, conns.cache, conns.store).erase(
+            user_id, origin=origin(request, actor)
         )
     return {
         "erased": user_id,

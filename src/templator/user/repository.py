@@ -18,6 +18,7 @@ from templator.models import (
     Project,
     StoredObject,
     Template,
+    TemplateVersion,
     User,
     UserRole,
 )
@@ -32,6 +33,10 @@ _INSERT = (
     "INSERT INTO users (id, email, name, role) VALUES (%s, %s, %s, %s) "
     "ON CONFLICT (email) DO NOTHING RETURNING id, email, name, role, created_at, updated_at"
 )
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row._mapping.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +173,61 @@ class UserRepository:
             ),
         )
 
+    async def any_exists(self) -> bool:
+        """Whether there is at least one user."""
+        conn = await self.session.connection()
+        return bool((await conn.execute(select(select(User.id).exists()))).scalar())
+
     async def delete(self, user_id: str) -> bool:
         """Delete the user; the database cascades to everything that is theirs."""
         conn = await self.session.connection()
         result = await conn.execute(delete(User).where(User.id == user_id))
         return bool(result.rowcount)
+
+    async def export_rows(self, user_id: str) -> dict[str, Any] | None:
+        """Every row that is the user's, table by table, JSON-ready (None: no such user).
+
+        Token rows leave out their secret hashes.
+        """
+        conn = await self.session.connection()
+        user = (await conn.execute(select(User.__table__).where(User.id == user_id))).first()
+        if user is None:
+            return None
+        projects = select(Project.id).where(Project.user_id == user_id)
+        sessions = select(AISession.id).where(AISession.user_id == user_id)
+        templates = select(Template.id).where(Template.project_id.in_(projects))
+
+        async def rows(statement: Any) -> list[dict[str, Any]]:
+            return [_plain(r) for r in (await conn.execute(statement)).all()]
+
+        tokens = select(
+            ApiToken.id,
+            ApiToken.name,
+            ApiToken.prefix,
+            ApiToken.created_at,
+            ApiToken.expires_at,
+            ApiToken.revoked_at,
+        )
+        objects = await rows(
+            select(StoredObject.__table__).where(
+                StoredObject.session_id.in_(sessions) | StoredObject.template_id.in_(templates)
+            )
+        )
+        return {
+            "user": _plain(user),
+            "projects": await rows(select(Project.__table__).where(Project.user_id == user_id)),
+            "ai_sessions": await rows(
+                select(AISession.__table__).where(AISession.user_id == user_id)
+            ),
+            "templates": await rows(
+                select(Template.__table__).where(Template.project_id.in_(projects))
+            ),
+            "template_versions": await rows(
+                select(TemplateVersion.__table__).where(TemplateVersion.template_id.in_(templates))
+            ),
+            "processing_logs": await rows(
+                select(ProcessingLog.__table__).where(ProcessingLog.session_id.in_(sessions))
+            ),
+            "api_tokens": await rows(tokens.where(ApiToken.user_id == user_id)),
+            "objects": objects,
+        }

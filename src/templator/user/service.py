@@ -1,25 +1,84 @@
-"""User rules: creation, lookup and role changes (erasure: `user.gdpr`)."""
+"""User rules: creation, lookup, role changes, and a user's data as GDPR asks for it.
+
+Erasure deletes a user and everything theirs in one transaction; the cached entries of
+their projects list, sessions, templates and tokens are dropped once it ends (so the
+erased user's tokens stop authenticating and nothing of theirs is served from the
+cache), and their objects are deleted from the store once it commits.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.ai_session.cache import state_keys
+from templator.audit import service as audit
+from templator.auth.cache import record_keys
+from templator.auth.service import TokenService
+from templator.cache import Cache
 from templator.kit.pagination import Page, PageParams
+from templator.kit.uow import ObjectDeletion, after_commit_delete_objects, after_commit_invalidate
 from templator.models import UserRole
+from templator.project.cache import list_key
+from templator.storage.service import ObjectStore
+from templator.template.cache import template_keys
 from templator.user import schemas
 from templator.user.errors import UserNotFound
 from templator.user.repository import UserRepository
 
 
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What an erasure removed: rows with its commit, stored objects after it."""
+
+    user_id: str
+    rows: dict[str, int]
+    """Rows deleted, by table (projects, ai_sessions, templates, processing_logs)."""
+    deletion: ObjectDeletion
+    """The user's stored objects: their rows go with the commit, the objects after it."""
+
+    @property
+    def objects(self) -> int:
+        """Stored objects the user had."""
+        return self.deletion.requested
+
+    @property
+    def objects_deleted(self) -> int:
+        """Objects the store has deleted after the commit (fewer when it failed or is absent)."""
+        return self.deletion.deleted
+
+    @property
+    def objects_left(self) -> int:
+        """Objects still in the store, for `templator storage gc` to remove."""
+        return self.objects - self.objects_deleted
+
+
 class UserService:
     """What can be done with users; the caller commits."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(
+        self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
+    ) -> None:
+        self.session = session
+        self.cache = cache
+        self.store = store
         self.repository = UserRepository(session)
 
-    async def create(self, data: schemas.UserCreate) -> schemas.User:
-        """Create a user (email normalised to lowercase; duplicates refused)."""
-        return await self.repository.insert(data)
+    async def create(self, data: schemas.UserCreate, *, origin: audit.Origin) -> schemas.User:
+        """Create a user (email normalised to lowercase; duplicates refused); audited."""
+        user = await self.repository.insert(data)
+        await audit.record(
+            self.session,
+            origin,
+            "user.create",
+            target_type="user",
+            target_id=user.id,
+            details={"role": user.role.value},
+        )
+        return user
 
     async def get(self, user_id: str) -> schemas.User:
         """The user, or UserNotFound."""
@@ -51,9 +110,64 @@ class UserService:
             raise UserNotFound(user_id)
         return user
 
-    async def set_role(self, user_id: str, role: UserRole) -> schemas.User:
-        """Change a user's role (the caller checks that the actor is ADMIN)."""
+    async def set_role(self, user_id: str, role: UserRole, *, origin: audit.Origin) -> schemas.User:
+        """Change a user's role and forget their cached token records; audited (the caller
+        checks that the actor is ADMIN)."""
+        before = await self.get(user_id)
         user = await self.repository.set_role(user_id, role)
         if user is None:
             raise UserNotFound(user_id)
+        await TokenService(self.session, self.cache).forget_user(user_id)
+        await audit.record(
+            self.session,
+            origin,
+            "user.role_change",
+            target_type="user",
+            target_id=user_id,
+            details={"from": before.role.value, "to": role.value},
+        )
         return user
+
+    async def export_data(self, user_id: str, *, origin: audit.Origin) -> dict[str, Any]:
+        """Every row that is the user's, and presigned links to their objects (GDPR
+        access); audited."""
+        data = await self.repository.export_rows(user_id)
+        if data is None:
+            raise UserNotFound(user_id)
+        if self.store is not None:
+            store = self.store
+            for obj in data["objects"]:
+                obj["download_url"] = await asyncio.to_thread(store.presigned_url, obj["key"])
+        await audit.record(
+            self.session, origin, "user.export", target_type="user", target_id=user_id
+        )
+        return data
+
+    async def erase(self, user_id: str, *, origin: audit.Origin) -> Erasure:
+        """Delete a user and everything theirs (GDPR erasure); audited; the caller commits.
+
+        A store failure after the commit is logged and leaves the erasure standing, with
+        `objects_deleted` short of `objects`.
+        """
+        owned = await self.repository.lock_with_contents(user_id)
+        if owned is None:
+            raise UserNotFound(user_id)
+        rows = await self.repository.count_owned(user_id)
+        await self.repository.delete(user_id)
+        after_commit_invalidate(
+            self.session,
+            list_key(self.cache, user_id),
+            *state_keys(self.cache, owned.session_ids),
+            *template_keys(self.cache, owned.template_ids),
+            *record_keys(self.cache, owned.token_prefixes),
+        )
+        deletion = after_commit_delete_objects(self.session, self.store, owned.object_keys)
+        await audit.record(
+            self.session,
+            origin,
+            "user.erase",
+            target_type="user",
+            target_id=user_id,
+            details={**rows, "objects": deletion.requested},
+        )
+        return Erasure(user_id, rows, deletion)

@@ -7,10 +7,10 @@ import pytest
 from templator.ai_session.errors import AiSessionNotFound
 from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
 from templator.ai_session.service import AiSessionService
+from templator.audit.service import CLI
 from templator.connections import Connections
 from templator.kit.uow import unit_of_work
 from templator.models import SessionPhase
-from templator.storage.assets import AssetService
 from templator.template.schemas import TemplateFromSession
 from templator.template.service import TemplateService
 from tests.support.factories import Committed, hubspot_config
@@ -46,8 +46,9 @@ async def _completed_session_with_templates(
 
 async def _delete_session(conns: Connections, committed: Committed, sid: str) -> None:
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        assets = AssetService(session, conns.store, TemplateService(session, conns.cache))
-        await assets.delete_session(committed.actor, sid)
+        await AiSessionService(session, conns.cache, conns.store).delete(
+            committed.actor, sid, origin=CLI
+        )
 
 
 async def test_deleting_a_session_drops_its_cached_state(

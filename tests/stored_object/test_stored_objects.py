@@ -13,14 +13,15 @@ from sqlalchemy import func, select
 from templator.ai_session.errors import AiSessionNotFound
 from templator.ai_session.schemas import AiSessionCreate
 from templator.ai_session.service import AiSessionService
+from templator.audit.service import CLI
 from templator.config import ProcessRole
 from templator.connections import Connections, StoreUrls
 from templator.dev.localstack.process import free_port
 from templator.kit.ids import new_id
 from templator.kit.uow import unit_of_work
 from templator.models import StoredObject
-from templator.storage.assets import AssetService, find_orphans
 from templator.storage.errors import StoreUnavailable
+from templator.stored_object.service import StoredObjectService
 from templator.template.schemas import TemplateCreate
 from templator.template.service import TemplateService
 from tests.support.factories import Committed, hubspot_config
@@ -36,8 +37,8 @@ async def _session_id(conns: Connections, committed: Committed) -> str:
     return created.id
 
 
-def _assets(session, conns: Connections) -> AssetService:  # type: ignore[no-untyped-def]
-    return AssetService(session, conns.store, TemplateService(session, conns.cache, conns.store))
+def _assets(session, conns: Connections) -> StoredObjectService:  # type: ignore[no-untyped-def]
+    return StoredObjectService(session, conns.cache, conns.store)
 
 
 async def _rows(conns: Connections, **where: str) -> int:
@@ -113,7 +114,7 @@ async def test_module_export_uploads_a_zip_and_presigns_it(
         )
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
         export = await _assets(session, conns).export_module(
-            committed.actor, template.id, upload=True
+            committed.actor, template.id, upload=True, origin=CLI
         )
     assert export.key and export.url and export.filename == "hero.module.zip"
     async with httpx.AsyncClient() as client:
@@ -135,7 +136,9 @@ async def test_deleting_a_session_removes_its_objects_after_commit(
                 committed.actor, session_id, io.BytesIO(HTML), content_type="text/html"
             )
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        await _assets(session, conns).delete_session(committed.actor, session_id)
+        await AiSessionService(session, conns.cache, conns.store).delete(
+            committed.actor, session_id, origin=CLI
+        )
     assert list(conns.require_store().iter_objects(f"designs/{session_id}/")) == []
     assert await _rows(conns, session_id=session_id) == 0
 
@@ -155,8 +158,8 @@ async def test_gc_finds_objects_no_row_references(
     )  # crash before the row
     await asyncio.sleep(1.1)
     async with conns.sessionmaker() as session:
-        found = await find_orphans(session, store, grace=timedelta(seconds=1))
-        young = await find_orphans(session, store, grace=timedelta(hours=1))
+        found = await _assets(session, conns).find_orphans(grace=timedelta(seconds=1))
+        young = await _assets(session, conns).find_orphans(grace=timedelta(hours=1))
     assert [o.key for o in found] == [orphan.key]
     assert kept.key not in {o.key for o in found}
     assert young == []

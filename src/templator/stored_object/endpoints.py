@@ -8,20 +8,18 @@ from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from pydantic import BaseModel, Field
 
 from templator.ai_session.errors import AiSessionNotFound
-from templator.api.deps import Conns, CurrentActor, DbSession, request_id
+from templator.api.deps import Conns, CurrentActor, DbSession, origin
 from templator.api.problems import responses_for
-from templator.audit import service as audit
 from templator.hubspot.errors import InvalidHubSpotConfig
 from templator.kit.validation import IdPath, JsonInt, RequestModel
-from templator.storage.assets import AssetService
 from templator.storage.errors import (
     ContentTypeMismatch,
     StoreUnavailable,
     UnsupportedContentType,
     UploadTooLarge,
 )
+from templator.stored_object.service import StoredObjectService
 from templator.template.errors import TemplateNotFound
-from templator.template.service import TemplateService
 
 router = APIRouter(tags=["objects"])
 
@@ -75,9 +73,9 @@ async def upload_design(
     from the first bytes, not trusted from the client (415 when it disagrees).
     """
     declared = content_type or file.content_type or "application/octet-stream"
-    stored = await AssetService(
-        session, conns.store, TemplateService(session, conns.cache)
-    ).upload_design(actor, session_id, file.file, content_type=declared, declared_size=file.size)
+    stored = await StoredObjectService(session, conns.cache, conns.store).upload_design(
+        actor, session_id, file.file, content_type=declared, declared_size=file.size
+    )
     return DesignStored(key=stored.key, size=stored.size, content_type=stored.content_type)
 
 
@@ -96,16 +94,8 @@ async def export_module(
 ) -> ExportResult:
     """Build the HubSpot module zip, store it, and return a presigned download URL (audited)."""
     expires = (data or ExportRequest()).expires_in
-    assets = AssetService(session, conns.store, TemplateService(session, conns.cache, conns.store))
-    result = await assets.export_module(actor, template_id, upload=True, expires_in=expires)
-    await audit.record(
-        session,
-        actor,
-        "template.export",
-        target_type="template",
-        target_id=template_id,
-        request_id=request_id(request),
-        details={"key": result.key, "sha256": result.sha256},
+    result = await StoredObjectService(session, conns.cache, conns.store).export_module(
+        actor, template_id, upload=True, origin=origin(request, actor), expires_in=expires
     )
     assert result.key is not None and result.url is not None
     return ExportResult(

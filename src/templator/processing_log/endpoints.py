@@ -1,0 +1,53 @@
+"""/api/v1/sessions/{id}/logs: a session's processing log, appended in batches and read back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from templator.ai_session.errors import AiSessionNotFound
+from templator.api.deps import Conns, CurrentActor, DbSession
+from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.problems import responses_for
+from templator.kit.validation import IdPath, StorableDatetime
+from templator.models.enums import LogLevel
+from templator.processing_log import schemas as log_schemas
+from templator.processing_log.errors import LogBatchTooLarge, LogLineTooLarge
+from templator.processing_log.service import LogService
+
+router = APIRouter(tags=["sessions"])
+
+
+@router.post(
+    "/sessions/{session_id}/logs",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses_for(AiSessionNotFound, LogBatchTooLarge, LogLineTooLarge),
+)
+async def append_logs(
+    session_id: IdPath,
+    data: log_schemas.LogBatch,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+) -> dict[str, int]:
+    """Append up to 10,000 log lines in one round trip."""
+    service = LogService(session, conns.cache)
+    return {"appended": await service.append_many(actor, session_id, data.lines)}
+
+
+@router.get("/sessions/{session_id}/logs", responses=responses_for(AiSessionNotFound))
+async def read_logs(
+    session_id: IdPath,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+    paging: Paging,
+    level: Annotated[list[LogLevel] | None, Query()] = None,
+    since: Annotated[StorableDatetime | None, Query()] = None,
+    until: Annotated[StorableDatetime | None, Query()] = None,
+) -> PageOut[log_schemas.ProcessingLog]:
+    """A session's log, newest first, filtered by level(s) and time range."""
+    query = log_schemas.LogQuery(levels=level, since=since, until=until)
+    page = await LogService(session, conns.cache).query(actor, session_id, query, paging)
+    return to_page_out(page)

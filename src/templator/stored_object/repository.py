@@ -1,0 +1,47 @@
+"""All SQL about stored_objects (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from templator.kit.ids import new_id
+from templator.models import StoredObject
+from templator.storage.service import PutResult
+
+
+class StoredObjectRepository:
+    """Reads and writes of stored_objects, on the caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert(
+        self,
+        stored: PutResult,
+        *,
+        kind: str,
+        session_id: str | None,
+        template_id: str | None,
+        sha256: str | None,
+    ) -> None:
+        """Record an uploaded object, in a savepoint (a failure leaves the transaction usable)."""
+        conn = await self.session.connection()
+        async with conn.begin_nested():
+            await conn.execute(
+                insert(StoredObject).values(
+                    id=new_id(),
+                    key=stored.key,
+                    kind=kind,
+                    session_id=session_id,
+                    template_id=template_id,
+                    size=stored.size,
+                    content_type=stored.content_type,
+                    sha256=sha256,
+                )
+            )
+
+    async def referenced_keys(self) -> set[str]:
+        """Every key a row references."""
+        conn = await self.session.connection()
+        return set((await conn.execute(select(StoredObject.key))).scalars())
