@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -258,7 +259,24 @@ async def top_statements(conn: MetricsConnection, *, limit: int = 10) -> list[Fi
             "(`templator up` and deploy/docker-compose.yml set this up)"
         )
     (rows,) = await conn.fetch((_TOP, {"limit": limit}))
+    for row in rows:
+        row["query"] = redact_statement(str(row["query"]))
     return rows
+
+
+_SECRET_LITERAL = re.compile(
+    r"""\b(PASSWORD|SECRET|SECRET_ACCESS_KEY|ACCESS_KEY_ID)
+    (\s*=?\s*)('(?:[^']|'')*'|\$\w*\$.*?\$\w*\$)""",
+    re.IGNORECASE | re.VERBOSE | re.DOTALL,
+)
+
+
+def redact_statement(text: str) -> str:
+    """A statement as pg_stat_statements kept it, with the literal after PASSWORD (and
+    other secret-bearing words) replaced by '…': pg_stat_statements normalises the
+    constants of DML only, so `ALTER ROLE x PASSWORD '…'` keeps its password, and the
+    dashboard and `templator db top` show statements to operators."""
+    return _SECRET_LITERAL.sub(lambda m: f"{m.group(1)}{m.group(2)}'…'", text)
 
 
 class RedisSource:

@@ -330,3 +330,26 @@ def test_an_unrecorded_postgres_on_the_data_folder_is_stopped_before_start(
         assert not is_alive(record)
         with _pg(stack.urls.database_url) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_no_password_of_the_stack_reaches_pg_stat_statements_or_the_log(
+    running: LocalStack,
+) -> None:
+    """The roles' passwords are set from a SCRAM verifier made client-side, with utility
+    statements untracked: pg_stat_statements keeps a utility statement's text as sent,
+    and the dashboard and `templator db top` show those texts."""
+    secrets = running.var_dir / "secrets"
+    passwords = [
+        (secrets / name).read_text().strip()
+        for name in ("postgres-app.password", "postgres-owner.password")
+    ]
+    with _pg(_admin(running)) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        texts = [row[0] for row in conn.execute("SELECT query FROM pg_stat_statements")]
+    assert texts  # the view answers, and holds the stack's own statements
+    assert not [t for t in texts if any(p in t for p in passwords)]
+    assert running.postgres is not None
+    logs = "".join(
+        path.read_text(errors="replace") for path in running.postgres.data.glob("**/*.log")
+    )
+    assert not any(p in logs for p in passwords)

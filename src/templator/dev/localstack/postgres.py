@@ -424,10 +424,18 @@ class LocalPostgres:
                         "CREATE ROLE {app} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
                     ).format(**names)
                 )
+            # Only a SCRAM verifier (made by libpq here) reaches the server, and not into
+            # pg_stat_statements or the server log: a password typed into a statement
+            # is kept there as text.
+            conn.execute("SET pg_stat_statements.track_utility = off")
+            conn.execute("SET log_statement = 'none'")
             for role, password in ((USER, self.owner_password), (APP_USER, self.app_password)):
+                verifier = conn.pgconn.encrypt_password(
+                    password.encode(), role.encode(), b"scram-sha-256"
+                )
                 conn.execute(
                     sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        sql.Identifier(role), sql.Literal(password)
+                        sql.Identifier(role), sql.Literal(verifier.decode())
                     )
                 )
             for grant in _APP_GRANTS:
