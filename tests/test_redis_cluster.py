@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +29,7 @@ from sqlalchemy import delete
 from templator.api.auth_limit import AuthFailureLimiter
 from templator.api.sse import ProgressHub
 from templator.app import create_app
+from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService, record_key
 from templator.cache import CACHE_REFUSED, Cache
@@ -44,8 +46,28 @@ from templator.user.schemas import UserCreate
 from templator.user.service import UserService
 from tests.support.factories import hubspot_config
 
-PORTS = (7401, 7402, 7403)
-URL = "redis+cluster://127.0.0.1:7401,127.0.0.1:7402"
+
+def _cluster_ports(count: int) -> tuple[int, ...]:
+    """`count` free ports whose cluster-bus ports (port + 10000) are free too: each test
+    process (pytest-xdist worker) starts a cluster of its own."""
+    found: list[int] = []
+    while len(found) < count:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port + 10000 > 65535 or port in found:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        found.append(port)
+    return tuple(found)
+
+
+PORTS = _cluster_ports(3)
+URL = f"redis+cluster://127.0.0.1:{PORTS[0]},127.0.0.1:{PORTS[1]}"
 
 
 def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -166,10 +188,12 @@ async def test_the_api_caches_invalidates_and_answers_the_fast_path_through_a_cl
     conns, cache = cluster_conns, cluster_conns.cache
     refused_before = _refused()
     async with unit_of_work(conns.sessionmaker, cache) as session:
-        user = await UserService(session).create(
-            UserCreate(email=f"{new_id()}@example.com", role=UserRole.USER)
+        user = await UserService(session, cache).create(
+            UserCreate(email=f"{new_id()}@example.com", role=UserRole.USER), origin=CLI
         )
-        token = await TokenService(session, cache).create(user.id, TokenCreate(name="cluster"))
+        token = await TokenService(session, cache).create(
+            user.id, TokenCreate(name="cluster"), origin=CLI
+        )
     headers = {"Authorization": f"Bearer {token.token}"}
     app = create_app(conns.settings, connections=conns)
     hub = ProgressHub(conns.redis)
