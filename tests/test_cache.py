@@ -174,3 +174,38 @@ async def test_a_refused_value_is_replaced_from_the_loader(redis: Redis) -> None
 
     assert await cache.get_or_load(key, load, encode=_json, decode=_json) == {"v": "truth"}
     assert await cache.peek(key) == [{"v": "truth"}]
+
+
+async def test_peeks_of_one_loop_turn_share_one_pipeline_and_each_gets_its_own_values(
+    cache_on: Cache,
+) -> None:
+    """Fifty concurrent peeks (a burst of cached reads) go out as one pipeline on one
+    pooled connection, not fifty MGETs on fifty connections, and each gets its values."""
+    keys = [cache_on.key("thing", f"batch{i}") for i in range(50)]
+    for i, key in enumerate(keys):
+        await cache_on.redis.set(key, cache_on.seal(key, "0", {"v": i}, 60))
+    pool = cache_on.redis.connection_pool
+
+    def made() -> int:  # connections the pool has made so far, in use or idle
+        return len(pool._available_connections) + len(pool._in_use_connections)  # type: ignore[attr-defined]
+
+    made_before = made()
+
+    answers = await asyncio.gather(
+        *(cache_on.peek(key, cache_on.key("thing", "absent")) for key in keys)
+    )
+
+    assert answers == [[{"v": i}, None] for i in range(50)]
+    assert made() - made_before <= 1, (made_before, made())
+
+
+async def test_a_cancelled_peek_leaves_the_others_of_its_batch_answered(cache_on: Cache) -> None:
+    key = cache_on.key("thing", "kept")
+    await cache_on.redis.set(key, cache_on.seal(key, "0", {"v": 1}, 60))
+    first = asyncio.ensure_future(cache_on.peek(key))
+    gone = asyncio.ensure_future(cache_on.peek(key))
+    last = asyncio.ensure_future(cache_on.peek(key))
+    await asyncio.sleep(0)  # all three joined the batch
+    gone.cancel()
+    assert await first == [{"v": 1}] and await last == [{"v": 1}]
+    assert gone.cancelled()
