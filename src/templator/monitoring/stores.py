@@ -53,14 +53,27 @@ SELECT current_database() AS datname,
        pg_is_in_recovery() AS is_replica,
        EXTRACT(EPOCH FROM pg_postmaster_start_time())::float8 AS start_time
 """
+# Every state of this database has a row, 0 when no connection is in it (as
+# postgres_exporter's pg_stat_activity collector does): a series that vanishes while idle
+# would leave `sum(pg_stat_activity_count)` and the alerts on it without data.
 _ACTIVITY = """
-SELECT coalesce(datname, '') AS datname, coalesce(state, 'unknown') AS state,
-       count(*)::int AS count,
-       coalesce(max(EXTRACT(EPOCH FROM clock_timestamp() - xact_start)), 0)::float8
-           AS max_tx_duration
-FROM pg_stat_activity
-WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-GROUP BY 1, 2
+WITH seen AS (
+    SELECT coalesce(datname, '') AS datname, coalesce(state, 'unknown') AS state,
+           count(*)::int AS count,
+           coalesce(max(EXTRACT(EPOCH FROM clock_timestamp() - xact_start)), 0)::float8
+               AS max_tx_duration
+    FROM pg_stat_activity
+    WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+    GROUP BY 1, 2
+)
+SELECT datname, state, count, max_tx_duration FROM seen
+UNION ALL
+SELECT current_database()::text, s.state, 0, 0::float8
+FROM (VALUES ('active'), ('idle'), ('idle in transaction'),
+             ('idle in transaction (aborted)')) AS s(state)
+WHERE NOT EXISTS (
+    SELECT 1 FROM seen WHERE seen.datname = current_database() AND seen.state = s.state
+)
 """
 _DATABASE = """
 SELECT s.datname, pg_database_size(s.datid) AS size_bytes,
