@@ -140,6 +140,21 @@ async def _open_loop(
     }
 
 
+def api_env(database_url: str, s3_endpoint_url: str, *, namespace: str) -> dict[str, str]:
+    """The environment of a benchmarked `templator serve`: the scratch database, the
+    benchmark's Redis (BENCH_REDIS_URL) and SeaweedFS, a cache namespace of its own."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"),
+        "S3_ENDPOINT_URL": s3_endpoint_url,
+        "S3_ACCESS_KEY": "bench",
+        "S3_SECRET_KEY": "bench-secret",
+        "CACHE_NAMESPACE": namespace,
+        "DB_POOL_SIZE": "20",
+    }
+
+
 def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     templator = str(Path(sys.executable).parent / "templator")
     SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
@@ -290,16 +305,7 @@ def main(quick: bool) -> None:
     s3.start()
     try:
         with seeded_database(quick=quick) as url:
-            env = {
-                **os.environ,
-                "DATABASE_URL": url,
-                "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"),
-                "S3_ENDPOINT_URL": s3.endpoint_url,
-                "S3_ACCESS_KEY": "bench",
-                "S3_SECRET_KEY": "bench-secret",
-                "CACHE_NAMESPACE": "bench-api",
-                "DB_POOL_SIZE": "20",
-            }
+            env = api_env(url, s3.endpoint_url, namespace="bench-api")
             token = bootstrap(env)
             port = free_port()
             server = serve(env, port)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
 import uuid
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 import uvloop
 
-from benchmarks.bench_api import bootstrap, serve, user_client
+from benchmarks.bench_api import api_env, bootstrap, serve, user_client
 from benchmarks.common import machine, scratch_database
 from templator.config import PROJECT_ROOT
 from templator.dev.localstack.process import free_port
@@ -64,16 +63,7 @@ def main() -> None:
     s3.start()
     try:
         with scratch_database() as url:
-            env = {
-                **os.environ,
-                "DATABASE_URL": url,
-                "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"),
-                "S3_ENDPOINT_URL": s3.endpoint_url,
-                "S3_ACCESS_KEY": "bench",
-                "S3_SECRET_KEY": "bench-secret",
-                "CACHE_NAMESPACE": "bench-first",
-                "DB_POOL_SIZE": "20",
-            }
+            env = api_env(url, s3.endpoint_url, namespace="bench-first")
             token = bootstrap(env)
             port = free_port()
             server = serve(env, port)

@@ -38,16 +38,14 @@ import uvloop
 
 from benchmarks.bench_session_lifecycle import ours_lifecycle, raw_lifecycle
 from benchmarks.bench_templates import QUERIES
-from benchmarks.common import Timing, machine, parser, raw_dsn, scratch_database
+from benchmarks.common import Timing, admin_with_token, machine, parser, raw_dsn, scratch_database
 from templator.ai_session.service import AiSessionService
-from templator.audit.service import CLI
-from templator.auth.schemas import TokenCreate
-from templator.auth.service import TokenService, parse, token_record, verify
+from templator.auth.service import parse, token_record, verify
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.dev.seed import SeedPlan, seed_database
 from templator.kit.actor import Actor
-from templator.kit.uow import read_session, unit_of_work
+from templator.kit.uow import read_session
 from templator.models import UserRole
 from templator.template.repository import (
     _READ_WITH_TOKEN,
@@ -57,8 +55,6 @@ from templator.template.repository import (
 )
 from templator.template.schemas import TemplateQuery
 from templator.template.service import TemplateService, may_read, public_json, template_json
-from templator.user.schemas import UserCreate
-from templator.user.service import UserService
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 TARGET = 1.5
@@ -292,21 +288,12 @@ async def main(quick: bool) -> None:
         )
         conns = Connections(settings, urls=StoreUrls(url, REDIS_URL, None), role=ProcessRole.BENCH)
         await conns.open_read_pool()
-        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
-            made = await UserService(s, conns.cache).create(
-                UserCreate(email=f"growth-{time.time_ns()}@bench.example", role=UserRole.ADMIN),
-                origin=CLI,
-            )
-            token = (
-                await TokenService(s, conns.cache).create(
-                    made.id, TokenCreate(name="g"), origin=CLI
-                )
-            ).token
-        user = Actor(made.id, UserRole.ADMIN)
+        admin_id, token = await admin_with_token(conns, name="growth")
+        user = Actor(admin_id, UserRole.ADMIN)
         with psycopg.connect(raw_dsn(url), autocommit=True) as conn:
             conn.execute(
                 "INSERT INTO projects (id, name, user_id) VALUES (%s, 'growth', %s)",
-                ("g" + made.id[1:], made.id),
+                ("g" + admin_id[1:], admin_id),
             )
         with psycopg.connect(raw_dsn(url)) as conn:
             # The user whose own templates are searched, the same at both sizes: the

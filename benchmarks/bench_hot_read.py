@@ -29,19 +29,14 @@ import asyncpg
 import psycopg
 import uvloop
 
-from benchmarks.common import machine, parser, raw_dsn, seeded_database
-from templator.audit.service import CLI
+from benchmarks.common import admin_with_token, machine, parser, raw_dsn, seeded_database
 from templator.auth.repository import TokenRepository
-from templator.auth.schemas import TokenCreate
-from templator.auth.service import TokenService, parse, token_record, verify
+from templator.auth.service import parse, token_record, verify
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.kit.uow import read_session, unit_of_work
-from templator.models import UserRole
+from templator.kit.uow import read_session
 from templator.template.repository import _READ_WITH_TOKEN, TemplateRepository, load_with_token
 from templator.template.service import may_read, public_json, template_json
-from templator.user.schemas import UserCreate
-from templator.user.service import UserService
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -52,16 +47,7 @@ async def run(reads: int) -> None:
         conns = Connections(settings, urls=StoreUrls(url, REDIS_URL, None), role=ProcessRole.BENCH)
         await conns.open_read_pool()
         assert conns.read_pool is not None
-        async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-            user = await UserService(session, conns.cache).create(
-                UserCreate(email=f"hot-read-{time.time_ns()}@bench.example", role=UserRole.ADMIN),
-                origin=CLI,
-            )
-            token = (
-                await TokenService(session, conns.cache).create(
-                    user.id, TokenCreate(name="bench_hot_read"), origin=CLI
-                )
-            ).token
+        admin_id, token = await admin_with_token(conns, name="bench-hot-read")
         prefix, secret = parse(token)
         raw_pg = await psycopg.AsyncConnection.connect(raw_dsn(url), autocommit=True)
         cursor = raw_pg.cursor()
@@ -125,7 +111,7 @@ async def run(reads: int) -> None:
             f"CPU per read: ours {ours_cpu:.0f} µs = {ours_cpu / raw_cpu:.2f}x raw asyncpg's "
             f"{raw_cpu:.0f} µs; the route's way {route_cpu:.0f} µs = {route_cpu / ours_cpu:.1f}x ours"
         )
-        await raw_pg.execute("DELETE FROM users WHERE id = %s", (user.id,))  # and its token
+        await raw_pg.execute("DELETE FROM users WHERE id = %s", (admin_id,))  # and its token
         await raw_apg.close()
         await raw_pg.close()
         await conns.close()

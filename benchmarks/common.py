@@ -11,11 +11,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
 from templator.migrations import runner
+
+if TYPE_CHECKING:
+    from templator.connections import Connections
 
 ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -129,3 +133,25 @@ def seeded_database(*, quick: bool) -> Iterator[str]:
         rows = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
         print(f"seeded in {time.perf_counter() - started:.0f}s: {rows}")
         yield url
+
+
+async def admin_with_token(conns: Connections, *, name: str) -> tuple[str, str]:
+    """(user id, bearer token) of a new ADMIN made through the services, as the CLI's
+    `user create` + `token create` would (audited as the CLI)."""
+    from templator.audit.service import CLI
+    from templator.auth.schemas import TokenCreate
+    from templator.auth.service import TokenService
+    from templator.kit.uow import unit_of_work
+    from templator.models import UserRole
+    from templator.user.schemas import UserCreate
+    from templator.user.service import UserService
+
+    email = f"{name}-{time.time_ns()}@bench.example"
+    async with unit_of_work(conns.sessionmaker, conns.cache) as session:
+        user = await UserService(session, conns.cache).create(
+            UserCreate(email=email, role=UserRole.ADMIN), origin=CLI
+        )
+        token = await TokenService(session, conns.cache).create(
+            user.id, TokenCreate(name=name), origin=CLI
+        )
+    return user.id, token.token

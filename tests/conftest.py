@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
+from templator.dev.localstack.process import free_port
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.migrations import runner
@@ -46,7 +47,7 @@ def redis_url() -> Iterator[str]:
         servers.assert_local(servers.REDIS_URL)
         yield f"{servers.REDIS_URL.rstrip('/')}/{_redis_db()}"
         return
-    server = servers.PrivateRedis(servers.free_port())
+    server = servers.PrivateRedis(free_port())
     server.start()
     try:
         yield server.url

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from templator.config import ProcessRole, Settings
+from templator.dev.localstack.process import free_port
 from templator.redis import create_client
-from tests.support.servers import PrivateRedis, free_port
+from tests.support.servers import PrivateRedis
 
 
 @pytest.fixture

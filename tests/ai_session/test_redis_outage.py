@@ -14,6 +14,7 @@ from templator.ai_session.service import AiSessionService
 from templator.cache import Cache
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections
+from templator.dev.localstack.process import free_port
 from templator.kit.pagination import PageParams
 from templator.kit.uow import unit_of_work
 from templator.models import SessionPhase
@@ -23,7 +24,7 @@ from templator.project.schemas import ProjectCreate
 from templator.project.service import ProjectService
 from templator.redis import create_client
 from tests.support.factories import Committed
-from tests.support.servers import PrivateRedis, free_port
+from tests.support.servers import PrivateRedis
 
 
 @pytest.fixture

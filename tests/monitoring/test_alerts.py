@@ -12,9 +12,9 @@ import yaml
 
 from templator.config import PROJECT_ROOT
 from tests.monitoring.conftest import ScrapeFn
+from tests.support.alerts import PROMTOOL, rules
 
 PROMETHEUS = PROJECT_ROOT / "deploy" / "prometheus"
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 needs_promtool = pytest.mark.skipif(
     shutil.which("promtool") is None, reason="promtool is not installed (Debian: prometheus)"
@@ -46,13 +46,8 @@ def test_promtool_checks_the_scrape_config() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _alerts() -> list[dict[str, str]]:
-    groups = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"]]
-
-
 def test_every_alert_the_issue_asks_for_is_defined_and_unit_tested() -> None:
-    names = {rule["alert"] for rule in _alerts()}
+    names = {rule["alert"] for rule in rules()}
     asked = {
         "PostgresDown", "PostgresConnectionsHigh", "DatabasePoolWaiting",
         "PostgresBufferCacheHitRatioLow", "CacheHitRatioLow", "RedisMemoryHigh",
@@ -82,7 +77,7 @@ async def test_every_metric_an_alert_reads_is_on_a_real_scrape(
     # The backup collector (templator.backup) is plugged in at merge: not in this branch.
     wanted = {
         name
-        for rule in _alerts()
+        for rule in rules()
         for name in _METRIC.findall(rule["expr"])
         if not name.startswith("templator_backup_")
     }

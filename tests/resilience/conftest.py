@@ -285,7 +285,7 @@ def scrape(api: Api) -> str:
 
 def metric(api: Api, name: str, **labels: str) -> float:
     """One sample of the API's /metrics (0 when absent)."""
-    text = httpx.get(f"{api.url}/metrics", timeout=10).text
+    text = scrape(api)
     wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
     prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
     for line in text.splitlines():

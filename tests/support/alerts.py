@@ -24,13 +24,17 @@ PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
-def _rule(alert: str) -> dict[str, Any]:
+def rules() -> list[dict[str, Any]]:
+    """Every rule of alerts.yml, as written."""
     groups = yaml.safe_load(RULES.read_text())["groups"]
-    for group in groups:
-        for rule in group["rules"]:
-            if rule.get("alert") == alert:
-                return dict(rule)
-    raise KeyError(f"no alert {alert!r} in {RULES}")
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def _rule(alert: str) -> dict[str, Any]:
+    found = [rule for rule in rules() if rule.get("alert") == alert]
+    if not found:
+        raise KeyError(f"no alert {alert!r} in {RULES}")
+    return found[0]
 
 
 def _series(scraped: str, names: set[str]) -> list[dict[str, str]]:

@@ -62,13 +62,6 @@ def drop_database(name: str) -> None:
         )
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class PrivateRedis:
     """A redis-server the tests own (nothing on disk), so they may flush, stop and

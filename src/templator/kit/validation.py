@@ -184,7 +184,9 @@ class RequestModel(BaseModel):
 
 
 IdPath = Annotated[str, Path(pattern=ID_PATTERN.pattern, description="A 25-character id")]
-VersionPath = Annotated[str, Path(pattern=r"^\d{1,6}\.\d{1,6}\.\d{1,6}$", description="x.y.z")]
+VERSION_PATTERN = r"^\d{1,6}\.\d{1,6}\.\d{1,6}$"
+"""A template version as the API takes it: x.y.z."""
+VersionPath = Annotated[str, Path(pattern=VERSION_PATTERN, description="x.y.z")]
 
 
 # Date-times a client sends must be storable by PostgreSQL (offsets up to ±15:59) and

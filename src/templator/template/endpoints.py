@@ -15,7 +15,7 @@ from templator.hubspot.errors import ModuleCheckFailed
 from templator.kit.ids import ID_PATTERN
 from templator.kit.pagination import OFFSET_CURSOR_PATTERN
 from templator.kit.uow import read_session
-from templator.kit.validation import IdPath, VersionPath
+from templator.kit.validation import VERSION_PATTERN, IdPath, VersionPath
 from templator.models.enums import TemplateStatus
 from templator.project.errors import ProjectNotFound
 from templator.template import schemas
@@ -33,7 +33,6 @@ from templator.template.schemas import Tag
 from templator.template.service import TemplateService, public_json
 
 router = APIRouter(tags=["templates"])
-VERSION = r"^\d+\.\d+\.\d+$"
 
 
 # The hot read first: routes are matched in order.
@@ -175,8 +174,8 @@ async def diff(
     actor: CurrentActor,
     conns: Conns,
     session: DbSession,
-    from_version: Annotated[str, Query(alias="from", pattern=VERSION)],
-    to_version: Annotated[str, Query(alias="to", pattern=VERSION)],
+    from_version: Annotated[str, Query(alias="from", pattern=VERSION_PATTERN)],
+    to_version: Annotated[str, Query(alias="to", pattern=VERSION_PATTERN)],
 ) -> schemas.TemplateDiff:
     """Per-field differences between two versions."""
     return await TemplateService(session, conns.cache).diff(
