@@ -37,7 +37,7 @@ import psycopg
 import uvloop
 
 from benchmarks.bench_session_lifecycle import ours_lifecycle, raw_lifecycle
-from benchmarks.bench_templates import QUERIES
+from benchmarks.bench_templates import QUERIES, raw_search
 from benchmarks.common import Timing, admin_with_token, machine, parser, raw_dsn, scratch_database
 from templator.ai_session.service import AiSessionService
 from templator.auth.service import parse, token_record, verify
@@ -47,13 +47,7 @@ from templator.dev.seed import SeedPlan, seed_database
 from templator.kit.actor import Actor
 from templator.kit.uow import read_session
 from templator.models import UserRole
-from templator.template.repository import (
-    _READ_WITH_TOKEN,
-    load_with_token,
-    probe_statement,
-    search_statement,
-)
-from templator.template.schemas import TemplateQuery
+from templator.template.repository import _READ_WITH_TOKEN, load_with_token
 from templator.template.service import TemplateService, may_read, public_json, template_json
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -98,20 +92,6 @@ GROW = [
         quality_score, tags, created_at, updated_at
     FROM templates, generate_series(1, %(templates)s) g""",
 ]
-
-
-async def raw_search_as(
-    conn: psycopg.AsyncConnection[Any], actor: Actor, query: TemplateQuery
-) -> list[Any]:
-    """The statements `TemplateService.search` sends for `actor`, on raw psycopg (as
-    bench_templates.raw_search does for an admin)."""
-    if query.q and query.fuzzy:
-        probe, params = probe_statement(actor, query, enough=query.limit + 1)
-        row = await (await conn.execute(probe, params)).fetchone()
-        if row is not None and row[0] > query.limit:
-            query = query.model_copy(update={"fuzzy": False})
-    sql, params = search_statement(actor, query, offset=0)
-    return await (await conn.execute(sql, params)).fetchall()
 
 
 async def sample_ids(pg: psycopg.AsyncConnection[Any], table: str, n: int = 5_000) -> list[str]:
@@ -200,7 +180,7 @@ async def run_size(
 
     def search_raw(actor: Actor) -> Callable[[int], Awaitable[None]]:
         async def go(i: int) -> None:
-            await raw_search_as(pg, actor, QUERIES[i % len(QUERIES)])
+            await raw_search(pg, QUERIES[i % len(QUERIES)], actor)
 
         return go
 

@@ -24,7 +24,7 @@ from templator.connections import Connections, StoreUrls
 from templator.kit.actor import Actor
 from templator.kit.uow import read_session
 from templator.models import TemplateStatus, UserRole
-from templator.template.repository import probe_statement, search_statement
+from templator.template.repository import search_statement, spelling_statement
 from templator.template.schemas import TemplateQuery
 from templator.template.service import TemplateService
 
@@ -39,16 +39,23 @@ QUERIES = [
 ]
 
 
-async def raw_search(conn: psycopg.AsyncConnection[Any], query: TemplateQuery) -> list[Any]:
-    """The statements TemplateService.search sends, on raw psycopg: the full-text probe
-    when the query may go fuzzy, then the search itself."""
-    if query.q and query.fuzzy:
-        probe, params = probe_statement(ADMIN, query, enough=query.limit + 1)
-        row = await (await conn.execute(probe, params)).fetchone()
-        if row is not None and row[0] > query.limit:
-            query = query.model_copy(update={"fuzzy": False})
-    sql, params = search_statement(ADMIN, query, offset=0)
-    return await (await conn.execute(sql, params)).fetchall()
+async def raw_search(
+    conn: psycopg.AsyncConnection[Any], query: TemplateQuery, actor: Actor = ADMIN
+) -> list[Any]:
+    """The statements TemplateService.search sends for `actor`, on raw psycopg: the
+    search; when its matches would not fill a page and it may go fuzzy, the spelling
+    lookup and, with corrections, the corrected search."""
+    sql, params = search_statement(actor, query, offset=0)
+    rows = await (await conn.execute(sql, params)).fetchall()
+    if query.q and query.fuzzy and rows[0][0] <= query.limit:
+        spelling, spelling_params = spelling_statement(query.q)
+        spelled = await (await conn.execute(spelling, spelling_params)).fetchall()
+        if spelled:
+            sql, params = search_statement(
+                actor, query, offset=0, spelled=[(r[0], r[1]) for r in spelled]
+            )
+            rows = await (await conn.execute(sql, params)).fetchall()
+    return rows
 
 
 async def bench_search(conns: Connections, dsn: str, rounds: int) -> None:

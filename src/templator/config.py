@@ -148,6 +148,15 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=300, ge=1)
     cache_namespace: str = Field(default="templator", min_length=1, max_length=64)
 
+    # Search
+    search_rank_window: int = Field(
+        default=200,
+        ge=200,  # one full page of the largest `limit`
+        le=10_000,
+        description="a text search ranks the newest this many matches (all of them when "
+        "there are fewer): its cost follows this window, not the number of templates",
+    )
+
     # Security (area: sec): the schema owner for migrations; nothing in Redis is believed
     # without the application's proof; failed authentication and token lifetimes limited
     database_admin_url: str | None = Field(

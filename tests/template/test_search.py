@@ -84,13 +84,11 @@ def test_owner_filtered_search_uses_indexes_too(big_database: str) -> None:
 
 
 @pytest.fixture(scope="module")
-async def big_connections(big_database: str) -> AsyncIterator[Connections]:
-    settings = Settings(
-        _env_file=None, database_url=big_database, redis_url="redis://127.0.0.1:6379/14"
-    )  # type: ignore[call-arg]
+async def big_connections(big_database: str, redis_url: str) -> AsyncIterator[Connections]:
+    settings = Settings(_env_file=None, database_url=big_database, redis_url=redis_url)  # type: ignore[call-arg]
     conns = Connections(
         settings,
-        urls=StoreUrls(big_database, "redis://127.0.0.1:6379/14", None),
+        urls=StoreUrls(big_database, redis_url, None),
         role=ProcessRole.TEST,
     )
     yield conns

@@ -7,6 +7,7 @@ from templator.models.base import Base
 from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
 from templator.models.processing_log import ProcessingLog
 from templator.models.project import Project
+from templator.models.search_word import SearchWord
 from templator.models.stored_object import StoredObject
 from templator.models.template import Template
 from templator.models.template_version import TemplateVersion
@@ -20,6 +21,7 @@ __all__ = [
     "LogLevel",
     "ProcessingLog",
     "Project",
+    "SearchWord",
     "SessionPhase",
     "SessionStatus",
     "StoredObject",

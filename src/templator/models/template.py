@@ -36,11 +36,13 @@ class Template(IdMixin, TimestampMixin, Base):
             postgresql_using="gin",
             postgresql_ops={"name": "gin_trgm_ops"},
         ),
+        # Search's window: the newest matches (with status and tags), found without touching
+        # the table.
         Index(
-            "idx_templates_name_trgm_knn",
-            "name",
-            postgresql_using="gist",
-            postgresql_ops={"name": "gist_trgm_ops"},
+            "idx_templates_newest_search",
+            "created_at",
+            "id",
+            postgresql_include=["search_vector", "status", "tags"],
         ),
         Index("idx_templates_tags", "tags", postgresql_using="gin"),
         Index(None, "project_id", "created_at"),

@@ -80,11 +80,19 @@ async def search(
     tag: Annotated[list[Tag] | None, Query(max_length=20)] = None,
     template_status: Annotated[TemplateStatus | None, Query(alias="status")] = None,
     project_id: Annotated[str | None, Query(pattern=ID_PATTERN.pattern)] = None,
-    fuzzy: bool = True,
+    fuzzy: Annotated[
+        bool,
+        Query(
+            description="when the matches would not fill a page, replace the query's words "
+            "no template contains by the nearest-spelled words templates do contain"
+        ),
+    ] = True,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: Annotated[str | None, Query(pattern=OFFSET_CURSOR_PATTERN)] = None,
 ) -> PageOut[schemas.TemplateSummary]:
-    """Search templates: English full-text and fuzzy name match, tags, status, project; ranked."""
+    """Search templates: English full-text with misspelt words corrected, tags, status,
+    project. A text search ranks the newest SEARCH_RANK_WINDOW (default 200) matches by
+    relevance; without `q`, newest first."""
     query = schemas.TemplateQuery(
         q=q,
         tags=tag,
@@ -96,7 +104,9 @@ async def search(
     )
     # Search tolerates replication lag: a replica answers it when one is configured.
     page = await conns.replica_read(
-        lambda session: TemplateService(session, conns.cache).search(actor, query)
+        lambda session: TemplateService(session, conns.cache).search(
+            actor, query, window=conns.settings.search_rank_window
+        )
     )
     return to_page_out(page)
 

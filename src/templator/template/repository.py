@@ -6,20 +6,28 @@ SQLAlchemy Core, but for search. `lock` takes the template row FOR UPDATE, so co
 edits of one template serialise; the unique (template_id, version) constraint is the last
 line of defence, and `update_with_version` lets its IntegrityError through to the service.
 
-Search — full-text (English), fuzzy name, tags, status and project, ranked — has every
-predicate served by an index: the stored full-text document `search_vector` (English,
-name + description) has the GIN index idx_templates_search; fuzzy name matching walks
-the GiST trigram index; `tags @> …` uses the GIN index idx_templates_tags, status/project
-their b-tree indexes. rank = ts_rank_cd(search_vector, query) + similarity(name, q);
-without a text query, newest first. Fuzzy candidates are the KNN_CANDIDATES names
-nearest to q by trigram distance (a GiST KNN scan, idx_templates_name_trgm_knn) with
-similarity >= MIN_SIMILARITY, so a typo finds its template without rechecking every name
-that shares a trigram with it; and they join in only when the full-text hits do not fill
-the page. Pages are rank-ordered, so their cursor is an offset (kit/pagination.py).
+Search — full-text (English), tags, status and project, ranked, with misspelt words
+corrected — does work that follows the size of its window, not of the table. A text
+search ranks only the newest `window` matches (Settings.search_rank_window): they are
+found by walking idx_templates_newest_search — (created_at, id) INCLUDE (search_vector,
+status, tags) — backwards, an index-only scan that stops once the window is full; with
+narrower filters the planner takes the GIN index on search_vector
+(idx_templates_search), tags' GIN or the b-tree indexes on status and project instead.
+Only the window's rows are ranked (ts_rank_cd) and only the page's rows are read from the
+table. Without a text query, newest first.
+
+Fuzzy matching is spelling correction, the way pg_trgm's documentation pairs it with
+full-text search: search_words holds every lexeme any template contains (kept by
+triggers on templates), and when a query's matches would not fill a page, each of its
+words no template contains is replaced (ts_rewrite) by the vocabulary word nearest to it
+by trigram distance (a GiST KNN scan over the vocabulary, which grows with the language
+rather than the rows), if one is at least MIN_SIMILARITY alike. Pages are rank-ordered,
+so their cursor is an offset (kit/pagination.py).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -97,17 +105,46 @@ async def load_with_token(
 
 # --- search ------------------------------------------------------------------------------
 
-KNN_CANDIDATES = 50
+# A search ranks at most this many matches, the newest (the default of
+# Settings.search_rank_window; one full page of MAX_LIMIT is the least it may be).
+RANK_WINDOW = 200
+# How alike (pg_trgm similarity) a vocabulary word must be to stand in for a misspelt one.
 MIN_SIMILARITY = 0.3
+MAX_SPELLED_WORDS = 20
 _DOCUMENT = "t.search_vector"
-_SEARCH_COLUMNS = (
-    "t.id, t.project_id, t.name, t.description, t.status, t.version, t.tags, "
-    "({rank})::float8 AS rank, t.updated_at"
-)
+_SUMMARY_COLUMNS = "t.id, t.project_id, t.name, t.description, t.status, t.version, t.tags"
+# Letters-only words of a query, with the "-" that negates one in websearch syntax.
+_QUERY_WORD = re.compile(r"(?<![\w-])(-?)([^\W\d_]+)")
+_SPELLING = """
+SELECT l.lexeme, n.word
+FROM unnest(%(words)s::text[]) AS q (word)
+CROSS JOIN LATERAL (
+    SELECT (tsvector_to_array(to_tsvector('english', q.word)))[1] AS lexeme
+) AS l
+CROSS JOIN LATERAL (
+    SELECT v.word FROM search_words v ORDER BY v.word <-> l.lexeme LIMIT 1
+) AS n
+WHERE l.lexeme IS NOT NULL
+  AND NOT EXISTS (SELECT FROM search_words k WHERE k.word = l.lexeme)
+  AND similarity(n.word, l.lexeme) >= %(similarity)s
+"""
 
 
-def _search_parts(actor: Actor, query: schemas.TemplateQuery) -> tuple[str, str, dict[str, Any]]:
-    """(SELECT … FROM … WHERE …, ORDER BY clause, parameters) of a search."""
+def spelling_words(q: str) -> list[str]:
+    """The words of `q` whose spelling may be corrected: letters only, not negated
+    (correcting "-word" would narrow the search), distinct, at most MAX_SPELLED_WORDS."""
+    words = dict.fromkeys(m[2].lower() for m in _QUERY_WORD.finditer(q) if not m[1])
+    return list(words)[:MAX_SPELLED_WORDS]
+
+
+def spelling_statement(q: str) -> tuple[str, dict[str, Any]]:
+    """(lexeme, nearest vocabulary word) for each word of `q` no template contains but
+    one spells alike (pg_trgm similarity >= MIN_SIMILARITY)."""
+    return _SPELLING, {"words": spelling_words(q), "similarity": MIN_SIMILARITY}
+
+
+def _filters(actor: Actor, query: schemas.TemplateQuery) -> tuple[list[str], dict[str, Any]]:
+    """The WHERE terms (and their parameters) of tags, status, project and ownership."""
     filters: list[str] = []
     params: dict[str, Any] = {}
     if query.tags:
@@ -125,56 +162,57 @@ def _search_parts(actor: Actor, query: schemas.TemplateQuery) -> tuple[str, str,
             owner = f"({owner} OR t.status IN ('REVIEW', 'APPROVED', 'PUBLISHED'))"
         filters.append(owner)
         params["actor"] = actor.id
-    rank = "0"
-    order = "t.created_at DESC, t.id DESC"
-    where = list(filters)
-    if query.q:
-        params["q"] = query.q
-        tsquery = "websearch_to_tsquery('english', %(q)s)"
-        text_match = f"{_DOCUMENT} @@ {tsquery}"
-        rank = f"ts_rank_cd({_DOCUMENT}, {tsquery})"
-        if query.fuzzy:
-            # Full-text hits, plus the names nearest to q by trigram distance (GiST KNN),
-            # each branch on its own index.
-            scoped = " AND ".join(filters) if filters else "TRUE"
-            params.update(knn=KNN_CANDIDATES, similarity=MIN_SIMILARITY)
-            where.append(
-                "t.id IN ("
-                f"SELECT t.id FROM templates t WHERE {text_match} AND {scoped} "
-                "UNION "
-                "SELECT k.id FROM (SELECT t.id, t.name FROM templates t "
-                f"WHERE {scoped} ORDER BY t.name <-> %(q)s LIMIT %(knn)s) k "
-                "WHERE similarity(k.name, %(q)s) >= %(similarity)s)"
-            )
-            rank = f"{rank} + similarity(t.name, %(q)s)"
-        else:
-            where.append(text_match)
-        order = "rank DESC, t.id DESC"
-    selected = (
-        f"SELECT {_SEARCH_COLUMNS.format(rank=rank)} FROM templates t "
-        f"{'WHERE ' + ' AND '.join(where) if where else ''}"
-    )
-    return selected, order, params
+    return filters, params
 
 
 def search_statement(
-    actor: Actor, query: schemas.TemplateQuery, *, offset: int
+    actor: Actor,
+    query: schemas.TemplateQuery,
+    *,
+    offset: int,
+    window: int = RANK_WINDOW,
+    spelled: list[tuple[str, str]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The SQL and parameters of a search page: limit + 1 rows from `offset` (exposed for
-    EXPLAIN in tests and benchmarks)."""
-    selected, order, params = _search_parts(actor, query)
-    sql = f"{selected} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
-    return sql, {**params, "limit": query.limit + 1, "offset": offset}
+    """The SQL and parameters of a search page: limit + 1 rows from `offset`.
 
-
-def probe_statement(
-    actor: Actor, query: schemas.TemplateQuery, *, enough: int
-) -> tuple[str, dict[str, Any]]:
-    """How many full-text hits a search has, counting no further than `enough`."""
-    exact = query.model_copy(update={"fuzzy": False})
-    selected, _, params = _search_parts(actor, exact)
-    sql = f"SELECT count(*) FROM ({selected} LIMIT %(enough)s) AS hits"
-    return sql, {**params, "enough": enough}
+    With a text query each row starts with the number of matches in the window (a row of
+    NULLs carries it when the page is empty), then the summary columns, rank, updated_at;
+    `spelled` (lexeme, replacement) pairs rewrite the query's misspelt words. Without
+    one, the summary columns, rank 0 and updated_at, newest first.
+    """
+    filters, params = _filters(actor, query)
+    params.update(limit=query.limit + 1, offset=offset)
+    if not query.q:
+        where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        sql = (
+            f"SELECT {_SUMMARY_COLUMNS}, 0::float8 AS rank, t.updated_at FROM templates t "
+            f"{where} ORDER BY t.created_at DESC, t.id DESC "
+            "LIMIT %(limit)s OFFSET %(offset)s"
+        )
+        return sql, params
+    tsquery = "websearch_to_tsquery('english', %(q)s)"
+    params.update(q=query.q, window=window)
+    for i, (lexeme, word) in enumerate(spelled or []):
+        tsquery = (
+            f"ts_rewrite({tsquery}, quote_literal(%(from{i})s)::tsquery, "
+            f"quote_literal(%(to{i})s)::tsquery)"
+        )
+        params.update({f"from{i}": lexeme, f"to{i}": word})
+    where = " AND ".join([*filters, f"{_DOCUMENT} @@ ({tsquery})"])
+    # The window walks idx_templates_newest_search backwards (index-only when nothing but
+    # the text is asked); only its rows are ranked, and only the page's rows are read.
+    sql = f"""
+WITH hits AS MATERIALIZED (
+    SELECT t.id, {_DOCUMENT} AS document FROM templates t WHERE {where}
+    ORDER BY t.created_at DESC, t.id DESC LIMIT %(window)s
+), page AS (
+    SELECT h.id, ts_rank_cd(h.document, {tsquery})::float8 AS rank FROM hits h
+    ORDER BY rank DESC, h.id DESC LIMIT %(limit)s OFFSET %(offset)s
+)
+SELECT (SELECT count(*) FROM hits), {_SUMMARY_COLUMNS}, p.rank, t.updated_at
+FROM (VALUES (1)) AS one (x) LEFT JOIN (page p JOIN templates t ON t.id = p.id) ON true
+ORDER BY p.rank DESC, p.id DESC"""
+    return sql, params
 
 
 def _dumps(value: Any) -> str:
@@ -375,37 +413,53 @@ class TemplateRepository:
     # --- search --------------------------------------------------------------------------
 
     async def search(
-        self, actor: Actor, query: schemas.TemplateQuery, *, offset: int
+        self,
+        actor: Actor,
+        query: schemas.TemplateQuery,
+        *,
+        offset: int,
+        window: int = RANK_WINDOW,
     ) -> list[schemas.TemplateSummary]:
-        """Up to limit + 1 ranked hits the actor may see, from `offset`.
+        """Up to limit + 1 ranked hits the actor may see, from `offset`: the newest
+        `window` matches, ranked.
 
-        Fuzzy candidates join in only where the full-text match is thin: a query with
-        plenty of full-text hits never pays for the trigram walk.
+        When the matches would not fill a page and fuzzy matching is on, the query's
+        misspelt words (words no template contains) are replaced by the nearest words
+        templates do contain, and the page is that query's instead. A query with plenty
+        of matches is one statement.
         """
         raw = await driver_connection(self.session)
-        if query.q and query.fuzzy:
-            enough = offset + query.limit + 1
-            probe, probe_params = probe_statement(actor, query, enough=enough)
-            async with raw.cursor() as cursor:
-                await cursor.execute(probe, probe_params)
-                row = await cursor.fetchone()
-            if row is not None and row[0] > offset + query.limit:
-                query = query.model_copy(update={"fuzzy": False})
-        sql, params = search_statement(actor, query, offset=offset)
+        sql, params = search_statement(actor, query, offset=offset, window=window)
         async with raw.cursor() as cursor:
             await cursor.execute(sql, params)
             rows = await cursor.fetchall()
-        return [
-            schemas.TemplateSummary.model_construct(
-                id=r[0],
-                project_id=r[1],
-                name=r[2],
-                description=r[3],
-                status=TemplateStatus(r[4]),
-                version=r[5],
-                tags=list(r[6]),
-                rank=float(r[7]),
-                updated_at=r[8],
-            )
-            for r in rows
-        ]
+        if not query.q:
+            return [_summary(r) for r in rows]
+        if query.fuzzy and rows[0][0] <= query.limit:
+            spelling, spelling_params = spelling_statement(query.q)
+            async with raw.cursor() as cursor:
+                await cursor.execute(spelling, spelling_params)
+                spelled = [(r[0], r[1]) for r in await cursor.fetchall()]
+            if spelled:
+                sql, params = search_statement(
+                    actor, query, offset=offset, window=window, spelled=spelled
+                )
+                async with raw.cursor() as cursor:
+                    await cursor.execute(sql, params)
+                    rows = await cursor.fetchall()
+        return [_summary(r[1:]) for r in rows if r[1] is not None]
+
+
+def _summary(r: Any) -> schemas.TemplateSummary:
+    """A search row (summary columns, rank, updated_at) as its schema, unchecked."""
+    return schemas.TemplateSummary.model_construct(
+        id=r[0],
+        project_id=r[1],
+        name=r[2],
+        description=r[3],
+        status=TemplateStatus(r[4]),
+        version=r[5],
+        tags=list(r[6]),
+        rank=float(r[7]),
+        updated_at=r[8],
+    )

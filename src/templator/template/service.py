@@ -45,7 +45,7 @@ from templator.template.errors import (
     TemplateVersionNotFound,
     VersionConflict,
 )
-from templator.template.repository import TemplateRepository
+from templator.template.repository import RANK_WINDOW, TemplateRepository
 
 S = TemplateStatus
 WORKFLOW: dict[TemplateStatus, frozenset[TemplateStatus]] = {
@@ -137,11 +137,12 @@ class TemplateService:
         return await self.repository.ids_made_from(session_id)
 
     async def search(
-        self, actor: Actor, query: schemas.TemplateQuery
+        self, actor: Actor, query: schemas.TemplateQuery, *, window: int = RANK_WINDOW
     ) -> Page[schemas.TemplateSummary]:
-        """Ranked, filtered, paginated templates the actor may see (an offset cursor)."""
+        """Ranked, filtered, paginated templates the actor may see (an offset cursor); a
+        text search ranks the newest `window` matches."""
         offset = decode_offset(query.cursor)
-        rows = await self.repository.search(actor, query, offset=offset)
+        rows = await self.repository.search(actor, query, offset=offset, window=window)
         return offset_page(rows, offset=offset, limit=query.limit)
 
     async def list_for_project(
