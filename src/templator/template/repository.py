@@ -131,9 +131,12 @@ WHERE l.lexeme IS NOT NULL
 
 
 def spelling_words(q: str) -> list[str]:
-    """The words of `q` whose spelling may be corrected: letters only, not negated
-    (correcting "-word" would narrow the search), distinct, at most MAX_SPELLED_WORDS."""
-    words = dict.fromkeys(m[2].lower() for m in _QUERY_WORD.finditer(q) if not m[1])
+    """The words of `q` whose spelling may be corrected: letters only, three or more (as
+    the vocabulary's words), not negated (correcting "-word" would narrow the search),
+    distinct, at most MAX_SPELLED_WORDS."""
+    words = dict.fromkeys(
+        m[2].lower() for m in _QUERY_WORD.finditer(q) if not m[1] and len(m[2]) >= 3
+    )
     return list(words)[:MAX_SPELLED_WORDS]
 
 
