@@ -62,6 +62,7 @@ def test_optimize_dry_run_says_what_and_why_and_changes_nothing(settings: Settin
     by_table = {row["table"]: row for row in plan["tables"]}
     assert {"users", "projects", "ai_sessions", "templates", "processing_logs"} <= set(by_table)
     assert all(row["reason"] for row in by_table.values())
+    assert plan["search_words"]["removed"] is False and plan["search_words"]["stale"] >= 0
     assert _vacuumed(settings, "processing_logs") == before
 
 

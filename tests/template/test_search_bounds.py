@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from templator.config import Settings
 from templator.connections import Connections
@@ -20,6 +20,7 @@ from templator.dev.seed import SeedPlan, seed_database
 from templator.kit.actor import Actor
 from templator.migrations import runner
 from templator.models import UserRole
+from templator.monitoring.maintenance import prune_search_words
 from templator.template.repository import search_statement
 from templator.template.schemas import TemplateCreate, TemplateQuery, TemplateUpdate
 from templator.template.service import TemplateService
@@ -171,3 +172,22 @@ def test_the_window_may_not_be_smaller_than_a_page() -> None:
     with pytest.raises(ValidationError, match="search_rank_window"):
         Settings(_env_file=None, search_rank_window=100)  # type: ignore[call-arg]
     assert Settings(_env_file=None).search_rank_window == WINDOW  # type: ignore[call-arg]
+
+
+async def test_words_no_template_contains_are_pruned(seeded: str) -> None:
+    engine = create_async_engine(seeded.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        assert await prune_search_words(engine, dry_run=True) == 0
+        async with engine.begin() as conn:
+            # A word whose templates were deleted (an erased user's client name, say).
+            await conn.execute(text("INSERT INTO search_words VALUES ('qwertyuiopcorp')"))
+            kept = (await conn.execute(text("SELECT count(*) FROM search_words"))).scalar_one()
+        assert await prune_search_words(engine, dry_run=True) == 1
+        assert await prune_search_words(engine) == 1
+        async with engine.connect() as conn:
+            left = await conn.execute(text("SELECT word FROM search_words WHERE word LIKE 'qwer%'"))
+            assert left.all() == []
+            count = (await conn.execute(text("SELECT count(*) FROM search_words"))).scalar_one()
+        assert count == kept - 1
+    finally:
+        await engine.dispose()

@@ -94,6 +94,14 @@ async def _vacuum(plan: list[dict[str, Any]]) -> None:
                 await vacuum_analyze(conns.engine, tables=[row["table"]], on_table=done)
 
 
+async def _prune_words(*, dry_run: bool) -> int:
+    from templator.cli.context import connections
+    from templator.monitoring.maintenance import prune_search_words
+
+    async with connections() as conns:
+        return await prune_search_words(conns.engine, dry_run=dry_run)
+
+
 def optimize(
     table: list[str] = typer.Option(
         None, "--table", "-t", help="Only this table (repeat for more); default: every table."
@@ -103,15 +111,14 @@ def optimize(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
-    """VACUUM (ANALYZE) every table, one at a time, with a progress bar per table."""
+    """VACUUM (ANALYZE) every table, one at a time, with a progress bar per table; then
+    remove the search vocabulary's words that no template contains any more."""
     from rich.table import Table
 
     from templator.cli.context import console, run
 
     plan = run(_plan(table or None))
-    if as_json:
-        print(json.dumps({"dry_run": dry_run, "tables": plan}, default=str))
-    else:
+    if not as_json:
         view = Table(title="VACUUM (ANALYZE) plan" + (" (dry run: nothing changed)" * dry_run))
         for column in ("table", "rows", "dead rows", "size", "why"):
             view.add_column(column, justify="left" if column in ("table", "why") else "right")
@@ -128,6 +135,13 @@ def optimize(
         run(_vacuum(plan))
         if not as_json:
             console.print(f"vacuumed and analyzed {len(plan)} table(s)")
+    stale = run(_prune_words(dry_run=dry_run)) if not table or "search_words" in table else None
+    if as_json:
+        words = None if stale is None else {"stale": stale, "removed": not dry_run}
+        print(json.dumps({"dry_run": dry_run, "tables": plan, "search_words": words}, default=str))
+    elif stale is not None:
+        verb = "would remove" if dry_run else "removed"
+        console.print(f"search vocabulary: {verb} {stale:,} word(s) no template contains")
 
 
 async def _top(limit: int) -> list[dict[str, Any]]:

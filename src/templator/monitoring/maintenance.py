@@ -1,4 +1,5 @@
-"""Routine upkeep of the stores: stray cache keys in Redis, VACUUM (ANALYZE) in PostgreSQL.
+"""Routine upkeep of the stores: stray cache keys in Redis, VACUUM (ANALYZE) in PostgreSQL,
+and words of the search vocabulary that no template contains any more.
 
 The keyspace is walked with `SCAN` (a cursor, a few hundred keys per step, other clients
 served in between), never `KEYS`, which blocks Redis for as long as the keyspace is
@@ -129,3 +130,22 @@ async def vacuum_analyze(
             if on_table is not None:
                 on_table(name, seconds)
     return report
+
+
+# Words no template's search document contains (deleted or edited away). ts_stat reads
+# every document once; a word whose template commits meanwhile is not visible to this
+# statement's snapshot and stays.
+_STALE_WORDS = (
+    "FROM search_words w WHERE NOT EXISTS (SELECT FROM ts_stat("
+    "'SELECT search_vector FROM templates') s WHERE s.word = w.word)"
+)
+
+
+async def prune_search_words(engine: AsyncEngine, *, dry_run: bool = False) -> int:
+    """Remove (with `dry_run`, count) the words of search_words that no template contains,
+    so the words of deleted templates (an erased user's among them) leave the database
+    and are no longer offered as spellings."""
+    async with engine.begin() as conn:
+        if dry_run:
+            return int((await conn.execute(text(f"SELECT count(*) {_STALE_WORDS}"))).scalar_one())
+        return int((await conn.execute(text(f"DELETE {_STALE_WORDS}"))).rowcount)
