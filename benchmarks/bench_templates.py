@@ -44,17 +44,17 @@ async def raw_search(
 ) -> list[Any]:
     """The statements TemplateService.search sends for `actor`, on raw psycopg: the
     search; when its matches would not fill a page and it may go fuzzy, the spelling
-    lookup and, with corrections, the corrected search."""
+    lookup and, with corrections, the corrected search; never prepared, as ours."""
     sql, params = search_statement(actor, query, offset=0)
-    rows = await (await conn.execute(sql, params)).fetchall()
+    rows = await (await conn.execute(sql, params, prepare=False)).fetchall()
     if query.q and query.fuzzy and rows[0][0] <= query.limit:
         spelling, spelling_params = spelling_statement(query.q)
-        spelled = await (await conn.execute(spelling, spelling_params)).fetchall()
+        spelled = await (await conn.execute(spelling, spelling_params, prepare=False)).fetchall()
         if spelled:
             sql, params = search_statement(
                 actor, query, offset=0, spelled=[(r[0], r[1]) for r in spelled]
             )
-            rows = await (await conn.execute(sql, params)).fetchall()
+            rows = await (await conn.execute(sql, params, prepare=False)).fetchall()
     return rows
 
 

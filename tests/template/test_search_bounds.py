@@ -191,3 +191,19 @@ async def test_words_no_template_contains_are_pruned(seeded: str) -> None:
         assert count == kept - 1
     finally:
         await engine.dispose()
+
+
+async def test_search_is_planned_for_its_own_parameters(
+    db_session: AsyncSession, connections: Connections
+) -> None:
+    """A prepared search gets a generic plan after five runs, the same for one user's few
+    templates as for everyone's (at 1M templates: 50 ms instead of 4), so none is."""
+    owner = await make_user(db_session)
+    project = await make_project(db_session, user=owner)
+    service = TemplateService(db_session, connections.cache)
+    actor = actor_of(owner)
+    await _create(service, actor, project.id, name="Pricing table", description="plans")
+    for q in ["pricing"] * 8 + ["pricng"] * 8:  # the exact, spelling and spelled statements
+        assert len((await service.search(actor, TemplateQuery(q=q))).items) == 1
+    prepared = await db_session.execute(text("SELECT statement FROM pg_prepared_statements"))
+    assert [s for (s,) in prepared if "search_words" in s or "search_vector" in s] == []

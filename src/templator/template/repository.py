@@ -431,24 +431,30 @@ class TemplateRepository:
         templates do contain, and the page is that query's instead. A query with plenty
         of matches is one statement.
         """
+        # Never prepared (prepare=False): psycopg would prepare a statement run five
+        # times on a connection, and PostgreSQL would then plan it once for any
+        # parameters. A generic plan cannot tell one user's few templates from everyone's,
+        # and picks the window's walk over the whole table for both (50 ms instead of 4
+        # at 1M templates); planned for its own parameters each time, a search costs
+        # well under a millisecond more.
         raw = await driver_connection(self.session)
         sql, params = search_statement(actor, query, offset=offset, window=window)
         async with raw.cursor() as cursor:
-            await cursor.execute(sql, params)
+            await cursor.execute(sql, params, prepare=False)
             rows = await cursor.fetchall()
         if not query.q:
             return [_summary(r) for r in rows]
         if query.fuzzy and rows[0][0] <= query.limit:
             spelling, spelling_params = spelling_statement(query.q)
             async with raw.cursor() as cursor:
-                await cursor.execute(spelling, spelling_params)
+                await cursor.execute(spelling, spelling_params, prepare=False)
                 spelled = [(r[0], r[1]) for r in await cursor.fetchall()]
             if spelled:
                 sql, params = search_statement(
                     actor, query, offset=offset, window=window, spelled=spelled
                 )
                 async with raw.cursor() as cursor:
-                    await cursor.execute(sql, params)
+                    await cursor.execute(sql, params, prepare=False)
                     rows = await cursor.fetchall()
         return [_summary(r[1:]) for r in rows if r[1] is not None]
 
