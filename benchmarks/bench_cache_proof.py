@@ -16,7 +16,6 @@ two values — the token record and the template — so per request the proof co
 
 from __future__ import annotations
 
-import os
 import time
 import timeit
 from typing import Any
@@ -26,12 +25,12 @@ import psycopg
 import uvloop
 from redis.asyncio import Redis
 
-from benchmarks.common import machine, parser, raw_dsn, seeded_database
+from benchmarks.common import bench_redis_url, machine, parser, raw_dsn, seeded_database
 from templator.cache import Cache
 from templator.template.repository import _LOAD, _LOAD_NAMES
 from templator.template.service import template_json
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = bench_redis_url(15)
 
 
 def _template_row(url: str) -> dict[str, Any]:

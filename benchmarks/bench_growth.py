@@ -25,7 +25,6 @@ ours/raw at each size.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -38,7 +37,15 @@ import uvloop
 
 from benchmarks.bench_session_lifecycle import ours_lifecycle, raw_lifecycle
 from benchmarks.bench_templates import QUERIES, raw_search
-from benchmarks.common import Timing, admin_with_token, machine, parser, raw_dsn, scratch_database
+from benchmarks.common import (
+    Timing,
+    admin_with_token,
+    bench_redis_url,
+    machine,
+    parser,
+    raw_dsn,
+    scratch_database,
+)
 from templator.ai_session.service import AiSessionService
 from templator.auth.service import parse, token_record, verify
 from templator.config import ProcessRole, Settings
@@ -50,7 +57,7 @@ from templator.models import UserRole
 from templator.template.repository import _READ_WITH_TOKEN, load_with_token
 from templator.template.service import TemplateService, may_read, public_json, template_json
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = bench_redis_url(15)
 TARGET = 1.5
 
 

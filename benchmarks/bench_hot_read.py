@@ -19,7 +19,6 @@ throughput on 2 cores), and ours / raw asyncpg.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +28,14 @@ import asyncpg
 import psycopg
 import uvloop
 
-from benchmarks.common import admin_with_token, machine, parser, raw_dsn, seeded_database
+from benchmarks.common import (
+    admin_with_token,
+    bench_redis_url,
+    machine,
+    parser,
+    raw_dsn,
+    seeded_database,
+)
 from templator.auth.repository import TokenRepository
 from templator.auth.service import parse, token_record, verify
 from templator.config import ProcessRole, Settings
@@ -38,7 +44,7 @@ from templator.kit.uow import read_session
 from templator.template.repository import _READ_WITH_TOKEN, TemplateRepository, load_with_token
 from templator.template.service import may_read, public_json, template_json
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = bench_redis_url(15)
 
 
 async def run(reads: int) -> None:

@@ -22,7 +22,7 @@ import psycopg
 import uvloop
 
 from benchmarks.bench_session_lifecycle import add_database_options, bench_database, bench_owner
-from benchmarks.common import machine, parser, raw_dsn
+from benchmarks.common import bench_redis_url, machine, parser, raw_dsn
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.kit.actor import Actor
@@ -90,11 +90,11 @@ async def main(args: argparse.Namespace) -> None:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             database_url=url,
-            redis_url="redis://127.0.0.1:6379/13",
+            redis_url=bench_redis_url(13),
             db_pool_size=writers + 1,
         )
         conns = Connections(
-            settings, urls=StoreUrls(url, "redis://127.0.0.1:6379/13", None), role=ProcessRole.BENCH
+            settings, urls=StoreUrls(url, bench_redis_url(13), None), role=ProcessRole.BENCH
         )
         raws = [await psycopg.AsyncConnection.connect(dsn) for _ in range(writers)]
 

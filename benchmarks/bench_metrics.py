@@ -20,7 +20,6 @@ the issue's target: ≤ 50 ms warm.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import statistics
 import time
@@ -30,13 +29,13 @@ from collections.abc import Awaitable, Callable
 import httpx
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-from benchmarks.common import machine, parser, scratch_database
+from benchmarks.common import bench_redis_url, machine, parser, scratch_database
 from templator.app import create_app
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.dev.localstack.seaweedfs import SeaweedFS
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = bench_redis_url(15)
 TARGET_MS = 50.0
 
 

@@ -13,7 +13,15 @@ import psycopg
 import uvloop
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from benchmarks.common import Clock, machine, parser, ratio_line, raw_dsn, scratch_database
+from benchmarks.common import (
+    Clock,
+    bench_redis_url,
+    machine,
+    parser,
+    ratio_line,
+    raw_dsn,
+    scratch_database,
+)
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.kit.ids import new_id
@@ -29,9 +37,9 @@ INSERT = (
 
 async def main(rounds: int, per_round: int) -> None:
     with scratch_database() as url:
-        settings = Settings(_env_file=None, database_url=url, redis_url="redis://127.0.0.1:6379/15")  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url=url, redis_url=bench_redis_url(15))  # type: ignore[call-arg]
         conns = Connections(
-            settings, urls=StoreUrls(url, "redis://127.0.0.1:6379/15", None), role=ProcessRole.BENCH
+            settings, urls=StoreUrls(url, bench_redis_url(15), None), role=ProcessRole.BENCH
         )
         raw = await psycopg.AsyncConnection.connect(raw_dsn(url), autocommit=False)
         ours_read, raw_read = Clock("repository get (PK read)"), Clock("raw psycopg PK read")

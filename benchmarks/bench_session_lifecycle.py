@@ -30,7 +30,7 @@ import psycopg
 import uvloop
 from sqlalchemy.engine import make_url
 
-from benchmarks.common import machine, parser, raw_dsn, seeded_database
+from benchmarks.common import bench_redis_url, machine, parser, raw_dsn, seeded_database
 from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
 from templator.ai_session.service import AiSessionService
 from templator.config import ProcessRole, Settings
@@ -260,13 +260,13 @@ async def main(args: argparse.Namespace) -> None:
         settings = Settings(
             _env_file=None,
             database_url=url,
-            redis_url="redis://127.0.0.1:6379/13",
+            redis_url=bench_redis_url(13),
             db_pool_size=workers + 2,
             db_pool_pre_ping=args.pre_ping,
             cache_namespace="bench",
         )
         conns = Connections(
-            settings, urls=StoreUrls(url, "redis://127.0.0.1:6379/13", None), role=ProcessRole.BENCH
+            settings, urls=StoreUrls(url, bench_redis_url(13), None), role=ProcessRole.BENCH
         )
         actor = Actor(user_id, UserRole.USER)
         results: dict[str, float] = {}

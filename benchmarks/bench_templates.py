@@ -18,7 +18,7 @@ import psycopg
 import uvloop
 from redis.asyncio import Redis
 
-from benchmarks.common import Clock, machine, parser, raw_dsn, seeded_database
+from benchmarks.common import Clock, bench_redis_url, machine, parser, raw_dsn, seeded_database
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.kit.actor import Actor
@@ -126,11 +126,11 @@ async def main(quick: bool) -> None:
         settings = Settings(
             _env_file=None,
             database_url=url,
-            redis_url="redis://127.0.0.1:6379/12",
+            redis_url=bench_redis_url(12),
             cache_namespace="bench-tpl",
         )  # type: ignore[call-arg]
         conns = Connections(
-            settings, urls=StoreUrls(url, "redis://127.0.0.1:6379/12", None), role=ProcessRole.BENCH
+            settings, urls=StoreUrls(url, bench_redis_url(12), None), role=ProcessRole.BENCH
         )
         print(machine())
         await bench_search(conns, raw_dsn(url), rounds=10 if quick else 40)

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+def bench_redis_url(db: int) -> str:
+    """The Redis a benchmark caches in: BENCH_REDIS_URL (a server of the benchmark's own,
+    e.g. `redis-server --port 6411 --save ''`), else database `db` of 127.0.0.1:6379."""
+    return os.environ.get("BENCH_REDIS_URL", f"redis://127.0.0.1:6379/{db}")
+
+
 @contextmanager
 def scratch_database(keep: bool = False) -> Iterator[str]:
     """A freshly migrated database, dropped afterwards; yields its SQLAlchemy URL."""
