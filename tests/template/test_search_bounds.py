@@ -207,3 +207,14 @@ async def test_search_is_planned_for_its_own_parameters(
         assert len((await service.search(actor, TemplateQuery(q=q))).items) == 1
     prepared = await db_session.execute(text("SELECT statement FROM pg_prepared_statements"))
     assert [s for (s,) in prepared if "search_words" in s or "search_vector" in s] == []
+
+
+def test_templates_are_vacuumed_soon_enough_for_the_walk(seeded: str) -> None:
+    """The window's walk starts at the newest rows: their pages must be marked all-visible
+    soon, or every row it walks is fetched from the table too."""
+    with psycopg.connect(seeded) as conn:
+        row = conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'templates'").fetchone()
+    assert row is not None
+    options = dict(o.split("=") for o in row[0])
+    assert float(options["autovacuum_vacuum_insert_scale_factor"]) <= 0.01
+    assert float(options["autovacuum_vacuum_scale_factor"]) <= 0.05
