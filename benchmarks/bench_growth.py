@@ -218,6 +218,13 @@ async def run_size(
     for name in out:
         p50, p95, mean = stats(out[name])
         print(f"  {name:<42} p50 {p50:8.3f} ms  p95 {p95:8.3f} ms  mean {mean:8.3f} ms")
+    for name, _, n, _ in plan:
+        if name.startswith("search"):  # each round runs QUERIES in order from the first
+            per: list[list[float]] = [[] for _ in QUERIES]
+            for k, sample in enumerate(out[name]):
+                per[(k % (n // 2)) % len(QUERIES)].append(sample)
+            medians = ", ".join(f"{Timing('', p).pct(0.5):.1f}" for p in per)
+            print(f"    {name}: p50 per query (ms), in QUERIES' order: {medians}")
     await apg.close()
     await pg.close()
     await pg_tx.close()
