@@ -19,7 +19,7 @@ from templator.connections import Connections
 from templator.dev.seed import SeedPlan, seed_database
 from templator.kit.actor import Actor
 from templator.migrations import runner
-from templator.models import UserRole
+from templator.models import TemplateStatus, UserRole
 from templator.monitoring.maintenance import prune_search_words
 from templator.template.repository import search_statement
 from templator.template.schemas import TemplateCreate, TemplateQuery, TemplateUpdate
@@ -78,6 +78,23 @@ def test_only_the_window_is_ranked(seeded: str) -> None:
     walks = [n for n in nodes if n.get("Index Name") == "idx_templates_newest_search"]
     assert walks and walks[0]["Node Type"] == "Index Only Scan", json.dumps(plan)[:3000]
     assert walks[0]["Scan Direction"] == "Backward" and walks[0]["Actual Rows"] == WINDOW
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        TemplateQuery(q="pricing", status=TemplateStatus.PUBLISHED),
+        TemplateQuery(q="pricing", tags=["pricing"]),
+    ],
+    ids=["text+status", "text+tag"],
+)
+def test_a_filtered_search_ranks_only_the_window_too(seeded: str, query: TemplateQuery) -> None:
+    sql, params = search_statement(ADMIN, query, offset=0, window=WINDOW)
+    plan = _analyse(seeded, sql, params)
+    nodes = _nodes(plan)
+    assert max(n["Actual Rows"] for n in nodes if n["Node Type"].endswith("Scan")) > WINDOW
+    ranking = [n for n in nodes if "ts_rank_cd" in " ".join(n.get("Sort Key", []))]
+    assert ranking and all(c["Actual Rows"] <= WINDOW for r in ranking for c in r["Plans"])
 
 
 def test_seeded_templates_fill_the_vocabulary(seeded: str) -> None:

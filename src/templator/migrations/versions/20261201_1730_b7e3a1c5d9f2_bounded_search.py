@@ -11,6 +11,10 @@ was near the query (13k pages at 1M templates). Now
   number of rows. The walk starts at the newest rows, whose pages are the last to be
   marked all-visible, so templates is vacuumed after 1 % of it is new (autovacuum's
   default waits for 20 %: 200,000 rows at 1M, each fetched from the table meanwhile);
+* `ix_templates_status_created_at_id` — (status, created_at, id) INCLUDE (search_vector),
+  in place of (status, created_at): the same walk within one status, index-only (a text
+  search with a status filter read 66,000 entries of the index above at 1M templates,
+  40–54 ms; this one 13,000, 9 ms);
 * `search_words` — every lexeme of every template's search_vector, kept by triggers (the
   vocabulary pg_trgm's documentation pairs with full-text search to correct misspelt
   words): a misspelt word of a query is replaced by the nearest word templates contain
@@ -71,13 +75,20 @@ END $$
 
 
 def upgrade() -> None:
-    """The window's index, the vocabulary (filled from the templates there are) and its
+    """The window's indexes, the vocabulary (filled from the templates there are) and its
     triggers; drop the name-KNN index."""
     op.create_index(
         "idx_templates_newest_search",
         "templates",
         ["created_at", "id"],
         postgresql_include=["search_vector", "status", "tags"],
+    )
+    op.drop_index("ix_templates_status_created_at", table_name="templates")
+    op.create_index(
+        "ix_templates_status_created_at_id",
+        "templates",
+        ["status", "created_at", "id"],
+        postgresql_include=["search_vector"],
     )
     op.execute(f"ALTER TABLE templates SET ({AUTOVACUUM})")
     op.create_table(
@@ -128,3 +139,5 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION search_words_add_inserted()")
     op.drop_table("search_words")
     op.drop_index("idx_templates_newest_search", table_name="templates")
+    op.drop_index("ix_templates_status_created_at_id", table_name="templates")
+    op.create_index("ix_templates_status_created_at", "templates", ["status", "created_at"])
