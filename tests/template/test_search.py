@@ -19,7 +19,7 @@ from templator.models import TemplateStatus, UserRole
 from templator.template.repository import search_statement
 from templator.template.schemas import TemplateCreate, TemplateQuery
 from templator.template.service import TemplateService
-from tests.support import servers
+from tests.support import plans, servers
 from tests.support.factories import actor_of, hubspot_config, make_project, make_user
 
 ADMIN = Actor("a" * 25, UserRole.ADMIN)
@@ -39,18 +39,7 @@ def big_database() -> Iterator[str]:
 
 def _plan(url: str, actor: Actor, query: TemplateQuery) -> dict[str, Any]:
     sql, params = search_statement(actor, query, offset=0)
-    with psycopg.connect(url.replace("+psycopg", "")) as conn:
-        row = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
-    assert row is not None
-    plan: dict[str, Any] = row[0][0]["Plan"]
-    return plan
-
-
-def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    out = [plan]
-    for child in plan.get("Plans", []):
-        out += _nodes(child)
-    return out
+    return plans.explain(url, sql, params)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +55,7 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 )
 def test_no_sequential_scan_on_templates(big_database: str, query: TemplateQuery) -> None:
     plan = _plan(big_database, ADMIN, query)
-    scans = [(n["Node Type"], n.get("Relation Name")) for n in _nodes(plan)]
+    scans = [(n["Node Type"], n.get("Relation Name")) for n in plans.nodes(plan)]
     assert ("Seq Scan", "templates") not in scans, json.dumps(plan, indent=1)[:3000]
 
 
@@ -78,7 +67,7 @@ def test_owner_filtered_search_uses_indexes_too(big_database: str) -> None:
     for query in (TemplateQuery(q="pricing"), TemplateQuery(project_id="b" * 25)):
         scans = [
             (n["Node Type"], n.get("Relation Name"))
-            for n in _nodes(_plan(big_database, owner, query))
+            for n in plans.nodes(_plan(big_database, owner, query))
         ]
         assert ("Seq Scan", "templates") not in scans
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import pytest
@@ -19,12 +19,12 @@ from templator.connections import Connections
 from templator.dev.seed import SeedPlan, seed_database
 from templator.kit.actor import Actor
 from templator.migrations import runner
-from templator.models import TemplateStatus, UserRole
+from templator.models import Project, TemplateStatus, UserRole
 from templator.monitoring.maintenance import prune_search_words
 from templator.template.repository import search_statement
 from templator.template.schemas import TemplateCreate, TemplateQuery, TemplateUpdate
 from templator.template.service import TemplateService
-from tests.support import servers
+from tests.support import plans, servers
 from tests.support.factories import actor_of, hubspot_config, make_project, make_user
 
 ADMIN = Actor("a" * 25, UserRole.ADMIN)
@@ -43,21 +43,6 @@ def seeded() -> Iterator[str]:
     servers.drop_database(name)
 
 
-def _analyse(dsn: str, sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).fetchone()
-    assert row is not None
-    plan: dict[str, Any] = row[0][0]["Plan"]
-    return plan
-
-
-def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    out = [plan]
-    for child in plan.get("Plans", []):
-        out += _nodes(child)
-    return out
-
-
 def test_only_the_window_is_ranked(seeded: str) -> None:
     query = TemplateQuery(q="pricing")
     with psycopg.connect(seeded) as conn:
@@ -67,8 +52,8 @@ def test_only_the_window_is_ranked(seeded: str) -> None:
         ).fetchone()
     assert matches is not None and matches[0] > 5 * WINDOW  # the window does cut
     sql, params = search_statement(ADMIN, query, offset=0, window=WINDOW)
-    plan = _analyse(seeded, sql, params)
-    nodes = _nodes(plan)
+    plan = plans.explain(seeded, sql, params, analyze=True)
+    nodes = plans.nodes(plan)
     ranking = [n for n in nodes if "ts_rank_cd" in " ".join(n.get("Sort Key", []))]
     assert ranking, json.dumps(plan)[:3000]
     for sort in ranking:  # every sort by rank reads at most the window
@@ -90,8 +75,8 @@ def test_only_the_window_is_ranked(seeded: str) -> None:
 )
 def test_a_filtered_search_ranks_only_the_window_too(seeded: str, query: TemplateQuery) -> None:
     sql, params = search_statement(ADMIN, query, offset=0, window=WINDOW)
-    plan = _analyse(seeded, sql, params)
-    nodes = _nodes(plan)
+    plan = plans.explain(seeded, sql, params, analyze=True)
+    nodes = plans.nodes(plan)
     assert max(n["Actual Rows"] for n in nodes if n["Node Type"].endswith("Scan")) > WINDOW
     ranking = [n for n in nodes if "ts_rank_cd" in " ".join(n.get("Sort Key", []))]
     assert ranking and all(c["Actual Rows"] <= WINDOW for r in ranking for c in r["Plans"])
@@ -107,6 +92,21 @@ def test_seeded_templates_fill_the_vocabulary(seeded: str) -> None:
     assert row is not None and row[0] == row[1] > 100
 
 
+class Mine(NamedTuple):
+    """A user's template service, the user as an actor, and a project of theirs."""
+
+    service: TemplateService
+    actor: Actor
+    project: Project
+
+
+@pytest.fixture
+async def mine(db_session: AsyncSession, connections: Connections) -> Mine:
+    owner = await make_user(db_session)
+    project = await make_project(db_session, user=owner)
+    return Mine(TemplateService(db_session, connections.cache), actor_of(owner), project)
+
+
 async def _create(service: TemplateService, actor: Actor, project_id: str, **kw: Any) -> str:
     created = await service.create(
         actor,
@@ -118,12 +118,9 @@ async def _create(service: TemplateService, actor: Actor, project_id: str, **kw:
 
 
 async def test_the_newest_matches_are_ranked_by_relevance(
-    db_session: AsyncSession, connections: Connections
+    db_session: AsyncSession, mine: Mine
 ) -> None:
-    owner = await make_user(db_session)
-    project = await make_project(db_session, user=owner)
-    service = TemplateService(db_session, connections.cache)
-    actor = actor_of(owner)
+    service, actor, project = mine
     # The oldest is the most relevant; the four newer ones match less well.
     best = await _create(
         service, actor, project.id, name="Pricing pricing", description="pricing pricing"
@@ -154,12 +151,9 @@ async def test_the_newest_matches_are_ranked_by_relevance(
 
 
 async def test_a_misspelt_word_of_a_description_is_corrected(
-    db_session: AsyncSession, connections: Connections
+    db_session: AsyncSession, mine: Mine
 ) -> None:
-    owner = await make_user(db_session)
-    project = await make_project(db_session, user=owner)
-    service = TemplateService(db_session, connections.cache)
-    actor = actor_of(owner)
+    service, actor, project = mine
     faq = await _create(
         service, actor, project.id, name="FAQ block", description="questions in an accordion"
     )
@@ -211,14 +205,11 @@ async def test_words_no_template_contains_are_pruned(seeded: str) -> None:
 
 
 async def test_search_is_planned_for_its_own_parameters(
-    db_session: AsyncSession, connections: Connections
+    db_session: AsyncSession, mine: Mine
 ) -> None:
     """A prepared search gets a generic plan after five runs, the same for one user's few
     templates as for everyone's (at 1M templates: 50 ms instead of 4), so none is."""
-    owner = await make_user(db_session)
-    project = await make_project(db_session, user=owner)
-    service = TemplateService(db_session, connections.cache)
-    actor = actor_of(owner)
+    service, actor, project = mine
     await _create(service, actor, project.id, name="Pricing table", description="plans")
     for q in ["pricing"] * 8 + ["pricng"] * 8:  # the exact, spelling and spelled statements
         assert len((await service.search(actor, TemplateQuery(q=q))).items) == 1

@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.auth.repository import TokenLookup, lookup_sql
+from templator.config import Settings
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, page_of, paginate_newest_first
@@ -105,9 +106,8 @@ async def load_with_token(
 
 # --- search ------------------------------------------------------------------------------
 
-# A search ranks at most this many matches, the newest (the default of
-# Settings.search_rank_window; one full page of MAX_LIMIT is the least it may be).
-RANK_WINDOW = 200
+# A search ranks at most this many matches, the newest, unless told otherwise.
+RANK_WINDOW: int = Settings.model_fields["search_rank_window"].default
 # How alike (pg_trgm similarity) a vocabulary word must be to stand in for a misspelt one.
 MIN_SIMILARITY = 0.3
 MAX_SPELLED_WORDS = 20
