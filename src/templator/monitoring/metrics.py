@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import Metric
 
+from templator import redis as redis_factory
 from templator.cache import CACHE_REQUESTS
 from templator.config import ProcessRole
 from templator.connections import Connections
@@ -61,7 +62,15 @@ def store_sources(conns: Connections, *, role: ProcessRole) -> list[Source]:
     sources: list[Source] = [
         PostgresSource(pg, interval=every),
         DomainSource(pg, interval=every),
-        RedisSource(conns.redis, interval=every),
+        # A client of its own that does not retry: a scrape reports Redis as it finds it
+        # (the app's client retries a refused connection for about 0.7 s, long enough
+        # for a restarted Redis to hide the outage from the scrape taken during it).
+        RedisSource(
+            redis_factory.create_client(
+                conf.model_copy(update={"redis_retries": 0}), url=conns.urls.redis_url, role=role
+            ),
+            interval=every,
+        ),
         FilesystemSource([conf.var_dir, conf.backup_dir], interval=every),
     ]
     if conns.store is not None:

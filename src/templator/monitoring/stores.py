@@ -293,7 +293,8 @@ def redact_statement(text: str) -> str:
 
 
 class RedisSource:
-    """INFO figures (redis_exporter's): memory, evictions, keyspace hits, clients."""
+    """INFO figures (redis_exporter's): memory, evictions, keyspace hits, clients, on a
+    client the source owns."""
 
     name = "redis"
 
@@ -320,7 +321,8 @@ class RedisSource:
         return figures
 
     async def close(self) -> None:
-        """The client is the connection layer's."""
+        """Close the source's own client."""
+        await self.redis.aclose()
 
 
 class ObjectStoreSource:
