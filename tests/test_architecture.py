@@ -31,6 +31,7 @@ INFRASTRUCTURE = {
     "postgres",
     "redis",
     "cache",
+    "epoch",
     "signing",
     "store_urls",
     "exceptions",

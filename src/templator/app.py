@@ -77,6 +77,7 @@ def create_app(
             if conns.store is not None:
                 await asyncio.to_thread(conns.store.ensure_bucket)
             await conns.open_read_pool()
+            conns.epoch.start()
             app.state.metrics.start()
             # Everything made so far (modules, routes, models) lives as long as the
             # process: keep it out of the cyclic collector's scans, which otherwise walk
@@ -85,6 +86,7 @@ def create_app(
             gc.freeze()
             yield
         finally:
+            await conns.epoch.stop()
             await app.state.metrics.stop()
             await app.state.progress_hub.close()
             if owned:

@@ -188,6 +188,15 @@ class Settings(BaseSettings):
     auth_failure_window_seconds: int = Field(
         default=60, ge=1, le=3600, description="window of AUTH_FAILURE_LIMIT"
     )
+    auth_epoch_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="seconds between re-reads of the authentication epoch (besides LISTEN; "
+        "behind PgBouncer the only way a revocation made by another process is learnt): a "
+        "lost connection is noticed within this and the deadline of a read, and until the "
+        "epoch is read again no cached token record is believed",
+    )
 
     # Object store (S3 protocol: MinIO, SeaweedFS, AWS S3)
     s3_endpoint_url: str | None = Field(

@@ -98,7 +98,7 @@ class TemplateReadFastPath:
         if cached is None:
             return await _from_database(conns, prefix, secret, template_id)
         record, data = cached
-        if record is None or data is None:
+        if record is None or data is None or not cache.epoch.believes(record):
             return None  # a miss or a refused value: the route loads and caches
         if not _readable(record, secret, data):
             return None

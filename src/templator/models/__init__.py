@@ -3,6 +3,7 @@
 from templator.models.ai_session import AISession
 from templator.models.api_token import ApiToken
 from templator.models.audit_log import AuditEntry
+from templator.models.auth_epoch import AuthEpoch
 from templator.models.base import Base
 from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
 from templator.models.processing_log import ProcessingLog
@@ -17,6 +18,7 @@ __all__ = [
     "AISession",
     "ApiToken",
     "AuditEntry",
+    "AuthEpoch",
     "Base",
     "LogLevel",
     "ProcessingLog",
