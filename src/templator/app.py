@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from templator.api import health
 from templator.api.auth_limit import AuthFailureLimiter
@@ -109,6 +110,10 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, upload_limit=conf.upload_max_bytes)
 
     app.add_middleware(RequestContextMiddleware)
+    if conf.api_forwarded_allow_ips:
+        # Outermost: every layer (the limit, the logs, the audit) sees the client a
+        # configured proxy names; from any other peer the headers are ignored.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=conf.api_forwarded_allow_ips)
     app.include_router(health.router)
     if conf.dashboard_enabled:
         install_dashboard(app)

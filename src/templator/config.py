@@ -266,11 +266,11 @@ class Settings(BaseSettings):
         "uvicorn's own 5 s crash-loops a busy small host",
     )
     api_forwarded_allow_ips: str = Field(
-        default="127.0.0.1,::1",
-        min_length=1,
+        default="",
         description="comma-separated addresses or networks of the reverse proxies whose "
-        "X-Forwarded-For/-Proto headers are trusted ('*' = any: only behind a proxy that "
-        "is the sole way in)",
+        "X-Forwarded-For/-Proto headers are trusted; empty (the default) = none: the "
+        "client is the peer of the connection. '*' = any: only behind a proxy that is the "
+        "sole way in (the failed-authentication limit counts the address found here)",
     )
 
     # Monitoring (metrics, dashboard: monitoring/, api/dashboard.py)

@@ -101,7 +101,6 @@ def live_api(
     port = free_port()
     env = {
         **os.environ,
-        **getattr(request.module, "LIVE_API_ENV", {}),
         "DATABASE_URL": settings.database_url or "",
         "REDIS_URL": settings.redis_url or "",
         "S3_ENDPOINT_URL": s3_server.endpoint_url,
@@ -111,6 +110,7 @@ def live_api(
         "CACHE_NAMESPACE": "fuzz",
         # Every fuzzed request comes from one address; the limit has tests of its own.
         "AUTH_FAILURE_LIMIT": "1000000",
+        **getattr(request.module, "LIVE_API_ENV", {}),
     }
     templator = str(Path(sys.executable).parent / "templator")
     created = subprocess.run(
