@@ -169,3 +169,36 @@ async def test_progress_events_stream_over_sse(
     assert (
         response.text.startswith("event: state\ndata: ") and '"status":"COMPLETED"' in response.text
     )
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (b'{"scores": [1, 1e400]}', "body.payload.scores[1]"),
+        (b'{"deep": {"x": -1e400}}', "body.payload.deep.x"),
+        (b"NaN", "body.payload"),
+    ],
+    ids=["overflow-in-a-list", "negative-overflow", "nan-literal"],
+)
+async def test_a_non_finite_number_is_422_naming_the_field_and_nothing_is_stored(
+    client: httpx.AsyncClient, make_caller: MakeCaller, payload: bytes, field: str
+) -> None:
+    caller = await make_caller()
+    project_id = await _project(client, caller)
+    created = await client.post(
+        "/api/v1/sessions", json={"project_id": project_id}, headers=caller.headers
+    )
+    assert created.status_code == 201, created.text
+    session_id = created.json()["id"]
+    body = b'{"phase": "upload", "progress": 0.1, "payload": ' + payload + b"}"
+    answer = await client.post(
+        f"/api/v1/sessions/{session_id}/phases",
+        content=body,
+        headers={**caller.headers, "content-type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert problem["field"] == field
+    assert "finite" in problem["detail"]
+    state = await client.get(f"/api/v1/sessions/{session_id}/state", headers=caller.headers)
+    assert state.json()["progress"] == 0  # nothing recorded
