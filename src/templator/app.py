@@ -105,6 +105,7 @@ def create_app(
         },
     )
     install_problem_handlers(app)
+    app.state.monitoring_secret = conf.monitoring_secret  # read once (a file, maybe)
     # Innermost first: add_middleware wraps what was added before.
     app.add_middleware(TemplateReadFastPath)
     app.add_middleware(BodyLimitMiddleware, upload_limit=conf.upload_max_bytes)

@@ -274,6 +274,17 @@ class Settings(BaseSettings):
     )
 
     # Monitoring (metrics, dashboard: monitoring/, api/dashboard.py)
+    monitoring_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token /metrics and /health/ready require (`Authorization: "
+        "Bearer <token>`); unset (and no MONITORING_TOKEN_FILE) = open, as /health always "
+        "is. They show versions, row counts, paths and backup age: set it wherever the API "
+        "port is reachable by more than the scraper",
+    )
+    monitoring_token_file: Path | None = Field(
+        default=None,
+        description="file holding MONITORING_TOKEN (a compose secret the scraper reads too)",
+    )
     metrics_cache_seconds: float = Field(
         default=10.0,
         ge=0,
@@ -344,6 +355,15 @@ class Settings(BaseSettings):
     backup_keep_daily: int = Field(default=7, ge=0, description="sets kept: newest of each day")
     backup_keep_weekly: int = Field(default=4, ge=0, description="newest of each ISO week")
     backup_keep_monthly: int = Field(default=6, ge=0, description="newest of each month")
+
+    @property
+    def monitoring_secret(self) -> bytes | None:
+        """MONITORING_TOKEN, else the content of MONITORING_TOKEN_FILE, else None (open)."""
+        if self.monitoring_token is not None:
+            return self.monitoring_token.get_secret_value().encode()
+        if self.monitoring_token_file is not None:
+            return self.monitoring_token_file.read_text().strip().encode() or None
+        return None
 
     @property
     def db_client_deadline(self) -> float | None:
