@@ -13,6 +13,7 @@ from templator.models.stored_object import StoredObject
 from templator.models.template import Template
 from templator.models.template_version import TemplateVersion
 from templator.models.user import User
+from templator.models.user_search_word import UserSearchWord
 
 __all__ = [
     "AISession",
@@ -32,4 +33,5 @@ __all__ = [
     "TemplateVersion",
     "User",
     "UserRole",
+    "UserSearchWord",
 ]
