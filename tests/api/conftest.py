@@ -30,6 +30,7 @@ from templator.models import User, UserRole
 from templator.user.schemas import UserCreate
 from templator.user.service import UserService
 from tests.plugins.s3 import ACCESS_KEY, SECRET_KEY
+from tests.support.factories import hubspot_config
 
 
 @dataclass
@@ -56,22 +57,50 @@ async def client(store_connections: Connections) -> AsyncIterator[httpx.AsyncCli
             yield http
 
 
+async def new_caller(conns: Connections, role: UserRole = UserRole.USER) -> tuple[Caller, str]:
+    """A committed user with a token (the caller, and the token's id); the caller deletes it."""
+    async with unit_of_work(conns.sessionmaker, conns.cache) as session:
+        email = f"{new_id()}@example.com"
+        user = await UserService(session, conns.cache).create(
+            UserCreate(email=email, role=role), origin=CLI
+        )
+        token = await TokenService(session, conns.cache).create(
+            user.id, TokenCreate(name="test"), origin=CLI
+        )
+    return Caller(user.id, email, role, token.token), token.id
+
+
+async def new_template(
+    client: httpx.AsyncClient, owner: Caller, *, name: str = "Private", html: str = "<p>x</p>"
+) -> str:
+    """The id of a template of `owner`'s, in a new project of theirs, made over HTTP."""
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Site"}, headers=owner.headers)
+    ).json()
+    created = await client.post(
+        "/api/v1/templates",
+        json={
+            "project_id": project["id"],
+            "name": name,
+            "html_content": html,
+            "hubspot_config": hubspot_config(),
+        },
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    tid: str = created.json()["id"]
+    return tid
+
+
 @pytest.fixture
 async def make_caller(store_connections: Connections) -> AsyncIterator[object]:
     """A factory of committed users with tokens; all are deleted after the test."""
     made: list[str] = []
 
     async def make(role: UserRole = UserRole.USER) -> Caller:
-        async with unit_of_work(store_connections.sessionmaker, store_connections.cache) as session:
-            email = f"{new_id()}@example.com"
-            user = await UserService(session, store_connections.cache).create(
-                UserCreate(email=email, role=role), origin=CLI
-            )
-            token = await TokenService(session, store_connections.cache).create(
-                user.id, TokenCreate(name="test"), origin=CLI
-            )
-        made.append(user.id)
-        return Caller(user.id, email, role, token.token)
+        caller, _ = await new_caller(store_connections, role)
+        made.append(caller.id)
+        return caller
 
     yield make
     async with store_connections.sessionmaker() as session:

@@ -19,8 +19,7 @@ from templator.app import create_app
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.dev.localstack.process import free_port
-from tests.api.conftest import Caller
-from tests.support.factories import hubspot_config
+from tests.api.conftest import Caller, new_template
 
 MakeCaller = Callable[..., Coroutine[Any, Any, Caller]]
 BAD = {"Authorization": f"Bearer tpl_{secrets.token_hex(6)}_{'x' * 40}"}
@@ -152,21 +151,7 @@ async def test_a_successful_cached_read_makes_one_redis_round_trip_and_no_count(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     owner = await make_caller()
-    project = (
-        await client.post("/api/v1/projects", json={"name": "Site"}, headers=owner.headers)
-    ).json()
-    created = await client.post(
-        "/api/v1/templates",
-        json={
-            "project_id": project["id"],
-            "name": "Hero",
-            "html_content": "<p>hi</p>",
-            "hubspot_config": hubspot_config(),
-        },
-        headers=owner.headers,
-    )
-    assert created.status_code == 201, created.text
-    tid = created.json()["id"]
+    tid = await new_template(client, owner, name="Hero", html="<p>hi</p>")
     assert (await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)).status_code == 200
     commands: list[str] = []
     real_execute, real_pipeline = Redis.execute_command, Pipeline.execute

@@ -22,6 +22,17 @@ async def _project(client: httpx.AsyncClient, caller: Caller) -> str:
     return project_id
 
 
+async def _session(client: httpx.AsyncClient, caller: Caller) -> str:
+    """An AI session in a new project of the caller's."""
+    project = await _project(client, caller)
+    created = await client.post(
+        "/api/v1/sessions", json={"project_id": project}, headers=caller.headers
+    )
+    assert created.status_code == 201, created.text
+    sid: str = created.json()["id"]
+    return sid
+
+
 async def _count_projects(client: httpx.AsyncClient, caller: Caller) -> int:
     return len((await client.get("/api/v1/projects", headers=caller.headers)).json()["items"])
 
@@ -100,10 +111,7 @@ async def test_wrong_upload_type_is_415_and_oversize_upload_413(
     client: httpx.AsyncClient, make_caller: MakeCaller, store_connections: Connections
 ) -> None:
     caller = await make_caller()
-    project = await _project(client, caller)
-    sid = (
-        await client.post("/api/v1/sessions", json={"project_id": project}, headers=caller.headers)
-    ).json()["id"]
+    sid = await _session(client, caller)
     wrong = await client.post(
         f"/api/v1/sessions/{sid}/designs",
         files={"file": ("x.png", b"<html>no</html>", "image/png")},
@@ -159,10 +167,7 @@ async def test_progress_events_stream_over_sse(
     client: httpx.AsyncClient, make_caller: MakeCaller
 ) -> None:
     caller = await make_caller()
-    project = await _project(client, caller)
-    sid = (
-        await client.post("/api/v1/sessions", json={"project_id": project}, headers=caller.headers)
-    ).json()["id"]
+    sid = await _session(client, caller)
     await client.post(f"/api/v1/sessions/{sid}/complete", json={}, headers=caller.headers)
     await client.post(f"/api/v1/sessions/{sid}/start", headers=caller.headers)
     await client.post(f"/api/v1/sessions/{sid}/complete", json={}, headers=caller.headers)
@@ -186,12 +191,7 @@ async def test_a_non_finite_number_is_422_naming_the_field_and_nothing_is_stored
     client: httpx.AsyncClient, make_caller: MakeCaller, payload: bytes, field: str
 ) -> None:
     caller = await make_caller()
-    project_id = await _project(client, caller)
-    created = await client.post(
-        "/api/v1/sessions", json={"project_id": project_id}, headers=caller.headers
-    )
-    assert created.status_code == 201, created.text
-    session_id = created.json()["id"]
+    session_id = await _session(client, caller)
     body = b'{"phase": "upload", "progress": 0.1, "payload": ' + payload + b"}"
     answer = await client.post(
         f"/api/v1/sessions/{session_id}/phases",
@@ -245,10 +245,7 @@ async def test_an_image_pillow_cannot_decode_is_415_naming_the_problem(
     client: httpx.AsyncClient, make_caller: MakeCaller, body: bytes, problem: str
 ) -> None:
     caller = await make_caller()
-    project = await _project(client, caller)
-    sid = (
-        await client.post("/api/v1/sessions", json={"project_id": project}, headers=caller.headers)
-    ).json()["id"]
+    sid = await _session(client, caller)
     answer = await client.post(
         f"/api/v1/sessions/{sid}/designs",
         files={"file": ("x.png", body, "image/png")},

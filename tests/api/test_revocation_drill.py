@@ -22,18 +22,14 @@ from sqlalchemy import delete
 from templator.app import create_app
 from templator.audit.service import CLI
 from templator.auth.cache import record_key
-from templator.auth.schemas import TokenCreate
-from templator.auth.service import TokenService
 from templator.cache import CACHE_REFUSED
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.dev.localstack.process import free_port
-from templator.kit.ids import new_id
 from templator.kit.uow import unit_of_work
 from templator.models import User, UserRole
-from templator.user.schemas import UserCreate
 from templator.user.service import UserService
-from tests.api.conftest import Caller
+from tests.api.conftest import Caller, new_caller
 from tests.support.servers import PrivateRedis
 from tests.support.waiting import until
 
@@ -60,18 +56,6 @@ class Drill:
     user_token_id: str
 
 
-async def _caller(conns: Connections, role: UserRole) -> tuple[Caller, str]:
-    async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-        email = f"{new_id()}@example.com"
-        user = await UserService(session, conns.cache).create(
-            UserCreate(email=email, role=role), origin=CLI
-        )
-        token = await TokenService(session, conns.cache).create(
-            user.id, TokenCreate(name="drill"), origin=CLI
-        )
-    return Caller(user.id, email, role, token.token), token.id
-
-
 @pytest.fixture
 async def drill(database_url: str, durable_redis: PrivateRedis) -> AsyncIterator[Drill]:
     """The app on the test database and the private Redis, with short Redis timeouts."""
@@ -90,9 +74,9 @@ async def drill(database_url: str, durable_redis: PrivateRedis) -> AsyncIterator
         settings, urls=StoreUrls(database_url, durable_redis.url, None), role=ProcessRole.TEST
     )
     conns.cache.retry_after = COOL_DOWN
-    admin, _ = await _caller(conns, UserRole.ADMIN)
-    user, user_token_id = await _caller(conns, UserRole.USER)
-    demoted, _ = await _caller(conns, UserRole.ADMIN)
+    admin, _ = await new_caller(conns, UserRole.ADMIN)
+    user, user_token_id = await new_caller(conns, UserRole.USER)
+    demoted, _ = await new_caller(conns, UserRole.ADMIN)
     app = create_app(settings, connections=conns)
     try:
         async with app.router.lifespan_context(app):

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 
 from templator.models import UserRole
-from tests.api.conftest import Caller
-from tests.support.factories import hubspot_config
+from tests.api.conftest import Caller, new_template
 
 MakeCaller = Callable[..., Coroutine[Any, Any, Caller]]
 CONSONANTS = "bcdfghjklmnpqrstvwxz"
@@ -21,25 +20,6 @@ CONSONANTS = "bcdfghjklmnpqrstvwxz"
 def _word() -> str:
     """A word no other test uses, that the english stemmer leaves as it is."""
     return "".join(secrets.choice(CONSONANTS) for _ in range(9))
-
-
-async def _template(client: httpx.AsyncClient, owner: Caller, name: str) -> str:
-    project = (
-        await client.post("/api/v1/projects", json={"name": "Site"}, headers=owner.headers)
-    ).json()
-    created = await client.post(
-        "/api/v1/templates",
-        json={
-            "project_id": project["id"],
-            "name": name,
-            "html_content": "<p>x</p>",
-            "hubspot_config": hubspot_config(),
-        },
-        headers=owner.headers,
-    )
-    assert created.status_code == 201, created.text
-    tid: str = created.json()["id"]
-    return tid
 
 
 async def _search(client: httpx.AsyncClient, caller: Caller, q: str) -> list[str]:
@@ -53,9 +33,9 @@ async def test_another_users_private_word_does_not_change_what_a_search_finds(
 ) -> None:
     mine, theirs = await make_caller(), await make_caller()
     word = _word()
-    own = await _template(client, mine, f"Landing {word}")
+    own = await new_template(client, mine, name=f"Landing {word}")
     # Is there a template with `word + "x"` anywhere? Its owner alone may learn that.
-    await _template(client, theirs, f"Secret {word}x")
+    await new_template(client, theirs, name=f"Secret {word}x")
 
     found = await _search(client, mine, f"{word}x")
 
@@ -71,5 +51,5 @@ async def test_admin_spelling_still_draws_on_every_template(
     admin = await make_caller(UserRole.ADMIN)
     someone = await make_caller()
     word = _word()
-    tid = await _template(client, someone, f"Banner {word}")
+    tid = await new_template(client, someone, name=f"Banner {word}")
     assert tid in await _search(client, admin, f"{word}x")
