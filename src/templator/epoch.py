@@ -96,11 +96,15 @@ class EpochWatch:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self.current is not None:  # the connection worked: retry quickly
+                lost = self.current is not None
+                if lost:  # the connection worked: retry quickly
                     delay = 0.1
                 self.current = None
                 if not self._outage_logged:
-                    log.warning(
+                    # A known epoch lost is worth a warning; an epoch never learnt (the
+                    # database down from the start) is the outage every request reports.
+                    log.log(
+                        logging.WARNING if lost else logging.INFO,
                         "authentication epoch unknown (%s): cached token records are not "
                         "believed until PostgreSQL answers again",
                         str(exc) or type(exc).__name__,
@@ -133,7 +137,7 @@ class EpochWatch:
                 # its way, from a snapshot older than it.
                 self.current = max(self.current or 0, epoch)
                 if self._outage_logged:
-                    log.warning("authentication epoch known again: cached token records trusted")
+                    log.info("authentication epoch known again: cached token records trusted")
                     self._outage_logged = False
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(settings.auth_epoch_poll_seconds):
