@@ -12,7 +12,7 @@ from templator.cli.module import app
 from templator.hubspot.check import check_module, check_path
 from templator.hubspot.package import ModuleContent
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).parent / "corpus" / "reference"
 runner = CliRunner()
 META = {"label": "Card", "content_types": ["SITE_PAGE"]}
 

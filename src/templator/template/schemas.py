@@ -75,7 +75,7 @@ class _Content(RequestModel):
     # failed in every error path (`tags.list[constrained-str].0`). None means "omitted".
     name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
     description: str | None = Field(default=None, max_length=2000)
-    html_content: str = Field(default=None, min_length=1, max_length=MAX_CONTENT)  # type: ignore[assignment]
+    html_content: str = Field(default=None, max_length=MAX_CONTENT)  # type: ignore[assignment]
     css_content: str | None = Field(default=None, max_length=MAX_CONTENT)
     js_content: str | None = Field(default=None, max_length=MAX_CONTENT)
     hubspot_config: HubSpotConfigJson = Field(default=None)  # type: ignore[arg-type]
@@ -105,7 +105,8 @@ class TemplateCreate(_Content):
 
     project_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
     name: str = Field(min_length=1, max_length=200)
-    html_content: str = Field(min_length=1, max_length=MAX_CONTENT)
+    # May be empty: HubSpot keeps modules whose module.html is a 0-byte file.
+    html_content: str = Field(max_length=MAX_CONTENT)
     hubspot_config: HubSpotConfigJson
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
