@@ -229,3 +229,21 @@ def test_json_nested_too_deeply_is_refused(tmp_path: Path) -> None:
         group = {"name": "g", "label": "g", "type": "group", "children": [group]}
     with pytest.raises(InvalidHubSpotConfig, match="groups nested more than 32 deep"):
         read_module(module_dir(tmp_path / "2", fields__json=json.dumps([group]).encode()))
+
+
+def test_a_0_byte_module_html_imports_and_stays_empty(tmp_path: Path) -> None:
+    module = read_module(module_dir(tmp_path, module__html=b""))
+    assert module.html == ""
+
+
+def test_a_meta_json_without_label_or_with_null_imports_named_by_its_folder(
+    tmp_path: Path,
+) -> None:
+    no_label = read_module(
+        module_dir(tmp_path / "a", meta__json=b'{"host_template_types": ["ANY"]}')
+    )
+    assert no_label.name == "hero"
+    null = read_module(
+        module_dir(tmp_path / "b", meta__json=b'{"label": null, "content_types": ["SITE_PAGE"]}')
+    )
+    assert null.name == "hero" and null.config["meta"]["label"] is None

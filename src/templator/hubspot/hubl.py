@@ -86,7 +86,11 @@ def tokens(html: str, issues: list[HublIssue] | None = None) -> list[Token]:
                 text = text[:pos] + " " + text[pos + 1 :]
                 continue
             bracket = _UNEXPECTED_BRACKET.match(exc.message or "")
-            if issues is not None:
+            if issues is not None and "end of raw" in (exc.message or ""):
+                # As in Jinjava: everything after an unclosed {% raw %} is text.
+                message = "{% raw %} is never closed: add {% endraw %}"
+                issues.append(HublIssue("unbalanced_tag", exc.lineno, message))
+            elif issues is not None:
                 issues.append(HublIssue("hubl_syntax", exc.lineno, f"HubL syntax: {exc.message}"))
             if bracket is None:
                 return out
@@ -139,14 +143,16 @@ def _split_top(toks: list[Token], sep: str = ",") -> list[list[Token]]:
 
 
 def _find_top(toks: list[Token], value: str, kind: str = "operator") -> int:
+    """Index of the first `value` token outside brackets (an opening bracket itself
+    counts as outside), -1 when there is none."""
     depth = 0
     for i, tok in enumerate(toks):
+        if depth == 0 and tok[1] == kind and tok[2] == value:
+            return i
         if tok[1] == "operator" and tok[2] in "([{":
             depth += 1
         elif tok[1] == "operator" and tok[2] in ")]}":
             depth -= 1
-        elif depth == 0 and tok[1] == kind and tok[2] == value:
-            return i
     return -1
 
 

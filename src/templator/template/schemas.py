@@ -235,10 +235,21 @@ class ModuleCheckFinding(BaseModel):
 
     severity: Literal["error", "warning"]
     code: str = Field(description="Stable code, e.g. unknown_field, unbalanced_tag, unused_field")
-    file: str = Field(description="meta.json, fields.json or module.html")
-    line: int | None = Field(default=None, description="1-based line in that file, when known")
-    path: str | None = Field(default=None, description="JSON path or field path it is about")
+    file: str = Field(description="meta.json, fields.json, module.html or a .graphql file")
+    line: int | None = Field(
+        default=None, description="1-based line in that file, when known (the first of lines)"
+    )
+    path: str | None = Field(
+        default=None, description="The field path it is about, by names: fields > hero > title"
+    )
     message: str
+    lines: list[int] = Field(
+        default_factory=list, description="Every line the same problem occurs on"
+    )
+    impact: Literal["upload", "render", "style"] = Field(
+        default="style",
+        description="On HubSpot: would not upload, would render wrong, or a matter of style",
+    )
 
 
 class ModuleCheck(BaseModel):
