@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import PurePosixPath
@@ -81,22 +80,28 @@ def _path(loc: tuple[int | str, ...], data: Any) -> str:
 
 def _view(data: dict[str, Any]) -> dict[str, Any]:
     """A copy to validate: field types lower-cased (HubSpot's own boilerplate writes
-    "Group"); the stored config is never changed."""
-    view = {"meta": data.get("meta"), "fields": copy.deepcopy(data.get("fields", []))}
+    "Group"); only the field objects are copied (validation reads, never writes, their
+    values), and the stored config is never changed."""
 
-    def lower(fields: Any, depth: int) -> None:
+    def lower(fields: Any, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise InvalidHubSpotConfig(
                 f"fields: groups nested more than {MAX_DEPTH} deep", field="fields"
             )
-        for field in fields if isinstance(fields, list) else []:
+        if not isinstance(fields, list):
+            return fields
+        out = []
+        for field in fields:
             if isinstance(field, dict):
+                field = dict(field)
                 if isinstance(field.get("type"), str):
                     field["type"] = field["type"].lower()
-                lower(field.get("children"), depth + 1)
+                if "children" in field:
+                    field["children"] = lower(field["children"], depth + 1)
+            out.append(field)
+        return out
 
-    lower(view["fields"], 0)
-    return view
+    return {"meta": data.get("meta"), "fields": lower(data.get("fields", []), 0)}
 
 
 def _problem(error: Any, data: Any) -> tuple[str, str]:
@@ -126,6 +131,8 @@ def _known_keys(model: BaseModel) -> list[str]:
 def _warnings(node: Any, path: str, out: list[ConfigWarning]) -> None:
     if isinstance(node, list):
         for i, item in enumerate(node):
+            if not isinstance(item, BaseModel | list):
+                continue  # a value (a default, a content type): no keys to warn of
             name = getattr(item, "name", None)
             _warnings(item, f"{path} > {name}" if isinstance(name, str) else f"{path}[{i}]", out)
         return
