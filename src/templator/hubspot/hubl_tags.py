@@ -36,8 +36,8 @@ BLOCK_TAGS = frozenset(
         "dnd_module",
     }
 )
-# Tags whose body has names of its own (Jinjava enters a scope for them): a `set` inside
-# stays inside. `for`, `macro` and `with` bind their own names too.
+# Tags whose body has names of its own (Jinjava's ForTag enters a scope; a macro body runs
+# in the macro's; `with`, `call`, `filter` as in Jinja): a `set` inside stays inside.
 SCOPE_TAGS = frozenset({"for", "macro", "with", "call", "filter"})
 MIDDLE_TAGS = {"elif": {"if", "unless"}, "else": {"if", "unless", "for"}, "empty": {"for"}}
 # `module.items|sort(attribute="x")` is still the items: an alias follows it.
