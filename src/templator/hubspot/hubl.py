@@ -13,34 +13,23 @@ does not touch the alias outside).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from typing import Any
 
-from jinja2 import Environment
-from jinja2.exceptions import TemplateSyntaxError
-
 from templator.hubspot.hubl_tags import BLOCK_TAGS, MIDDLE_TAGS, SCOPE_TAGS, SHAPE_FILTERS
+from templator.hubspot.hubl_tokens import (
+    HublIssue,
+    Token,
+    closing,
+    find_top,
+    is_op,
+    split_top,
+    statements,
+    tokens,
+)
 
-_LEXER = Environment(autoescape=False).lexer
-_SKIPPED = frozenset({"whitespace", "comment_begin", "comment", "comment_end", "raw_begin"})
-_UNEXPECTED_CHAR = re.compile(r"unexpected char .* at (\d+)$")
-_UNEXPECTED_BRACKET = re.compile(r"unexpected '(.)'")
-MAX_REPAIRS = 200
-
-Token = tuple[int, str, str]  # (line, kind, value) as Jinja's lexer yields them
-
-
-@dataclass(frozen=True, slots=True)
-class HublIssue:
-    """One problem in module.html (one place of it)."""
-
-    code: str
-    line: int
-    message: str
-    path: str | None = None
+__all__ = ["HublIssue", "HublReport", "read_hubl"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,108 +54,6 @@ class HublReport:
     issues: list[HublIssue] = field(default_factory=list)
     used: set[tuple[str, ...]] = field(default_factory=set)
     whole: set[tuple[str, ...]] = field(default_factory=set)  # groups read as a whole
-
-
-def tokens(html: str, issues: list[HublIssue] | None = None) -> list[Token]:
-    """The tokens of `html` (whitespace and comments left out). A character Jinja does
-    not know (`&&`, `!`, `?` of Jinjava's expression language) is read as a space; a
-    bracket that closes nothing is reported to `issues` and read as a space too."""
-    text = html
-    for _ in range(MAX_REPAIRS):
-        out: list[Token] = []
-        try:
-            for line, kind, value in _LEXER.tokeniter(text, None):
-                if kind not in _SKIPPED:
-                    out.append((line, kind, value))
-            return out
-        except TemplateSyntaxError as exc:
-            char = _UNEXPECTED_CHAR.search(exc.message or "")
-            if char is not None:
-                pos = int(char.group(1))
-                text = text[:pos] + " " + text[pos + 1 :]
-                continue
-            bracket = _UNEXPECTED_BRACKET.match(exc.message or "")
-            if issues is not None and "end of raw" in (exc.message or ""):
-                # As in Jinjava: everything after an unclosed {% raw %} is text.
-                message = "{% raw %} is never closed: add {% endraw %}"
-                issues.append(HublIssue("unbalanced_tag", exc.lineno, message))
-            elif issues is not None:
-                issues.append(HublIssue("hubl_syntax", exc.lineno, f"HubL syntax: {exc.message}"))
-            if bracket is None:
-                return out
-            text = _blank_on_line(text, exc.lineno, bracket.group(1))
-    return out
-
-
-def _blank_on_line(text: str, line: int, char: str) -> str:
-    start = 0
-    for _ in range(line - 1):
-        start = text.index("\n", start) + 1
-    pos = text.find(char, start)
-    return text if pos < 0 else text[:pos] + " " + text[pos + 1 :]
-
-
-def _statements(toks: list[Token]) -> Iterator[tuple[str, int, list[Token]]]:
-    """("tag" | "print", line, the tokens inside the delimiters)."""
-    i, n = 0, len(toks)
-    while i < n:
-        line, kind, _ = toks[i]
-        if kind in ("block_begin", "variable_begin"):
-            end = "block_end" if kind == "block_begin" else "variable_end"
-            j = i + 1
-            while j < n and toks[j][1] != end:
-                j += 1
-            yield ("tag" if kind == "block_begin" else "print"), line, toks[i + 1 : j]
-            i = j + 1
-        else:
-            i += 1
-
-
-def _is(tok: Token | None, value: str, kind: str = "operator") -> bool:
-    return tok is not None and tok[1] == kind and tok[2] == value
-
-
-def _split_top(toks: list[Token], sep: str = ",") -> list[list[Token]]:
-    """Split at `sep` operators outside brackets."""
-    parts: list[list[Token]] = [[]]
-    depth = 0
-    for tok in toks:
-        if tok[1] == "operator" and tok[2] in "([{":
-            depth += 1
-        elif tok[1] == "operator" and tok[2] in ")]}":
-            depth -= 1
-        if depth == 0 and _is(tok, sep):
-            parts.append([])
-        else:
-            parts[-1].append(tok)
-    return [p for p in parts if p]
-
-
-def _find_top(toks: list[Token], value: str, kind: str = "operator") -> int:
-    """Index of the first `value` token outside brackets (an opening bracket itself
-    counts as outside), -1 when there is none."""
-    depth = 0
-    for i, tok in enumerate(toks):
-        if depth == 0 and tok[1] == kind and tok[2] == value:
-            return i
-        if tok[1] == "operator" and tok[2] in "([{":
-            depth += 1
-        elif tok[1] == "operator" and tok[2] in ")]}":
-            depth -= 1
-    return -1
-
-
-def _closing(toks: list[Token], i: int) -> int:
-    """Index of the bracket closing the one at `i`."""
-    depth = 0
-    for j in range(i, len(toks)):
-        if toks[j][1] == "operator" and toks[j][2] in "([{":
-            depth += 1
-        elif toks[j][1] == "operator" and toks[j][2] in ")]}":
-            depth -= 1
-            if depth == 0:
-                return j
-    return len(toks) - 1
 
 
 Frame = dict[str, _Node | None]  # a name bound to a field, or None: a name that is not one
@@ -243,11 +130,11 @@ class _Reader:
         segments: list[tuple[str, int]] = []
         j, n = i + 1, len(toks)
         while j < n:
-            if _is(toks[j], ".") and j + 1 < n and toks[j + 1][1] == "name":
+            if is_op(toks[j], ".") and j + 1 < n and toks[j + 1][1] == "name":
                 segments.append((toks[j + 1][2], toks[j + 1][0]))
                 j += 2
-            elif _is(toks[j], "["):
-                end = _closing(toks, j)
+            elif is_op(toks[j], "["):
+                end = closing(toks, j)
                 inner = toks[j + 1 : end]
                 if len(inner) == 1 and inner[0][1] == "string":
                     segments.append((inner[0][2][1:-1], inner[0][0]))
@@ -272,16 +159,16 @@ class _Reader:
                 self._in_string(value[1:-1], line)
             if (
                 kind != "name"
-                or _is(prev, ".")
-                or _is(prev, "|")
-                or _is(prev, "is", "name")
-                or (i + 1 < n and _is(toks[i + 1], "="))  # a keyword argument's name
+                or is_op(prev, ".")
+                or is_op(prev, "|")
+                or is_op(prev, "is", "name")
+                or (i + 1 < n and is_op(toks[i + 1], "="))  # a keyword argument's name
             ):
                 i += 1
                 continue
             segments, j = self._chain(toks, i)
             root = self._bound(value)
-            called = j < n and _is(toks[j], "(")
+            called = j < n and is_op(toks[j], "(")
             if root is None or (called and not segments):
                 i = j if j > i + 1 else i + 1
                 continue
@@ -298,7 +185,7 @@ class _Reader:
     def _in_string(self, text: str, line: int) -> None:
         """HubSpot renders `{{ … }}` inside a tag's string argument (`value="{{
         module.title }}"`): its reads count; tags in a string are text, not blocks."""
-        for _, _, toks in _statements(tokens(text)):
+        for _, _, toks in statements(tokens(text)):
             self._reads([(line + at - 1, k, v) for at, k, v in toks])
 
     def _alias(self, toks: list[Token]) -> _Node | None:
@@ -309,10 +196,10 @@ class _Reader:
             return None
         node, end = reads[0]
         rest = toks[end:]
-        while rest and _is(rest[0], "|") and len(rest) > 1 and rest[1][2] in SHAPE_FILTERS:
+        while rest and is_op(rest[0], "|") and len(rest) > 1 and rest[1][2] in SHAPE_FILTERS:
             rest = rest[2:]
-            if rest and _is(rest[0], "("):
-                rest = rest[_closing(rest, 0) + 1 :]
+            if rest and is_op(rest[0], "("):
+                rest = rest[closing(rest, 0) + 1 :]
         return node if not rest else None
 
     # --- tags -----------------------------------------------------------------------
@@ -352,18 +239,18 @@ class _Reader:
         self.frames.append(frame)
 
     def _for(self, line: int, helpers: list[Token]) -> None:
-        at = _find_top(helpers, "in", "name")
+        at = find_top(helpers, "in", "name")
         frame: Frame = {"loop": None}
         if at < 0:
             self._reads(helpers)
             self._open_scope("for", line, frame)
             return
-        targets = [p[0][2] for p in _split_top(helpers[:at]) if p and p[0][1] == "name"]
+        targets = [p[0][2] for p in split_top(helpers[:at]) if p and p[0][1] == "name"]
         rest = helpers[at + 1 :]
         cut = min(
             (
                 k
-                for k in (_find_top(rest, "if", "name"), _find_top(rest, "recursive", "name"))
+                for k in (find_top(rest, "if", "name"), find_top(rest, "recursive", "name"))
                 if k >= 0
             ),
             default=len(rest),
@@ -375,13 +262,13 @@ class _Reader:
         self._reads(rest[cut:])
 
     def _set(self, line: int, helpers: list[Token]) -> None:
-        eq = _find_top(helpers, "=")
+        eq = find_top(helpers, "=")
         if eq < 0:  # {% set x %}…{% endset %}
             names = [t[2] for t in helpers if t[1] == "name"]
             self.stack.append(_Open("set", line, None, names))
             return
         target, expr = helpers[:eq], helpers[eq + 1 :]
-        names = [p[0][2] for p in _split_top(target) if len(p) == 1 and p[0][1] == "name"]
+        names = [p[0][2] for p in split_top(target) if len(p) == 1 and p[0][1] == "name"]
         if len(target) == 1 and names:
             self._bind(names[0], self._alias(expr))
             return
@@ -393,19 +280,19 @@ class _Reader:
         frame: Frame = {"caller": None, "varargs": None, "kwargs": None}
         if helpers and helpers[0][1] == "name":
             self._bind(helpers[0][2], None)
-        start = _find_top(helpers, "(")
+        start = find_top(helpers, "(")
         if start >= 0:
-            for arg in _split_top(helpers[start + 1 : _closing(helpers, start)]):
+            for arg in split_top(helpers[start + 1 : closing(helpers, start)]):
                 if arg[0][1] == "name":
                     frame[arg[0][2]] = None
-                if len(arg) > 2 and _is(arg[1], "="):
+                if len(arg) > 2 and is_op(arg[1], "="):
                     self._reads(arg[2:])
         self._open_scope("macro", line, frame)
 
     def _with(self, line: int, helpers: list[Token]) -> None:
         frame: Frame = {}
-        for part in _split_top(helpers):
-            if len(part) > 2 and part[0][1] == "name" and _is(part[1], "="):
+        for part in split_top(helpers):
+            if len(part) > 2 and part[0][1] == "name" and is_op(part[1], "="):
                 frame[part[0][2]] = self._alias(part[2:])
             else:
                 self._reads(part)
@@ -447,7 +334,7 @@ class _Reader:
             self._bind(target, None)
 
     def read(self) -> HublReport:
-        for kind, line, toks in _statements(tokens(self.html, self.report.issues)):
+        for kind, line, toks in statements(tokens(self.html, self.report.issues)):
             if kind == "tag":
                 self._tag(line, toks)
             else:
