@@ -106,3 +106,16 @@ def test_jinjava_operators_jinja_does_not_know_are_read_past() -> None:
 def test_an_unclosed_raw_block_and_a_stray_bracket_are_reported() -> None:
     assert issues("{% raw %}{{ x }}" + ALL) == [("unbalanced_tag", 1)]
     assert issues("{{ module.hero) }}") == [("hubl_syntax", 1)]
+
+
+def test_characters_jinja_refuses_are_read_past_in_every_tag_at_once() -> None:
+    html = "{{ a $ b @ c }}{{ module.hero.title }}\n" * 500 + "{{ module.cards }}"
+    report = read_hubl(html, FIELDS)
+    assert report.issues == [] and ("hero", "title") in report.used
+
+
+def test_past_the_repair_limit_the_rest_is_reported_not_silently_skipped() -> None:
+    from templator.hubspot.hubl_tokens import MAX_REPAIRS
+
+    html = "".join(f"{{{{ a {chr(0x2200 + i)} }}}}" for i in range(MAX_REPAIRS + 1))
+    assert [i.code for i in read_hubl(html, FIELDS).issues] == ["hubl_syntax"]

@@ -34,13 +34,41 @@ class HublIssue:
     path: str | None = None
 
 
+# A tag or print, quotes tracked as Jinjava's TokenScanner does; and, inside one, a string
+# literal (kept) or an operator of Jinjava's expression language Jinja does not have.
+_SPAN = re.compile(
+    r"""\{[{%](?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^"'}%]|[}%](?!\}))*[}%]\}""", re.DOTALL
+)
+_JUEL = re.compile(r"""("(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')|&&|\|\||!(?!=)|\?""")
+
+
+def _as_spaces(html: str, ops: re.Pattern[str]) -> str:
+    """What `ops` matches inside tags, outside string literals, as spaces (lines and
+    offsets unchanged); `ops`' first group is a string literal, kept."""
+
+    def span(match: re.Match[str]) -> str:
+        return ops.sub(lambda op: op.group(1) or " " * len(op.group(0)), match.group(0))
+
+    return _SPAN.sub(span, html)
+
+
+def _juel_as_spaces(html: str) -> str:
+    """`&&`, `||`, `!` and `?` inside tags as spaces."""
+    if not any(op in html for op in ("&&", "||", "!", "?")):
+        return html
+    return _as_spaces(html, _JUEL)
+
+
 def tokens(html: str, issues: list[HublIssue] | None = None) -> list[Token]:
-    """The tokens of `html` (whitespace and comments left out). A character Jinja does
-    not know (`&&`, `!`, `?` of Jinjava's expression language) is read as a space; a
-    bracket that closes nothing is reported to `issues` and read as a space too."""
-    text = html
+    """The tokens of `html` (whitespace and comments left out). An operator of Jinjava's
+    expression language Jinja does not know (`&&`, `||`, `!`, `?`) and any other
+    character Jinja refuses is read as a space; a bracket that closes nothing is
+    reported to `issues` and read as a space too. At most MAX_REPAIRS of those: past
+    them the rest is not read, and that is reported."""
+    text = _juel_as_spaces(html)
+    out: list[Token] = []
     for _ in range(MAX_REPAIRS):
-        out: list[Token] = []
+        out = []
         try:
             for line, kind, value in _LEXER.tokeniter(text, None):
                 if kind not in _SKIPPED:
@@ -49,8 +77,11 @@ def tokens(html: str, issues: list[HublIssue] | None = None) -> list[Token]:
         except TemplateSyntaxError as exc:
             char = _UNEXPECTED_CHAR.search(exc.message or "")
             if char is not None:
+                # Every such character in every tag at once: one more pass per character.
                 pos = int(char.group(1))
-                text = text[:pos] + " " + text[pos + 1 :]
+                quoted = r"""("(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')|""" + re.escape(text[pos])
+                blanked = _as_spaces(text, re.compile(quoted))
+                text = blanked if blanked[pos] == " " else text[:pos] + " " + text[pos + 1 :]
                 continue
             bracket = _UNEXPECTED_BRACKET.match(exc.message or "")
             if issues is not None and "end of raw" in (exc.message or ""):
@@ -62,6 +93,16 @@ def tokens(html: str, issues: list[HublIssue] | None = None) -> list[Token]:
             if bracket is None:
                 return out
             text = _blank_on_line(text, exc.lineno, bracket.group(1))
+    if issues is not None:
+        last = out[-1][0] if out else 1
+        issues.append(
+            HublIssue(
+                "hubl_syntax",
+                last,
+                f"HubL syntax: more than {MAX_REPAIRS} characters HubL does not know; "
+                "the rest of the file was not read",
+            )
+        )
     return out
 
 
