@@ -174,7 +174,7 @@ class _Reader:
                 continue
             if called:
                 segments = segments[:-1]  # a method call (.items(), .append()): not a field
-            text = value + "".join(f"[{s}]" if s.startswith("[") else f".{s}" for s, _ in segments)
+            text = value + "".join(s if s.startswith("[") else f".{s}" for s, _ in segments)
             node = self._resolve(root, segments, text)
             out.append((node, j))
             if (whole or called) and node.is_group:
