@@ -349,3 +349,26 @@ def test_not_a_zip_is_refused() -> None:
 )
 def test_slugs_are_safe(name: str, slug: str) -> None:
     assert slugify(name) == slug
+
+
+@pytest.mark.parametrize(
+    ("folder", "kept"),
+    [
+        ("design-manager/buttons/button.module", True),
+        ("button.module", True),
+        ("../button.module", False),
+        ("/abs/button.module", False),
+        ("a/.hidden/button.module", False),
+        ("outer.module/inner.module", False),
+        ("buttons/button", False),
+    ],
+)
+def test_a_kept_folder_is_a_relative_path_ending_in_a_module_folder(
+    folder: str, kept: bool
+) -> None:
+    config = {**full_config(), "source": {"folder": folder}}
+    if kept:
+        assert validate_hubspot_config(config) == []
+    else:
+        with pytest.raises(InvalidHubSpotConfig, match="source.folder"):
+            validate_hubspot_config(config)
