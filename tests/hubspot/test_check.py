@@ -170,7 +170,8 @@ def test_the_command_exits_1_with_a_list_and_json_for_machines(tmp_path: Path) -
     )
     result = runner.invoke(app, ["check", str(folder)])
     assert result.exit_code == 1
-    assert "module.html:1: module.titel: there is no field 'titel'" in result.output
+    assert "error (would render wrong): module.html:1: module.titel:" in result.output
+    assert "there is no field 'titel'" in result.output
     result = runner.invoke(app, ["check", str(folder), "--json"])
     assert result.exit_code == 1
     body = json.loads(result.output)

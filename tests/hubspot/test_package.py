@@ -370,5 +370,5 @@ def test_a_kept_folder_is_a_relative_path_ending_in_a_module_folder(
     if kept:
         assert validate_hubspot_config(config) == []
     else:
-        with pytest.raises(InvalidHubSpotConfig, match="source.folder"):
+        with pytest.raises(InvalidHubSpotConfig, match=r"source\.folder"):
             validate_hubspot_config(config)

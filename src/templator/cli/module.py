@@ -343,6 +343,9 @@ def check(
             )
             for finding in report.findings:
                 colour = "red" if finding.severity == "error" else "yellow"
-                console.print(f"  [{colour}]{escape(str(finding))}[/]", highlight=False)
+                # One line a finding, never wrapped: `grep module.html:12` finds it.
+                console.print(
+                    f"  [{colour}]{escape(str(finding))}[/]", highlight=False, soft_wrap=True
+                )
     if any(not r.ok for r in reports):
         raise typer.Exit(1)

@@ -42,6 +42,9 @@ IMPACT = {
 }
 
 
+IMPACT_WORDS = {"upload": "would not upload", "render": "would render wrong", "style": "style"}
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One thing to fix (error) or look at (warning), with every line it occurs on."""
@@ -58,7 +61,7 @@ class Finding:
     def __str__(self) -> str:
         shown = ",".join(str(n) for n in self.lines) if len(self.lines) > 1 else self.line
         where = f"{self.file}:{shown}" if shown else self.file
-        return f"{self.severity}: {where}: {self.message}"
+        return f"{self.severity} ({IMPACT_WORDS[self.impact]}): {where}: {self.message}"
 
 
 def _finding(code: str, file: str, line: int | None, path: str | None, message: str) -> Finding:
@@ -295,7 +298,7 @@ def _config_findings(warnings: list[ConfigWarning]) -> list[Finding]:
             "meta.json" if w.path.startswith("meta") else "fields.json",
             None,
             w.path,
-            w.message,
+            f"{w.path}: {w.message}",
         )
         for w in warnings
     ]
