@@ -314,7 +314,9 @@ def check(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
 ) -> None:
-    """What HubSpot would refuse or render wrong: exit 1 when there are errors."""
+    """What HubSpot would refuse or render wrong: one line a problem with every line it
+    occurs on and its impact (would not upload / would render wrong / style); exit 1 when
+    there are errors."""
     from rich.markup import escape
 
     from templator.exceptions import TemplatorError
