@@ -29,6 +29,7 @@ INFRASTRUCTURE = {
     "config",
     "connections",
     "postgres",
+    "private_apis",
     "redis",
     "cache",
     "signing",

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from templator import private_apis
 from templator.config import ProcessRole, Settings
 from templator.dev.localstack.process import free_port
 from templator.postgres import ReadPool, ReadUnavailable, create_engine
@@ -204,9 +205,10 @@ async def test_engine_and_read_pool_connections_carry_keepalives_and_a_user_time
             with socket.socket(fileno=os.dup(fd)) as sock:
                 assert _socket_options(sock) == (1, 7, 4321)
         assert await pool.fetchrow("SELECT 1") is not None
-        async with pool._pool.acquire() as conn:  # type: ignore[attr-defined]
-            sock = conn._transport.get_extra_info("socket")
-            assert _socket_options(sock) == (1, 7, 4321)
+        conn, _ = pool._idle[-1]  # the connection that answered, idle again
+        sock = private_apis.asyncpg_socket(conn)
+        assert sock is not None
+        assert _socket_options(sock) == (1, 7, 4321)
     finally:
         await pool.close()
         await engine.dispose()
