@@ -19,7 +19,7 @@ import orjson
 from templator.backup.crypto import CHUNK, BackupKey, open_chunks
 from templator.backup.errors import BackupCorrupt, BackupKeyError, BackupNotFound
 from templator.backup.manifest import MANIFEST_NAME, FileEntry, Manifest
-from templator.backup.repository import FolderRepository, S3Repository, blob_path
+from templator.backup.set_store import FolderRepository, S3Repository, blob_path
 
 Repo = FolderRepository | S3Repository
 Progress = Callable[[str, int, int | None], None]

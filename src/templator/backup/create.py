@@ -33,7 +33,7 @@ from templator.backup.errors import BackupConfigError, BackupKeyError, BackupSto
 from templator.backup.lock import repository_lock
 from templator.backup.manifest import MANIFEST_NAME, FileEntry, Manifest
 from templator.backup.objects import HashingFile
-from templator.backup.repository import PREFIX, S3Repository, private_dirs, s3_client_for
+from templator.backup.set_store import PREFIX, S3Repository, private_dirs, s3_client_for
 from templator.config import Settings
 from templator.connections import StoreUrls
 

@@ -34,8 +34,8 @@ from templator.backup.create import create_backup, load_key
 from templator.backup.crypto import BackupKey, generate_key_file
 from templator.backup.errors import BackupConfigError
 from templator.backup.pgbackrest import Pitr, for_server
-from templator.backup.repository import open_repository
 from templator.backup.restore import STORES, drill, restore_backup
+from templator.backup.set_store import open_repository
 from templator.cli.context import confirm_destructive, console, err_console, fail, settings
 from templator.cli.stack import find_local_stack
 from templator.config import Settings
