@@ -42,10 +42,6 @@ REDIS_NAME = "redis.bin"
 PG_FOLDER = "postgres"
 
 
-def _noop(stage: str, advance: int, total: int | None) -> None:
-    return None
-
-
 def load_key(settings: Settings) -> BackupKey | None:
     """The key of BACKUP_ENCRYPTION_KEY_FILE, None when unset."""
     path = settings.backup_encryption_key_file
@@ -159,7 +155,7 @@ def create_backup(
     jobs: int | None = None,
     wait: float = 0.0,
     pitr: Any = None,
-    progress: Progress = _noop,
+    progress: Progress = catalog.no_progress,
 ) -> Manifest:
     """Back up every store into a new sealed set; returns its manifest."""
     jobs = jobs or settings.backup_jobs

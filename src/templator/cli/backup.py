@@ -73,7 +73,7 @@ class _Amount(ProgressColumn):
 def _progress(quiet: bool) -> Iterator[catalog.Progress]:
     """A Rich bar per stage; `total=-1` from a stage means: done, complete the bar."""
     if quiet:
-        yield catalog._noop
+        yield catalog.no_progress
         return
     bar = Progress(
         TextColumn("{task.description:<9}"),
