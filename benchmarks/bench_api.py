@@ -298,6 +298,59 @@ def chart(points: list[dict[str, float]], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def reads_only(quick: bool, rounds: int) -> None:
+    """The two per-request ratios alone (issue #20): the cached and the uncached template
+    read at saturation, each beside `GET /health` of the same server, `rounds` times
+    alternating (bare, read, bare, read…) so a burst of load elsewhere hits both sides.
+    Skips the open loop, the concurrency sweep and the 100-user flow."""
+    seconds = 4 if quick else 10
+    folder = PROJECT_ROOT / "var" / f"bench-api-s3-{uuid.uuid4().hex[:6]}"
+    s3 = SeaweedFS(folder, access_key="bench", secret_key="bench-secret")
+    s3.start()
+    try:
+        with seeded_database(quick=quick) as url:
+            env = api_env(url, s3.endpoint_url, namespace="bench-api")
+            token = bootstrap(env)
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            print(machine())
+            dead_redis = {
+                **env,
+                "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+                "REDIS_RETRIES": "0",
+            }
+            for label, server_env in (("cached", env), ("uncached", dead_redis)):
+                server = serve(server_env, port)
+                try:
+                    template_id = httpx.get(
+                        f"{base}/api/v1/templates",
+                        params={"limit": 1},
+                        headers={"Authorization": f"Bearer {token}"},
+                    ).json()["items"][0]["id"]
+                    target = f"{base}/api/v1/templates/{template_id}"
+                    wrk(target, token=token, connections=100, seconds=2)  # warm
+                    ratios = []
+                    for _ in range(rounds):
+                        bare = wrk(f"{base}/health", token=token, connections=100, seconds=seconds)
+                        read = wrk(target, token=token, connections=100, seconds=seconds)
+                        ratios.append(read["rps"] / bare["rps"])
+                        print(
+                            f"{label:>8}: bare {bare['rps']:>8,.0f} req/s, read {read['rps']:>8,.0f} "
+                            f"req/s (p95 {read['p95']:.1f} ms, errors {read['errors']:.0f}) = "
+                            f"{ratios[-1]:.2f}x bare"
+                        )
+                    print(
+                        f"{label:>8}: median {statistics.median(ratios):.2f}x bare over {rounds} "
+                        f"rounds ({', '.join(f'{r:.2f}' for r in ratios)})"
+                    )
+                finally:
+                    server.terminate()
+                    server.wait(15)
+    finally:
+        s3.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(quick: bool) -> None:
     seconds = 4 if quick else 10
     folder = PROJECT_ROOT / "var" / f"bench-api-s3-{uuid.uuid4().hex[:6]}"
@@ -403,5 +456,16 @@ def main(quick: bool) -> None:
 
 
 if __name__ == "__main__":
-    args = parser(__doc__ or "").parse_args()
-    main(args.quick)
+    p = parser(__doc__ or "")
+    p.add_argument(
+        "--reads-only",
+        type=int,
+        metavar="ROUNDS",
+        default=0,
+        help="only the cached and uncached read against bare, ROUNDS times alternating",
+    )
+    args = p.parse_args()
+    if args.reads_only:
+        reads_only(args.quick, args.reads_only)
+    else:
+        main(args.quick)
