@@ -330,6 +330,15 @@ def without_redis(env: dict[str, str]) -> dict[str, str]:
     return {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "REDIS_RETRIES": "0"}
 
 
+def bare_and_read(
+    base: str, target: str, *, token: str, seconds: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """wrk at 100 connections on bare `/health`, then on `target` (after a 2 s warm-up)."""
+    wrk(target, token=token, connections=100, seconds=2)  # warm: pools, cache
+    bare = wrk(f"{base}/health", token=token, connections=100, seconds=seconds)
+    return bare, wrk(target, token=token, connections=100, seconds=seconds)
+
+
 def reads_only(quick: bool, rounds: int) -> None:
     """The two per-request ratios alone (issue #20): the cached and the uncached template
     read at saturation, each beside `GET /health` of the same server, `rounds` times
@@ -371,9 +380,7 @@ def main(quick: bool) -> None:
         try:
             target = template_url(base, token)
             print(machine())
-            wrk(target, token=token, connections=100, seconds=2)  # warm: pools, cache
-            bare = wrk(f"{base}/health", token=token, connections=100, seconds=seconds)
-            cached = wrk(target, token=token, connections=100, seconds=seconds)
+            bare, cached = bare_and_read(base, target, token=token, seconds=seconds)
             print(
                 f"bare /health          {bare['rps']:>8,.0f} req/s  p50 {bare['p50']:.2f} ms  p95 {bare['p95']:.2f} ms"
             )
@@ -423,9 +430,7 @@ def main(quick: bool) -> None:
             server.wait(15)
         server = serve(without_redis(env), port)
         try:
-            wrk(target, token=token, connections=100, seconds=2)  # warm: pools
-            bare_here = wrk(f"{base}/health", token=token, connections=100, seconds=seconds)
-            uncached = wrk(target, token=token, connections=100, seconds=seconds)
+            bare_here, uncached = bare_and_read(base, target, token=token, seconds=seconds)
             print(
                 f"bare /health (this server) {bare_here['rps']:>8,.0f} req/s  p50 {bare_here['p50']:.2f} ms  p95 {bare_here['p95']:.2f} ms"
             )
