@@ -17,13 +17,13 @@ class UserSearchWord(Base):
 
     __tablename__ = "user_search_words"
     __table_args__ = (
-        # KNN within one user's words (btree_gist for the user_id column).
+        # One user's words alike a given one (btree_gin for user_id, pg_trgm's `%`).
         Index(
             "idx_user_search_words_trgm",
             "user_id",
             "word",
-            postgresql_using="gist",
-            postgresql_ops={"word": "gist_trgm_ops"},
+            postgresql_using="gin",
+            postgresql_ops={"word": "gin_trgm_ops"},
         ),
     )
 

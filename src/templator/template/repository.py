@@ -133,7 +133,9 @@ _SPELLING = _SPELLING_IN.format(vocabulary="search_words", scope_v="true", scope
 # would tell them whether another user's template has a word (issue #21).
 _OWN_SPELLING = _SPELLING_IN.format(
     vocabulary="user_search_words",
-    scope_v="v.user_id = %(actor)s",
+    # `%%` (pg_trgm's similarity >= pg_trgm.similarity_threshold, 0.3 = MIN_SIMILARITY)
+    # lets the GIN index find the user's alike words; the nearest of them is taken.
+    scope_v="v.user_id = %(actor)s AND v.word %% l.lexeme",
     scope_k="k.user_id = %(actor)s",
 )
 

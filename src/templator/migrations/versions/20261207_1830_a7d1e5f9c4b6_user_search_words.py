@@ -57,7 +57,6 @@ END $$
 
 def upgrade() -> None:
     """The table (filled from the templates there are), its KNN index and triggers."""
-    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
     op.create_table(
         "user_search_words",
         sa.Column("user_id", sa.String(length=25), nullable=False),
@@ -75,12 +74,14 @@ def upgrade() -> None:
         "SELECT DISTINCT p.user_id, w FROM templates t JOIN projects p ON p.id = t.project_id, "
         f"unnest(tsvector_to_array(t.search_vector)) AS w WHERE w ~ '{WORD}' ORDER BY 1, 2"
     )
+    # GIN over (user_id, word trigrams): btree_gin (created with the schema; the
+    # migration role may not create extensions) takes the user, pg_trgm the `%` match.
     op.create_index(
         "idx_user_search_words_trgm",
         "user_search_words",
         ["user_id", "word"],
-        postgresql_using="gist",
-        postgresql_ops={"word": "gist_trgm_ops"},
+        postgresql_using="gin",
+        postgresql_ops={"word": "gin_trgm_ops"},
     )
     op.execute(_ADD_INSERTED)
     op.execute(_ADD_UPDATED)
@@ -97,7 +98,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the triggers, their functions and the table (btree_gist stays: harmless)."""
+    """Drop the triggers, their functions and the table."""
     op.execute("DROP TRIGGER user_search_words_on_update ON templates")
     op.execute("DROP TRIGGER user_search_words_on_insert ON templates")
     op.execute("DROP FUNCTION user_search_words_add_updated()")
