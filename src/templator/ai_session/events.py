@@ -8,3 +8,8 @@ from __future__ import annotations
 def channel(namespace: str, session_id: str) -> str:
     """The pub/sub channel of one session."""
     return f"{namespace}:session:{session_id}"
+
+
+WORK_CHANNEL = "templator_work"
+"""The PostgreSQL NOTIFY channel on which a session that became claimable wakes the
+waiting claims (work/wakeup.py listens; one listener per API process)."""

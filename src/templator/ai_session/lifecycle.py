@@ -9,8 +9,14 @@ ALLOWED: dict[SessionStatus, frozenset[SessionStatus]] = {
     SessionStatus.PENDING: frozenset(
         {SessionStatus.PROCESSING, SessionStatus.FAILED, SessionStatus.CANCELLED}
     ),
+    # PROCESSING → PENDING: a retry, a rescued lease or a released one (the work queue).
     SessionStatus.PROCESSING: frozenset(
-        {SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED}
+        {
+            SessionStatus.PENDING,
+            SessionStatus.COMPLETED,
+            SessionStatus.FAILED,
+            SessionStatus.CANCELLED,
+        }
     ),
     SessionStatus.COMPLETED: frozenset(),
     SessionStatus.FAILED: frozenset(),
@@ -18,6 +24,7 @@ ALLOWED: dict[SessionStatus, frozenset[SessionStatus]] = {
 }
 PHASE_ORDER = list(SessionPhase)
 PHASE_COLUMN = {
+    # The upload phase's payload is merged under the web app's input_data, never over it.
     SessionPhase.UPLOAD: "input_data",
     SessionPhase.SECTION_DETECTION: "sections",
     SessionPhase.AI_ANALYSIS: "ai_analysis",
@@ -39,3 +46,14 @@ def sources_of(target: SessionStatus) -> list[str]:
 def phase_index(phase: SessionPhase | str) -> int:
     """Position of a phase in the order."""
     return PHASE_ORDER.index(SessionPhase(phase))
+
+
+def retry_delay_sql(attempt: str) -> str:
+    """SQL for the backoff before the retry after attempt number `attempt` (a column):
+    base x 2^(attempt-1), capped, of which a random half is waited ("equal jitter": never
+    less than half the delay, so a broken dependency is not hammered, and retries that
+    failed together spread out). Binds %(retry_base)s and %(retry_max)s (seconds)."""
+    return (
+        f"make_interval(secs => LEAST(%(retry_max)s, %(retry_base)s * "
+        f"power(2, GREATEST({attempt}, 1) - 1)) * (0.5 + random() / 2))"
+    )

@@ -9,12 +9,16 @@ that matched nothing returns None; the service decides which error that was.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session import lifecycle, schemas
+from templator.ai_session.events import WORK_CHANNEL
+from templator.ai_session.lease import LeaseView
+from templator.config import Settings
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
 from templator.kit.raw import driver_connection
@@ -23,50 +27,148 @@ from templator.models.enums import SessionPhase, SessionStatus
 
 _PHASES = "ARRAY['upload','section_detection','ai_analysis','suggestions','generation']"
 _STATE = "id, status, phase, progress, updated_at"
+# A write of a worker's goes through only under the session's live lease; a session nobody
+# holds takes its owner's writes without one (ai_session/lease.py says why one was refused).
+_LEASE_HOLDS = (
+    "((%(lease)s::text IS NULL AND lease_hash IS NULL AND NOT %(worker)s) "
+    "OR (lease_hash = %(lease)s AND lease_expires_at > now()))"
+)
+_OWNED = "id = %(id)s AND (user_id = %(actor)s OR %(admin)s)"
+
+
+def _phase_assignment(column: str) -> str:
+    if column == "input_data":
+        # The upload phase adds to the web app's input_data; the web app's keys win.
+        return (
+            "input_data = CASE WHEN %(payload)s::jsonb IS NULL THEN input_data "
+            "ELSE %(payload)s::jsonb || COALESCE(input_data, '{}'::jsonb) END, "
+        )
+    return f"{column} = %(payload)s::jsonb, "
+
+
 _RECORD_PHASE = {
     column: (
-        f"UPDATE ai_sessions SET {column} = %(payload)s::jsonb, phase = %(phase)s, "
-        "progress = %(progress)s, "
-        "status = CASE WHEN status = 'PENDING' THEN 'PROCESSING'::session_status ELSE status END, "
-        "started_at = COALESCE(started_at, now()) "
-        "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) "
-        "AND status IN ('PENDING', 'PROCESSING') AND progress <= %(progress)s "
+        f"UPDATE ai_sessions SET {_phase_assignment(column)}phase = %(phase)s, "
+        "progress = %(progress)s "
+        f"WHERE {_OWNED} AND status = 'PROCESSING' AND progress <= %(progress)s "
         f"AND array_position({_PHASES}, phase) <= array_position({_PHASES}, %(phase)s::text) "
-        f"RETURNING {_STATE}"
+        f"AND {_LEASE_HOLDS} RETURNING {_STATE}"
     )
     for column in lifecycle.PHASE_COLUMN.values()
 }
+
+
+def _ending_attempt(outcome: str, *, error: bool = False) -> str:
+    """A CTE `ended` closing the running attempt of the session `done` returned."""
+    return (
+        f"ended AS (UPDATE session_attempts a SET outcome = {outcome}, ended_at = now()"
+        f"{', error = %(error)s::jsonb' if error else ''} "
+        "FROM done WHERE a.session_id = done.id AND a.outcome = 'running') "
+    )
+
+
 _COMPLETE = (
-    "UPDATE ai_sessions SET status = 'COMPLETED', progress = 1, phase = 'generation', "
-    "final_result = COALESCE(%(final)s::jsonb, final_result), "
+    "WITH done AS (UPDATE ai_sessions SET status = 'COMPLETED', progress = 1, "
+    "phase = 'generation', final_result = COALESCE(%(final)s::jsonb, final_result), "
     "quality_score = COALESCE(%(quality)s, quality_score), finished_at = now(), "
+    "lease_expires_at = NULL, "
     "processing_time = (extract(epoch FROM now() - COALESCE(started_at, created_at)) * 1000)::int "
-    "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) AND status = 'PROCESSING' "
-    f"RETURNING {_STATE}"
+    f"WHERE {_OWNED} AND status = 'PROCESSING' AND {_LEASE_HOLDS} RETURNING {_STATE}), "
+    + _ending_attempt("'completed'")
+    + f"SELECT {_STATE} FROM done"
 )
-_FINISH = (
-    "UPDATE ai_sessions SET status = %(status)s, finished_at = now(), "
-    "error_log = COALESCE(%(error)s::jsonb, error_log) "
-    "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) "
-    "AND status = ANY(%(sources)s::session_status[]) "
-    f"RETURNING {_STATE}"
+# A retryable failure of a leased attempt with attempts left goes back to the queue.
+_RETRY = (
+    "(%(retryable)s AND status = 'PROCESSING' AND lease_hash IS NOT NULL "
+    "AND attempt < max_attempts)"
+)
+_FAIL = (
+    "WITH done AS (UPDATE ai_sessions SET "
+    f"status = (CASE WHEN {_RETRY} THEN 'PENDING' ELSE 'FAILED' END)::session_status, "
+    f"finished_at = CASE WHEN {_RETRY} THEN NULL ELSE now() END, "
+    f"next_attempt_at = CASE WHEN {_RETRY} THEN now() + "
+    f"{lifecycle.retry_delay_sql('attempt')} END, "
+    f"worker = CASE WHEN {_RETRY} THEN NULL ELSE worker END, "
+    f"lease_hash = CASE WHEN {_RETRY} THEN NULL ELSE lease_hash END, "
+    "lease_expires_at = NULL, error_log = COALESCE(%(error)s::jsonb, error_log) "
+    f"WHERE {_OWNED} AND status = ANY(%(sources)s::session_status[]) AND {_LEASE_HOLDS} "
+    f"RETURNING {_STATE}), "
+    + _ending_attempt(
+        "CASE WHEN done.status = 'PENDING' THEN 'retry' ELSE 'failed' END", error=True
+    )
+    + f"SELECT {_STATE} FROM done"
+)
+_CANCEL = (
+    "WITH done AS (UPDATE ai_sessions SET status = 'CANCELLED', finished_at = now(), "
+    "lease_expires_at = NULL "
+    f"WHERE {_OWNED} AND status = ANY(%(sources)s::session_status[]) RETURNING {_STATE}), "
+    + _ending_attempt("'cancelled'")
+    + f"SELECT {_STATE} FROM done"
 )
 _START = (
     "UPDATE ai_sessions SET status = 'PROCESSING', started_at = COALESCE(started_at, now()) "
-    "WHERE id = %(id)s AND (user_id = %(actor)s OR %(admin)s) AND status = 'PENDING' "
-    f"RETURNING {_STATE}"
+    f"WHERE {_OWNED} AND status = 'PENDING' RETURNING {_STATE}"
+)
+_LEASE_VIEW = (
+    "SELECT user_id, status, lease_hash, lease_expires_at <= now(), EXISTS (SELECT FROM "
+    "session_attempts a WHERE a.session_id = s.id AND a.lease_hash = %(lease)s) "
+    "FROM ai_sessions s WHERE id = %(id)s"
 )
 _READ_STATE = f"SELECT {_STATE}, user_id FROM ai_sessions WHERE id = %s"
 _SESSION_FIELDS = list(schemas.AiSession.model_fields)
+_FIELDS = ", ".join(_SESSION_FIELDS)
+# pg_notify in the same transaction: the waiting claims wake when it commits, not before.
+_WAKE = (
+    "woken AS (SELECT pg_notify(%(channel)s, '') FROM changed WHERE changed.ready_at IS NOT NULL) "
+    "SELECT changed.* FROM changed LEFT JOIN woken ON true"
+)
 _CREATE = (
-    "INSERT INTO ai_sessions (id, project_id, user_id, input_data) "
-    "SELECT %(id)s, p.id, p.user_id, %(input)s::jsonb FROM projects p "
-    "WHERE p.id = %(project)s AND (p.user_id = %(actor)s OR %(admin)s) "
-    f"RETURNING {', '.join(_SESSION_FIELDS)}"
+    "WITH changed AS (INSERT INTO ai_sessions "
+    "(id, project_id, user_id, input_data, ready_at, priority, max_attempts) "
+    "SELECT %(id)s, p.id, p.user_id, %(input)s::jsonb, "
+    "CASE WHEN %(draft)s THEN NULL ELSE now() END, %(priority)s, %(max_attempts)s "
+    "FROM projects p WHERE p.id = %(project)s AND (p.user_id = %(actor)s OR %(admin)s) "
+    f"RETURNING {_FIELDS}), {_WAKE}"
+)
+_SUBMIT = (
+    "WITH changed AS (UPDATE ai_sessions SET ready_at = now() "
+    f"WHERE {_OWNED} AND status = 'PENDING' AND ready_at IS NULL RETURNING {_FIELDS}), {_WAKE}"
 )
 _RESULT = (
     "SELECT user_id, project_id, status, final_result, quality_score FROM ai_sessions WHERE id = %s"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Who writes and under which lease (the hash of the `Lease-Token` sent, if any)."""
+
+    actor_id: str
+    admin: bool
+    worker: bool
+    lease_hash: str | None
+
+    def params(self) -> dict[str, Any]:
+        """The statement parameters of `_OWNED` and `_LEASE_HOLDS`."""
+        return {
+            "actor": self.actor_id,
+            "admin": self.admin,
+            "worker": self.worker,
+            "lease": self.lease_hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """The backoff before a retry (settings WORK_RETRY_BASE_SECONDS / _MAX_SECONDS)."""
+
+    base_seconds: float
+    max_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The policy the settings configure."""
+        return cls(settings.work_retry_base_seconds, settings.work_retry_max_seconds)
 
 
 class OwnedState(NamedTuple):
@@ -122,23 +224,55 @@ class AiSessionRepository:
         row = await self._one(statement, params)
         return None if row is None else _state(row)
 
+    def _session(self, row: tuple[Any, ...]) -> schemas.AiSession:
+        return schemas.AiSession.model_validate(dict(zip(_SESSION_FIELDS, row, strict=True)))
+
     async def insert(
-        self, *, project_id: str, input_data: str | None, actor_id: str, admin: bool
+        self,
+        *,
+        project_id: str,
+        input_data: str | None,
+        draft: bool,
+        priority: int,
+        max_attempts: int,
+        actor_id: str,
+        admin: bool,
     ) -> schemas.AiSession | None:
-        """A PENDING session (one INSERT … SELECT); None when the project is not the actor's."""
+        """A PENDING session, ready unless a draft (one INSERT … SELECT, waking the waiting
+        claims when ready); None when the project is not the actor's."""
         row = await self._one(
             _CREATE,
             {
                 "id": new_id(),
                 "project": project_id,
                 "input": input_data,
+                "draft": draft,
+                "priority": priority,
+                "max_attempts": max_attempts,
                 "actor": actor_id,
                 "admin": admin,
+                "channel": WORK_CHANNEL,
             },
         )
+        return None if row is None else self._session(row)
+
+    async def submit(
+        self, session_id: str, *, actor_id: str, admin: bool
+    ) -> schemas.AiSession | None:
+        """A draft becomes ready (and wakes the waiting claims); None when it was no draft."""
+        row = await self._one(
+            _SUBMIT,
+            {"id": session_id, "actor": actor_id, "admin": admin, "channel": WORK_CHANNEL},
+        )
+        return None if row is None else self._session(row)
+
+    async def lease_view(self, session_id: str, sent_hash: str | None) -> LeaseView | None:
+        """The session's lease as a refused write explains it, or None when it is gone."""
+        row = await self._one(_LEASE_VIEW, {"id": session_id, "lease": sent_hash})
         if row is None:
             return None
-        return schemas.AiSession.model_validate(dict(zip(_SESSION_FIELDS, row, strict=True)))
+        owner, status, current, expired, earlier = row
+        return LeaseView(owner, SessionStatus(status), current, bool(expired), bool(earlier))
 
     async def read_state(self, session_id: str) -> OwnedState | None:
         """Status and progress with the owner, or None when the session does not exist."""
@@ -178,10 +312,9 @@ class AiSessionRepository:
         session_id: str,
         *,
         phase: SessionPhase,
-        payload: str,
+        payload: str | None,
         progress: float,
-        actor_id: str,
-        admin: bool,
+        lease: Fence,
     ) -> schemas.AiSessionState | None:
         """Store the phase's output, advance phase and progress; None when a rule refused."""
         return await self._change(
@@ -191,8 +324,7 @@ class AiSessionRepository:
                 "payload": payload,
                 "phase": phase.value,
                 "progress": progress,
-                "actor": actor_id,
-                "admin": admin,
+                **lease.params(),
             },
         )
 
@@ -208,39 +340,48 @@ class AiSessionRepository:
         *,
         final: str | None,
         quality: float | None,
-        actor_id: str,
-        admin: bool,
+        lease: Fence,
     ) -> schemas.AiSessionState | None:
-        """PROCESSING → COMPLETED with processing_time; None when it was not PROCESSING."""
+        """PROCESSING → COMPLETED with processing_time, ending the attempt; None when it was
+        not PROCESSING or the lease did not hold."""
         return await self._change(
-            _COMPLETE,
-            {
-                "id": session_id,
-                "final": final,
-                "quality": quality,
-                "actor": actor_id,
-                "admin": admin,
-            },
+            _COMPLETE, {"id": session_id, "final": final, "quality": quality, **lease.params()}
         )
 
-    async def finish(
+    async def fail(
         self,
         session_id: str,
         *,
-        status: SessionStatus,
-        sources: list[str],
-        error: str | None,
-        actor_id: str,
-        admin: bool,
+        error: str,
+        retryable: bool,
+        retry: RetryPolicy,
+        lease: Fence,
     ) -> schemas.AiSessionState | None:
-        """Move to a final `status` from one of `sources`, keeping `error`; else None."""
+        """→ FAILED, or back to PENDING after a backoff when `retryable` and attempts are
+        left; the attempt ends with the error. None when a rule or the lease refused."""
         return await self._change(
-            _FINISH,
+            _FAIL,
             {
                 "id": session_id,
-                "status": status.value,
                 "error": error,
-                "sources": sources,
+                "retryable": retryable,
+                "sources": lifecycle.sources_of(SessionStatus.FAILED),
+                "retry_base": retry.base_seconds,
+                "retry_max": retry.max_seconds,
+                **lease.params(),
+            },
+        )
+
+    async def cancel(
+        self, session_id: str, *, actor_id: str, admin: bool
+    ) -> schemas.AiSessionState | None:
+        """→ CANCELLED from PENDING or PROCESSING (its worker hears it at its next
+        heartbeat); None when the status did not allow it."""
+        return await self._change(
+            _CANCEL,
+            {
+                "id": session_id,
+                "sources": lifecycle.sources_of(SessionStatus.CANCELLED),
                 "actor": actor_id,
                 "admin": admin,
             },
