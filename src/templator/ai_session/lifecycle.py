@@ -1,6 +1,10 @@
-"""The rules of the session lifecycle, in one place."""
+"""The rules of the session lifecycle, in one place: the service checks them in Python and
+repository.py generates its conditional UPDATEs from them (statuses and phase order), so
+a change here changes both (tests/ai_session/test_lifecycle_rules.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from templator.models.enums import SessionPhase, SessionStatus
 
@@ -31,6 +35,9 @@ PHASE_COLUMN = {
     SessionPhase.SUGGESTIONS: "suggestions",
     SessionPhase.GENERATION: "final_result",
 }
+PHASE_STATUSES = frozenset({SessionStatus.PROCESSING})
+"""Statuses in which phases are recorded: a session being worked on. A PENDING session is
+claimed (or started by its owner) first — recording a phase never starts it silently."""
 
 
 def can_move(current: SessionStatus, target: SessionStatus) -> bool:
@@ -43,9 +50,20 @@ def sources_of(target: SessionStatus) -> list[str]:
     return [s.value for s, targets in ALLOWED.items() if target in targets]
 
 
+def phase_statuses() -> list[str]:
+    """Statuses whose phases may be recorded (as stored values)."""
+    return [s.value for s in ALLOWED if s in PHASE_STATUSES]
+
+
 def phase_index(phase: SessionPhase | str) -> int:
     """Position of a phase in the order."""
     return PHASE_ORDER.index(SessionPhase(phase))
+
+
+def sql_list(values: Iterable[str]) -> str:
+    """Stored values as an SQL list of literals: `'PENDING', 'PROCESSING'` (values come
+    from our enums, never from a request)."""
+    return ", ".join(f"'{value}'" for value in values)
 
 
 def retry_delay_sql(attempt: str) -> str:

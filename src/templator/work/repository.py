@@ -22,24 +22,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session import lifecycle
 from templator.ai_session.events import WORK_CHANNEL
-from templator.ai_session.repository import RetryPolicy
+from templator.ai_session.repository import SESSION, STATE, RetryPolicy
 from templator.ai_session.schemas import AiSession, AiSessionState
-from templator.kit.raw import driver_connection
+from templator.kit.repository import Repository
 from templator.models.ai_session import LEASED, READY
-from templator.models.enums import SessionPhase, SessionStatus
 from templator.work.schemas import Attempt
 
 SPARE_TENANTS = 4
 """Tenants looked at beyond `limit`, so a claim still finds work when the first tenants'
 next sessions are held by concurrent claims."""
-_FIELDS = list(AiSession.model_fields)
-_S_FIELDS = ", ".join(f"s.{name}" for name in _FIELDS)
+_S_FIELDS = ", ".join(f"s.{name}" for name in SESSION.fields)
 _DUE = "(next_attempt_at IS NULL OR next_attempt_at <= now())"
 _CLAIM = f"""
 WITH RECURSIVE ready_tenants(user_id) AS (
@@ -181,32 +176,14 @@ class TenantQueue:
     oldest_ready: datetime | None
 
 
-def _state(row: tuple[Any, ...]) -> AiSessionState:
-    session_id, status, phase, progress, updated_at = row
-    return AiSessionState.model_construct(
-        id=session_id,
-        status=SessionStatus(status),
-        phase=SessionPhase(phase),
-        progress=progress,
-        updated_at=updated_at,
-    )
+class WorkRepository(Repository):
+    """The queue's statements, on the caller's session (text SQL: the hot path)."""
 
-
-class WorkRepository:
-    """The queue's statements, on the caller's session (raw psycopg: the hot path)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def _all(self, statement: str, params: Any) -> list[tuple[Any, ...]]:
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(statement, params)
-            return [tuple(row) for row in await cursor.fetchall()]
+    __slots__ = ()
 
     async def claim(self, *, worker: str, limit: int, lease_seconds: int) -> list[ClaimedRow]:
         """Take up to `limit` ready sessions, fairly across tenants, under fresh leases."""
-        rows = await self._all(
+        rows = await self.fetch_all(
             _CLAIM,
             {
                 "worker": worker,
@@ -215,36 +192,35 @@ class WorkRepository:
                 "lease": lease_seconds,
             },
         )
-        return [
-            ClaimedRow(row[0], AiSession.model_validate(dict(zip(_FIELDS, row[2:], strict=True))))
-            for row in rows
-        ]
+        return [ClaimedRow(row[0], SESSION(row[2:])) for row in rows]
 
     async def heartbeat(self, session_id: str, *, lease_hash: str, seconds: int) -> datetime | None:
         """Extend a live lease; None when this lease is not the session's live one."""
-        rows = await self._all(_HEARTBEAT, {"id": session_id, "hash": lease_hash, "lease": seconds})
+        rows = await self.fetch_all(
+            _HEARTBEAT, {"id": session_id, "hash": lease_hash, "lease": seconds}
+        )
         return rows[0][0] if rows else None
 
     async def release(self, session_id: str, *, lease_hash: str) -> AiSession | None:
         """Give a held session back to the queue at once (the attempt is not counted);
         None when this lease is not the session's live one."""
-        rows = await self._all(
+        rows = await self.fetch_all(
             _RELEASE, {"id": session_id, "hash": lease_hash, "channel": WORK_CHANNEL}
         )
-        return AiSession.model_validate(dict(zip(_FIELDS, rows[0], strict=True))) if rows else None
+        return SESSION(rows[0]) if rows else None
 
     async def rescue(self, *, limit: int, retry: RetryPolicy) -> list[AiSessionState]:
         """Sessions whose lease expired: back to PENDING after a backoff, or FAILED after
         their last attempt; each attempt ends as `lease_expired`."""
-        rows = await self._all(
+        rows = await self.fetch_all(
             _RESCUE,
             {"limit": limit, "retry_base": retry.base_seconds, "retry_max": retry.max_seconds},
         )
-        return [_state(row) for row in rows]
+        return [STATE(row) for row in rows]
 
     async def attempts(self, session_id: str) -> list[Attempt]:
         """A session's attempts, oldest first."""
-        rows = await self._all(_ATTEMPTS, (session_id,))
+        rows = await self.fetch_all(_ATTEMPTS, (session_id,))
         return [
             Attempt(
                 attempt=row[0],
@@ -259,8 +235,8 @@ class WorkRepository:
 
     async def by_tenant(self) -> list[TenantQueue]:
         """Every tenant's ready, waiting and held sessions."""
-        queued = {row[0]: row for row in await self._all(_QUEUE_BY_TENANT, ())}
-        held = {row[0]: row for row in await self._all(_HELD_BY_TENANT, ())}
+        queued = {row[0]: row for row in await self.fetch_all(_QUEUE_BY_TENANT, ())}
+        held = {row[0]: row for row in await self.fetch_all(_HELD_BY_TENANT, ())}
         tenants: list[TenantQueue] = []
         for user_id in queued.keys() | held.keys():
             q = queued.get(user_id, (user_id, 0, 0, None))
@@ -270,4 +246,4 @@ class WorkRepository:
 
     async def drafts(self) -> int:
         """Sessions not submitted yet."""
-        return int((await self._all(_DRAFTS, ()))[0][0])
+        return int((await self.fetch_all(_DRAFTS, ()))[0][0])
