@@ -337,7 +337,7 @@ class AiSessionService:
         session_id: str,
         data: schemas.AiSessionFail,
         *,
-        retry: RetryPolicy,
+        retry: RetryPolicy | None = None,
         lease: str | None = None,
     ) -> schemas.AiSessionState:
         """PENDING | PROCESSING → FAILED keeping the error, or, for a retryable failure of a
@@ -345,7 +345,11 @@ class AiSessionService:
         error = _encode(data.error, what="error")
         fence = self._fence(actor, lease)
         state = await self.repository.fail(
-            session_id, error=error, retryable=data.retryable, retry=retry, lease=fence
+            session_id,
+            error=error,
+            retryable=data.retryable,
+            retry=retry or RetryPolicy.default(),
+            lease=fence,
         )
         return await self._transitioned(actor, session_id, SessionStatus.FAILED, state, fence)
 
