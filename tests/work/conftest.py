@@ -15,9 +15,9 @@ from templator.app import create_app
 from templator.connections import Connections
 from templator.kit.uow import unit_of_work
 from templator.models import UserRole
-from tests.api.conftest import Caller, make_caller
+from tests.api.conftest import Caller, live_api, make_caller
 
-__all__ = ["make_caller"]  # the fixture, shared with tests/api
+__all__ = ["live_api", "make_caller"]  # the fixtures, shared with tests/api
 
 QUIET_RESCUER = {"work_retry_base_seconds": 0.0, "work_rescue_interval_seconds": 3600.0}
 
