@@ -168,7 +168,7 @@ def claim_latency(dsn: str, *, claims: int) -> float:
     """Median ms of one claim statement (the service's SQL), rolled back each time."""
     from templator.work.repository import _CLAIM
 
-    params = {"worker": "lat", "limit": 1, "tenants": 5, "lease": 60}
+    params = {"worker": "lat", "limit": 1, "tenants": 1, "lease": 60}
     samples = []
     with psycopg.connect(dsn) as conn:
         for _ in range(claims):
@@ -186,7 +186,9 @@ def growth(*, ready: int, claims: int, big: int) -> tuple[float, float]:
             dsn = raw_dsn(url)
             started = time.perf_counter()
             seed(dsn, ready=ready, finished=total - ready)
-            print(f"  seeded {total:,} sessions ({ready:,} ready) in {time.perf_counter() - started:.0f}s")
+            print(
+                f"  seeded {total:,} sessions ({ready:,} ready) in {time.perf_counter() - started:.0f}s"
+            )
             results.append(claim_latency(dsn, claims=claims))
     return results[0], results[1]
 
@@ -195,9 +197,7 @@ async def main(args: argparse.Namespace) -> None:
     seconds = 6.0 if args.quick else args.seconds
     print(machine())
     with scratch_database() as url:
-        results = await throughput(
-            url, seconds=seconds, workers=args.workers, jobs=args.jobs
-        )
+        results = await throughput(url, seconds=seconds, workers=args.workers, jobs=args.jobs)
     for side in ("ours", "pgqueuer"):
         print(
             f"{side:>9}: {results[side]:8.1f} cycles/s (claim → heartbeat → complete, "
