@@ -50,6 +50,7 @@ DOMAINS = {
     "auth",
     "audit",
     "hubspot",
+    "work",
 }
 OPERATIONS = {"backup", "monitoring", "deploy", "pgadmin"}
 EDGES = {"app", "api", "cli"}
