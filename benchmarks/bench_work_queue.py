@@ -28,7 +28,6 @@ import statistics
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import asyncpg
 import psycopg
