@@ -69,7 +69,7 @@ WITH RECURSIVE ready_tenants(user_id) AS (
     UPDATE ai_sessions s SET status = 'PROCESSING', attempt = s.attempt + 1,
         worker = %(worker)s, lease_hash = encode(sha256(convert_to(c.token, 'UTF8')), 'hex'),
         lease_expires_at = now() + make_interval(secs => %(lease)s),
-        next_attempt_at = NULL, started_at = COALESCE(s.started_at, now())
+        next_attempt_at = NULL, started_at = COALESCE(s.started_at, now()), phase_at = now()
     FROM chosen c WHERE s.id = c.id
     RETURNING c.token, s.lease_hash, {_S_FIELDS}
 ), attempts AS (
