@@ -278,3 +278,47 @@ async def test_a_paused_workers_late_writes_are_refused(
             )
         ).one()
     assert tuple(final) == ("COMPLETED", {"by": "new"}, None, {"by": "new"})
+
+
+async def _frames(response: httpx.Response) -> Any:
+    """(event, data) of each SSE frame, keep-alive comments skipped."""
+    event = None
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            yield event, json.loads(line.removeprefix("data: "))
+
+
+async def test_a_cancel_reaches_the_worker_on_its_event_stream_and_heartbeat(
+    live_api: LiveApi, worker_token: str, connections: Connections
+) -> None:
+    await _queue(connections, 0)
+    owner = httpx.AsyncClient(base_url=live_api.url, headers=live_api.headers, timeout=30)
+    worker = httpx.AsyncClient(
+        base_url=live_api.url, headers={"Authorization": f"Bearer {worker_token}"}, timeout=30
+    )
+    async with owner, worker:
+        project = (await owner.post("/api/v1/projects", json={"name": "cancel"})).json()["id"]
+        sid = (await owner.post("/api/v1/sessions", json={"project_id": project})).json()["id"]
+        claim = (await worker.post("/api/v1/work/claim", json={"worker": "w", "wait": 10})).json()
+        assert [c["session"]["id"] for c in claim["items"]] == [sid]
+        lease = {"Lease-Token": claim["items"][0]["lease"]["token"]}
+        seen = []
+        async with worker.stream("GET", f"/api/v1/sessions/{sid}/events", timeout=20) as stream:
+            frames = _frames(stream)
+            seen.append(await anext(frames))
+            assert (await owner.post(f"/api/v1/sessions/{sid}/cancel")).status_code == 200
+            async for frame in frames:  # the stream ends with the final status
+                seen.append(frame)
+        beat = await worker.post(f"/api/v1/work/{sid}/heartbeat", headers=lease, json={})
+        late = await worker.post(
+            f"/api/v1/sessions/{sid}/phases",
+            headers=lease,
+            json={"phase": "ai_analysis", "payload": {}, "progress": 0.5},
+        )
+
+    assert seen[0][0] == "state" and seen[0][1]["status"] == "PROCESSING"
+    assert seen[-1][0] == "progress" and seen[-1][1]["status"] == "CANCELLED"
+    assert beat.json() == {"expires_at": None, "cancelled": True}
+    assert late.status_code == 409 and late.json()["code"] == "session_finished"
