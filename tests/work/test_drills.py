@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -120,7 +121,7 @@ async def test_workers_with_random_failures_lose_nothing_and_process_nothing_twi
 ) -> None:
     ids = await _queue(connections, SESSIONS)
     processes.extend(
-        _start("run", live_api, worker_token, f"w{i}", str(i), "3") for i in range(WORKERS)
+        _start("run", live_api, worker_token, f"w{i}", str(i), "8") for i in range(WORKERS)
     )
     reports = []
     for process in processes:
@@ -175,8 +176,11 @@ async def test_workers_with_random_failures_lose_nothing_and_process_nothing_twi
     assert sum(len(r["retry"]) for r in reports) > 0  # failures were retried
 
 
-def _line(process: subprocess.Popen[str]) -> dict[str, Any]:
+def _line(process: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    """The worker's next JSON line, waited for at most `timeout` seconds."""
     assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"the worker printed nothing within {timeout:g}s"
     line = process.stdout.readline()
     assert line, "the worker exited without answering"
     found: dict[str, Any] = json.loads(line)
