@@ -52,6 +52,7 @@ DOMAINS = {
     "auth",
     "audit",
     "hubspot",
+    "work",
 }
 OPERATIONS = {"backup", "monitoring", "deploy", "pgadmin"}
 EDGES = {"app", "api", "cli"}

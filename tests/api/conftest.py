@@ -57,15 +57,21 @@ async def client(store_connections: Connections) -> AsyncIterator[httpx.AsyncCli
             yield http
 
 
-async def new_caller(conns: Connections, role: UserRole = UserRole.USER) -> tuple[Caller, str]:
-    """A committed user with a token (the caller, and the token's id); the caller deletes it."""
+async def new_caller(
+    conns: Connections, role: UserRole = UserRole.USER, *, scopes: tuple[str, ...] = ()
+) -> tuple[Caller, str]:
+    """A committed user with a token of `scopes` (the caller, and the token's id); the
+    caller deletes it."""
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
         email = f"{new_id()}@example.com"
         user = await UserService(session, conns.cache).create(
             UserCreate(email=email, role=role), origin=CLI
         )
         token = await TokenService(session, conns.cache).create(
-            user.id, TokenCreate(name="test"), origin=CLI
+            user.id,
+            TokenCreate.model_validate({"name": "test", "scopes": list(scopes)}),
+            origin=CLI,
+            owner_role=role,
         )
     return Caller(user.id, email, role, token.token), token.id
 
@@ -97,8 +103,8 @@ async def make_caller(store_connections: Connections) -> AsyncIterator[object]:
     """A factory of committed users with tokens; all are deleted after the test."""
     made: list[str] = []
 
-    async def make(role: UserRole = UserRole.USER) -> Caller:
-        caller, _ = await new_caller(store_connections, role)
+    async def make(role: UserRole = UserRole.USER, *, scopes: tuple[str, ...] = ()) -> Caller:
+        caller, _ = await new_caller(store_connections, role, scopes=scopes)
         made.append(caller.id)
         return caller
 

@@ -21,8 +21,8 @@ def lookup_sql(placeholder: str) -> str:
     `placeholder`: `%s` for psycopg, `$n` where another statement composes it for
     asyncpg (the hot read's fast path)."""
     return (
-        "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at, e.epoch "
-        "FROM api_tokens t JOIN users u ON u.id = t.user_id CROSS JOIN auth_epoch e "
+        "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at, e.epoch, "
+        "t.scopes FROM api_tokens t JOIN users u ON u.id = t.user_id CROSS JOIN auth_epoch e "
         f"WHERE t.prefix = {placeholder}"
     )
 
@@ -36,6 +36,7 @@ _COLUMNS = (
     ApiToken.created_at,
     ApiToken.expires_at,
     ApiToken.revoked_at,
+    ApiToken.scopes,
 )
 
 
@@ -49,6 +50,7 @@ class TokenLookup(NamedTuple):
     expires_at: datetime | None
     revoked_at: datetime | None
     epoch: int
+    scopes: list[str]
 
 
 class TokenOwner(NamedTuple):
@@ -72,6 +74,7 @@ class TokenRepository:
         secret_hash: str,
         name: str,
         expires_at: datetime | None,
+        scopes: list[str],
     ) -> dict[str, Any]:
         """Insert one token; its columns (without the hash)."""
         conn = await self.session.connection()
@@ -85,6 +88,7 @@ class TokenRepository:
                     secret_hash=secret_hash,
                     name=name,
                     expires_at=expires_at,
+                    scopes=scopes,
                 )
                 .returning(*_COLUMNS)
             )
