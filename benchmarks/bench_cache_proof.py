@@ -27,7 +27,8 @@ from redis.asyncio import Redis
 
 from benchmarks.common import bench_redis_url, machine, parser, raw_dsn, seeded_database
 from templator.cache import Cache
-from templator.template.repository import _LOAD, _LOAD_NAMES
+from templator.template.repository import LOAD as _LOAD
+from templator.template.repository import LOAD_NAMES as _LOAD_NAMES
 from templator.template.service import template_json
 
 REDIS_URL = bench_redis_url(15)

@@ -36,12 +36,14 @@ from benchmarks.common import (
     raw_dsn,
     seeded_database,
 )
+from templator.api.hot_read import READ_WITH_TOKEN as _READ_WITH_TOKEN
+from templator.api.hot_read import load_with_token
 from templator.auth.repository import TokenRepository
 from templator.auth.service import parse, token_record, verify
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.kit.uow import read_session
-from templator.template.repository import _READ_WITH_TOKEN, TemplateRepository, load_with_token
+from templator.template.repository import TemplateRepository
 from templator.template.service import may_read, public_json, template_json
 
 REDIS_URL = bench_redis_url(15)

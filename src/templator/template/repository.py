@@ -37,7 +37,6 @@ from sqlalchemy import Integer, cast, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.auth.repository import TokenLookup, lookup_sql
 from templator.config import Settings
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
@@ -46,7 +45,6 @@ from templator.kit.raw import driver_connection
 from templator.models import Project, StoredObject, TemplateStatus
 from templator.models import Template as TemplateRow
 from templator.models import TemplateVersion as VersionRow
-from templator.postgres import ReadPool
 from templator.template import schemas
 
 _COLUMNS = [c for c in TemplateRow.__table__.columns if c.name != "search_vector"]
@@ -66,10 +64,11 @@ WITH created AS (
 SELECT * FROM created
 """
 
-_LOAD_NAMES = [*_COLUMN_NAMES, "owner_id"]
+LOAD_NAMES = [*_COLUMN_NAMES, "owner_id"]
+"""The columns of `load_sql`, in order."""
 
 
-def _load_sql(placeholder: str) -> str:
+def load_sql(placeholder: str) -> str:
     """The load of one template with its owner, its id bound to `placeholder`."""
     return (
         f"SELECT {', '.join(f't.{name}' for name in _COLUMN_NAMES)}, p.user_id "
@@ -77,31 +76,9 @@ def _load_sql(placeholder: str) -> str:
     )
 
 
-_LOAD = _load_sql("%s")
-
-# A read the cache cannot serve, with its credential: the token's lookup and the
-# template's load, composed from the same two statements, in one round trip
-# (asyncpg's $n placeholders).
-_READ_WITH_TOKEN = (
-    f"SELECT * FROM ({lookup_sql('$1')}) tok LEFT JOIN ({_load_sql('$2')}) tpl ON true"
-)
-_TOKEN_WIDTH = len(TokenLookup._fields)
-_TEMPLATE_ID_AT = _TOKEN_WIDTH + _LOAD_NAMES.index("id")
-
-
-async def load_with_token(
-    pool: ReadPool, prefix: str, template_id: str
-) -> tuple[TokenLookup, dict[str, Any] | None] | None:
-    """The token with `prefix` and the template (as `TemplateRepository.load` gives it)
-    in one statement on the hot-read pool: None when there is no such token, (token,
-    None) when there is no such template. ReadUnavailable when the pool cannot answer."""
-    row = await pool.fetchrow(_READ_WITH_TOKEN, prefix, template_id)
-    if row is None:
-        return None
-    token = TokenLookup(*row[:_TOKEN_WIDTH])
-    if row[_TEMPLATE_ID_AT] is None:  # templates.id is never NULL: the join found nothing
-        return token, None
-    return token, dict(zip(_LOAD_NAMES, row[_TOKEN_WIDTH:], strict=True))
+_LOAD = load_sql("%s")
+LOAD = _LOAD
+"""The load of one template with its owner by id (`%s`)."""
 
 
 # --- search ------------------------------------------------------------------------------
@@ -245,7 +222,7 @@ class TemplateRepository:
             row = await cursor.fetchone()
         if row is None:
             return None
-        return dict(zip(_LOAD_NAMES, row, strict=True))
+        return dict(zip(LOAD_NAMES, row, strict=True))
 
     async def page_of_project(self, project_id: str, params: PageParams) -> Page[schemas.Template]:
         """A project's templates, newest first."""
