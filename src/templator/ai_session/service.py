@@ -108,6 +108,7 @@ class AiSessionService:
         the templates are read or fails on its foreign key afterwards. Audited.
         """
         await self.ensure_access(actor, session_id, lock=True)
+        # Its objects are under prefixes no row lists: a store is needed even when empty.
         store = require_store(self.store)
         # template/service.py imports this module (a template is made from a session): the
         # cascade the other way is imported when it runs.

@@ -20,6 +20,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from templator.cache import Cache
+from templator.storage.errors import require_store
 
 log = logging.getLogger("templator.uow")
 
@@ -84,12 +85,13 @@ def after_commit_delete_objects(
 ) -> ObjectDeletion:
     """Delete `keys` (in batches) and everything under `prefixes` once the transaction commits.
 
-    Without a store nothing is deleted; what is left behind, `templator storage gc` removes.
+    With something to delete and no store, StoreUnavailable (`storage.errors.require_store`):
+    call it before the rows go, so the transaction rolls back rather than orphan objects.
     """
     deletion = ObjectDeletion(len(keys))
-    if store is None or not (keys or prefixes):
+    if not (keys or prefixes):
         return deletion
-    objects, batches = store, list(keys)
+    objects, batches = require_store(store), list(keys)
 
     async def remove() -> None:
         for start in range(0, len(batches), DELETE_BATCH):

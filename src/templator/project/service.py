@@ -98,6 +98,8 @@ class ProjectService:
         project = await self.get(actor, project_id)
         contents = await self.repository.lock_with_contents(project_id)
         keys = await self.repository.object_keys(project_id)
+        # Before the delete: with objects to delete and no store, nothing changes.
+        after_commit_delete_objects(self.session, self.store, keys)
         if not await self.repository.delete(project_id):
             raise ProjectNotFound(project_id)
         after_commit_invalidate(
@@ -106,7 +108,6 @@ class ProjectService:
             *state_keys(self.cache, contents.session_ids),
             *template_keys(self.cache, contents.template_ids),
         )
-        after_commit_delete_objects(self.session, self.store, keys)
         await audit.record(
             self.session,
             origin,

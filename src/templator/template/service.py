@@ -322,9 +322,10 @@ class TemplateService:
                 "only the owner or an ADMIN may delete a template", field="template_id"
             )
         keys = await self.repository.object_keys(template_id)
+        # Before the delete: with objects to delete and no store, nothing changes.
+        after_commit_delete_objects(self.session, self.store, keys)
         await self.repository.delete(template_id)
         await invalidate_now(self.session, self.cache, template_key(self.cache, template_id))
-        after_commit_delete_objects(self.session, self.store, keys)
         await audit.record(
             self.session, origin, "template.delete", target_type="template", target_id=template_id
         )

@@ -161,7 +161,13 @@ class UserService:
             *template_keys(self.cache, owned.template_ids),
             *record_keys(self.cache, owned.token_prefixes),
         )
-        deletion = after_commit_delete_objects(self.session, self.store, owned.object_keys)
+        # Erasure goes ahead without a store (the rows are what GDPR asks to remove first):
+        # the objects are reported in `objects_left`, for `templator storage gc`.
+        deletion = (
+            ObjectDeletion(len(owned.object_keys))
+            if self.store is None
+            else after_commit_delete_objects(self.session, self.store, owned.object_keys)
+        )
         await audit.record(
             self.session,
             origin,
