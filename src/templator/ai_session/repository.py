@@ -19,7 +19,13 @@ from templator.ai_session import lifecycle, schemas
 from templator.ai_session.lifecycle import sql_list
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page
-from templator.kit.repository import Repository, RowModel, keyset_after, keyset_params
+from templator.kit.repository import (
+    JsonRow,
+    Repository,
+    RowModel,
+    keyset_after,
+    keyset_params,
+)
 from templator.models.enums import SessionPhase, SessionStatus
 from templator.project.ownership import OWNED_PROJECT
 
@@ -88,7 +94,8 @@ _RESULT = (
 )
 _OWNER = "SELECT user_id FROM ai_sessions WHERE id = %s"
 _DELETE = "DELETE FROM ai_sessions WHERE id = %s"
-_IDS_OF_USER = "SELECT id FROM ai_sessions WHERE user_id = %s ORDER BY id"
+_OF_USER = "FROM ai_sessions WHERE user_id = %s"
+"""The user's sessions: `user_id` (see `AiSessionService.lock_of_user`)."""
 
 
 class OwnedState(NamedTuple):
@@ -238,6 +245,11 @@ class AiSessionRepository(Repository):
         user_id, project_id, status, final, quality = row
         return schemas.SessionResult(user_id, project_id, SessionStatus(status), final, quality)
 
-    async def ids_of_user(self, user_id: str) -> list[str]:
-        """Ids of the sessions a user owns (`ai_sessions.user_id`)."""
-        return [str(row[0]) for row in await self.fetch_all(_IDS_OF_USER, (user_id,))]
+    async def lock_of_user(self, user_id: str) -> list[str]:
+        """Lock the user's sessions FOR UPDATE (in id order); their ids."""
+        rows = await self.fetch_all(f"SELECT id {_OF_USER} ORDER BY id FOR UPDATE", (user_id,))
+        return [str(row[0]) for row in rows]
+
+    async def export_of_user(self, user_id: str) -> list[JsonRow]:
+        """The user's sessions, whole rows in their JSON form."""
+        return await self.fetch_json_rows(f"SELECT * {_OF_USER} ORDER BY id", (user_id,))

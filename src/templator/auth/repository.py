@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.auth import schemas
 from templator.kit.ids import new_id
 from templator.kit.raw import driver_connection
+from templator.kit.repository import JsonRow, Repository
 from templator.models import ApiToken
 
 
@@ -53,11 +53,23 @@ class TokenOwner(NamedTuple):
     prefix: str
 
 
-class TokenRepository:
+class TokenRepository(Repository):
     """Reads and writes of api_tokens, on the caller's session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    __slots__ = ()
+
+    async def export_of_user(self, user_id: str) -> list[JsonRow]:
+        """The user's tokens in their JSON form, without their secret hashes."""
+        return await self.json_rows(
+            select(
+                ApiToken.id,
+                ApiToken.name,
+                ApiToken.prefix,
+                ApiToken.created_at,
+                ApiToken.expires_at,
+                ApiToken.revoked_at,
+            ).where(ApiToken.user_id == user_id)
+        )
 
     async def insert(
         self,

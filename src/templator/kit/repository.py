@@ -22,11 +22,14 @@ tables, whose types the migrations fix, so re-validating it on every read only c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, Self, TypeVar
+from datetime import datetime
+from typing import Any, Generic, Self, TypeVar, cast
 
-from pydantic import BaseModel
-from sqlalchemy import Executable, Row
+from pydantic import BaseModel, JsonValue
+from sqlalchemy import ColumnElement, Executable, Row, Text, any_, literal
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from templator.kit.pagination import PageParams, decode_cursor
 from templator.kit.raw import driver_connection
@@ -34,6 +37,17 @@ from templator.kit.raw import driver_connection
 M = TypeVar("M", bound=BaseModel)
 Params = Mapping[str, Any] | Sequence[Any]
 """Parameters of a text statement: `%(name)s` placeholders take a mapping, `%s` a tuple."""
+JsonRow = dict[str, JsonValue]
+"""A whole table row in its JSON form (times as ISO 8601): what a user's export holds."""
+
+
+def json_row(columns: Sequence[str], values: Sequence[Any]) -> JsonRow:
+    """A row as JSON-ready data: times in ISO 8601, the rest as the driver loaded it (JSONB
+    as Python data, arrays as lists, enums as their text)."""
+    return {
+        name: cast(JsonValue, value.isoformat() if isinstance(value, datetime) else value)
+        for name, value in zip(columns, values, strict=True)
+    }
 
 
 class RowModel(Generic[M]):
@@ -86,6 +100,18 @@ def keyset_params(params: PageParams) -> dict[str, Any]:
     return values
 
 
+def any_of(
+    column: ColumnElement[str]
+    | ColumnElement[str | None]
+    | QueryableAttribute[str]
+    | QueryableAttribute[str | None],
+    ids: Sequence[str],
+) -> ColumnElement[bool]:
+    """`column = ANY(ids)`: one array parameter however many ids (an IN list binds one
+    parameter each, and a statement takes at most 65,535)."""
+    return column == any_(literal(list(ids), ARRAY(Text)))
+
+
 class Repository:
     """A domain's SQL on the caller's session; a subclass has one method per statement.
 
@@ -119,6 +145,14 @@ class Repository:
             await cursor.execute(statement, params)
             return [tuple(row) for row in await cursor.fetchall()]
 
+    async def fetch_json_rows(self, statement: str, params: Params) -> list[JsonRow]:
+        """Every row of a text statement in its JSON form (`json_row`), named by column."""
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(statement, params)
+            names = [column.name for column in cursor.description or ()]
+            return [json_row(names, row) for row in await cursor.fetchall()]
+
     async def run(self, statement: str, params: Params) -> int:
         """Run a text statement; the number of rows it touched."""
         raw = await driver_connection(self.session)
@@ -147,6 +181,13 @@ class Repository:
         """The first column of every row."""
         conn = await self.session.connection()
         return list((await conn.execute(statement)).scalars())
+
+    async def json_rows(self, statement: Executable) -> list[JsonRow]:
+        """Every row of a Core statement in its JSON form (`json_row`)."""
+        conn = await self.session.connection()
+        result = await conn.execute(statement)
+        names = list(result.keys())
+        return [json_row(names, row) for row in result.all()]
 
     async def execute(self, statement: Executable) -> int:
         """Run a Core statement; the number of rows it touched."""

@@ -20,7 +20,6 @@ from typing import Any, Protocol, cast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from templator.cache import Cache
-from templator.storage.errors import require_store
 
 log = logging.getLogger("templator.uow")
 
@@ -78,20 +77,21 @@ class ObjectDeletion:
 
 def after_commit_delete_objects(
     session: AsyncSession,
-    store: ObjectDeleter | None,
+    store: ObjectDeleter,
     keys: Sequence[str] = (),
     *,
     prefixes: Sequence[str] = (),
 ) -> ObjectDeletion:
     """Delete `keys` (in batches) and everything under `prefixes` once the transaction commits.
 
-    With something to delete and no store, StoreUnavailable (`storage.errors.require_store`):
-    call it before the rows go, so the transaction rolls back rather than orphan objects.
+    A store is required: a caller that may have none asks `storage.errors.require_store`
+    before the rows go, so a missing store fails the transaction instead of orphaning
+    the objects silently.
     """
     deletion = ObjectDeletion(len(keys))
     if not (keys or prefixes):
         return deletion
-    objects, batches = require_store(store), list(keys)
+    objects, batches = store, list(keys)
 
     async def remove() -> None:
         for start in range(0, len(batches), DELETE_BATCH):

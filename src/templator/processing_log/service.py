@@ -14,6 +14,7 @@ from templator.exceptions import ValidationFailed
 from templator.kit.actor import Actor
 from templator.kit.ids import new_ids
 from templator.kit.pagination import Page, PageParams, decode_cursor, make_page
+from templator.kit.repository import JsonRow
 from templator.models.enums import LogLevel
 from templator.processing_log import schemas
 from templator.processing_log.errors import LogBatchTooLarge, LogLineTooLarge
@@ -51,6 +52,14 @@ class LogService:
         self.session = session
         self.cache = cache
         self.repository = LogRepository(session)
+
+    async def count_of_sessions(self, session_ids: list[str]) -> int:
+        """How many log lines these sessions have (what their deletion removes)."""
+        return await self.repository.count_of_sessions(session_ids)
+
+    async def export_of_sessions(self, session_ids: list[str]) -> list[JsonRow]:
+        """These sessions' log lines, whole rows as JSON (a GDPR export)."""
+        return await self.repository.export_of_sessions(session_ids)
 
     async def _check_owner(self, actor: Actor, session_id: str) -> None:
         owner = await self.repository.owner_of(session_id)

@@ -8,7 +8,7 @@ from sqlalchemy import delete, insert, select, update
 
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
-from templator.kit.repository import Repository, RowModel
+from templator.kit.repository import JsonRow, Repository, RowModel
 from templator.models import AISession, StoredObject, Template
 from templator.models import Project as ProjectRow
 from templator.project import schemas
@@ -89,14 +89,21 @@ class ProjectRepository(Repository):
         row = await self.one(statement)
         return PROJECT(row) if row else None
 
-    async def ids_of_user(self, user_id: str) -> list[str]:
-        """Ids of the user's projects."""
-        return [
-            str(i)
-            for i in await self.scalars(
-                select(ProjectRow.id).where(ProjectRow.user_id == user_id).order_by(ProjectRow.id)
-            )
-        ]
+    async def lock_of_user(self, user_id: str) -> list[str]:
+        """Lock the user's projects FOR UPDATE (in id order); their ids."""
+        statement = (
+            select(ProjectRow.id)
+            .where(ProjectRow.user_id == user_id)
+            .order_by(ProjectRow.id)
+            .with_for_update()
+        )
+        return [str(i) for i in await self.scalars(statement)]
+
+    async def export_of_user(self, user_id: str) -> list[JsonRow]:
+        """The user's projects, whole rows in their JSON form."""
+        return await self.json_rows(
+            select(ProjectRow.__table__).where(ProjectRow.user_id == user_id)
+        )
 
     async def lock_with_contents(self, project_id: str) -> Contents:
         """Lock the project, then its sessions and templates, until the transaction ends.

@@ -35,13 +35,13 @@ import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import Integer, cast, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.config import Settings
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, page_of, paginate_newest_first
 from templator.kit.raw import driver_connection
+from templator.kit.repository import JsonRow, Repository, any_of
 from templator.models import Project, StoredObject, TemplateStatus
 from templator.models import Template as TemplateRow
 from templator.models import TemplateVersion as VersionRow
@@ -205,12 +205,34 @@ def _row_dict(row: Any) -> dict[str, Any]:
     return data
 
 
-class TemplateRepository:
+class TemplateRepository(Repository):
     """Reads and writes of templates, template_versions and their stored-object keys,
     on the caller's session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    __slots__ = ()
+
+    async def lock_of_projects(self, project_ids: list[str]) -> list[str]:
+        """Lock the projects' templates FOR UPDATE (in id order); their ids."""
+        statement = (
+            select(TemplateRow.id)
+            .where(any_of(TemplateRow.project_id, project_ids))
+            .order_by(TemplateRow.id)
+            .with_for_update()
+        )
+        return [str(i) for i in await self.scalars(statement)]
+
+    async def export_of_projects(
+        self, project_ids: list[str]
+    ) -> tuple[list[JsonRow], list[JsonRow]]:
+        """The projects' templates and all their versions, whole rows as JSON."""
+        of_projects = any_of(TemplateRow.project_id, project_ids)
+        templates = await self.json_rows(select(TemplateRow.__table__).where(of_projects))
+        versions = await self.json_rows(
+            select(VersionRow.__table__).where(
+                VersionRow.template_id.in_(select(TemplateRow.id).where(of_projects))
+            )
+        )
+        return templates, versions
 
     # --- templates -----------------------------------------------------------------------
 

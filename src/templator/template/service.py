@@ -28,10 +28,12 @@ from templator.kit.pagination import (
     decode_version_cursor,
     offset_page,
 )
+from templator.kit.repository import JsonRow
 from templator.kit.uow import after_commit_delete_objects, invalidate_now
 from templator.models import SessionStatus, TemplateStatus
 from templator.project.errors import ProjectNotFound
 from templator.project.ownership import project_owner
+from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore
 from templator.template import schemas, versioning
 from templator.template.cache import template_key
@@ -135,6 +137,16 @@ class TemplateService:
     async def made_from_session(self, session_id: str) -> list[str]:
         """Ids of the templates made from a session (for its deletion's cascade)."""
         return await self.repository.ids_made_from(session_id)
+
+    async def lock_of_projects(self, project_ids: list[str]) -> list[str]:
+        """Lock these projects' templates until the transaction ends (an erasure); ids."""
+        return await self.repository.lock_of_projects(project_ids)
+
+    async def export_of_projects(
+        self, project_ids: list[str]
+    ) -> tuple[list[JsonRow], list[JsonRow]]:
+        """These projects' templates and their versions, whole rows as JSON (an export)."""
+        return await self.repository.export_of_projects(project_ids)
 
     async def search(
         self, actor: Actor, query: schemas.TemplateQuery, *, window: int = RANK_WINDOW
@@ -322,8 +334,8 @@ class TemplateService:
                 "only the owner or an ADMIN may delete a template", field="template_id"
             )
         keys = await self.repository.object_keys(template_id)
-        # Before the delete: with objects to delete and no store, nothing changes.
-        after_commit_delete_objects(self.session, self.store, keys)
+        if keys:  # before the delete: with objects to delete and no store, nothing changes
+            after_commit_delete_objects(self.session, require_store(self.store), keys)
         await self.repository.delete(template_id)
         await invalidate_now(self.session, self.cache, template_key(self.cache, template_id))
         await audit.record(

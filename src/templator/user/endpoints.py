@@ -93,9 +93,10 @@ async def export_user(
 ) -> dict[str, Any]:
     """Everything stored about a user, with links to their objects (GDPR access; audited)."""
     _self_or_admin(actor, user_id)
-    return await UserService(session, conns.cache, conns.store).export_data(
+    export = await UserService(session, conns.cache, conns.store).export_data(
         user_id, origin=origin(request, actor)
     )
+    return dict(export)
 
 
 @router.delete(
