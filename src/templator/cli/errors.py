@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from templator.exceptions import TemplatorError
+from templator.exceptions import TemplatorError, first_line
 
 _state = {"verbose": False}
 
@@ -52,9 +52,7 @@ def _names(exc: BaseException) -> set[str]:
     return names
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+_first_line = first_line
 
 
 def _postgres(exc: BaseException, names: set[str]) -> str | None:

@@ -46,6 +46,7 @@ from templator.models import Project, StoredObject, TemplateStatus
 from templator.models import Template as TemplateRow
 from templator.models import TemplateVersion as VersionRow
 from templator.template import schemas
+from templator.template.workflow import reviewable_sql
 
 _COLUMNS = [c for c in TemplateRow.__table__.columns if c.name != "search_vector"]
 _COLUMN_NAMES = [c.name for c in _COLUMNS]
@@ -139,7 +140,7 @@ def _filters(actor: Actor, query: schemas.TemplateQuery) -> tuple[list[str], dic
     if not actor.is_admin:
         owner = "t.project_id IN (SELECT id FROM projects WHERE user_id = %(actor)s)"
         if actor.can_review:
-            owner = f"({owner} OR t.status IN ('REVIEW', 'APPROVED', 'PUBLISHED'))"
+            owner = f"({owner} OR {reviewable_sql('t.status')})"
         filters.append(owner)
         params["actor"] = actor.id
     return filters, params

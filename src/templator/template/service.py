@@ -35,7 +35,7 @@ from templator.project.errors import ProjectNotFound
 from templator.project.ownership import project_owner
 from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore
-from templator.template import schemas, versioning
+from templator.template import schemas, versioning, workflow
 from templator.template.cache import template_key
 from templator.template.errors import (
     AiSessionNotCompleted,
@@ -50,15 +50,6 @@ from templator.template.errors import (
 from templator.template.repository import RANK_WINDOW, TemplateRepository
 
 S = TemplateStatus
-WORKFLOW: dict[TemplateStatus, frozenset[TemplateStatus]] = {
-    S.DRAFT: frozenset({S.REVIEW, S.ARCHIVED}),
-    S.REVIEW: frozenset({S.DRAFT, S.APPROVED, S.ARCHIVED}),
-    S.APPROVED: frozenset({S.PUBLISHED, S.DRAFT, S.ARCHIVED}),
-    S.PUBLISHED: frozenset({S.ARCHIVED}),
-    S.ARCHIVED: frozenset({S.DRAFT}),
-}
-REVIEWER_MOVES = frozenset({S.APPROVED, S.PUBLISHED})
-REVIEWABLE = frozenset({S.REVIEW, S.APPROVED, S.PUBLISHED})
 
 
 def snapshot(template: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +72,7 @@ def may_read(actor: Actor, data: dict[str, Any]) -> bool:
     """Whether `actor` may read the template `data` (owner, ADMIN, or a reviewer once it
     is up for review)."""
     return actor.may_access(data["owner_id"]) or (
-        actor.can_review and S(data["status"]) in REVIEWABLE
+        actor.can_review and S(data["status"]) in workflow.REVIEWABLE
     )
 
 
@@ -298,19 +289,19 @@ class TemplateService:
         """Move through the workflow; APPROVED and PUBLISHED need EXPERT or ADMIN."""
         current = await self._lock(actor, template_id)
         now = S(current["status"])
-        if status not in WORKFLOW[now]:
-            allowed = ", ".join(sorted(s.value for s in WORKFLOW[now])) or "nothing"
+        if status not in workflow.WORKFLOW[now]:
+            allowed = ", ".join(sorted(s.value for s in workflow.WORKFLOW[now])) or "nothing"
             raise InvalidTemplateTransition(
                 f"template {template_id} is {now.value}; it can move to {allowed}, "
                 f"not {status.value}",
                 field="status",
             )
-        if status in REVIEWER_MOVES and not actor.can_review:
+        if status in workflow.REVIEWER_MOVES and not actor.can_review:
             raise ReviewerRoleRequired(
                 f"moving a template to {status.value} needs the EXPERT or ADMIN role",
                 field="status",
             )
-        if status not in REVIEWER_MOVES and not actor.may_access(current["owner_id"]):
+        if status not in workflow.REVIEWER_MOVES and not actor.may_access(current["owner_id"]):
             raise NotAllowed("only the owner or an ADMIN may do this", field="status")
         if now is S.DRAFT and status is S.REVIEW:
             report = check_module(module_of(current))
