@@ -43,7 +43,7 @@ from templator.auth.service import parse, token_record, verify
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.kit.uow import read_session
-from templator.template.repository import TemplateRepository
+from templator.template.repository import LoadedTemplate, TemplateRepository
 from templator.template.service import may_read, public_json, template_json
 
 REDIS_URL = bench_redis_url(15)
@@ -68,7 +68,7 @@ async def run(reads: int) -> None:
         order = [rng.choice(ids) for _ in range(reads)]
         psycopg_sql = _READ_WITH_TOKEN.replace("$1", "%s").replace("$2", "%s")
 
-        def answer(record: dict[str, Any], row: dict[str, Any]) -> bytes:
+        def answer(record: dict[str, Any], row: LoadedTemplate) -> bytes:
             actor = verify(record, secret)
             data = template_json(row)
             assert may_read(actor, data)

@@ -4,11 +4,9 @@ the edge, which may see both (a domain never imports another domain's repository
 
 from __future__ import annotations
 
-from typing import Any
-
 from templator.auth.repository import TokenLookup, lookup_sql
 from templator.postgres import ReadPool
-from templator.template.repository import LOAD_NAMES, load_sql
+from templator.template.repository import LOAD_NAMES, LoadedTemplate, load_sql
 
 READ_WITH_TOKEN = f"SELECT * FROM ({lookup_sql('$1')}) tok LEFT JOIN ({load_sql('$2')}) tpl ON true"
 """The token's lookup and the template's load, from the same two statements, in one round
@@ -19,7 +17,7 @@ _TEMPLATE_ID_AT = _TOKEN_WIDTH + LOAD_NAMES.index("id")
 
 async def load_with_token(
     pool: ReadPool, prefix: str, template_id: str
-) -> tuple[TokenLookup, dict[str, Any] | None] | None:
+) -> tuple[TokenLookup, LoadedTemplate | None] | None:
     """The token with `prefix` and the template (as `TemplateRepository.load` gives it)
     in one statement on the hot-read pool: None when there is no such token, (token,
     None) when there is no such template. ReadUnavailable when the pool cannot answer."""
@@ -29,4 +27,4 @@ async def load_with_token(
     token = TokenLookup(*row[:_TOKEN_WIDTH])
     if row[_TEMPLATE_ID_AT] is None:  # templates.id is never NULL: the join found nothing
         return token, None
-    return token, dict(zip(LOAD_NAMES, row[_TOKEN_WIDTH:], strict=True))
+    return token, LoadedTemplate.of(row[_TOKEN_WIDTH:])

@@ -28,6 +28,8 @@ so their cursor is an offset (kit/pagination.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -41,7 +43,7 @@ from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, page_of, paginate_newest_first
 from templator.kit.raw import driver_connection
-from templator.kit.repository import JsonRow, Repository, any_of
+from templator.kit.repository import JsonRow, Repository, RowModel, any_of
 from templator.models import Project, StoredObject, TemplateStatus
 from templator.models import Template as TemplateRow
 from templator.models import TemplateVersion as VersionRow
@@ -64,6 +66,25 @@ WITH created AS (
 )
 SELECT * FROM created
 """
+
+TEMPLATE = RowModel(
+    schemas.Template, _COLUMN_NAMES, convert={"status": TemplateStatus, "tags": list}
+)
+VERSION = RowModel(schemas.TemplateVersion)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedTemplate:
+    """A template with the id of the user owning its project (who may edit it)."""
+
+    template: schemas.Template
+    owner_id: str
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> LoadedTemplate:
+        """From a row of `LOAD_NAMES` (the template's columns, then its owner)."""
+        return cls(TEMPLATE(row), str(row[len(_COLUMN_NAMES)]))
+
 
 LOAD_NAMES = [*_COLUMN_NAMES, "owner_id"]
 """The columns of `load_sql`, in order."""
@@ -200,12 +221,6 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _row_dict(row: Any) -> dict[str, Any]:
-    data = dict(row._mapping)
-    data["tags"] = list(data.get("tags") or [])
-    return data
-
-
 class TemplateRepository(Repository):
     """Reads and writes of templates, template_versions and their stored-object keys,
     on the caller's session."""
@@ -237,15 +252,10 @@ class TemplateRepository(Repository):
 
     # --- templates -----------------------------------------------------------------------
 
-    async def load(self, template_id: str) -> dict[str, Any] | None:
-        """The template's columns plus `owner_id` (one round trip), or None."""
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(_LOAD, (template_id,))
-            row = await cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip(LOAD_NAMES, row, strict=True))
+    async def load(self, template_id: str) -> LoadedTemplate | None:
+        """The template with its owner (one round trip), or None."""
+        row = await self.fetch_one(_LOAD, (template_id,))
+        return None if row is None else LoadedTemplate.of(row)
 
     async def page_of_project(self, project_id: str, params: PageParams) -> Page[schemas.Template]:
         """A project's templates, newest first."""
@@ -256,30 +266,32 @@ class TemplateRepository(Repository):
             id_column=TemplateRow.id,
             params=params,
         )
-        rows = [
-            schemas.Template.model_validate(_row_dict(r))
-            for r in (await conn.execute(statement)).all()
-        ]
+        rows = [TEMPLATE(r) for r in (await conn.execute(statement)).all()]
         return make_page(rows, params=params, key=lambda t: (t.created_at, t.id))
 
     async def insert_with_version(
-        self, values: dict[str, Any], *, changes: dict[str, Any], content: dict[str, Any]
+        self,
+        create: schemas.TemplateCreate,
+        *,
+        session_id: str | None,
+        changes: dict[str, Any],
+        content: dict[str, Any],
     ) -> schemas.Template | None:
         """The template and its version 1.0.0 in one statement on the driver connection;
         None when the project (or session) does not exist any more."""
         params = {
             "id": new_id(),
             "version_id": new_id(),
-            "project_id": values["project_id"],
-            "session_id": values.get("session_id"),
-            "name": values["name"],
-            "description": values.get("description"),
-            "html_content": values["html_content"],
-            "css_content": values.get("css_content"),
-            "js_content": values.get("js_content"),
-            "hubspot_config": Jsonb(values["hubspot_config"], dumps=_dumps),
-            "tags": values.get("tags") or [],
-            "quality_score": values.get("quality_score"),
+            "project_id": create.project_id,
+            "session_id": session_id,
+            "name": create.name,
+            "description": create.description,
+            "html_content": create.html_content,
+            "css_content": create.css_content,
+            "js_content": create.js_content,
+            "hubspot_config": Jsonb(create.hubspot_config, dumps=_dumps),
+            "tags": create.tags or [],
+            "quality_score": create.quality_score,
             "changes": Jsonb(changes, dumps=_dumps),
             "content": Jsonb(content, dumps=_dumps),
         }
@@ -291,12 +303,10 @@ class TemplateRepository(Repository):
         except psycopg.errors.ForeignKeyViolation:
             return None
         assert row is not None  # INSERT … RETURNING always returns the row
-        data = dict(zip(_COLUMN_NAMES, row, strict=True))
-        data["status"] = TemplateStatus(data["status"])
-        return schemas.Template.model_construct(**data)
+        return TEMPLATE(row)
 
-    async def lock(self, template_id: str) -> dict[str, Any] | None:
-        """The template's columns plus `owner_id`, its row locked FOR UPDATE; or None."""
+    async def lock(self, template_id: str) -> LoadedTemplate | None:
+        """The template with its owner, its row locked FOR UPDATE; or None."""
         conn = await self.session.connection()
         statement = (
             select(*_COLUMNS, Project.user_id.label("owner_id"))
@@ -305,7 +315,7 @@ class TemplateRepository(Repository):
             .with_for_update(of=TemplateRow)
         )
         row = (await conn.execute(statement)).first()
-        return None if row is None else _row_dict(row)
+        return None if row is None else LoadedTemplate.of(row)
 
     async def update_with_version(
         self,
@@ -315,7 +325,7 @@ class TemplateRepository(Repository):
         version: str,
         change_log: dict[str, Any],
         content: dict[str, Any],
-    ) -> dict[str, Any]:
+    ) -> schemas.Template:
         """Apply `changes` at `version` and record that version, both in one savepoint.
 
         Raises IntegrityError (the savepoint rolled back) when the version exists.
@@ -339,9 +349,9 @@ class TemplateRepository(Repository):
                     content=content,
                 )
             )
-        return _row_dict(row)
+        return TEMPLATE(row)
 
-    async def set_status(self, template_id: str, status: TemplateStatus) -> dict[str, Any]:
+    async def set_status(self, template_id: str, status: TemplateStatus) -> schemas.Template:
         """Set the (existing) template's status; its columns."""
         conn = await self.session.connection()
         row = (
@@ -352,7 +362,7 @@ class TemplateRepository(Repository):
                 .returning(*_COLUMNS)
             )
         ).one()
-        return _row_dict(row)
+        return TEMPLATE(row)
 
     async def ids_made_from(self, session_id: str) -> list[str]:
         """Ids of the templates made from a session."""
@@ -378,17 +388,14 @@ class TemplateRepository(Repository):
 
     # --- versions ------------------------------------------------------------------------
 
-    async def version(self, template_id: str, version: str) -> dict[str, Any] | None:
-        """One version row, or None."""
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                select(VersionRow).where(
-                    VersionRow.template_id == template_id, VersionRow.version == version
-                )
+    async def version(self, template_id: str, version: str) -> schemas.TemplateVersion | None:
+        """One version, or None."""
+        row = await self.one(
+            select(*(VersionRow.__table__.c[name] for name in VERSION.fields)).where(
+                VersionRow.template_id == template_id, VersionRow.version == version
             )
-        ).first()
-        return None if row is None else dict(row._mapping)
+        )
+        return None if row is None else VERSION(row)
 
     async def page_of_versions(
         self, template_id: str, *, limit: int, before: list[int] | None
