@@ -1,6 +1,6 @@
 """The ORM tables. Importing this package registers every table on `Base.metadata`."""
 
-from templator.models.ai_session import AISession
+from templator.models.ai_session import AiSession
 from templator.models.api_token import ApiToken
 from templator.models.audit_log import AuditEntry
 from templator.models.base import Base
@@ -14,7 +14,7 @@ from templator.models.template_version import TemplateVersion
 from templator.models.user import User
 
 __all__ = [
-    "AISession",
+    "AiSession",
     "ApiToken",
     "AuditEntry",
     "Base",

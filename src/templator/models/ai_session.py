@@ -15,7 +15,7 @@ from templator.models.enums import SessionPhase, SessionStatus, session_status_t
 _PHASES = ", ".join(f"'{phase.value}'" for phase in SessionPhase)
 
 
-class AISession(IdMixin, TimestampMixin, Base):
+class AiSession(IdMixin, TimestampMixin, Base):
     """An AI session; its JSONB columns hold each phase's output."""
 
     __tablename__ = "ai_sessions"

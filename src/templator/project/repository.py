@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, select, update
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
 from templator.kit.repository import JsonRow, Repository, RowModel
-from templator.models import AISession, StoredObject, Template
+from templator.models import AiSession, StoredObject, Template
 from templator.models import Project as ProjectRow
 from templator.project import schemas
 
@@ -117,7 +117,7 @@ class ProjectRepository(Repository):
             select(ProjectRow.id).where(ProjectRow.id == project_id).with_for_update()
         )
 
-        async def locked_ids(table: type[AISession] | type[Template]) -> list[str]:
+        async def locked_ids(table: type[AiSession] | type[Template]) -> list[str]:
             statement = (
                 select(table.id)
                 .where(table.project_id == project_id)
@@ -126,11 +126,11 @@ class ProjectRepository(Repository):
             )
             return [str(i) for i in await self.scalars(statement)]
 
-        return Contents(await locked_ids(AISession), await locked_ids(Template))
+        return Contents(await locked_ids(AiSession), await locked_ids(Template))
 
     async def object_keys(self, project_id: str) -> list[str]:
         """Keys of every stored object of the project's sessions and templates."""
-        sessions = select(AISession.id).where(AISession.project_id == project_id)
+        sessions = select(AiSession.id).where(AiSession.project_id == project_id)
         templates = select(Template.id).where(Template.project_id == project_id)
         statement = select(StoredObject.key).where(
             StoredObject.session_id.in_(sessions) | StoredObject.template_id.in_(templates)
