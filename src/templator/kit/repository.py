@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel, JsonValue
-from sqlalchemy import ColumnElement, Executable, Row, Text, any_, literal
+from sqlalchemy import ColumnElement, Executable, Row, Text, any_, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -181,6 +181,14 @@ class Repository:
         """The first column of every row."""
         conn = await self.session.connection()
         return list((await conn.execute(statement)).scalars())
+
+    async def lock_ids(
+        self, id_column: QueryableAttribute[str], where: ColumnElement[bool]
+    ) -> list[str]:
+        """Lock the rows `where` selects FOR UPDATE, in id order (so two lockers of the
+        same rows never deadlock); their ids."""
+        statement = select(id_column).where(where).order_by(id_column).with_for_update()
+        return [str(i) for i in await self.scalars(statement)]
 
     async def json_rows(self, statement: Executable) -> list[JsonRow]:
         """Every row of a Core statement in its JSON form (`json_row`)."""

@@ -91,13 +91,7 @@ class ProjectRepository(Repository):
 
     async def lock_of_user(self, user_id: str) -> list[str]:
         """Lock the user's projects FOR UPDATE (in id order); their ids."""
-        statement = (
-            select(ProjectRow.id)
-            .where(ProjectRow.user_id == user_id)
-            .order_by(ProjectRow.id)
-            .with_for_update()
-        )
-        return [str(i) for i in await self.scalars(statement)]
+        return await self.lock_ids(ProjectRow.id, ProjectRow.user_id == user_id)
 
     async def export_of_user(self, user_id: str) -> list[JsonRow]:
         """The user's projects, whole rows in their JSON form."""
@@ -117,16 +111,10 @@ class ProjectRepository(Repository):
             select(ProjectRow.id).where(ProjectRow.id == project_id).with_for_update()
         )
 
-        async def locked_ids(table: type[AiSession] | type[Template]) -> list[str]:
-            statement = (
-                select(table.id)
-                .where(table.project_id == project_id)
-                .order_by(table.id)
-                .with_for_update()
-            )
-            return [str(i) for i in await self.scalars(statement)]
-
-        return Contents(await locked_ids(AiSession), await locked_ids(Template))
+        return Contents(
+            await self.lock_ids(AiSession.id, AiSession.project_id == project_id),
+            await self.lock_ids(Template.id, Template.project_id == project_id),
+        )
 
     async def object_keys(self, project_id: str) -> list[str]:
         """Keys of every stored object of the project's sessions and templates."""

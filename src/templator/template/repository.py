@@ -229,13 +229,7 @@ class TemplateRepository(Repository):
 
     async def lock_of_projects(self, project_ids: list[str]) -> list[str]:
         """Lock the projects' templates FOR UPDATE (in id order); their ids."""
-        statement = (
-            select(TemplateRow.id)
-            .where(any_of(TemplateRow.project_id, project_ids))
-            .order_by(TemplateRow.id)
-            .with_for_update()
-        )
-        return [str(i) for i in await self.scalars(statement)]
+        return await self.lock_ids(TemplateRow.id, any_of(TemplateRow.project_id, project_ids))
 
     async def export_of_projects(
         self, project_ids: list[str]
