@@ -29,9 +29,8 @@ from templator.kit.repository import (
 from templator.models.enums import SessionPhase, SessionStatus
 from templator.project.ownership import OWNED_PROJECT
 
-_ENUMS = {"status": SessionStatus, "phase": SessionPhase}
-STATE = RowModel(schemas.AiSessionState, convert=_ENUMS)
-SESSION = RowModel(schemas.AiSession, convert=_ENUMS)
+STATE = RowModel(schemas.AiSessionState)
+SESSION = RowModel(schemas.AiSession)
 _ACTOR = "(user_id = %(actor)s OR %(admin)s)"
 """The actor may use the session: its owner, or an ADMIN (`Actor.may_access`)."""
 

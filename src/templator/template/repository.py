@@ -67,9 +67,7 @@ WITH created AS (
 SELECT * FROM created
 """
 
-TEMPLATE = RowModel(
-    schemas.Template, _COLUMN_NAMES, convert={"status": TemplateStatus, "tags": list}
-)
+TEMPLATE = RowModel(schemas.Template, _COLUMN_NAMES)
 VERSION = RowModel(schemas.TemplateVersion)
 
 
