@@ -13,7 +13,7 @@ when this module is imported: the rule is written there only.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from templator.ai_session import lifecycle, schemas
 from templator.ai_session.lifecycle import sql_list
@@ -21,6 +21,7 @@ from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page
 from templator.kit.repository import (
     JsonRow,
+    Params,
     Repository,
     RowModel,
     keyset_after,
@@ -113,9 +114,7 @@ class AiSessionRepository(Repository):
 
     __slots__ = ()
 
-    async def _change(
-        self, statement: str, params: dict[str, Any]
-    ) -> schemas.AiSessionState | None:
+    async def _change(self, statement: str, params: Params) -> schemas.AiSessionState | None:
         row = await self.fetch_one(statement, params)
         return None if row is None else STATE(row)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import insert, select, update
 
@@ -79,7 +79,7 @@ class TokenRepository(Repository):
         secret_hash: str,
         name: str,
         expires_at: datetime | None,
-    ) -> dict[str, Any]:
+    ) -> schemas.TokenInfo:
         """Insert one token; its columns (without the hash)."""
         conn = await self.session.connection()
         row = (
@@ -96,7 +96,7 @@ class TokenRepository(Repository):
                 .returning(*_COLUMNS)
             )
         ).one()
-        return dict(row._mapping)
+        return schemas.TokenInfo.model_validate(row._mapping)
 
     async def lookup(self, prefix: str) -> TokenLookup | None:
         """The token with this prefix and its user's role (one round trip), or None."""

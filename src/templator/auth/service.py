@@ -113,10 +113,10 @@ class TokenService:
             origin,
             "token.create",
             target_type="token",
-            target_id=row["id"],
+            target_id=row.id,
             details={"user": user_id},
         )
-        return schemas.TokenCreated(**row, token=f"{PREFIX}_{prefix}_{secret}")
+        return schemas.TokenCreated(**row.model_dump(), token=f"{PREFIX}_{prefix}_{secret}")
 
     async def _record(self, prefix: str) -> dict[str, Any] | None:
         row = await self.repository.lookup(prefix)

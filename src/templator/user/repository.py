@@ -85,16 +85,18 @@ class UserRepository(Repository):
         rows = [_to_schema(r) for r in (await conn.execute(statement)).all()]
         return make_page(rows, params=params, key=lambda u: (u.created_at, u.id))
 
-    async def update(self, user_id: str, values: dict[str, Any]) -> schemas.User | None:
-        """Apply `values`; None when the user does not exist."""
-        conn = await self.session.connection()
+    async def _set(self, user_id: str, **values: object) -> schemas.User | None:
         statement = update(User).where(User.id == user_id).values(**values).returning(*_COLUMNS)
-        row = (await conn.execute(statement)).first()
+        row = await self.one(statement)
         return _to_schema(row) if row else None
+
+    async def update(self, user_id: str, data: schemas.UserUpdate) -> schemas.User | None:
+        """Apply the fields `data` sets; None when the user does not exist."""
+        return await self._set(user_id, **data.model_dump(exclude_unset=True))
 
     async def set_role(self, user_id: str, role: UserRole) -> schemas.User | None:
         """Change a user's role."""
-        return await self.update(user_id, {"role": role})
+        return await self._set(user_id, role=role)
 
     async def lock(self, user_id: str) -> bool:
         """Lock the user's row FOR UPDATE; False when there is no such user."""

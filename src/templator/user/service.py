@@ -109,8 +109,8 @@ class UserService:
 
     async def update(self, user_id: str, data: schemas.UserUpdate) -> schemas.User:
         """Change a user's profile."""
-        values = data.model_dump(exclude_unset=True)
-        user = await self.repository.update(user_id, values) if values else await self.get(user_id)
+        changed = bool(data.model_fields_set)
+        user = await self.repository.update(user_id, data) if changed else await self.get(user_id)
         if user is None:
             raise UserNotFound(user_id)
         return user
