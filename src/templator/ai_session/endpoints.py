@@ -22,7 +22,7 @@ from templator.ai_session.errors import (
 from templator.ai_session.events import channel
 from templator.ai_session.service import AiSessionService
 from templator.api.deps import Conns, CurrentActor, DbSession, Hub, Uow, origin
-from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.api.sse import KEEP_ALIVE, SSE_RESPONSE, Closed, encode_event, event_stream
 from templator.kit.validation import IdPath

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, status
 
 from templator.api.deps import AdminActor, Conns, CurrentActor, DbSession, Uow, origin
-from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.auth.errors import AdminRequired
 from templator.kit.actor import Actor
