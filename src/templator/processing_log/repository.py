@@ -21,7 +21,6 @@ from templator.kit.raw import driver_connection
 from templator.kit.repository import JsonRow, Repository
 
 _NULL = "\\N"  # COPY text format's NULL
-_OWNER = "SELECT user_id FROM ai_sessions WHERE id = %s"
 _COPY_COLUMNS = "id, session_id, level, phase, message, data"
 _INSERT_UNNEST = (
     "INSERT INTO processing_logs (id, session_id, level, phase, message, data, timestamp) "
@@ -97,14 +96,6 @@ class LogRepository(Repository):
         return await self.fetch_json_rows(
             "SELECT * FROM processing_logs WHERE session_id = ANY(%s)", (session_ids,)
         )
-
-    async def owner_of(self, session_id: str) -> str | None:
-        """The user owning the AI session, or None when it does not exist."""
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(_OWNER, (session_id,))
-            row = await cursor.fetchone()
-        return str(row[0]) if row else None
 
     async def insert_small(
         self,

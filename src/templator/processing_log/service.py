@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from templator.ai_session.errors import AiSessionNotFound
+from templator.ai_session.service import AiSessionService
 from templator.cache import Cache
 from templator.exceptions import ValidationFailed
 from templator.kit.actor import Actor
@@ -62,9 +63,8 @@ class LogService:
         return await self.repository.export_of_sessions(session_ids)
 
     async def _check_owner(self, actor: Actor, session_id: str) -> None:
-        owner = await self.repository.owner_of(session_id)
-        if owner is None or not actor.may_access(owner):
-            raise AiSessionNotFound(session_id)
+        # The session's domain answers who may use it (one primary-key read).
+        await AiSessionService(self.session, self.cache).ensure_access(actor, session_id)
 
     async def append_many(
         self, actor: Actor | None, session_id: str, lines: Sequence[schemas.LogLine]
