@@ -35,6 +35,7 @@ INFRASTRUCTURE = {
     "private_apis",
     "redis",
     "cache",
+    "epoch",
     "signing",
     "store_urls",
     "exceptions",

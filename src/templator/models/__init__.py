@@ -3,6 +3,7 @@
 from templator.models.ai_session import AiSession
 from templator.models.api_token import ApiToken
 from templator.models.audit_log import AuditEntry
+from templator.models.auth_epoch import AuthEpoch
 from templator.models.base import Base
 from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
 from templator.models.processing_log import ProcessingLog
@@ -12,11 +13,13 @@ from templator.models.stored_object import StoredObject
 from templator.models.template import Template
 from templator.models.template_version import TemplateVersion
 from templator.models.user import User
+from templator.models.user_search_word import UserSearchWord
 
 __all__ = [
     "AiSession",
     "ApiToken",
     "AuditEntry",
+    "AuthEpoch",
     "Base",
     "LogLevel",
     "ProcessingLog",
@@ -30,4 +33,5 @@ __all__ = [
     "TemplateVersion",
     "User",
     "UserRole",
+    "UserSearchWord",
 ]

@@ -198,6 +198,8 @@ class UserService:
             ),
         }
         await self.repository.delete(user_id)
+        await TokenService(self.session, self.cache).distrust_cached_records()
+        await audit.forget_actor_email(self.session, user_id)
         after_commit_invalidate(
             self.session,
             list_key(self.cache, user_id),
