@@ -22,7 +22,7 @@ from templator.ai_session.errors import (
     SessionNotDraft,
 )
 from templator.ai_session.events import channel
-from templator.ai_session.repository import RetryPolicy
+from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.service import AiSessionService
 from templator.api.deps import Conns, CurrentActor, DbSession, Hub, LeaseToken, Uow, origin
 from templator.api.pagination import PageOut, Paging, to_page_out

@@ -19,8 +19,7 @@ from typing import Any, NamedTuple
 from templator.ai_session import lifecycle, schemas
 from templator.ai_session.events import WORK_CHANNEL
 from templator.ai_session.lease import LeaseView
-from templator.ai_session.lifecycle import sql_list
-from templator.config import Settings
+from templator.ai_session.lifecycle import RetryPolicy, sql_list
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page
 from templator.kit.repository import (
@@ -194,27 +193,6 @@ class Fence:
             "worker": self.worker,
             "lease": self.lease_hash,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """The backoff before a retry (settings WORK_RETRY_BASE_SECONDS / _MAX_SECONDS)."""
-
-    base_seconds: float
-    max_seconds: float
-
-    @classmethod
-    def default(cls) -> RetryPolicy:
-        """The settings' defaults."""
-        fields = Settings.model_fields
-        return cls(
-            fields["work_retry_base_seconds"].default, fields["work_retry_max_seconds"].default
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        """The policy the settings configure."""
-        return cls(settings.work_retry_base_seconds, settings.work_retry_max_seconds)
 
 
 class RecordedPhase(NamedTuple):

@@ -26,10 +26,11 @@ from templator.ai_session.errors import (
     SessionNotDraft,
 )
 from templator.ai_session.events import progress_channel
+from templator.ai_session.lease import LeaseView, hash_of
 from templator.ai_session.lease import check as check_lease
-from templator.ai_session.lease import hash_of
+from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.metrics import phase_timer
-from templator.ai_session.repository import AiSessionRepository, Fence, OwnedState, RetryPolicy
+from templator.ai_session.repository import AiSessionRepository, Fence, OwnedState
 from templator.audit import service as audit
 from templator.cache import Cache
 from templator.kit.actor import Actor
@@ -123,6 +124,11 @@ class AiSessionService:
         """AiSessionNotFound unless the actor may use the session, and the lease error a
         write with `lease` (the Lease-Token sent) meets, if any (the log appends' check)."""
         await self._check_lease(actor, session_id, self._fence(actor, lease))
+
+    async def lease_view(self, session_id: str, sent_hash: str | None) -> LeaseView | None:
+        """The session's lease as a refused worker call explains it (the work queue's
+        heartbeat and release), or None when the session is gone."""
+        return await self.repository.lease_view(session_id, sent_hash)
 
     async def _owned_state(self, actor: Actor, session_id: str) -> schemas.AiSessionState:
         found = await self.repository.read_state(session_id)
