@@ -21,6 +21,7 @@ from templator.ai_session.errors import (
 from templator.ai_session.events import channel
 from templator.ai_session.service import AiSessionService
 from templator.api.deps import Conns, CurrentActor, DbSession, Hub, Uow, origin
+from templator.api.idempotency import IDEMPOTENT_ERRORS, Idempotent
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.api.sse import KEEP_ALIVE, SSE_RESPONSE, Closed, encode_event, event_stream
@@ -42,13 +43,17 @@ KEEP_ALIVE_SECONDS = 15.0
 @router.post(
     "/sessions",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(ProjectNotFound, AiSessionPayloadTooLarge),
+    responses=responses_for(ProjectNotFound, AiSessionPayloadTooLarge, *IDEMPOTENT_ERRORS),
 )
 async def create_session(
-    data: schemas.AiSessionCreate, actor: CurrentActor, conns: Conns, session: DbSession
+    data: schemas.AiSessionCreate,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+    idem: Idempotent,
 ) -> schemas.AiSession:
     """A new PENDING session in one of the caller's projects."""
-    return await AiSessionService(session, conns.cache).create(actor, data)
+    return await idem.done(await AiSessionService(session, conns.cache).create(actor, data))
 
 
 @router.get("/projects/{project_id}/sessions", responses=responses_for(ProjectNotFound))

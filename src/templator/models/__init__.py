@@ -5,6 +5,7 @@ from templator.models.api_token import ApiToken
 from templator.models.audit_log import AuditEntry
 from templator.models.base import Base
 from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
+from templator.models.idempotency_key import IdempotencyKey
 from templator.models.processing_log import ProcessingLog
 from templator.models.project import Project
 from templator.models.search_word import SearchWord
@@ -18,6 +19,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "IdempotencyKey",
     "LogLevel",
     "ProcessingLog",
     "Project",

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from templator.api.deps import Conns, CurrentActor, DbSession, origin
+from templator.api.idempotency import IDEMPOTENT_ERRORS, Idempotent
 from templator.api.pages import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.kit.ids import ID_PATTERN
@@ -18,12 +19,18 @@ from templator.project.service import ProjectService
 router = APIRouter(tags=["projects"])
 
 
-@router.post("/projects", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/projects", status_code=status.HTTP_201_CREATED, responses=responses_for(*IDEMPOTENT_ERRORS)
+)
 async def create_project(
-    data: schemas.ProjectCreate, actor: CurrentActor, conns: Conns, session: DbSession
+    data: schemas.ProjectCreate,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+    idem: Idempotent,
 ) -> schemas.Project:
     """A new project owned by the caller."""
-    return await ProjectService(session, conns.cache).create(actor, data)
+    return await idem.done(await ProjectService(session, conns.cache).create(actor, data))
 
 
 @router.get(

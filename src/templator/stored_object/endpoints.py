@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from templator.ai_session.errors import AiSessionNotFound
 from templator.api.deps import Conns, CurrentActor, DbSession, origin
+from templator.api.idempotency import IDEMPOTENT_ERRORS, Idempotent
 from templator.api.problems import responses_for
 from templator.hubspot.errors import InvalidHubSpotConfig
 from templator.kit.validation import IdPath, JsonInt, RequestModel
@@ -57,6 +58,7 @@ class ExportResult(BaseModel):
         UnsupportedContentType,
         ContentTypeMismatch,
         StoreUnavailable,
+        *IDEMPOTENT_ERRORS,
     ),
 )
 async def upload_design(
@@ -64,6 +66,7 @@ async def upload_design(
     actor: CurrentActor,
     conns: Conns,
     session: DbSession,
+    idem: Idempotent,
     file: Annotated[UploadFile, File(description="The design: jpeg, png, gif, webp, html or json")],
     content_type: Annotated[str | None, Form(max_length=100)] = None,
 ) -> DesignStored:
@@ -76,7 +79,9 @@ async def upload_design(
     stored = await StoredObjectService(session, conns.cache, conns.store).upload_design(
         actor, session_id, file.file, content_type=declared, declared_size=file.size
     )
-    return DesignStored(key=stored.key, size=stored.size, content_type=stored.content_type)
+    return await idem.done(
+        DesignStored(key=stored.key, size=stored.size, content_type=stored.content_type)
+    )
 
 
 @router.post(
