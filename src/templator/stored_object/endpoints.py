@@ -15,22 +15,22 @@ from templator.hubspot.errors import InvalidHubSpotConfig
 from templator.kit.validation import IdPath, JsonInt, RequestModel
 from templator.storage.errors import (
     ContentTypeMismatch,
+    ObjectMissing,
     StoreUnavailable,
     UnsupportedContentType,
     UploadTooLarge,
+)
+from templator.stored_object.schemas import (
+    DesignConfirm,
+    DesignList,
+    DesignStored,
+    DirectUpload,
+    DirectUploadRequest,
 )
 from templator.stored_object.service import StoredObjectService
 from templator.template.errors import TemplateNotFound
 
 router = APIRouter(tags=["objects"])
-
-
-class DesignStored(BaseModel):
-    """Where an uploaded design was stored."""
-
-    key: str
-    size: int
-    content_type: str
 
 
 class ExportRequest(RequestModel):
@@ -79,6 +79,77 @@ async def upload_design(
     stored = await StoredObjectService(session, conns.cache, conns.store).upload_design(
         actor, session_id, file.file, content_type=declared, declared_size=file.size
     )
+    return await idem.done(
+        DesignStored(key=stored.key, size=stored.size, content_type=stored.content_type)
+    )
+
+
+@router.get(
+    "/sessions/{session_id}/designs",
+    tags=["sessions"],
+    responses=responses_for(AiSessionNotFound, StoreUnavailable),
+)
+async def list_designs(
+    session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
+) -> DesignList:
+    """The session's designs, oldest first, each with a presigned download URL (an
+    attachment, never shown inline) valid PRESIGN_DEFAULT_EXPIRY seconds."""
+    service = StoredObjectService(session, conns.cache, conns.store)
+    return DesignList(items=await service.list_designs(actor, session_id))
+
+
+@router.post(
+    "/sessions/{session_id}/designs/direct",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses_for(
+        AiSessionNotFound,
+        UploadTooLarge,
+        UnsupportedContentType,
+        StoreUnavailable,
+        *IDEMPOTENT_ERRORS,
+    ),
+)
+async def direct_upload(
+    session_id: IdPath,
+    data: DirectUploadRequest,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+    idem: Idempotent,
+) -> DirectUpload:
+    """A presigned POST that sends one design from the browser straight to the store: its
+    policy makes the store refuse another type or more than `size` bytes. Confirm the
+    key afterwards (`/designs/confirm`); an unconfirmed object is removed by storage gc."""
+    service = StoredObjectService(session, conns.cache, conns.store)
+    return await idem.done(await service.direct_upload(actor, session_id, data))
+
+
+@router.post(
+    "/sessions/{session_id}/designs/confirm",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses_for(
+        AiSessionNotFound,
+        ObjectMissing,
+        UploadTooLarge,
+        UnsupportedContentType,
+        ContentTypeMismatch,
+        StoreUnavailable,
+        *IDEMPOTENT_ERRORS,
+    ),
+)
+async def confirm_design(
+    session_id: IdPath,
+    data: DesignConfirm,
+    actor: CurrentActor,
+    conns: Conns,
+    session: DbSession,
+    idem: Idempotent,
+) -> DesignStored:
+    """Record a directly uploaded design after checking the stored object as an upload is
+    checked (size; type sniffed from its first bytes; the whole file of that type). A
+    refused object is deleted and nothing is recorded."""
+    service = StoredObjectService(session, conns.cache, conns.store)
+    stored = await service.confirm_design(actor, session_id, data.key)
     return await idem.done(
         DesignStored(key=stored.key, size=stored.size, content_type=stored.content_type)
     )

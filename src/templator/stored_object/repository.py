@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.kit.ids import new_id
 from templator.models import StoredObject
 from templator.storage.service import PutResult
+
+
+@dataclass(frozen=True, slots=True)
+class DesignRow:
+    """A design's stored_objects row."""
+
+    key: str
+    size: int
+    content_type: str
+    created_at: datetime
+    session_id: str | None
 
 
 class StoredObjectRepository:
@@ -40,6 +54,27 @@ class StoredObjectRepository:
                     sha256=sha256,
                 )
             )
+
+    async def designs_of(self, session_id: str) -> list[DesignRow]:
+        """A session's designs, oldest first."""
+        t = StoredObject.__table__
+        stmt = (
+            select(t.c.key, t.c.size, t.c.content_type, t.c.created_at, t.c.session_id)
+            .where(t.c.session_id == session_id, t.c.kind == "design")
+            .order_by(t.c.created_at, t.c.id)
+        )
+        conn = await self.session.connection()
+        return [DesignRow(*row) for row in await conn.execute(stmt)]
+
+    async def design(self, key: str) -> DesignRow | None:
+        """The design recorded under `key`, if any."""
+        t = StoredObject.__table__
+        stmt = select(t.c.key, t.c.size, t.c.content_type, t.c.created_at, t.c.session_id).where(
+            t.c.key == key, t.c.kind == "design"
+        )
+        conn = await self.session.connection()
+        row = (await conn.execute(stmt)).one_or_none()
+        return None if row is None else DesignRow(*row)
 
     async def referenced_keys(self) -> set[str]:
         """Every key a row references."""
