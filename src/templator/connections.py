@@ -30,6 +30,7 @@ from templator.health.checks import Check, HealthReport, Role, run_checks
 from templator.health.schema import SchemaCheck
 from templator.kit.uow import read_session
 from templator.signing import cache_signing_key
+from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore
 from templator.store_urls import (
     StackFinder,
@@ -109,11 +110,7 @@ class Connections:
 
     def require_store(self) -> ObjectStore:
         """The object store, or a clear error when none is configured."""
-        if self.store is None:
-            raise ServiceUnavailable(
-                "no object store is configured: set S3_ENDPOINT_URL (or run `templator up`)"
-            )
-        return self.store
+        return require_store(self.store)
 
     @classmethod
     def from_settings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -73,3 +74,21 @@ class AiSession(BaseModel):
     finished_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResult:
+    """A session's outcome as another domain reads it (a template is made from it)."""
+
+    user_id: str
+    project_id: str
+    status: SessionStatus
+    final_result: object
+    """The stored JSON, as the generation phase or `complete` wrote it."""
+    quality_score: float | None
+
+    def result_field(self, name: str) -> object:
+        """One key of the final result (None when absent or when it is no JSON object)."""
+        if isinstance(self.final_result, dict):
+            return self.final_result.get(name)
+        return None

@@ -24,7 +24,8 @@ from templator.ai_session.errors import (
     PhaseWentBackwards,
     ProgressWentBackwards,
 )
-from templator.ai_session.repository import AiSessionRepository
+from templator.ai_session.events import progress_channel
+from templator.ai_session.repository import AiSessionRepository, OwnedState
 from templator.audit import service as audit
 from templator.cache import Cache
 from templator.kit.actor import Actor
@@ -36,10 +37,10 @@ from templator.kit.uow import (
 )
 from templator.models.enums import SessionStatus
 from templator.project.errors import ProjectNotFound
+from templator.project.ownership import project_owner
 from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore
 from templator.template.cache import template_keys
-from templator.template.service import TemplateService
 
 
 def _encode(payload: Any, *, what: str) -> str:
@@ -50,6 +51,15 @@ def _encode(payload: Any, *, what: str) -> str:
             field=what,
         )
     return data.decode()
+
+
+def _encode_state(found: OwnedState) -> dict[str, object]:
+    """The cached form of a session's state: its JSON with the owner's id."""
+    return {**found.state.model_dump(mode="json"), "user_id": found.user_id}
+
+
+def _decode_state(data: Any) -> OwnedState:
+    return OwnedState(schemas.AiSessionState.model_validate(data), str(data["user_id"]))
 
 
 class AiSessionService:
@@ -99,6 +109,10 @@ class AiSessionService:
         """
         await self.ensure_access(actor, session_id, lock=True)
         store = require_store(self.store)
+        # template/service.py imports this module (a template is made from a session): the
+        # cascade the other way is imported when it runs.
+        from templator.template.service import TemplateService
+
         templates = TemplateService(self.session, self.cache)
         template_ids = await templates.made_from_session(session_id)
         await self.repository.delete(session_id)
@@ -123,34 +137,45 @@ class AiSessionService:
 
     async def get_state(self, actor: Actor, session_id: str) -> schemas.AiSessionState:
         """Status and progress, cache-aside (invalidated on every change)."""
-
-        async def load() -> dict[str, Any] | None:
-            found = await self.repository.read_state(session_id)
-            if found is None:
-                return None
-            return {**found.state.model_dump(mode="json"), "user_id": found.user_id}
-
-        data = await self.cache.get_or_load(
-            state_key(self.cache, session_id), load, encode=lambda d: d, decode=lambda d: d
+        found = await self.cache.get_or_load(
+            state_key(self.cache, session_id),
+            lambda: self.repository.read_state(session_id),
+            encode=_encode_state,
+            decode=_decode_state,
         )
-        if data is None or not actor.may_access(str(data["user_id"])):
+        if found is None or not actor.may_access(found.user_id):
             raise AiSessionNotFound(session_id)
-        return schemas.AiSessionState.model_validate(data)
+        return found.state
 
     async def list_for_project(
         self, actor: Actor, project_id: str, params: PageParams
     ) -> Page[schemas.AiSession]:
         """A project's sessions, newest first."""
-        owner = await self.repository.project_owner(project_id)
-        if owner is None or not actor.may_access(owner):
-            raise ProjectNotFound(project_id)
+        await project_owner(self.session, actor, project_id)
         return await self.repository.page_of_project(project_id, params)
+
+    async def result_of(self, actor: Actor, session_id: str) -> schemas.SessionResult:
+        """What the session produced (for a template made of it); AiSessionNotFound unless
+        the actor may use the session."""
+        found = await self.repository.result_of(session_id)
+        if found is None or not actor.may_access(found.user_id):
+            raise AiSessionNotFound(session_id)
+        return found
+
+    async def quality_score(self, session_id: str) -> float | None:
+        """The session's quality score (None without one, or without the session)."""
+        found = await self.repository.result_of(session_id)
+        return None if found is None else found.quality_score
+
+    async def ids_of_user(self, user_id: str) -> list[str]:
+        """The user's sessions: those whose `user_id` is theirs (see user/service.py)."""
+        return await self.repository.ids_of_user(user_id)
 
     def _changed(self, state: schemas.AiSessionState) -> None:
         after_commit_invalidate(self.session, state_key(self.cache, state.id))
         after_commit_publish(
             self.session,
-            f"session:{state.id}",
+            progress_channel(state.id),
             {
                 "session_id": state.id,
                 "status": state.status.value,
@@ -209,6 +234,10 @@ class AiSessionService:
             self._changed(state)
             return state
         status = (await self._owned_state(actor, session_id)).status
+        if lifecycle.can_move(status, target):
+            # The rule allows the move from the status read now: the UPDATE met another
+            # status, which a concurrent change has since replaced.
+            raise AiSessionChangedConcurrently(f"session {session_id} changed concurrently; retry")
         raise InvalidAiSessionTransition(
             f"session {session_id} is {status.value}; it cannot move to {target.value}",
             field="status",
@@ -239,7 +268,6 @@ class AiSessionService:
         state = await self.repository.finish(
             session_id,
             status=target,
-            sources=lifecycle.sources_of(target),
             error=error,
             actor_id=actor.id,
             admin=actor.is_admin,

@@ -247,13 +247,6 @@ class TemplateRepository:
             return None
         return dict(zip(_LOAD_NAMES, row, strict=True))
 
-    async def project_owner(self, project_id: str) -> str | None:
-        """The user owning the project, or None when it does not exist."""
-        conn = await self.session.connection()
-        return (
-            await conn.execute(select(Project.user_id).where(Project.id == project_id))
-        ).scalar_one_or_none()
-
     async def page_of_project(self, project_id: str, params: PageParams) -> Page[schemas.Template]:
         """A project's templates, newest first."""
         conn = await self.session.connection()
