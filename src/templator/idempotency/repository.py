@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from templator.kit.repository import Repository
 from templator.models import IdempotencyKey
 
 # pg_try_advisory_xact_lock(bigint) of hashtextextended(user:key, this seed): the lock
@@ -29,17 +29,13 @@ class KeyRecord:
     expires_at: datetime
 
 
-class IdempotencyRepository:
-    """Reads and writes of idempotency_keys, on the caller's session."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class IdempotencyRepository(Repository):
+    """Reads and writes of idempotency_keys (SQLAlchemy Core), on the caller's session."""
 
     async def try_lock(self, user_id: str, key: str) -> bool:
         """Hold (user, key) until this transaction ends; False when another holds it."""
         lock = func.pg_try_advisory_xact_lock(func.hashtextextended(f"{user_id}:{key}", _LOCK_SEED))
-        conn = await self.session.connection()
-        return bool((await conn.execute(select(lock))).scalar_one())
+        return bool(await self.scalar(select(lock)))
 
     async def find(self, user_id: str, key: str) -> KeyRecord | None:
         """The key's record, expired or not."""
@@ -52,8 +48,7 @@ class IdempotencyRepository:
             t.c.response_body,
             t.c.expires_at,
         ).where(t.c.user_id == user_id, t.c.key == key)
-        conn = await self.session.connection()
-        row = (await conn.execute(stmt)).one_or_none()
+        row = await self.one(stmt)
         return None if row is None else KeyRecord(*row)
 
     async def save(self, user_id: str, key: str, record: KeyRecord) -> None:
@@ -74,15 +69,13 @@ class IdempotencyRepository:
             set_={name: stmt.excluded[name] for name in values if name not in ("user_id", "key")}
             | {"created_at": func.now()},
         )
-        conn = await self.session.connection()
-        await conn.execute(stmt)
+        await self.execute(stmt)
 
     async def delete_expired(self, now: datetime, *, dry_run: bool = False) -> int:
         """Delete (with `dry_run`, count) every key that expired before `now`."""
-        conn = await self.session.connection()
         expired = IdempotencyKey.expires_at < now
         if dry_run:
-            stmt = select(func.count()).select_from(IdempotencyKey).where(expired)
-            return int((await conn.execute(stmt)).scalar_one())
-        result = await conn.execute(delete(IdempotencyKey).where(expired))
-        return int(result.rowcount or 0)
+            return int(
+                await self.scalar(select(func.count()).select_from(IdempotencyKey).where(expired))
+            )
+        return await self.execute(delete(IdempotencyKey).where(expired))
