@@ -49,7 +49,7 @@ class IdempotencyRepository(Repository):
             t.c.expires_at,
         ).where(t.c.user_id == user_id, t.c.key == key)
         row = await self.one(stmt)
-        return None if row is None else KeyRecord(*row)
+        return None if row is None else KeyRecord(*tuple(row))
 
     async def save(self, user_id: str, key: str, record: KeyRecord) -> None:
         """Write the key's record (replacing an expired one)."""
