@@ -129,7 +129,10 @@ class StoredObjectService:
         self, session_id: str, *, expires_in: int | None = None
     ) -> list[Design]:
         """A session's designs with presigned download URLs (attachment), oldest first;
-        for a caller that has already been allowed the session (the work claim)."""
+        for a caller that has already been allowed the session (the work claim). None
+        when no object store is configured."""
+        if self._store is None:  # no store configured: nothing can be served
+            return []
         rows = await self.repository.designs_of(session_id)
         return self._served(rows, expires_in) if rows else []
 
