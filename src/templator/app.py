@@ -33,6 +33,8 @@ from templator.config import ProcessRole, Settings, get_settings
 from templator.connections import Connections
 from templator.monitoring.metrics import Metrics
 from templator.store_urls import StackFinder
+from templator.work.rescuer import Rescuer
+from templator.work.wakeup import WorkListener, WorkSignal
 
 REQUESTS = Counter("templator_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -74,11 +76,16 @@ def create_app(
             window=conf.auth_failure_window_seconds,
         )
         app.state.metrics = Metrics(conns)
+        app.state.work_signal = signal = WorkSignal()
+        listener = WorkListener(conns.urls.database_url, signal, role=ProcessRole.API)
+        rescuer = Rescuer(conns, signal)
         try:
             if conns.store is not None:
                 await asyncio.to_thread(conns.store.ensure_bucket)
             await conns.open_read_pool()
             app.state.metrics.start()
+            listener.start()
+            rescuer.start()
             # Everything made so far (modules, routes, models) lives as long as the
             # process: keep it out of the cyclic collector's scans, which otherwise walk
             # it all on every full collection, pausing requests under load (docs/benchmarks.md,
@@ -86,6 +93,8 @@ def create_app(
             gc.freeze()
             yield
         finally:
+            await rescuer.stop()
+            await listener.stop()
             await app.state.metrics.stop()
             await app.state.progress_hub.close()
             if owned:

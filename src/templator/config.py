@@ -260,6 +260,25 @@ class Settings(BaseSettings):
         le=7 * 24 * 3600,
         description="seconds a presigned POST for a direct design upload stays usable",
     )
+    # The work queue (docs/work-queue.md).
+    work_rescue_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="how often each API process returns sessions whose lease expired to the "
+        "queue (or fails them after their last attempt); also how late a retry whose "
+        "backoff ended wakes a waiting claim at most",
+    )
+    work_retry_base_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="backoff before a session's retry: base x 2^(attempt-1), capped by "
+        "WORK_RETRY_MAX_SECONDS, of which a random half is waited (equal jitter)",
+    )
+    work_retry_max_seconds: float = Field(
+        default=300.0, ge=0, le=86400, description="longest backoff before a retry"
+    )
     # Deployment (deploy area): uvicorn's supervisor knobs `templator serve` passes on.
     api_worker_healthcheck_timeout: int = Field(
         default=30,

@@ -58,7 +58,7 @@ def test_the_generated_sql_states_todays_rules() -> None:
 
     assert "status IN ('PROCESSING')" in repository._COMPLETE
     assert "status IN ('PENDING')" in repository._START
-    assert "status IN ('PENDING', 'PROCESSING')" in repository._RECORD_PHASE["sections"]
+    assert "status IN ('PROCESSING')" in repository._RECORD_PHASE["sections"]
 
 
 async def test_a_move_the_table_stops_allowing_is_refused_by_the_database_and_the_service(

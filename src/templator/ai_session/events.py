@@ -14,3 +14,8 @@ def channel(namespace: str, session_id: str) -> str:
     """The namespaced pub/sub channel of one session (what `Cache.channel` makes of
     `progress_channel`)."""
     return f"{namespace}:{progress_channel(session_id)}"
+
+
+WORK_CHANNEL = "templator_work"
+"""The PostgreSQL NOTIFY channel on which a session that became claimable wakes the
+waiting claims (work/wakeup.py listens; one listener per API process)."""

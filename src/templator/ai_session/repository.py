@@ -13,10 +13,14 @@ when this module is imported: the rule is written there only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from templator.ai_session import lifecycle, schemas
+from templator.ai_session.events import WORK_CHANNEL
+from templator.ai_session.lease import LeaseView
 from templator.ai_session.lifecycle import sql_list
+from templator.config import Settings
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page
 from templator.kit.repository import Repository, RowModel, keyset_after, keyset_params
@@ -39,35 +43,88 @@ def _status_in(target: SessionStatus) -> str:
     return f"status IN ({sql_list(lifecycle.sources_of(target)) or 'NULL'})"
 
 
+# A worker's write goes through only under the session's live lease; a session nobody
+# holds takes its owner's writes without one (ai_session/lease.py says why one was refused).
+_LEASE_HOLDS = (
+    "((%(lease)s::text IS NULL AND lease_hash IS NULL AND NOT %(worker)s) "
+    "OR (lease_hash = %(lease)s AND lease_expires_at > now()))"
+)
+
+
+def _phase_assignment(column: str) -> str:
+    if column == lifecycle.PHASE_COLUMN[SessionPhase.UPLOAD]:
+        # The upload phase adds to the web app's input_data; the web app's keys win.
+        return (
+            f"{column} = CASE WHEN %(payload)s::jsonb IS NULL THEN {column} "
+            f"ELSE %(payload)s::jsonb || COALESCE({column}, '{{}}'::jsonb) END, "
+        )
+    return f"{column} = %(payload)s::jsonb, "
+
+
 _RECORD_PHASE = {
     column: (
-        f"UPDATE ai_sessions SET {column} = %(payload)s::jsonb, phase = %(phase)s, "
-        "progress = %(progress)s, "
-        f"status = CASE WHEN {_status_in(lifecycle.PHASE_STARTS)} "
-        f"THEN '{lifecycle.PHASE_STARTS.value}'::session_status ELSE status END, "
-        "started_at = COALESCE(started_at, now()) "
+        f"UPDATE ai_sessions SET {_phase_assignment(column)}phase = %(phase)s, "
+        "progress = %(progress)s "
         f"WHERE id = %(id)s AND {_ACTOR} "
-        f"AND status IN ({sql_list(lifecycle.open_statuses())}) AND progress <= %(progress)s "
+        f"AND status IN ({sql_list(lifecycle.phase_statuses())}) AND progress <= %(progress)s "
         f"AND {_phase_position('phase')} <= {_phase_position('%(phase)s::text')} "
-        f"RETURNING {STATE.columns}"
+        f"AND {_LEASE_HOLDS} RETURNING {STATE.columns}"
     )
     for column in lifecycle.PHASE_COLUMN.values()
 }
+
+
+def _ending_attempt(outcome: str, *, error: bool = False) -> str:
+    """A CTE `ended` closing the running attempt of the session the CTE `done` returned."""
+    return (
+        f"ended AS (UPDATE session_attempts a SET outcome = {outcome}, ended_at = now()"
+        f"{', error = %(error)s::jsonb' if error else ''} "
+        "FROM done WHERE a.session_id = done.id AND a.outcome = 'running') "
+    )
+
+
 _COMPLETE = (
-    f"UPDATE ai_sessions SET status = '{SessionStatus.COMPLETED.value}', progress = 1, "
-    f"phase = '{lifecycle.PHASE_ORDER[-1].value}', "
+    f"WITH done AS (UPDATE ai_sessions SET status = '{SessionStatus.COMPLETED.value}', "
+    f"progress = 1, phase = '{lifecycle.PHASE_ORDER[-1].value}', "
     "final_result = COALESCE(%(final)s::jsonb, final_result), "
     "quality_score = COALESCE(%(quality)s, quality_score), finished_at = now(), "
+    "lease_expires_at = NULL, "
     "processing_time = (extract(epoch FROM now() - COALESCE(started_at, created_at)) * 1000)::int "
     f"WHERE id = %(id)s AND {_ACTOR} AND {_status_in(SessionStatus.COMPLETED)} "
-    f"RETURNING {STATE.columns}"
+    f"AND {_LEASE_HOLDS} RETURNING {STATE.columns}), "
+    + _ending_attempt("'completed'")
+    + f"SELECT {STATE.columns} FROM done"
 )
-_FINISH = (
-    "UPDATE ai_sessions SET status = %(status)s, finished_at = now(), "
-    "error_log = COALESCE(%(error)s::jsonb, error_log) "
-    f"WHERE id = %(id)s AND {_ACTOR} "
-    "AND status = ANY(%(sources)s::session_status[]) "
-    f"RETURNING {STATE.columns}"
+# A retryable failure of a leased attempt with attempts left goes back to the queue.
+_RETRY = (
+    f"(%(retryable)s AND status = '{SessionStatus.PROCESSING.value}' "
+    "AND lease_hash IS NOT NULL AND attempt < max_attempts)"
+)
+_FAIL = (
+    "WITH done AS (UPDATE ai_sessions SET "
+    f"status = (CASE WHEN {_RETRY} THEN '{SessionStatus.PENDING.value}' "
+    f"ELSE '{SessionStatus.FAILED.value}' END)::session_status, "
+    f"finished_at = CASE WHEN {_RETRY} THEN NULL ELSE now() END, "
+    f"next_attempt_at = CASE WHEN {_RETRY} THEN now() + "
+    f"{lifecycle.retry_delay_sql('attempt')} END, "
+    f"worker = CASE WHEN {_RETRY} THEN NULL ELSE worker END, "
+    f"lease_hash = CASE WHEN {_RETRY} THEN NULL ELSE lease_hash END, "
+    "lease_expires_at = NULL, error_log = COALESCE(%(error)s::jsonb, error_log) "
+    f"WHERE id = %(id)s AND {_ACTOR} AND {_status_in(SessionStatus.FAILED)} "
+    f"AND {_LEASE_HOLDS} RETURNING {STATE.columns}), "
+    + _ending_attempt(
+        f"CASE WHEN done.status = '{SessionStatus.PENDING.value}' THEN 'retry' ELSE 'failed' END",
+        error=True,
+    )
+    + f"SELECT {STATE.columns} FROM done"
+)
+_CANCEL = (
+    f"WITH done AS (UPDATE ai_sessions SET status = '{SessionStatus.CANCELLED.value}', "
+    "finished_at = now(), lease_expires_at = NULL "
+    f"WHERE id = %(id)s AND {_ACTOR} AND {_status_in(SessionStatus.CANCELLED)} "
+    f"RETURNING {STATE.columns}), "
+    + _ending_attempt("'cancelled'")
+    + f"SELECT {STATE.columns} FROM done"
 )
 _START = (
     f"UPDATE ai_sessions SET status = '{SessionStatus.PROCESSING.value}', "
@@ -75,13 +132,30 @@ _START = (
     f"WHERE id = %(id)s AND {_ACTOR} AND {_status_in(SessionStatus.PROCESSING)} "
     f"RETURNING {STATE.columns}"
 )
+_LEASE_VIEW = (
+    "SELECT user_id, status, lease_hash, lease_expires_at <= now(), EXISTS (SELECT FROM "
+    "session_attempts a WHERE a.session_id = s.id AND a.lease_hash = %(lease)s) "
+    "FROM ai_sessions s WHERE id = %(id)s"
+)
 _READ_STATE = f"SELECT {STATE.columns}, user_id FROM ai_sessions WHERE id = %s"
 _GET = f"SELECT {SESSION.columns} FROM ai_sessions WHERE id = %s"
 _PAGE = f"SELECT {SESSION.columns} FROM ai_sessions WHERE project_id = %(project)s "
+# pg_notify in the same transaction: the waiting claims wake when it commits, not before.
+_WAKE = (
+    "woken AS (SELECT pg_notify(%(channel)s, '') FROM changed "
+    "WHERE changed.ready_at IS NOT NULL) SELECT changed.* FROM changed LEFT JOIN woken ON true"
+)
 _CREATE = (
-    "INSERT INTO ai_sessions (id, project_id, user_id, input_data) "
-    f"SELECT %(id)s, p.id, p.user_id, %(input)s::jsonb FROM ({OWNED_PROJECT}) p "
-    f"RETURNING {SESSION.columns}"
+    "WITH changed AS (INSERT INTO ai_sessions "
+    "(id, project_id, user_id, input_data, ready_at, priority, max_attempts) "
+    "SELECT %(id)s, p.id, p.user_id, %(input)s::jsonb, "
+    "CASE WHEN %(draft)s THEN NULL ELSE now() END, %(priority)s, %(max_attempts)s "
+    f"FROM ({OWNED_PROJECT}) p RETURNING {SESSION.columns}), {_WAKE}"
+)
+_SUBMIT = (
+    f"WITH changed AS (UPDATE ai_sessions SET ready_at = now() WHERE id = %(id)s AND {_ACTOR} "
+    f"AND status = '{SessionStatus.PENDING.value}' AND ready_at IS NULL "
+    f"RETURNING {SESSION.columns}), {_WAKE}"
 )
 _RESULT = (
     "SELECT user_id, project_id, status, final_result, quality_score FROM ai_sessions WHERE id = %s"
@@ -89,6 +163,38 @@ _RESULT = (
 _OWNER = "SELECT user_id FROM ai_sessions WHERE id = %s"
 _DELETE = "DELETE FROM ai_sessions WHERE id = %s"
 _IDS_OF_USER = "SELECT id FROM ai_sessions WHERE user_id = %s ORDER BY id"
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Who writes and under which lease (the hash of the `Lease-Token` sent, if any)."""
+
+    actor_id: str
+    admin: bool
+    worker: bool
+    lease_hash: str | None
+
+    def params(self) -> dict[str, Any]:
+        """The statement parameters of `_ACTOR` and `_LEASE_HOLDS`."""
+        return {
+            "actor": self.actor_id,
+            "admin": self.admin,
+            "worker": self.worker,
+            "lease": self.lease_hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """The backoff before a retry (settings WORK_RETRY_BASE_SECONDS / _MAX_SECONDS)."""
+
+    base_seconds: float
+    max_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The policy the settings configure."""
+        return cls(settings.work_retry_base_seconds, settings.work_retry_max_seconds)
 
 
 class OwnedState(NamedTuple):
@@ -114,20 +220,51 @@ class AiSessionRepository(Repository):
         return None if row is None else STATE(row)
 
     async def insert(
-        self, *, project_id: str, input_data: str | None, actor_id: str, admin: bool
+        self,
+        *,
+        project_id: str,
+        input_data: str | None,
+        draft: bool,
+        priority: int,
+        max_attempts: int,
+        actor_id: str,
+        admin: bool,
     ) -> schemas.AiSession | None:
-        """A PENDING session (one INSERT … SELECT); None when the project is not the actor's."""
+        """A PENDING session, ready unless a draft (one INSERT … SELECT, waking the waiting
+        claims when ready); None when the project is not the actor's."""
         row = await self.fetch_one(
             _CREATE,
             {
                 "id": new_id(),
                 "project": project_id,
                 "input": input_data,
+                "draft": draft,
+                "priority": priority,
+                "max_attempts": max_attempts,
                 "actor": actor_id,
                 "admin": admin,
+                "channel": WORK_CHANNEL,
             },
         )
         return None if row is None else SESSION(row)
+
+    async def submit(
+        self, session_id: str, *, actor_id: str, admin: bool
+    ) -> schemas.AiSession | None:
+        """A draft becomes ready (and wakes the waiting claims); None when it was no draft."""
+        row = await self.fetch_one(
+            _SUBMIT,
+            {"id": session_id, "actor": actor_id, "admin": admin, "channel": WORK_CHANNEL},
+        )
+        return None if row is None else SESSION(row)
+
+    async def lease_view(self, session_id: str, sent_hash: str | None) -> LeaseView | None:
+        """The session's lease as a refused write explains it, or None when it is gone."""
+        row = await self.fetch_one(_LEASE_VIEW, {"id": session_id, "lease": sent_hash})
+        if row is None:
+            return None
+        owner, status, current, expired, earlier = row
+        return LeaseView(owner, SessionStatus(status), current, bool(expired), bool(earlier))
 
     async def read_state(self, session_id: str) -> OwnedState | None:
         """Status and progress with the owner, or None when the session does not exist."""
@@ -153,10 +290,9 @@ class AiSessionRepository(Repository):
         session_id: str,
         *,
         phase: SessionPhase,
-        payload: str,
+        payload: str | None,
         progress: float,
-        actor_id: str,
-        admin: bool,
+        lease: Fence,
     ) -> schemas.AiSessionState | None:
         """Store the phase's output, advance phase and progress; None when a rule refused."""
         return await self._change(
@@ -166,8 +302,7 @@ class AiSessionRepository(Repository):
                 "payload": payload,
                 "phase": phase.value,
                 "progress": progress,
-                "actor": actor_id,
-                "admin": admin,
+                **lease.params(),
             },
         )
 
@@ -178,48 +313,43 @@ class AiSessionRepository(Repository):
         return await self._change(_START, {"id": session_id, "actor": actor_id, "admin": admin})
 
     async def complete(
+        self, session_id: str, *, final: str | None, quality: float | None, lease: Fence
+    ) -> schemas.AiSessionState | None:
+        """PROCESSING → COMPLETED with processing_time, ending the attempt; None when it was
+        not PROCESSING or the lease did not hold."""
+        return await self._change(
+            _COMPLETE, {"id": session_id, "final": final, "quality": quality, **lease.params()}
+        )
+
+    async def fail(
         self,
         session_id: str,
         *,
-        final: str | None,
-        quality: float | None,
-        actor_id: str,
-        admin: bool,
+        error: str,
+        retryable: bool,
+        retry: RetryPolicy,
+        lease: Fence,
     ) -> schemas.AiSessionState | None:
-        """PROCESSING → COMPLETED with processing_time; None when it was not PROCESSING."""
+        """→ FAILED, or back to PENDING after a backoff when `retryable` and attempts are
+        left; the attempt ends with the error. None when a rule or the lease refused."""
         return await self._change(
-            _COMPLETE,
+            _FAIL,
             {
                 "id": session_id,
-                "final": final,
-                "quality": quality,
-                "actor": actor_id,
-                "admin": admin,
+                "error": error,
+                "retryable": retryable,
+                "retry_base": retry.base_seconds,
+                "retry_max": retry.max_seconds,
+                **lease.params(),
             },
         )
 
-    async def finish(
-        self,
-        session_id: str,
-        *,
-        status: SessionStatus,
-        error: str | None,
-        actor_id: str,
-        admin: bool,
+    async def cancel(
+        self, session_id: str, *, actor_id: str, admin: bool
     ) -> schemas.AiSessionState | None:
-        """Move to a final `status` from the statuses the lifecycle allows, keeping `error`;
-        else None."""
-        return await self._change(
-            _FINISH,
-            {
-                "id": session_id,
-                "status": status.value,
-                "error": error,
-                "sources": lifecycle.sources_of(status),
-                "actor": actor_id,
-                "admin": admin,
-            },
-        )
+        """→ CANCELLED (its worker hears it at its next heartbeat); None when the status
+        did not allow it."""
+        return await self._change(_CANCEL, {"id": session_id, "actor": actor_id, "admin": admin})
 
     async def owner(self, session_id: str, *, lock: bool = False) -> str | None:
         """The user owning the session (its row locked FOR UPDATE with `lock`), or None."""

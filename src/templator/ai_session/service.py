@@ -23,9 +23,13 @@ from templator.ai_session.errors import (
     InvalidAiSessionTransition,
     PhaseWentBackwards,
     ProgressWentBackwards,
+    SessionNotDraft,
+    UploadPayloadNotObject,
 )
 from templator.ai_session.events import progress_channel
-from templator.ai_session.repository import AiSessionRepository, OwnedState
+from templator.ai_session.lease import check as check_lease
+from templator.ai_session.lease import hash_of
+from templator.ai_session.repository import AiSessionRepository, Fence, OwnedState, RetryPolicy
 from templator.audit import service as audit
 from templator.cache import Cache
 from templator.kit.actor import Actor
@@ -35,7 +39,7 @@ from templator.kit.uow import (
     after_commit_invalidate,
     after_commit_publish,
 )
-from templator.models.enums import SessionStatus
+from templator.models.enums import SessionPhase, SessionStatus
 from templator.project.errors import ProjectNotFound
 from templator.project.ownership import project_owner
 from templator.storage.errors import require_store
@@ -79,12 +83,44 @@ class AiSessionService:
         created = await self.repository.insert(
             project_id=data.project_id,
             input_data=input_data,
+            draft=data.draft,
+            priority=data.priority,
+            max_attempts=data.max_attempts,
             actor_id=actor.id,
             admin=actor.is_admin,
         )
         if created is None:
             raise ProjectNotFound(data.project_id)
         return created
+
+    async def submit(self, actor: Actor, session_id: str) -> schemas.AiSession:
+        """A draft becomes ready: workers may claim it from the commit on."""
+        submitted = await self.repository.submit(
+            session_id, actor_id=actor.id, admin=actor.is_admin
+        )
+        if submitted is not None:
+            return submitted
+        status = (await self._owned_state(actor, session_id)).status
+        raise SessionNotDraft(
+            f"session {session_id} is no draft ({status.value}, already submitted or "
+            "created ready); only a draft is submitted",
+            field="status",
+        )
+
+    @staticmethod
+    def _fence(actor: Actor, lease: str | None) -> Fence:
+        return Fence(actor.id, actor.works_on_any_session, actor.is_worker, hash_of(lease))
+
+    async def _check_lease(self, actor: Actor, session_id: str, fence: Fence) -> None:
+        view = await self.repository.lease_view(session_id, fence.lease_hash)
+        if view is None or not actor.may_access(view.owner_id):
+            raise AiSessionNotFound(session_id)
+        check_lease(view, fence.lease_hash, session_id=session_id, worker=actor.is_worker)
+
+    async def ensure_lease(self, actor: Actor, session_id: str, lease: str | None) -> None:
+        """AiSessionNotFound unless the actor may use the session, and the lease error a
+        write with `lease` (the Lease-Token sent) meets, if any (the log appends' check)."""
+        await self._check_lease(actor, session_id, self._fence(actor, lease))
 
     async def _owned_state(self, actor: Actor, session_id: str) -> schemas.AiSessionState:
         found = await self.repository.read_state(session_id)
@@ -154,6 +190,11 @@ class AiSessionService:
         await project_owner(self.session, actor, project_id)
         return await self.repository.page_of_project(project_id, params)
 
+    def published(self, state: schemas.AiSessionState) -> None:
+        """Drop the cached state and publish the change, both after commit (the work queue's
+        own transitions: claim, release, rescue)."""
+        self._changed(state)
+
     async def result_of(self, actor: Actor, session_id: str) -> schemas.SessionResult:
         """What the session produced (for a template made of it); AiSessionNotFound unless
         the actor may use the session."""
@@ -186,17 +227,32 @@ class AiSessionService:
         )
 
     async def record_phase(
-        self, actor: Actor, session_id: str, update: schemas.PhaseUpdate
+        self,
+        actor: Actor,
+        session_id: str,
+        update: schemas.PhaseUpdate,
+        *,
+        lease: str | None = None,
     ) -> schemas.AiSessionState:
-        """Write a phase's output, advance the phase and progress (never backwards)."""
-        payload = _encode(update.payload, what="payload")
+        """Write a phase's output, advance the phase and progress (never backwards), on a
+        PROCESSING session under its lease (when it has one)."""
+        if update.phase is SessionPhase.UPLOAD:
+            if update.payload is not None and not isinstance(update.payload, dict):
+                raise UploadPayloadNotObject(
+                    "the upload phase's payload is added to the session's input_data, so "
+                    "it must be a JSON object (or null)",
+                    field="payload",
+                )
+            payload = None if update.payload is None else _encode(update.payload, what="payload")
+        else:
+            payload = _encode(update.payload, what="payload")
+        fence = self._fence(actor, lease)
         state = await self.repository.record_phase(
             session_id,
             phase=update.phase,
             payload=payload,
             progress=update.progress,
-            actor_id=actor.id,
-            admin=actor.is_admin,
+            lease=fence,
         )
         if state is not None:
             self._changed(state)
@@ -206,6 +262,13 @@ class AiSessionService:
         if status in lifecycle.FINAL:
             raise AiSessionFinished(
                 f"session {session_id} is {status.value}; its phases can no longer change",
+                field="status",
+            )
+        await self._check_lease(actor, session_id, fence)
+        if status is SessionStatus.PENDING:
+            raise InvalidAiSessionTransition(
+                f"session {session_id} is PENDING: a worker claims it (or its owner starts "
+                "it) before phases are recorded",
                 field="status",
             )
         if progress > update.progress:
@@ -228,12 +291,15 @@ class AiSessionService:
         session_id: str,
         target: SessionStatus,
         state: schemas.AiSessionState | None,
+        fence: Fence | None = None,
     ) -> schemas.AiSessionState:
-        """Publish a transition that happened; name the status that refused one that did not."""
+        """Publish a transition that happened; name the rule that refused one that did not."""
         if state is not None:
             self._changed(state)
             return state
         status = (await self._owned_state(actor, session_id)).status
+        if fence is not None and status not in lifecycle.FINAL:
+            await self._check_lease(actor, session_id, fence)
         if lifecycle.can_move(status, target):
             # The rule allows the move from the status read now: the UPDATE met another
             # status, which a concurrent change has since replaced.
@@ -244,43 +310,46 @@ class AiSessionService:
         )
 
     async def start(self, actor: Actor, session_id: str) -> schemas.AiSessionState:
-        """PENDING → PROCESSING."""
+        """PENDING → PROCESSING (its owner runs it; workers claim instead)."""
         state = await self.repository.start(session_id, actor_id=actor.id, admin=actor.is_admin)
         return await self._transitioned(actor, session_id, SessionStatus.PROCESSING, state)
 
     async def complete(
-        self, actor: Actor, session_id: str, data: schemas.AiSessionComplete
+        self,
+        actor: Actor,
+        session_id: str,
+        data: schemas.AiSessionComplete,
+        *,
+        lease: str | None = None,
     ) -> schemas.AiSessionState:
-        """PROCESSING → COMPLETED, computing processing_time in the database."""
+        """PROCESSING → COMPLETED (under its lease), computing processing_time in the
+        database."""
         final = _encode(data.final_result, what="final_result") if data.final_result else None
+        fence = self._fence(actor, lease)
         state = await self.repository.complete(
-            session_id,
-            final=final,
-            quality=data.quality_score,
-            actor_id=actor.id,
-            admin=actor.is_admin,
+            session_id, final=final, quality=data.quality_score, lease=fence
         )
-        return await self._transitioned(actor, session_id, SessionStatus.COMPLETED, state)
-
-    async def _finish(
-        self, actor: Actor, session_id: str, target: SessionStatus, error: str | None
-    ) -> schemas.AiSessionState:
-        state = await self.repository.finish(
-            session_id,
-            status=target,
-            error=error,
-            actor_id=actor.id,
-            admin=actor.is_admin,
-        )
-        return await self._transitioned(actor, session_id, target, state)
+        return await self._transitioned(actor, session_id, SessionStatus.COMPLETED, state, fence)
 
     async def fail(
-        self, actor: Actor, session_id: str, data: schemas.AiSessionFail
+        self,
+        actor: Actor,
+        session_id: str,
+        data: schemas.AiSessionFail,
+        *,
+        retry: RetryPolicy,
+        lease: str | None = None,
     ) -> schemas.AiSessionState:
-        """PENDING | PROCESSING → FAILED, keeping the error."""
+        """PENDING | PROCESSING → FAILED keeping the error, or, for a retryable failure of a
+        leased attempt with attempts left, back to PENDING after a backoff."""
         error = _encode(data.error, what="error")
-        return await self._finish(actor, session_id, SessionStatus.FAILED, error)
+        fence = self._fence(actor, lease)
+        state = await self.repository.fail(
+            session_id, error=error, retryable=data.retryable, retry=retry, lease=fence
+        )
+        return await self._transitioned(actor, session_id, SessionStatus.FAILED, state, fence)
 
     async def cancel(self, actor: Actor, session_id: str) -> schemas.AiSessionState:
-        """PENDING | PROCESSING → CANCELLED."""
-        return await self._finish(actor, session_id, SessionStatus.CANCELLED, None)
+        """PENDING | PROCESSING → CANCELLED; the worker hears it at its next heartbeat."""
+        state = await self.repository.cancel(session_id, actor_id=actor.id, admin=actor.is_admin)
+        return await self._transitioned(actor, session_id, SessionStatus.CANCELLED, state)

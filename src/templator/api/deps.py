@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.api.auth_limit import AuthFailureLimiter
+from templator.api.scopes import check_scopes
 from templator.api.sse import ProgressHub
 from templator.audit.service import Origin
 from templator.auth.errors import AdminRequired
@@ -58,7 +59,8 @@ DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 async def get_actor(request: Request, conns: Conns) -> Actor:
     """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise, 429 for an address
-    that failed too often (see `api/auth_limit.py`)."""
+    that failed too often (see `api/auth_limit.py`), 403 for a scoped token outside its
+    routes (`api/scopes.py`)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -68,13 +70,23 @@ async def get_actor(request: Request, conns: Conns) -> Actor:
     limiter.check(address)
     try:
         async with read_session(conns.read_sessionmaker) as session:
-            return await TokenService(session, conns.cache).authenticate(token.strip())
+            actor = await TokenService(session, conns.cache).authenticate(token.strip())
     except Unauthorized:
         await limiter.failed(address)
         raise
+    check_scopes(actor, request)
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]
+LeaseToken = Annotated[
+    str | None,
+    Header(
+        alias="Lease-Token",
+        description="the lease of a claim (POST /work/claim): required on a session a worker "
+        "holds, and on every write of a worker credential",
+    ),
+]
 
 
 async def get_admin(actor: CurrentActor) -> Actor:

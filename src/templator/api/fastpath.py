@@ -134,7 +134,8 @@ def _readable(record: dict[str, Any], secret: str, data: dict[str, Any]) -> bool
         actor = verify(record, secret)
     except Unauthorized:
         return False
-    return may_read(actor, data)
+    # A scoped credential (a worker's) reaches only its own routes: the route refuses it.
+    return not actor.scopes and may_read(actor, data)
 
 
 def _bearer(scope: Scope) -> str | None:

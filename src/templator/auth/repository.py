@@ -19,7 +19,7 @@ def lookup_sql(placeholder: str) -> str:
     `TokenLookup`), the prefix bound to `placeholder`: `%s` for psycopg, `$n` where
     another statement composes it for asyncpg (the hot read's fast path)."""
     return (
-        "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at "
+        "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at, t.scopes "
         f"FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.prefix = {placeholder}"
     )
 
@@ -33,6 +33,7 @@ _COLUMNS = (
     ApiToken.created_at,
     ApiToken.expires_at,
     ApiToken.revoked_at,
+    ApiToken.scopes,
 )
 
 
@@ -44,6 +45,7 @@ class TokenLookup(NamedTuple):
     secret_hash: str
     expires_at: datetime | None
     revoked_at: datetime | None
+    scopes: list[str]
 
 
 class TokenOwner(NamedTuple):
@@ -67,6 +69,7 @@ class TokenRepository:
         secret_hash: str,
         name: str,
         expires_at: datetime | None,
+        scopes: list[str],
     ) -> dict[str, Any]:
         """Insert one token; its columns (without the hash)."""
         conn = await self.session.connection()
@@ -80,6 +83,7 @@ class TokenRepository:
                     secret_hash=secret_hash,
                     name=name,
                     expires_at=expires_at,
+                    scopes=scopes,
                 )
                 .returning(*_COLUMNS)
             )

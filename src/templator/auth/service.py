@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from templator.audit import service as audit
 from templator.auth import schemas
 from templator.auth.cache import record_key, record_keys
-from templator.auth.errors import TokenNotFound
+from templator.auth.errors import AdminRequired, TokenNotFound
 from templator.auth.repository import TokenLookup, TokenRepository
 from templator.cache import Cache
 from templator.exceptions import Unauthorized, ValidationFailed
@@ -44,7 +44,7 @@ def verify(record: dict[str, Any] | None, secret: str) -> Actor:
         raise Unauthorized("this API token has been revoked")
     if record["expires"] is not None and record["expires"] < datetime.now(UTC).timestamp():
         raise Unauthorized("this API token has expired; create a new one")
-    return Actor(record["user_id"], UserRole(record["role"]))
+    return Actor(record["user_id"], UserRole(record["role"]), frozenset(record.get("scopes", ())))
 
 
 def token_record(row: TokenLookup) -> dict[str, Any]:
@@ -55,6 +55,7 @@ def token_record(row: TokenLookup) -> dict[str, Any]:
         "hash": row.secret_hash,
         "expires": row.expires_at.timestamp() if row.expires_at else None,
         "revoked": row.revoked_at is not None,
+        "scopes": list(row.scopes),
     }
 
 
@@ -81,10 +82,14 @@ class TokenService:
         *,
         origin: audit.Origin,
         max_days: int | None = None,
+        owner_role: UserRole | None = None,
     ) -> schemas.TokenCreated:
         """A new token; its secret is returned once and never stored (audited). With
         `max_days` (TOKEN_MAX_DAYS) a longer lifetime, or none, is refused; the default
-        lifetime is shortened to it."""
+        lifetime is shortened to it. A scoped (worker) token is an ADMIN's only:
+        `owner_role` is the role of the user it is made for."""
+        if data.scopes and owner_role is not UserRole.ADMIN:
+            raise AdminRequired
         if max_days is not None and "expires_days" not in data.model_fields_set:
             data = data.model_copy(
                 update={"expires_days": min(schemas.DEFAULT_TOKEN_DAYS, max_days)}
@@ -106,6 +111,7 @@ class TokenService:
             secret_hash=_hash(secret),
             name=data.name,
             expires_at=expires,
+            scopes=list(data.scopes),
         )
         await audit.record(
             self.session,
@@ -113,7 +119,7 @@ class TokenService:
             "token.create",
             target_type="token",
             target_id=row["id"],
-            details={"user": user_id},
+            details={"user": user_id, **({"scopes": list(data.scopes)} if data.scopes else {})},
         )
         return schemas.TokenCreated(**row, token=f"{PREFIX}_{prefix}_{secret}")
 

@@ -9,6 +9,7 @@ from templator.models.idempotency_key import IdempotencyKey
 from templator.models.processing_log import ProcessingLog
 from templator.models.project import Project
 from templator.models.search_word import SearchWord
+from templator.models.session_attempt import SessionAttempt, WorkTenant
 from templator.models.stored_object import StoredObject
 from templator.models.template import Template
 from templator.models.template_version import TemplateVersion
@@ -24,6 +25,7 @@ __all__ = [
     "ProcessingLog",
     "Project",
     "SearchWord",
+    "SessionAttempt",
     "SessionPhase",
     "SessionStatus",
     "StoredObject",
@@ -32,4 +34,5 @@ __all__ = [
     "TemplateVersion",
     "User",
     "UserRole",
+    "WorkTenant",
 ]

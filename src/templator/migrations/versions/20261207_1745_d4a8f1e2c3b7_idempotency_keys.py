@@ -5,7 +5,7 @@ answered, so a retry with the same key and body gets that response back. Rows ex
 (IDEMPOTENCY_KEY_TTL_HOURS) and are pruned by `templator db optimize`.
 
 Revision ID: d4a8f1e2c3b7
-Revises: b7e3a1c5d9f2
+Revises: d4a8c2e6f1b3
 Create Date: 2026-12-07 17:30:00+00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "d4a8f1e2c3b7"
-down_revision: str | None = "b7e3a1c5d9f2"
+down_revision: str | None = "d4a8c2e6f1b3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
