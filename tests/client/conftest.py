@@ -17,9 +17,9 @@ from templator.client import AsyncClient
 from templator.connections import Connections
 from templator.kit.uow import unit_of_work
 from templator.models import UserRole
-from tests.api.conftest import Caller, make_caller
+from tests.api.conftest import Caller, live_api, make_caller
 
-__all__ = ["make_caller"]
+__all__ = ["live_api", "make_caller"]
 MakeCaller = Callable[..., Coroutine[Any, Any, Caller]]
 BASE = "http://testserver"
 

@@ -144,6 +144,9 @@ class Worker:
             try:
                 claimed = await self.client.claim(request)
             except ApiError as exc:
+                if exc.status in (401, 403):  # a credential that cannot claim: no retry helps
+                    await self._drain()
+                    raise
                 log.warning("claim failed: %s", exc)
                 await _sleep_or_stop(stop, 1.0)
                 continue
