@@ -19,6 +19,7 @@ from templator.ai_session.schemas import (
     AiSessionState,
     PhaseUpdate,
 )
+from templator.api.pages import PageOut
 from templator.processing_log.schemas import LogBatch, LogLine
 from templator.project.schemas import Project, ProjectCreate
 from templator.stored_object.schemas import (
@@ -27,6 +28,8 @@ from templator.stored_object.schemas import (
     DesignStored,
     DirectUpload,
     DirectUploadRequest,
+    ExportRequest,
+    ExportResult,
 )
 from templator.template.schemas import Template, TemplateFromSession
 from templator.work.schemas import (
@@ -219,3 +222,16 @@ def template_from_session(
 ) -> Call[Template]:
     """POST /templates/from-session."""
     return _create("/templates/from-session", data, Template, idempotency_key)
+
+
+def project_templates(project_id: str, *, limit: int = 200) -> Call[PageOut[Template]]:
+    """GET /projects/{id}/templates: the newest `limit` of a project's templates."""
+    path = f"/projects/{project_id}/templates?limit={limit}"
+    return _get(path, PageOut[Template])
+
+
+def export_module(template_id: str, *, expires_in: int = 3600) -> Call[ExportResult]:
+    """POST /templates/{id}/export: the HubSpot module zip, stored, and its download URL."""
+    body = _body(ExportRequest(expires_in=expires_in))
+    path = f"{PREFIX}/templates/{template_id}/export"
+    return Call("POST", path, _model(ExportResult), body)

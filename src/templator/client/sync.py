@@ -121,3 +121,5 @@ class Client:
     complete = _method(calls.complete)
     fail = _method(calls.fail)
     template_from_session = _method(calls.template_from_session)
+    project_templates = _method(calls.project_templates)
+    export_module = _method(calls.export_module)

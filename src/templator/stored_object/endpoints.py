@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
-from pydantic import BaseModel, Field
 
 from templator.ai_session.errors import AiSessionNotFound
 from templator.api.deps import Conns, CurrentActor, DbSession, origin
 from templator.api.idempotency import IDEMPOTENT_ERRORS, Idempotent
 from templator.api.problems import responses_for
 from templator.hubspot.errors import InvalidHubSpotConfig
-from templator.kit.validation import IdPath, JsonInt, RequestModel
+from templator.kit.validation import IdPath
 from templator.storage.errors import (
     ContentTypeMismatch,
     ObjectMissing,
@@ -26,27 +25,13 @@ from templator.stored_object.schemas import (
     DesignStored,
     DirectUpload,
     DirectUploadRequest,
+    ExportRequest,
+    ExportResult,
 )
 from templator.stored_object.service import StoredObjectService
 from templator.template.errors import TemplateNotFound
 
 router = APIRouter(tags=["objects"])
-
-
-class ExportRequest(RequestModel):
-    """How long the download link lives."""
-
-    expires_in: JsonInt = Field(default=3600, ge=1, le=604_800)
-
-
-class ExportResult(BaseModel):
-    """A stored module zip and its download link."""
-
-    key: str
-    url: str
-    sha256: str
-    bytes: int
-    expires_in: int
 
 
 @router.post(

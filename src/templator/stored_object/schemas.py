@@ -59,3 +59,19 @@ class DesignConfirm(RequestModel):
     """The key a direct upload was sent to."""
 
     key: str = Field(pattern=DESIGN_KEY_PATTERN, max_length=200)
+
+
+class ExportRequest(RequestModel):
+    """How long the download link lives."""
+
+    expires_in: JsonInt = Field(default=3600, ge=1, le=604_800)
+
+
+class ExportResult(BaseModel):
+    """A stored module zip and its download link."""
+
+    key: str
+    url: str
+    sha256: str
+    bytes: int
+    expires_in: int
