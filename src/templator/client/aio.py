@@ -15,6 +15,9 @@ from templator.stored_object.schemas import DesignStored, DirectUploadRequest
 
 P = ParamSpec("P")
 T = TypeVar("T")
+# Below uvicorn's 5 s keep-alive: a connection the server is closing is never reused
+# (httpx's own 5 s raced it: "Server disconnected without sending a response").
+KEEPALIVE = 2.0
 
 
 def _method(
@@ -47,7 +50,7 @@ class AsyncClient:
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits(max_connections=max_connections),
+            limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=KEEPALIVE),
         )
 
     async def __aenter__(self) -> AsyncClient:

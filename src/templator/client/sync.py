@@ -15,6 +15,9 @@ from templator.stored_object.schemas import DesignStored, DirectUploadRequest
 
 P = ParamSpec("P")
 T = TypeVar("T")
+# Below uvicorn's 5 s keep-alive: a connection the server is closing is never reused
+# (httpx's own 5 s raced it: "Server disconnected without sending a response").
+KEEPALIVE = 2.0
 
 
 def _method(build: Callable[P, calls.Call[T]]) -> Callable[Concatenate[Client, P], T]:
@@ -44,6 +47,7 @@ class Client:
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
             transport=transport,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE),
         )
 
     def __enter__(self) -> Client:
