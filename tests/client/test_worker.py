@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate
-from templator.client import AsyncClient
+from templator.client import ApiError, AsyncClient
 from templator.client.worker import Job, RetryableError, Worker
 from templator.models import SessionPhase, SessionStatus
 from templator.project.schemas import ProjectCreate
@@ -164,3 +164,18 @@ async def test_stopping_releases_what_is_still_running(
     back = await web.get_session(sid)
     assert back.status is SessionStatus.PENDING and back.worker is None
     assert (await web.attempts(sid)).items[0].outcome == "released"
+
+
+async def test_a_busy_api_inside_the_handler_is_a_retryable_attempt(
+    web: AsyncClient, worker_client: AsyncClient
+) -> None:
+    sid = await _ready_session(web)
+
+    async def handler(job: Job) -> AiSessionComplete:
+        raise ApiError(503, "busy", "no database connection became free in time")
+
+    outcomes = Outcomes()
+    worker = Worker(worker_client, handler, name="w5", wait=1, on_outcome=outcomes)
+    await _run_until(worker, outcomes, lambda seen: (sid, "retried") in seen)
+    assert (await web.get_session(sid)).status is SessionStatus.PENDING
+    assert (await web.attempts(sid)).items[0].error["type"] == "ApiError"

@@ -9,7 +9,9 @@ heartbeating in the background, report the outcome, and stop cleanly.
   nothing more is written for that session.
 * The handler returns the completion (`AiSessionComplete`); raising `RetryableError`
   fails the attempt as retryable (the server requeues it with backoff while attempts are
-  left), any other exception fails the session for good, with the error kept.
+  left), as does an API call of the handler answered 429/502/503/504 or unreachable
+  through its retries; a lease error ends the session here without a write; any other
+  exception fails the session for good, with the error kept.
 * `stop` (SIGTERM/SIGINT in `run_until_signalled`) ends claiming; running handlers get
   `grace` seconds to finish, after which they are cancelled and their leases released,
   so another worker takes the session at once.
@@ -37,6 +39,8 @@ from templator.work.schemas import Claim, ClaimRequest
 
 log = logging.getLogger("templator.worker")
 LOST = frozenset({"lease_lost", "lease_expired", "lease_invalid", "session_finished"})
+TRANSIENT = frozenset({0, 429, 502, 503, 504})
+"""Statuses of a handler's refused call that make the attempt retryable (0: unreachable)."""
 
 
 class RetryableError(Exception):
@@ -225,6 +229,11 @@ class Worker:
             return
         except RetryableError as exc:
             await self._fail(job, exc, retryable=True)
+        except ApiError as exc:  # one of the handler's own calls was refused
+            if exc.code in LOST:  # the lease is gone: nothing more to write
+                self._lost(job.session_id, exc)
+            else:  # the API busy or unreachable is worth another attempt; the rest is final
+                await self._fail(job, exc, retryable=exc.status in TRANSIENT)
         except Exception as exc:  # the handler's bug or a final failure: kept on the session
             await self._fail(job, exc, retryable=False)
         else:
