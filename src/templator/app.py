@@ -77,7 +77,9 @@ def create_app(
         )
         app.state.metrics = Metrics(conns)
         app.state.work_signal = signal = WorkSignal()
-        listener = WorkListener(conns.urls.database_url, signal, role=ProcessRole.API)
+        app.state.work_listener = listener = WorkListener(
+            conns.urls.database_url, signal, role=ProcessRole.API
+        )
         rescuer = Rescuer(conns, signal)
         try:
             if conns.store is not None:

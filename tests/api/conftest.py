@@ -61,14 +61,17 @@ async def make_caller(store_connections: Connections) -> AsyncIterator[object]:
     """A factory of committed users with tokens; all are deleted after the test."""
     made: list[str] = []
 
-    async def make(role: UserRole = UserRole.USER) -> Caller:
+    async def make(role: UserRole = UserRole.USER, *, scopes: tuple[str, ...] = ()) -> Caller:
         async with unit_of_work(store_connections.sessionmaker, store_connections.cache) as session:
             email = f"{new_id()}@example.com"
             user = await UserService(session, store_connections.cache).create(
                 UserCreate(email=email, role=role), origin=CLI
             )
             token = await TokenService(session, store_connections.cache).create(
-                user.id, TokenCreate(name="test"), origin=CLI
+                user.id,
+                TokenCreate.model_validate({"name": "test", "scopes": list(scopes)}),
+                origin=CLI,
+                owner_role=role,
             )
         made.append(user.id)
         return Caller(user.id, email, role, token.token)

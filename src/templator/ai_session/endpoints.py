@@ -19,7 +19,6 @@ from templator.ai_session.errors import (
     PhaseWentBackwards,
     ProgressWentBackwards,
     SessionNotDraft,
-    UploadPayloadNotObject,
 )
 from templator.ai_session.events import channel
 from templator.ai_session.repository import RetryPolicy
@@ -109,7 +108,6 @@ async def get_state(
         ProgressWentBackwards,
         AiSessionPayloadTooLarge,
         InvalidAiSessionTransition,
-        UploadPayloadNotObject,
         *LEASE_ERRORS,
     ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from templator.exceptions import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from templator.exceptions import Conflict, NotFound, PayloadTooLarge
 
 
 class AiSessionNotFound(NotFound):
@@ -49,12 +49,6 @@ class AiSessionPayloadTooLarge(PayloadTooLarge):
     """A phase payload over the limit."""
 
     code = "session_payload_too_large"
-
-
-class UploadPayloadNotObject(ValidationFailed):
-    """The upload phase's payload is merged under input_data, so it must be an object."""
-
-    code = "upload_payload_not_object"
 
 
 class SessionNotDraft(Conflict):

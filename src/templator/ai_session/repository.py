@@ -110,7 +110,7 @@ _FAIL = (
     f"worker = CASE WHEN {_RETRY} THEN NULL ELSE worker END, "
     f"lease_hash = CASE WHEN {_RETRY} THEN NULL ELSE lease_hash END, "
     "lease_expires_at = NULL, error_log = COALESCE(%(error)s::jsonb, error_log) "
-    f"WHERE id = %(id)s AND {_ACTOR} AND {_status_in(SessionStatus.FAILED)} "
+    f"WHERE id = %(id)s AND {_ACTOR} AND status = ANY(%(sources)s::session_status[]) "
     f"AND {_LEASE_HOLDS} RETURNING {STATE.columns}), "
     + _ending_attempt(
         f"CASE WHEN done.status = '{SessionStatus.PENDING.value}' THEN 'retry' ELSE 'failed' END",
@@ -121,7 +121,7 @@ _FAIL = (
 _CANCEL = (
     f"WITH done AS (UPDATE ai_sessions SET status = '{SessionStatus.CANCELLED.value}', "
     "finished_at = now(), lease_expires_at = NULL "
-    f"WHERE id = %(id)s AND {_ACTOR} AND {_status_in(SessionStatus.CANCELLED)} "
+    f"WHERE id = %(id)s AND {_ACTOR} AND status = ANY(%(sources)s::session_status[]) "
     f"RETURNING {STATE.columns}), "
     + _ending_attempt("'cancelled'")
     + f"SELECT {STATE.columns} FROM done"
@@ -190,6 +190,14 @@ class RetryPolicy:
 
     base_seconds: float
     max_seconds: float
+
+    @classmethod
+    def default(cls) -> RetryPolicy:
+        """The settings' defaults."""
+        fields = Settings.model_fields
+        return cls(
+            fields["work_retry_base_seconds"].default, fields["work_retry_max_seconds"].default
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
@@ -338,6 +346,7 @@ class AiSessionRepository(Repository):
                 "id": session_id,
                 "error": error,
                 "retryable": retryable,
+                "sources": lifecycle.sources_of(SessionStatus.FAILED),
                 "retry_base": retry.base_seconds,
                 "retry_max": retry.max_seconds,
                 **lease.params(),
@@ -349,7 +358,15 @@ class AiSessionRepository(Repository):
     ) -> schemas.AiSessionState | None:
         """→ CANCELLED (its worker hears it at its next heartbeat); None when the status
         did not allow it."""
-        return await self._change(_CANCEL, {"id": session_id, "actor": actor_id, "admin": admin})
+        return await self._change(
+            _CANCEL,
+            {
+                "id": session_id,
+                "actor": actor_id,
+                "admin": admin,
+                "sources": lifecycle.sources_of(SessionStatus.CANCELLED),
+            },
+        )
 
     async def owner(self, session_id: str, *, lock: bool = False) -> str | None:
         """The user owning the session (its row locked FOR UPDATE with `lock`), or None."""

@@ -23,6 +23,7 @@ class AiSessionCreate(RequestModel):
     input_data: dict[str, Any] | None = None
     draft: bool = Field(
         default=False,
+        strict=True,
         description="true: not claimable by workers until POST /sessions/{id}/submit "
         "(upload its designs first)",
     )
@@ -55,6 +56,7 @@ class AiSessionFail(RequestModel):
     error: dict[str, Any]
     retryable: bool = Field(
         default=False,
+        strict=True,
         description="true: back to the queue after a backoff while attempts are left "
         "(a leased session only); false: FAILED for good",
     )

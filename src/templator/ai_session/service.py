@@ -24,7 +24,6 @@ from templator.ai_session.errors import (
     PhaseWentBackwards,
     ProgressWentBackwards,
     SessionNotDraft,
-    UploadPayloadNotObject,
 )
 from templator.ai_session.events import progress_channel
 from templator.ai_session.lease import check as check_lease
@@ -237,13 +236,12 @@ class AiSessionService:
         """Write a phase's output, advance the phase and progress (never backwards), on a
         PROCESSING session under its lease (when it has one)."""
         if update.phase is SessionPhase.UPLOAD:
-            if update.payload is not None and not isinstance(update.payload, dict):
-                raise UploadPayloadNotObject(
-                    "the upload phase's payload is added to the session's input_data, so "
-                    "it must be a JSON object (or null)",
-                    field="payload",
-                )
-            payload = None if update.payload is None else _encode(update.payload, what="payload")
+            # Added under the web app's input_data (its keys win); a payload that is no
+            # object is kept under the key "upload".
+            upload = update.payload
+            if upload is not None and not isinstance(upload, dict):
+                upload = {SessionPhase.UPLOAD.value: upload}
+            payload = None if upload is None else _encode(upload, what="payload")
         else:
             payload = _encode(update.payload, what="payload")
         fence = self._fence(actor, lease)
@@ -337,7 +335,7 @@ class AiSessionService:
         session_id: str,
         data: schemas.AiSessionFail,
         *,
-        retry: RetryPolicy,
+        retry: RetryPolicy | None = None,
         lease: str | None = None,
     ) -> schemas.AiSessionState:
         """PENDING | PROCESSING → FAILED keeping the error, or, for a retryable failure of a
@@ -345,7 +343,11 @@ class AiSessionService:
         error = _encode(data.error, what="error")
         fence = self._fence(actor, lease)
         state = await self.repository.fail(
-            session_id, error=error, retryable=data.retryable, retry=retry, lease=fence
+            session_id,
+            error=error,
+            retryable=data.retryable,
+            retry=retry or RetryPolicy.default(),
+            lease=fence,
         )
         return await self._transitioned(actor, session_id, SessionStatus.FAILED, state, fence)
 

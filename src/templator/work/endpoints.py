@@ -63,6 +63,7 @@ async def heartbeat(
     data: Annotated[schemas.HeartbeatRequest | None, Body()] = None,
 ) -> schemas.Heartbeat:
     """Extend the lease by `lease_seconds`; `cancelled: true` tells the worker to stop."""
+    require_worker(actor)
     held = WorkService.held(session_id, lease)
     return await WorkService(session, conns.cache).heartbeat(
         actor, held, data or schemas.HeartbeatRequest()
@@ -79,6 +80,7 @@ async def release(
 ) -> AiSession:
     """Give the session back to the queue at once (a worker shutting down); the attempt
     does not count against max_attempts."""
+    require_worker(actor)
     held = WorkService.held(session_id, lease)
     return await WorkService(session, conns.cache).release(actor, held)
 
