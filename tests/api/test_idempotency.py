@@ -208,6 +208,7 @@ async def test_templates_from_session_twice_with_one_key_make_one_template(
         "hubspot_config": hubspot_config("Hero"),
     }
     phase = {"phase": "generation", "payload": generation, "progress": 1.0}
+    assert (await client.post(f"/api/v1/sessions/{sid}/start", headers=h)).status_code == 200
     assert (
         await client.post(f"/api/v1/sessions/{sid}/phases", json=phase, headers=h)
     ).status_code == 200
