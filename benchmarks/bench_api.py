@@ -175,7 +175,8 @@ def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the API did not start")
 
 
-def bootstrap(env: dict[str, str]) -> str:
+def bootstrap(env: dict[str, str], *, scope: str | None = None) -> str:
+    """A new ADMIN's token through the CLI (`scope`: a scoped token, e.g. "worker")."""
     templator = str(Path(sys.executable).parent / "templator")
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
     subprocess.run(
@@ -185,7 +186,15 @@ def bootstrap(env: dict[str, str]) -> str:
         capture_output=True,
     )
     out = subprocess.run(
-        [templator, "token", "create", "--user", email, "--json"],
+        [
+            templator,
+            "token",
+            "create",
+            "--user",
+            email,
+            "--json",
+            *(["--scope", scope] if scope else []),
+        ],
         env=env,
         check=True,
         capture_output=True,

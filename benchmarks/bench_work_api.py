@@ -20,15 +20,11 @@ wake-up latency, with 8 `templator worker` processes and no model time.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -38,6 +34,7 @@ from benchmarks.common import Timing, machine, parser, raw_dsn, scratch_database
 from templator.ai_session.schemas import AiSessionCreate
 from templator.client import AsyncClient
 from templator.config import PROJECT_ROOT
+from templator.dev.demo.flow import start_workers, stop_workers
 from templator.dev.localstack.process import free_port
 from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.project.schemas import ProjectCreate
@@ -47,27 +44,6 @@ CALLS_PER_SESSION = 10
 PLAN_PER_HOUR = 500
 TARGET_PER_HOUR = 100_000
 DESIGN = (PROJECT_ROOT / "src/templator/dev/demo/design.html").read_bytes()
-TEMPLATOR = str(Path(sys.executable).parent / "templator")
-
-
-def worker_token(env: dict[str, str]) -> str:
-    """A worker-scoped token of a new ADMIN, through the CLI."""
-    email = f"bench-worker-{uuid.uuid4().hex[:8]}@example.com"
-    subprocess.run(
-        [TEMPLATOR, "user", "create", "--email", email, "--role", "ADMIN"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    out = subprocess.run(
-        [TEMPLATOR, "token", "create", "--user", email, "--scope", "worker", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    token: str = json.loads(out)["token"]
-    return token
 
 
 async def drafts(base: str, token: str, count: int) -> list[str]:
@@ -99,45 +75,6 @@ async def submit_all(base: str, token: str, ids: list[str]) -> None:
                 await web.submit_session(sid)
 
         await asyncio.gather(*(one(sid) for sid in ids))
-
-
-def start_workers(
-    base: str, token: str, env: dict[str, str], concurrency: int
-) -> list[subprocess.Popen[str]]:
-    environment = {**env, "TEMPLATOR_WORKER_TOKEN": token}
-    return [
-        subprocess.Popen(
-            [
-                TEMPLATOR,
-                "worker",
-                "--url",
-                base,
-                "--concurrency",
-                str(concurrency),
-                "--name",
-                f"bench-{n}",
-                "--json",
-                "--lease-seconds",
-                "120",
-            ],
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for n in range(WORKERS)
-    ]
-
-
-def stop(workers: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
-    for process in workers:
-        process.send_signal(signal.SIGTERM)
-    counts = []
-    for process in workers:
-        out, _ = process.communicate(timeout=120)
-        lines = out.strip().splitlines()
-        counts.append(json.loads(lines[-1]) if lines else {"exit": process.returncode})
-    return counts
 
 
 def wait_templates(dsn: str, ids: list[str], *, timeout: float) -> tuple[int, float]:
@@ -218,19 +155,27 @@ def main(quick: bool, sessions: int | None, concurrency: int) -> None:
             env = api_env(url, s3.endpoint_url, namespace=f"bench-work-{os.getpid()}")
             dsn = raw_dsn(url)
             token = bootstrap(env)
-            worker = worker_token(env)
+            worker = bootstrap(env, scope="worker")
             port = free_port()
             server = serve(env, port)
             base = f"http://127.0.0.1:{port}"
             try:
                 ids = asyncio.run(drafts(base, token, count + probes))
                 batch, probe_ids = ids[:count], ids[count:]
-                workers = start_workers(base, worker, env, concurrency)
+                workers = start_workers(
+                    base,
+                    worker,
+                    count=WORKERS,
+                    concurrency=concurrency,
+                    env=env,
+                    name="bench",
+                    extra=("--lease-seconds", "120"),
+                )
                 time.sleep(8 if quick else 15)  # every worker started and waiting in its poll
                 asyncio.run(submit_all(base, token, batch))
                 made, window = wait_templates(dsn, batch, timeout=600)
                 wakes = asyncio.run(wake_ups(base, token, dsn, probe_ids))
-                counts = stop(workers)
+                counts = stop_workers(workers)
                 raw = asyncio.run(health_rate(base, 3 if quick else 8, WORKERS * concurrency))
             finally:
                 server.send_signal(signal.SIGTERM)

@@ -27,6 +27,17 @@ async def count(conns: Connections, stmt: Any) -> int:
         return int((await session.execute(stmt)).scalar_one())
 
 
+async def expire_keys(conns: Connections, user_id: str) -> None:
+    """Make every key of the user expired."""
+    async with conns.sessionmaker() as session:
+        await session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.user_id == user_id)
+            .values(expires_at=func.now() - text("interval '1 second'"))
+        )
+        await session.commit()
+
+
 async def projects_of(conns: Connections, user_id: str) -> int:
     stmt = select(func.count()).select_from(Project).where(Project.user_id == user_id)
     return await count(conns, stmt)
@@ -129,22 +140,10 @@ async def test_an_expired_key_creates_again_and_optimize_prunes_it(
 
     owner = await make_caller()
     first = await client.post("/api/v1/projects", json={"name": "A"}, headers=keyed(owner, "k8"))
-    async with store_connections.sessionmaker() as session:
-        await session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.user_id == owner.id)
-            .values(expires_at=func.now() - text("interval '1 second'"))
-        )
-        await session.commit()
+    await expire_keys(store_connections, owner.id)
     again = await client.post("/api/v1/projects", json={"name": "A"}, headers=keyed(owner, "k8"))
     assert again.status_code == 201 and again.json()["id"] != first.json()["id"]
-    async with store_connections.sessionmaker() as session:
-        await session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.user_id == owner.id)
-            .values(expires_at=func.now() - text("interval '1 second'"))
-        )
-        await session.commit()
+    await expire_keys(store_connections, owner.id)
     conns = store_connections
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
         assert await IdempotencyService(session).prune(dry_run=True) >= 1

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate
 from templator.client import ApiError, AsyncClient
@@ -27,6 +28,17 @@ async def _ready_session(web: AsyncClient, **fields: object) -> str:
     project = await web.create_project(ProjectCreate(name="P"))
     session = await web.create_session(AiSessionCreate(project_id=project.id, **fields))  # type: ignore[arg-type]
     return session.id
+
+
+def endless(started: asyncio.Event) -> Callable[[Job], Coroutine[Any, Any, AiSessionComplete]]:
+    """A handler whose model call never ends (it sets `started` first)."""
+
+    async def handler(job: Job) -> AiSessionComplete:
+        started.set()
+        await asyncio.Event().wait()
+        return RESULT
+
+    return handler
 
 
 class Outcomes:
@@ -122,11 +134,7 @@ async def test_a_cancelled_session_stops_its_handler(
 ) -> None:
     sid = await _ready_session(web)
     started = asyncio.Event()
-
-    async def handler(job: Job) -> AiSessionComplete:
-        started.set()
-        await asyncio.Event().wait()  # a model call that never ends
-        return RESULT
+    handler = endless(started)
 
     outcomes = Outcomes()
     worker = Worker(worker_client, handler, name="w3", wait=1, lease_seconds=5, on_outcome=outcomes)
@@ -148,11 +156,7 @@ async def test_stopping_releases_what_is_still_running(
 ) -> None:
     sid = await _ready_session(web)
     started = asyncio.Event()
-
-    async def handler(job: Job) -> AiSessionComplete:
-        started.set()
-        await asyncio.Event().wait()
-        return RESULT
+    handler = endless(started)
 
     worker = Worker(worker_client, handler, name="w4", wait=1, grace=0)
     stop = asyncio.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -68,8 +69,7 @@ class AsyncClient:
     async def send(self, call: calls.Call[T]) -> T:
         """Send `call`, retrying what `policy` allows; its parsed answer or `ApiError`."""
         extra: dict[str, Any] = {} if call.timeout is None else {"timeout": call.timeout}
-        for attempt in range(1, self.retries + 2):
-            last = attempt > self.retries
+        for attempt in itertools.count(1):
             try:
                 response = await self.http.request(
                     call.method,
@@ -80,15 +80,17 @@ class AsyncClient:
                     **extra,
                 )
             except httpx.TransportError as exc:
-                if last or not policy.should_retry_error(exc, safe=call.safe):
+                wait = policy.wait_after_error(exc, attempt, self.retries, safe=call.safe)
+                if wait is None:
                     raise ApiUnavailable(f"{call.method} {call.path}: {exc!r}") from exc
-                await asyncio.sleep(policy.delay(attempt))
+                await asyncio.sleep(wait)
                 continue
             if response.status_code < 400:
                 return call.parse(response)
-            if last or not policy.should_retry_response(response, safe=call.safe):
+            wait = policy.wait_after_response(response, attempt, self.retries, safe=call.safe)
+            if wait is None:
                 raise ApiError.from_response(response)
-            await asyncio.sleep(policy.delay(attempt, response))
+            await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def upload_design_direct(
@@ -103,8 +105,8 @@ class AsyncClient:
             stored = await store.post(
                 post.url, data=post.fields, files={"file": (filename, content, content_type)}
             )
-        if stored.status_code >= 300:
-            raise ApiError(stored.status_code, "store_refused_upload", stored.text[:500])
+        if (refusal := policy.store_refusal(stored)) is not None:
+            raise ApiError(*refusal)
         return await self.send(calls.confirm_design(session_id, post.key))
 
     create_project = _method(calls.create_project)

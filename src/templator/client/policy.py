@@ -49,3 +49,28 @@ def delay(attempt: int, response: httpx.Response | None = None) -> float:
         if after.isdigit():
             return min(float(after), MAX_RETRY_AFTER)
     return random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)))
+
+
+def wait_after_error(
+    error: httpx.TransportError, attempt: int, retries: int, *, safe: bool
+) -> float | None:
+    """Seconds to wait before trying again after a transport failure; None: give up."""
+    if attempt > retries or not should_retry_error(error, safe=safe):
+        return None
+    return delay(attempt)
+
+
+def wait_after_response(
+    response: httpx.Response, attempt: int, retries: int, *, safe: bool
+) -> float | None:
+    """Seconds to wait before trying again after an error answer; None: give up."""
+    if attempt > retries or not should_retry_response(response, safe=safe):
+        return None
+    return delay(attempt, response)
+
+
+def store_refusal(response: httpx.Response) -> tuple[int, str, str] | None:
+    """(status, code, detail) when the store refused a direct upload's POST, else None."""
+    if response.status_code < 300:
+        return None
+    return response.status_code, "store_refused_upload", response.text[:500]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -65,8 +66,7 @@ class Client:
     def send(self, call: calls.Call[T]) -> T:
         """Send `call`, retrying what `policy` allows; its parsed answer or `ApiError`."""
         extra: dict[str, Any] = {} if call.timeout is None else {"timeout": call.timeout}
-        for attempt in range(1, self.retries + 2):
-            last = attempt > self.retries
+        for attempt in itertools.count(1):
             try:
                 response = self.http.request(
                     call.method,
@@ -77,15 +77,17 @@ class Client:
                     **extra,
                 )
             except httpx.TransportError as exc:
-                if last or not policy.should_retry_error(exc, safe=call.safe):
+                wait = policy.wait_after_error(exc, attempt, self.retries, safe=call.safe)
+                if wait is None:
                     raise ApiUnavailable(f"{call.method} {call.path}: {exc!r}") from exc
-                time.sleep(policy.delay(attempt))
+                time.sleep(wait)
                 continue
             if response.status_code < 400:
                 return call.parse(response)
-            if last or not policy.should_retry_response(response, safe=call.safe):
+            wait = policy.wait_after_response(response, attempt, self.retries, safe=call.safe)
+            if wait is None:
                 raise ApiError.from_response(response)
-            time.sleep(policy.delay(attempt, response))
+            time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def upload_design_direct(
@@ -102,8 +104,8 @@ class Client:
             files={"file": (filename, content, content_type)},
             timeout=self.http.timeout,
         )
-        if stored.status_code >= 300:
-            raise ApiError(stored.status_code, "store_refused_upload", stored.text[:500])
+        if (refusal := policy.store_refusal(stored)) is not None:
+            raise ApiError(*refusal)
         return self.send(calls.confirm_design(session_id, post.key))
 
     create_project = _method(calls.create_project)

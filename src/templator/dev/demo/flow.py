@@ -105,9 +105,17 @@ def web_side(client: Client, result: DemoResult, *, sessions: int) -> list[str]:
 
 
 def start_workers(
-    base: str, token: str, *, count: int, concurrency: int, env: dict[str, str] | None = None
+    base: str,
+    token: str,
+    *,
+    count: int,
+    concurrency: int,
+    env: dict[str, str] | None = None,
+    name: str = "demo-worker",
+    extra: tuple[str, ...] = (),
 ) -> list[subprocess.Popen[str]]:
-    """`count` `templator worker` processes on `base`, the token in their environment."""
+    """`count` `templator worker` processes on `base` (named `name`-1…, printing their
+    counts as JSON at the end), the token in their environment."""
     templator = str(Path(sys.executable).parent / "templator")
     environment = {**(env or os.environ), "TEMPLATOR_WORKER_TOKEN": token}
     return [
@@ -120,12 +128,13 @@ def start_workers(
                 "--concurrency",
                 str(concurrency),
                 "--name",
-                f"demo-worker-{n + 1}",
+                f"{name}-{n + 1}",
                 "--json",
+                *extra,
             ],
             env=environment,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # a full pipe nobody reads would block the worker
             text=True,
         )
         for n in range(count)
@@ -139,12 +148,12 @@ def stop_workers(workers: list[subprocess.Popen[str]]) -> list[dict[str, object]
             process.send_signal(signal.SIGTERM)
     counts: list[dict[str, object]] = []
     for process in workers:
-        out, err = process.communicate(timeout=60)
+        out, _ = process.communicate(timeout=120)
         lines = out.strip().splitlines()
         try:
             counts.append(json.loads(lines[-1]))
         except (IndexError, ValueError):
-            counts.append({"worker": "?", "exit": process.returncode, "error": err.strip()[-200:]})
+            counts.append({"worker": "?", "exit": process.returncode})
     return counts
 
 
