@@ -195,7 +195,7 @@ def main(quick: bool, sessions: int | None, concurrency: int) -> None:
     )
     print(f"ratio against the plan's {PLAN_PER_HOUR}/h: {per_hour / PLAN_PER_HOUR:,.0f}x")
     print(
-        f"raw baseline: GET /health {raw.per_second:,.0f}/s = {raw_per_hour:,.0f} sessions/hour "
+        f"raw baseline: GET /health {raw:,.0f}/s = {raw_per_hour:,.0f} sessions/hour "
         f"at {CALLS_PER_SESSION} calls each; ours {per_hour / raw_per_hour:.2f}x of it"
     )
     print(
