@@ -51,6 +51,7 @@ DOMAINS = {
     "audit",
     "hubspot",
     "idempotency",
+    "work",
 }
 OPERATIONS = {"backup", "monitoring", "deploy", "pgadmin"}
 EDGES = {"app", "api", "cli", "client"}

@@ -15,13 +15,17 @@ import httpx
 PHASE = {"phase": "section_detection", "payload": {"sections": ["hero"]}, "progress": 0.5}
 
 
-def _claim(client: httpx.Client, name: str, *, limit: int, wait: float, lease: int) -> list[dict]:
+def _claim(
+    client: httpx.Client, name: str, *, limit: int, wait: float, lease: int
+) -> list[dict] | None:
+    """The claims, or None when the API answered 5xx (the database restarting)."""
     response = client.post(
         "/api/v1/work/claim",
         json={"worker": name, "limit": limit, "wait": wait, "lease_seconds": lease},
     )
     if response.status_code >= 500:
-        return []  # the database is restarting: claim again
+        time.sleep(0.2)
+        return None
     response.raise_for_status()
     items: list[dict] = response.json()["items"]
     return items
@@ -31,17 +35,21 @@ def _post(client: httpx.Client, path: str, token: str, body: dict) -> httpx.Resp
     return client.post(path, json=body, headers={"Lease-Token": token})
 
 
-def run(client: httpx.Client, name: str, seed: int, idle_rounds: int) -> dict[str, object]:
+def run(
+    client: httpx.Client, name: str, seed: int, idle_rounds: int, lease: int = 30
+) -> dict[str, object]:
     rng = random.Random(seed)
     done: dict[str, list[str]] = {"completed": [], "failed": [], "retry": []}
     unexpected: list[str] = []
     idle = 0
     while idle < idle_rounds:
         try:
-            claims = _claim(client, name, limit=2, wait=1.0, lease=30)
+            claims = _claim(client, name, limit=2, wait=1.0, lease=lease)
         except httpx.HTTPError:
             time.sleep(0.2)
             continue
+        if claims is None:
+            continue  # an outage is not an empty queue
         idle = 0 if claims else idle + 1
         for claim in claims:
             sid, token = claim["session"]["id"], claim["lease"]["token"]
@@ -82,7 +90,7 @@ def run(client: httpx.Client, name: str, seed: int, idle_rounds: int) -> dict[st
 
 
 def hold(client: httpx.Client, name: str, pause: float) -> None:
-    claims: list[dict] = []
+    claims: list[dict] | None = []
     while not claims:
         claims = _claim(client, name, limit=1, wait=5, lease=5)
     sid, token = claims[0]["session"]["id"], claims[0]["lease"]["token"]
@@ -102,9 +110,9 @@ def main() -> None:
         base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     ) as client:
         if mode == "run":
-            print(
-                json.dumps(run(client, name, seed=int(sys.argv[5]), idle_rounds=int(sys.argv[6])))
-            )
+            lease = int(sys.argv[7]) if len(sys.argv) > 7 else 30
+            seed, idle = int(sys.argv[5]), int(sys.argv[6])
+            print(json.dumps(run(client, name, seed=seed, idle_rounds=idle, lease=lease)))
         else:
             hold(client, name, pause=float(sys.argv[5]))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -120,7 +121,7 @@ async def test_workers_with_random_failures_lose_nothing_and_process_nothing_twi
 ) -> None:
     ids = await _queue(connections, SESSIONS)
     processes.extend(
-        _start("run", live_api, worker_token, f"w{i}", str(i), "3") for i in range(WORKERS)
+        _start("run", live_api, worker_token, f"w{i}", str(i), "8") for i in range(WORKERS)
     )
     reports = []
     for process in processes:
@@ -175,8 +176,11 @@ async def test_workers_with_random_failures_lose_nothing_and_process_nothing_twi
     assert sum(len(r["retry"]) for r in reports) > 0  # failures were retried
 
 
-def _line(process: subprocess.Popen[str]) -> dict[str, Any]:
+def _line(process: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    """The worker's next JSON line, waited for at most `timeout` seconds."""
     assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"the worker printed nothing within {timeout:g}s"
     line = process.stdout.readline()
     assert line, "the worker exited without answering"
     found: dict[str, Any] = json.loads(line)
@@ -278,3 +282,47 @@ async def test_a_paused_workers_late_writes_are_refused(
             )
         ).one()
     assert tuple(final) == ("COMPLETED", {"by": "new"}, None, {"by": "new"})
+
+
+async def _frames(response: httpx.Response) -> Any:
+    """(event, data) of each SSE frame, keep-alive comments skipped."""
+    event = None
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            yield event, json.loads(line.removeprefix("data: "))
+
+
+async def test_a_cancel_reaches_the_worker_on_its_event_stream_and_heartbeat(
+    live_api: LiveApi, worker_token: str, connections: Connections
+) -> None:
+    await _queue(connections, 0)
+    owner = httpx.AsyncClient(base_url=live_api.url, headers=live_api.headers, timeout=30)
+    worker = httpx.AsyncClient(
+        base_url=live_api.url, headers={"Authorization": f"Bearer {worker_token}"}, timeout=30
+    )
+    async with owner, worker:
+        project = (await owner.post("/api/v1/projects", json={"name": "cancel"})).json()["id"]
+        sid = (await owner.post("/api/v1/sessions", json={"project_id": project})).json()["id"]
+        claim = (await worker.post("/api/v1/work/claim", json={"worker": "w", "wait": 10})).json()
+        assert [c["session"]["id"] for c in claim["items"]] == [sid]
+        lease = {"Lease-Token": claim["items"][0]["lease"]["token"]}
+        seen = []
+        async with worker.stream("GET", f"/api/v1/sessions/{sid}/events", timeout=20) as stream:
+            frames = _frames(stream)
+            seen.append(await anext(frames))
+            assert (await owner.post(f"/api/v1/sessions/{sid}/cancel")).status_code == 200
+            async for frame in frames:  # the stream ends with the final status
+                seen.append(frame)
+        beat = await worker.post(f"/api/v1/work/{sid}/heartbeat", headers=lease, json={})
+        late = await worker.post(
+            f"/api/v1/sessions/{sid}/phases",
+            headers=lease,
+            json={"phase": "ai_analysis", "payload": {}, "progress": 0.5},
+        )
+
+    assert seen[0][0] == "state" and seen[0][1]["status"] == "PROCESSING"
+    assert seen[-1][0] == "progress" and seen[-1][1]["status"] == "CANCELLED"
+    assert beat.json() == {"expires_at": None, "cancelled": True}
+    assert late.status_code == 409 and late.json()["code"] == "session_finished"

@@ -55,3 +55,19 @@ def test_tenants_beyond_the_top_ones_are_summed_as_other() -> None:
     assert ready["other"] == sum(range(5))
     assert drafts.samples[0].value == 7
     assert oldest.samples[0].value == TOP_TENANTS + 4
+
+
+async def test_each_recorded_phase_is_timed_on_metrics(queue: Queue) -> None:
+    await queue.create()
+    claim = (await queue.claim())[0]
+    phase = {"phase": "section_detection", "payload": {"s": 1}, "progress": 0.3}
+    before = _samples((await queue.client.get("/metrics")).text)
+    key = ("templator_session_phase_seconds_count", (("phase", "section_detection"),))
+
+    recorded = await queue.write(
+        "POST", f"/sessions/{claim['session']['id']}/phases", claim["lease"]["token"], json=phase
+    )
+
+    assert recorded.status_code == 200
+    after = _samples((await queue.client.get("/metrics")).text)
+    assert after[key] == before.get(key, 0) + 1

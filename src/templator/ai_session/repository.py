@@ -61,14 +61,19 @@ def _phase_assignment(column: str) -> str:
     return f"{column} = %(payload)s::jsonb, "
 
 
+# `phase_at`: when the phase before this one was recorded (or the session was claimed or
+# started); the CTE reads it before the UPDATE, so the answer carries how long this phase
+# took (the per-phase histogram of /metrics).
 _RECORD_PHASE = {
     column: (
+        "WITH before AS (SELECT phase_at FROM ai_sessions WHERE id = %(id)s) "
         f"UPDATE ai_sessions SET {_phase_assignment(column)}phase = %(phase)s, "
-        "progress = %(progress)s "
+        "progress = %(progress)s, phase_at = now() "
         f"WHERE id = %(id)s AND {_ACTOR} "
         f"AND status IN ({sql_list(lifecycle.phase_statuses())}) AND progress <= %(progress)s "
         f"AND {_phase_position('phase')} <= {_phase_position('%(phase)s::text')} "
-        f"AND {_LEASE_HOLDS} RETURNING {STATE.columns}"
+        f"AND {_LEASE_HOLDS} RETURNING {STATE.columns}, "
+        "extract(epoch FROM now() - (SELECT phase_at FROM before))::float8"
     )
     for column in lifecycle.PHASE_COLUMN.values()
 }
@@ -128,7 +133,7 @@ _CANCEL = (
 )
 _START = (
     f"UPDATE ai_sessions SET status = '{SessionStatus.PROCESSING.value}', "
-    "started_at = COALESCE(started_at, now()) "
+    "started_at = COALESCE(started_at, now()), phase_at = now() "
     f"WHERE id = %(id)s AND {_ACTOR} AND {_status_in(SessionStatus.PROCESSING)} "
     f"RETURNING {STATE.columns}"
 )
@@ -203,6 +208,13 @@ class RetryPolicy:
     def from_settings(cls, settings: Settings) -> RetryPolicy:
         """The policy the settings configure."""
         return cls(settings.work_retry_base_seconds, settings.work_retry_max_seconds)
+
+
+class RecordedPhase(NamedTuple):
+    """A recorded phase's new state, and the seconds it took (None when not known)."""
+
+    state: schemas.AiSessionState
+    seconds: float | None
 
 
 class OwnedState(NamedTuple):
@@ -301,9 +313,9 @@ class AiSessionRepository(Repository):
         payload: str | None,
         progress: float,
         lease: Fence,
-    ) -> schemas.AiSessionState | None:
+    ) -> RecordedPhase | None:
         """Store the phase's output, advance phase and progress; None when a rule refused."""
-        return await self._change(
+        row = await self.fetch_one(
             _RECORD_PHASE[lifecycle.PHASE_COLUMN[phase]],
             {
                 "id": session_id,
@@ -313,6 +325,10 @@ class AiSessionRepository(Repository):
                 **lease.params(),
             },
         )
+        if row is None:
+            return None
+        seconds = row[len(STATE.fields)]
+        return RecordedPhase(STATE(row), None if seconds is None else float(seconds))
 
     async def start(
         self, session_id: str, *, actor_id: str, admin: bool

@@ -28,12 +28,14 @@ from templator.ai_session.errors import (
 from templator.ai_session.events import progress_channel
 from templator.ai_session.lease import check as check_lease
 from templator.ai_session.lease import hash_of
+from templator.ai_session.metrics import phase_timer
 from templator.ai_session.repository import AiSessionRepository, Fence, OwnedState, RetryPolicy
 from templator.audit import service as audit
 from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import Page, PageParams
 from templator.kit.uow import (
+    after_commit_call,
     after_commit_delete_objects,
     after_commit_invalidate,
     after_commit_publish,
@@ -245,16 +247,18 @@ class AiSessionService:
         else:
             payload = _encode(update.payload, what="payload")
         fence = self._fence(actor, lease)
-        state = await self.repository.record_phase(
+        recorded = await self.repository.record_phase(
             session_id,
             phase=update.phase,
             payload=payload,
             progress=update.progress,
             lease=fence,
         )
-        if state is not None:
-            self._changed(state)
-            return state
+        if recorded is not None:
+            self._changed(recorded.state)
+            if recorded.seconds is not None:
+                after_commit_call(self.session, phase_timer(update.phase, recorded.seconds))
+            return recorded.state
         fresh = await self._owned_state(actor, session_id)
         status, phase, progress = fresh.status, fresh.phase, float(fresh.progress)
         if status in lifecycle.FINAL:

@@ -104,3 +104,6 @@ class AISession(IdMixin, TimestampMixin, Base):
     lease_hash: Mapped[str | None] = mapped_column(Text, doc="SHA-256 of the lease token")
     worker: Mapped[str | None] = mapped_column(Text)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    phase_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), doc="when the current phase was recorded (or the run began)"
+    )

@@ -32,8 +32,9 @@ from templator.models.ai_session import LEASED, READY
 from templator.work.schemas import Attempt
 
 SPARE_TENANTS = 4
-"""Tenants looked at beyond `limit`, so a claim still finds work when the first tenants'
-next sessions are held by concurrent claims."""
+"""Tenants a second pass looks at beyond `limit` when the first came back short (the
+first tenants' ready sessions all held by concurrent claims). The first pass looks at
+`limit` tenants only: every candidate row is locked, and a row lock is a write."""
 _S_FIELDS = ", ".join(f"s.{name}" for name in SESSION.fields)
 _DUE = "(next_attempt_at IS NULL OR next_attempt_at <= now())"
 _CLAIM = f"""
@@ -68,7 +69,7 @@ WITH RECURSIVE ready_tenants(user_id) AS (
     UPDATE ai_sessions s SET status = 'PROCESSING', attempt = s.attempt + 1,
         worker = %(worker)s, lease_hash = encode(sha256(convert_to(c.token, 'UTF8')), 'hex'),
         lease_expires_at = now() + make_interval(secs => %(lease)s),
-        next_attempt_at = NULL, started_at = COALESCE(s.started_at, now())
+        next_attempt_at = NULL, started_at = COALESCE(s.started_at, now()), phase_at = now()
     FROM chosen c WHERE s.id = c.id
     RETURNING c.token, s.lease_hash, {_S_FIELDS}
 ), attempts AS (
@@ -181,16 +182,14 @@ class WorkRepository(Repository):
 
     __slots__ = ()
 
-    async def claim(self, *, worker: str, limit: int, lease_seconds: int) -> list[ClaimedRow]:
-        """Take up to `limit` ready sessions, fairly across tenants, under fresh leases."""
+    async def claim(
+        self, *, worker: str, limit: int, lease_seconds: int, tenants: int
+    ) -> list[ClaimedRow]:
+        """Take up to `limit` ready sessions of the `tenants` least recently served tenants
+        with ready work (round robin among them), under fresh leases."""
         rows = await self.fetch_all(
             _CLAIM,
-            {
-                "worker": worker,
-                "limit": limit,
-                "tenants": limit + SPARE_TENANTS,
-                "lease": lease_seconds,
-            },
+            {"worker": worker, "limit": limit, "tenants": tenants, "lease": lease_seconds},
         )
         return [ClaimedRow(row[0], SESSION(row[2:])) for row in rows]
 

@@ -7,14 +7,13 @@ come back short (work/endpoints.py)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from templator.ai_session.repository import RetryPolicy
 from templator.connections import Connections
 from templator.kit.uow import unit_of_work
 from templator.work.service import RESCUE_BATCH, WorkService
-from templator.work.wakeup import WorkSignal
+from templator.work.wakeup import BackgroundTask, WorkSignal
 
 log = logging.getLogger("templator.work")
 
@@ -31,25 +30,14 @@ async def rescue_once(conns: Connections) -> int:
             return total
 
 
-class Rescuer:
+class Rescuer(BackgroundTask):
     """Runs `rescue_once` periodically and wakes the waiting claims after each pass."""
+
+    name = "work-rescuer"
 
     def __init__(self, conns: Connections, signal: WorkSignal) -> None:
         self.conns = conns
         self.signal = signal
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the periodic passes."""
-        self._task = asyncio.create_task(self._run(), name="work-rescuer")
-
-    async def stop(self) -> None:
-        """Stop after the pass under way, if any."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         interval = self.conns.settings.work_rescue_interval_seconds

@@ -30,7 +30,7 @@ from templator.storage.service import ObjectStore
 from templator.stored_object.service import StoredObjectService
 from templator.work import metrics, schemas
 from templator.work.errors import WorkerScopeRequired
-from templator.work.repository import TenantQueue, WorkRepository
+from templator.work.repository import SPARE_TENANTS, TenantQueue, WorkRepository
 
 RESCUE_BATCH = 500
 """Expired leases one rescue statement returns (a pass repeats until none is left)."""
@@ -63,13 +63,23 @@ class WorkService:
         self.sessions = AiSessionService(session, cache)
 
     async def claim(self, actor: Actor, request: schemas.ClaimRequest) -> list[schemas.Claim]:
-        """Take up to `request.limit` ready sessions (fair across tenants) under leases;
-        when fewer were ready, expired leases are rescued first and the claim tried again
-        (the rescuer's pass, opportunistically)."""
+        """Take up to `request.limit` ready sessions (fair across tenants) under leases: from
+        the `limit` least recently served tenants, then, when that came back short, from a
+        few more."""
         require_worker(actor)
         rows = await self.repository.claim(
-            worker=request.worker, limit=request.limit, lease_seconds=request.lease_seconds
+            worker=request.worker,
+            limit=request.limit,
+            lease_seconds=request.lease_seconds,
+            tenants=request.limit,
         )
+        if len(rows) < request.limit:
+            rows += await self.repository.claim(
+                worker=request.worker,
+                limit=request.limit - len(rows),
+                lease_seconds=request.lease_seconds,
+                tenants=request.limit + SPARE_TENANTS,
+            )
         claims: list[schemas.Claim] = []
         objects = StoredObjectService(self.session, self.cache, self.store)
         for row in rows:

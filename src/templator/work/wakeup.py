@@ -49,8 +49,32 @@ class WorkSignal:
             await asyncio.wait_for(self._event.wait(), timeout)
 
 
-class WorkListener:
+class BackgroundTask:
+    """A coroutine `_run` of the API process, started with the lifespan, cancelled at its end."""
+
+    name = "work"
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start `_run` in the background."""
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Cancel it and wait for it to end."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class WorkListener(BackgroundTask):
     """LISTEN on the work channel in a task of its own, bumping `signal` on each NOTIFY."""
+
+    name = "work-listener"
 
     def __init__(self, database_url: str, signal: WorkSignal, *, role: ProcessRole) -> None:
         self._conninfo = (
@@ -60,20 +84,7 @@ class WorkListener:
         )
         self._role = role
         self.signal = signal
-        self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
-
-    def start(self) -> None:
-        """Start listening (reconnecting for ever) in the background."""
-        self._task = asyncio.create_task(self._run(), name="work-listener")
-
-    async def stop(self) -> None:
-        """Stop listening and close the connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:

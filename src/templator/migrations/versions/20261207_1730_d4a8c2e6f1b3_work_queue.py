@@ -3,7 +3,7 @@
 * `ai_sessions` gains the queue's columns: `ready_at` (NULL while a draft), `priority`,
   `attempt`, `max_attempts`, `next_attempt_at` (a retry's backoff), and the lease:
   `lease_hash` (SHA-256 of the opaque token the worker holds), `worker`,
-  `lease_expires_at`;
+  `lease_expires_at`, and `phase_at` (when the current phase began: the per-phase timings);
 * `idx_ai_sessions_ready` — (user_id, priority DESC, ready_at) WHERE the session is ready:
   a claim reads one tenant's next session in O(log n) and finds the tenants with ready
   work by skipping through it; `idx_ai_sessions_lease_expiry` — lease_expires_at WHERE
@@ -56,6 +56,7 @@ def upgrade() -> None:
     op.add_column("ai_sessions", sa.Column("lease_hash", sa.Text()))
     op.add_column("ai_sessions", sa.Column("worker", sa.Text()))
     op.add_column("ai_sessions", sa.Column("lease_expires_at", TZ))
+    op.add_column("ai_sessions", sa.Column("phase_at", TZ))
     op.create_check_constraint(
         op.f("ck_ai_sessions_priority_range"), "ai_sessions", "priority BETWEEN -100 AND 100"
     )
@@ -137,6 +138,7 @@ def downgrade() -> None:
     for name in ("attempt_positive", "max_attempts_range", "priority_range"):
         op.drop_constraint(op.f(f"ck_ai_sessions_{name}"), "ai_sessions", type_="check")
     for column in (
+        "phase_at",
         "lease_expires_at",
         "worker",
         "lease_hash",
