@@ -25,7 +25,7 @@ from templator.ai_session.repository import RetryPolicy
 from templator.ai_session.service import AiSessionService
 from templator.api.deps import Conns, CurrentActor, DbSession, Hub, LeaseToken, Uow, origin
 from templator.api.idempotency import IDEMPOTENT_ERRORS, Idempotent
-from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.api.sse import KEEP_ALIVE, SSE_RESPONSE, Closed, encode_event, event_stream
 from templator.kit.validation import IdPath

@@ -19,7 +19,7 @@ from templator.ai_session.schemas import (
     AiSessionState,
     PhaseUpdate,
 )
-from templator.api.pages import PageOut
+from templator.api.pagination import PageOut
 from templator.processing_log.schemas import LogBatch, LogLine
 from templator.project.schemas import Project, ProjectCreate
 from templator.stored_object.schemas import (

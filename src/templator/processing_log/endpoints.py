@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from templator.ai_session.errors import LEASE_ERRORS, AiSessionNotFound
 from templator.ai_session.service import AiSessionService
 from templator.api.deps import Conns, CurrentActor, DbSession, LeaseToken
-from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.kit.validation import IdPath, StorableDatetime
 from templator.models.enums import LogLevel
