@@ -204,7 +204,7 @@ def test_api_flows_through_pgbouncer_with_zero_errors(
     server = _serve(env, port, tmp_path / "api-no-redis.log")
     try:
         headers = {"Authorization": f"Bearer {token}"}
-        template_ids = [r.template_id for r in results if r.template_id]
+        template_ids = [s.template_id for r in results for s in r.sessions if s.template_id]
         assert template_ids
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
             for _ in range(10):
