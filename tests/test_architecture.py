@@ -32,6 +32,7 @@ INFRASTRUCTURE = {
     "private_apis",
     "redis",
     "cache",
+    "epoch",
     "signing",
     "store_urls",
     "exceptions",

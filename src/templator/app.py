@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from templator.api import health
 from templator.api.auth_limit import AuthFailureLimiter
@@ -85,6 +86,7 @@ def create_app(
             if conns.store is not None:
                 await asyncio.to_thread(conns.store.ensure_bucket)
             await conns.open_read_pool()
+            conns.epoch.start()
             app.state.metrics.start()
             listener.start()
             rescuer.start()
@@ -95,6 +97,7 @@ def create_app(
             gc.freeze()
             yield
         finally:
+            await conns.epoch.stop()
             await rescuer.stop()
             await listener.stop()
             await app.state.metrics.stop()
@@ -115,11 +118,16 @@ def create_app(
     )
     install_problem_handlers(app)
     install_replay_handler(app)
+    app.state.monitoring_secret = conf.monitoring_secret  # read once (a file, maybe)
     # Innermost first: add_middleware wraps what was added before.
     app.add_middleware(TemplateReadFastPath)
     app.add_middleware(BodyLimitMiddleware, upload_limit=conf.upload_max_bytes)
 
     app.add_middleware(RequestContextMiddleware)
+    if conf.api_forwarded_allow_ips:
+        # Outermost: every layer (the limit, the logs, the audit) sees the client a
+        # configured proxy names; from any other peer the headers are ignored.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=conf.api_forwarded_allow_ips)
     app.include_router(health.router)
     if conf.dashboard_enabled:
         install_dashboard(app)

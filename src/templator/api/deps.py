@@ -58,16 +58,15 @@ DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
 async def get_actor(request: Request, conns: Conns) -> Actor:
-    """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise, 429 for an address
-    that failed too often (see `api/auth_limit.py`), 403 for a scoped token outside its
-    routes (`api/scopes.py`)."""
+    """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise, 429 instead for an
+    address that failed too often (a valid token is always served: `api/auth_limit.py`),
+    403 for a scoped token outside its routes (`api/scopes.py`)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing credentials: send `Authorization: Bearer <API token>`")
     limiter: AuthFailureLimiter = request.app.state.auth_limiter
     address = request.client.host if request.client else "unknown"
-    limiter.check(address)
     try:
         async with read_session(conns.read_sessionmaker) as session:
             actor = await TokenService(session, conns.cache).authenticate(token.strip())

@@ -5,7 +5,10 @@ it expires unless every node checks a deny list, which is a token table again), 
 carry no claims that go stale when a role changes, and there is no signing key to
 rotate or leak. A fast hash is right here: the secret is 256 random bits, so nothing
 can be guessed offline, unlike a password. The prefix → (user, role, hash) record is
-cached in Redis and invalidated on revocation, role change and erasure.
+cached in Redis and invalidated on revocation, role change and erasure; each of those
+also bumps the authentication epoch in PostgreSQL (`epoch.py`), and a cached record is
+believed only at the epoch it was read at, so a change whose invalidation never reached
+Redis is not undone when Redis returns.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from templator.auth.repository import TokenLookup, TokenRepository
 from templator.cache import Cache
 from templator.exceptions import Unauthorized, ValidationFailed
 from templator.kit.actor import Actor
-from templator.kit.uow import invalidate_now
+from templator.kit.uow import after_commit_call, invalidate_now
 from templator.models import UserRole
 
 PREFIX = "tpl"
@@ -55,6 +58,7 @@ def token_record(row: TokenLookup) -> dict[str, Any]:
         "hash": row.secret_hash,
         "expires": row.expires_at.timestamp() if row.expires_at else None,
         "revoked": row.revoked_at is not None,
+        "epoch": row.epoch,
         "scopes": list(row.scopes),
     }
 
@@ -136,6 +140,7 @@ class TokenService:
             encode=lambda r: r,
             decode=lambda r: r,
             ttl=60,
+            believe=self.cache.epoch.believes,
         )
         return verify(record, secret)
 
@@ -151,6 +156,7 @@ class TokenService:
         if owner is None or not actor.may_access(owner.user_id):
             raise TokenNotFound(token_id)
         info = await self.repository.revoke(token_id)
+        await self.distrust_cached_records()
         await invalidate_now(self.session, self.cache, record_key(self.cache, owner.prefix))
         await audit.record(
             self.session,
@@ -163,7 +169,20 @@ class TokenService:
         return info
 
     async def forget_user(self, user_id: str) -> None:
-        """Drop cached token records of a user (after a role change or erasure)."""
+        """Drop cached token records of a user (after a role change or erasure), and
+        distrust every record cached before this transaction."""
+        await self.distrust_cached_records()
         keys = record_keys(self.cache, await self.repository.prefixes_of(user_id))
         if keys:
             await invalidate_now(self.session, self.cache, *keys)
+
+    async def distrust_cached_records(self) -> None:
+        """Bump the authentication epoch in this transaction: once it commits, no token
+        record cached before it is believed, whether or not Redis hears of the change
+        (this process knows the new epoch at its commit, the others at its NOTIFY)."""
+        epoch = await self.repository.bump_epoch()
+
+        async def advance() -> None:
+            self.cache.epoch.advance(epoch)
+
+        after_commit_call(self.session, advance)

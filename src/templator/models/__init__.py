@@ -3,6 +3,7 @@
 from templator.models.ai_session import AISession
 from templator.models.api_token import ApiToken
 from templator.models.audit_log import AuditEntry
+from templator.models.auth_epoch import AuthEpoch
 from templator.models.base import Base
 from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
 from templator.models.idempotency_key import IdempotencyKey
@@ -14,11 +15,13 @@ from templator.models.stored_object import StoredObject
 from templator.models.template import Template
 from templator.models.template_version import TemplateVersion
 from templator.models.user import User
+from templator.models.user_search_word import UserSearchWord
 
 __all__ = [
     "AISession",
     "ApiToken",
     "AuditEntry",
+    "AuthEpoch",
     "Base",
     "IdempotencyKey",
     "LogLevel",
@@ -34,5 +37,6 @@ __all__ = [
     "TemplateVersion",
     "User",
     "UserRole",
+    "UserSearchWord",
     "WorkTenant",
 ]

@@ -18,7 +18,7 @@ Existing rows: PENDING sessions are ready since their creation; PROCESSING sessi
 queue.
 
 Revision ID: d4a8c2e6f1b3
-Revises: b7e3a1c5d9f2
+Revises: a7d1e5f9c4b6
 Create Date: 2026-12-07 17:30:00+00:00
 """
 
@@ -31,7 +31,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "d4a8c2e6f1b3"
-down_revision: str | None = "b7e3a1c5d9f2"
+down_revision: str | None = "a7d1e5f9c4b6"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

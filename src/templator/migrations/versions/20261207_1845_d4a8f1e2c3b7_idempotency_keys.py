@@ -6,7 +6,7 @@ answered, so a retry with the same key and body gets that response back. Rows ex
 
 Revision ID: d4a8f1e2c3b7
 Revises: d4a8c2e6f1b3
-Create Date: 2026-12-07 17:30:00+00:00
+Create Date: 2026-12-07 18:45:00+00:00
 """
 
 from __future__ import annotations
