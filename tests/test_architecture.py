@@ -55,13 +55,14 @@ DOMAINS = {
     "auth",
     "audit",
     "hubspot",
+    "idempotency",
     "work",
 }
 OPERATIONS = {"backup", "monitoring", "deploy", "pgadmin"}
-EDGES = {"app", "api", "cli"}
+EDGES = {"app", "api", "cli", "client"}
 DEV = {"dev"}
 
-API_SHARED = {"api.deps", "api.problems", "api.pagination", "api.sse"}
+API_SHARED = {"api.deps", "api.problems", "api.pagination", "api.sse", "api.idempotency"}
 """What a domain's endpoints.py may use of api/: the request dependencies, problem
 details, page models and the event-stream helpers (never the router, which mounts them)."""
 

@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from templator.config import PROJECT_ROOT, ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
-from templator.dev.demo.flow import run_demo
+from templator.dev.demo.flow import run_story
 from templator.dev.localstack.process import free_port
 from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.postgres import ReadUnavailable
@@ -165,15 +165,35 @@ def test_api_flows_through_pgbouncer_with_zero_errors(
         ).stdout
     )["token"]
 
+    admin = f"bouncer-worker-{port}@example.com"
+    subprocess.run(
+        [templator, "user", "create", "--email", admin, "--role", "ADMIN"], env=env, check=True
+    )
+    worker = json.loads(
+        subprocess.run(
+            [templator, "token", "create", "--user", admin, "--scope", "worker", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["token"]
+
     log = tmp_path / "api.log"
     server = _serve(env, port, log)
     try:
         url = f"http://127.0.0.1:{port}"
         with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(lambda _: run_demo(url, token), range(4)))
+            results = list(
+                pool.map(
+                    lambda _: run_story(
+                        url, token, worker_token=worker, sessions=2, workers=1, env=env
+                    ),
+                    range(4),
+                )
+            )
         for result in results:
-            failed = [s for s in result.steps if s.status >= 400]
-            assert not failed, failed
+            assert [r.status for r in result.sessions] == ["COMPLETED"] * 2, result.sessions
             assert result.download_url is not None
     finally:
         server.terminate()
@@ -184,7 +204,7 @@ def test_api_flows_through_pgbouncer_with_zero_errors(
     server = _serve(env, port, tmp_path / "api-no-redis.log")
     try:
         headers = {"Authorization": f"Bearer {token}"}
-        template_ids = [r.template_id for r in results if r.template_id]
+        template_ids = [s.template_id for r in results for s in r.sessions if s.template_id]
         assert template_ids
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
             for _ in range(10):

@@ -21,6 +21,7 @@ from templator.api.auth_limit import AuthFailureLimiter
 from templator.api.contract import shape_openapi
 from templator.api.dashboard import install_dashboard
 from templator.api.fastpath import TemplateReadFastPath
+from templator.api.idempotency import install_replay_handler
 from templator.api.limits import BodyLimitMiddleware
 from templator.api.problems import (
     PROBLEM_JSON,
@@ -116,6 +117,7 @@ def create_app(
         },
     )
     install_problem_handlers(app)
+    install_replay_handler(app)
     app.state.monitoring_secret = conf.monitoring_secret  # read once (a file, maybe)
     # Innermost first: add_middleware wraps what was added before.
     app.add_middleware(TemplateReadFastPath)

@@ -256,6 +256,19 @@ class Settings(BaseSettings):
         description="longest a live-progress stream (GET /sessions/{id}/events) stays open; "
         "the client reconnects for more",
     )
+    idempotency_key_ttl_hours: int = Field(
+        default=24,
+        ge=1,
+        le=24 * 30,
+        description="hours a create's Idempotency-Key replays its first answer; expired "
+        "keys are pruned by `templator db optimize`",
+    )
+    direct_upload_expiry: int = Field(
+        default=900,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="seconds a presigned POST for a direct design upload stays usable",
+    )
     # The work queue (docs/work-queue.md).
     work_rescue_interval_seconds: float = Field(
         default=5.0,

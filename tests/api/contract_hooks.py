@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import copy
 import re
+import uuid
 from typing import Any
 
 import schemathesis
 
+from templator.api.idempotency import KEY_PATTERN
+
 NAME = re.compile(r"^[A-Za-z0-9_]{1,100}$")
+IDEM_KEY = re.compile(KEY_PATTERN)
 HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 
 
@@ -108,9 +112,21 @@ def _repair_fields(fields: object) -> None:
         _repair_fields(field.get("children"))
 
 
+def _fresh_key(case: Any) -> None:
+    # A valid Idempotency-Key sent again with another body is refused by design (422
+    # idempotency_key_reused, documented); the generator repeats simple values ("0")
+    # across cases, so each case that sends a valid key gets a key of its own.
+    headers = getattr(case, "headers", None) or {}
+    for name, value in list(headers.items()):
+        if name.lower() == "idempotency-key" and isinstance(value, str) and IDEM_KEY.match(value):
+            headers[name] = uuid.uuid4().hex
+
+
 @schemathesis.hook
 def map_case(context: Any, case: Any) -> Any:
-    """The case with its hubspot_config's related values made consistent."""
+    """The case with its hubspot_config's related values made consistent (and a valid
+    Idempotency-Key of its own)."""
+    _fresh_key(case)
     body = case.body
     if isinstance(body, dict) and isinstance(body.get("hubspot_config"), dict):
         repaired = copy.deepcopy(body)

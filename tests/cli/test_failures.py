@@ -69,6 +69,7 @@ REQUIRES: dict[str, set[str]] = {
     "backup verify": set(),
     "backup prune": set(),
     "demo": set(),
+    "worker": set(),
     "monitor": set(),
 }
 # Pairs where the outage is no failure, and why.
@@ -261,6 +262,7 @@ def ARGS(e: Env) -> dict[str, list[str]]:
         "backup verify": [e.backup_name],
         "backup keygen": ["-o", str(e.tmp / f"key-{uuid.uuid4().hex[:6]}")],
         "demo": ["--url", f"http://127.0.0.1:{free_port()}"],
+        "worker": ["--url", f"http://127.0.0.1:{free_port()}"],
         "monitor": ["--once", "--json"],
         "db optimize": ["--dry-run"],
     }
@@ -387,6 +389,11 @@ CASES = [
         r"garbage\.zip|no backup",
     ),
     ("no API for the demo", lambda e: ["demo", "--url", "http://127.0.0.1:9"], r"no API answers"),
+    (
+        "no API for the worker",
+        lambda e: ["worker", "--url", "http://127.0.0.1:9"],
+        r"no API answers",
+    ),
     ("age malformed", lambda e: ["storage", "gc", "--grace", "soon"], r"grace|d, h or m"),
 ]
 

@@ -25,6 +25,7 @@ from templator.ai_session.events import channel
 from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.service import AiSessionService
 from templator.api.deps import Conns, CurrentActor, DbSession, Hub, LeaseToken, Uow, origin
+from templator.api.idempotency import IDEMPOTENT_ERRORS, Idempotent
 from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.api.sse import KEEP_ALIVE, SSE_RESPONSE, Closed, encode_event, event_stream
@@ -57,24 +58,22 @@ KEEP_ALIVE_SECONDS = 15.0
 @router.post(
     "/sessions",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(ProjectNotFound, AiSessionPayloadTooLarge),
+    responses=responses_for(ProjectNotFound, AiSessionPayloadTooLarge, *IDEMPOTENT_ERRORS),
 )
 async def create_session(
-    data: schemas.AiSessionCreate, actor: CurrentActor, service: Sessions
+    data: schemas.AiSessionCreate, actor: CurrentActor, service: Sessions, idem: Idempotent
 ) -> schemas.AiSession:
     """A new PENDING session in one of the caller's projects."""
-    return await service.create(actor, data)
+    return await idem.done(await service.create(actor, data))
 
 
 @router.post(
     "/sessions/{session_id}/submit",
     responses=responses_for(AiSessionNotFound, SessionNotDraft),
 )
-async def submit(
-    session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
-) -> schemas.AiSession:
+async def submit(session_id: IdPath, actor: CurrentActor, service: Sessions) -> schemas.AiSession:
     """A draft becomes ready: workers may claim it (upload its designs before)."""
-    return await AiSessionService(session, conns.cache).submit(actor, session_id)
+    return await service.submit(actor, session_id)
 
 
 @router.get("/projects/{project_id}/sessions", responses=responses_for(ProjectNotFound))

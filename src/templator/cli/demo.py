@@ -1,40 +1,13 @@
-"""`templator demo`: run one Templator session end to end through the HTTP API."""
+"""`templator demo`: the web app's calls, then workers processing the sessions, over HTTP."""
 
 from __future__ import annotations
 
-import re
 import time
 
 import httpx
 import typer
-from rich.table import Table
 
-from templator.audit.service import CLI
-from templator.auth.schemas import TokenCreate
-from templator.auth.service import TokenService
-from templator.cli.context import connections, console, fail, run, settings
-from templator.dev.demo.flow import DemoFailed, run_demo
-from templator.kit.uow import unit_of_work
-from templator.user.schemas import UserCreate
-from templator.user.service import UserService
-
-ID_IN_PATH = re.compile(r"/[a-z][0-9a-z]{24}(?=/|$)")
-
-
-async def _bootstrap() -> tuple[str, str]:
-    email = f"demo-{int(time.time())}@example.com"
-    async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
-        user = await UserService(session, conns.cache).create(
-            UserCreate(email=email, name="Demo designer"), origin=CLI
-        )
-        token = await TokenService(session, conns.cache).create(
-            user.id, TokenCreate(name="demo", expires_days=1), origin=CLI
-        )
-    return email, token.token
-
-
-def _short(path: str) -> str:
-    return ID_IN_PATH.sub("/{id}", path).removeprefix("/api/v1")
+from templator.cli.context import console, fail, run, settings
 
 
 def wait_for_api(base: str, *, timeout: float) -> bool:
@@ -50,34 +23,92 @@ def wait_for_api(base: str, *, timeout: float) -> bool:
     return False
 
 
-def run_and_print(base: str) -> None:
-    """Bootstrap a demo user, run the flow over HTTP, print the table and the URL."""
-    email, token = run(_bootstrap())
-    console.print(f"demo user {email} (token created through the CLI, everything else over HTTP)")
+async def _credentials(workers: int) -> tuple[str, str, str | None]:
+    from templator.cli.context import connections
+    from templator.dev.demo.credentials import demo_user, worker_token
+
+    async with connections() as conns:
+        email, token = await demo_user(conns)
+        worker = await worker_token(conns, conns.settings.var_dir) if workers else None
+    return email, token, worker
+
+
+def run_and_print(base: str, *, sessions: int = 3, workers: int = 2, concurrency: int = 4) -> None:
+    """Make the demo's credentials, run the story over HTTP and print what happened."""
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from templator.dev.demo.flow import DemoFailed, run_story
+
+    email, token, worker = run(_credentials(workers))
+    console.print(
+        f"demo user {email}; {sessions} session(s) through {workers} worker process(es) "
+        "(credentials made through the CLI, everything else over HTTP)"
+    )
     try:
-        result = run_demo(base, token)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("sessions final", total=sessions)
+            result = run_story(
+                base,
+                token,
+                worker_token=worker,
+                sessions=sessions,
+                workers=workers,
+                concurrency=concurrency,
+                on_progress=lambda done: progress.update(task, completed=done),
+            )
     except DemoFailed as exc:
         fail(str(exc), code=1)
         return
-    table = Table(title="Templator demo: one session end to end (/api/v1)")
-    for column in ("step", "call", "status", "ms", "detail"):
-        table.add_column(column)
+    calls = Table(title="The web app's side (templator.client)")
+    for column in ("call", "ms", "session"):
+        calls.add_column(column)
     for step in result.steps:
-        call = f"{step.method} {_short(step.path)}"
-        table.add_row(step.name, call, str(step.status), f"{step.ms:.1f}", step.note)
+        calls.add_row(step.name, f"{step.ms:.1f}", step.note)
+    console.print(calls)
+    table = Table(title=f"What happened to each session ({result.seconds:.1f} s in all)")
+    for column in (
+        "session",
+        "design",
+        "status",
+        "attempts (worker: outcome)",
+        "sections",
+        "template",
+    ):
+        table.add_column(column)
+    for report in result.sessions:
+        table.add_row(
+            report.id,
+            report.upload,
+            report.status,
+            "\n".join(report.workers) or "-",
+            " ".join(report.sections) or "-",
+            report.template_id or "-",
+        )
     console.print(table)
-    console.print(f"[bold]template[/] {result.template_id}")
-    console.print("[bold]download the HubSpot module[/] (link valid 1 hour):")
-    print(result.download_url, flush=True)
+    for counts in result.workers:
+        console.print(", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False)
+    if not workers:
+        console.print("no workers: the sessions are ready; run `templator worker` to work them")
+    if result.download_url:
+        console.print("[bold]download the first HubSpot module[/] (link valid 1 hour):")
+        print(result.download_url, flush=True)
 
 
 def demo(
     url: str | None = typer.Option(None, help="API base URL (default http://API_HOST:API_PORT)."),
+    sessions: int = typer.Option(3, "--sessions", "-n", min=1, max=10_000, help="Sessions."),
+    workers: int = typer.Option(
+        2, "--workers", "-k", min=0, max=64, help="`templator worker` processes (0: none)."
+    ),
+    concurrency: int = typer.Option(4, min=1, max=50, help="Sessions each worker runs at once."),
 ) -> None:
-    """Create a user and project, upload a design, run the phases with logs, complete,
-    make a template, edit it twice, export the HubSpot module and print its URL."""
+    """The whole story: as the web app, create a project and N draft sessions, upload each
+    design (the first straight to the store) and submit it; then K `templator worker`
+    processes claim the sessions, detect sections, run the stand-in model phases and make
+    the templates; print what happened to each session and the first module's URL."""
     conf = settings()
     base = url or f"http://{conf.api_host}:{conf.api_port}"
     if not wait_for_api(base, timeout=3):
         fail(f"no API answers at {base}: start it with `templator up` (or pass --url)", code=1)
-    run_and_print(base)
+    run_and_print(base, sessions=sessions, workers=workers, concurrency=concurrency)

@@ -23,6 +23,9 @@ COMMANDS = (
     ),
     LazyCommand("serve", "templator.cli.serve:serve", "Serve the REST API until Ctrl-C."),
     LazyCommand("demo", "templator.cli.demo:demo", "Run one session end to end over the API."),
+    LazyCommand(
+        "worker", "templator.cli.worker:worker", "Run the reference worker on ready sessions."
+    ),
     LazyCommand("user", "templator.cli.users:user_app", "Create users and change roles."),
     LazyCommand("token", "templator.cli.tokens:app", "Create, list and revoke API tokens."),
     LazyCommand(

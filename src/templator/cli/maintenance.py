@@ -49,6 +49,15 @@ async def _vacuum(plan: list[dict[str, Any]]) -> None:
                 await vacuum_analyze(conns.engine, tables=[row["table"]], on_table=done)
 
 
+async def _prune_keys(*, dry_run: bool) -> int:
+    from templator.cli.context import connections
+    from templator.idempotency.service import IdempotencyService
+    from templator.kit.uow import unit_of_work
+
+    async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
+        return await IdempotencyService(session).prune(dry_run=dry_run)
+
+
 async def _prune_words(*, dry_run: bool) -> int:
     from templator.cli.context import connections
     from templator.monitoring.maintenance import prune_search_words
@@ -67,7 +76,8 @@ def optimize(
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """VACUUM (ANALYZE) every table, one at a time, with a progress bar per table; then
-    remove the search vocabulary's words that no template contains any more."""
+    remove the search vocabulary's words that no template contains any more, and the
+    expired Idempotency-Keys."""
     from rich.table import Table
 
     from templator.cli.context import console, run
@@ -91,12 +101,27 @@ def optimize(
         if not as_json:
             console.print(f"vacuumed and analyzed {len(plan)} table(s)")
     stale = run(_prune_words(dry_run=dry_run)) if not table or "search_words" in table else None
+    keys = run(_prune_keys(dry_run=dry_run)) if not table else None
+    verb = "would remove" if dry_run else "removed"
     if as_json:
         words = None if stale is None else {"stale": stale, "removed": not dry_run}
-        print(json.dumps({"dry_run": dry_run, "tables": plan, "search_words": words}, default=str))
-    elif stale is not None:
-        verb = "would remove" if dry_run else "removed"
+        expired = None if keys is None else {"expired": keys, "removed": not dry_run}
+        print(
+            json.dumps(
+                {
+                    "dry_run": dry_run,
+                    "tables": plan,
+                    "search_words": words,
+                    "idempotency_keys": expired,
+                },
+                default=str,
+            )
+        )
+        return
+    if stale is not None:
         console.print(f"search vocabulary: {verb} {stale:,} word(s) no template contains")
+    if keys is not None:
+        console.print(f"idempotency keys: {verb} {keys:,} expired key(s)")
 
 
 async def _top(limit: int) -> list[dict[str, Any]]:

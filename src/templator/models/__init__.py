@@ -6,6 +6,7 @@ from templator.models.audit_log import AuditEntry
 from templator.models.auth_epoch import AuthEpoch
 from templator.models.base import Base
 from templator.models.enums import LogLevel, SessionPhase, SessionStatus, TemplateStatus, UserRole
+from templator.models.idempotency_key import IdempotencyKey
 from templator.models.processing_log import ProcessingLog
 from templator.models.project import Project
 from templator.models.search_word import SearchWord
@@ -22,6 +23,7 @@ __all__ = [
     "AuditEntry",
     "AuthEpoch",
     "Base",
+    "IdempotencyKey",
     "LogLevel",
     "ProcessingLog",
     "Project",

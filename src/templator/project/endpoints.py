@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from templator.api.deps import Conns, CurrentActor, DbSession, origin
+from templator.api.idempotency import IDEMPOTENT_ERRORS, Idempotent
 from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.kit.ids import ID_PATTERN
@@ -27,12 +28,14 @@ Projects = Annotated[ProjectService, Depends(_projects)]
 """ProjectService, built at the edge for each request (on its DbSession, committed by it)."""
 
 
-@router.post("/projects", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/projects", status_code=status.HTTP_201_CREATED, responses=responses_for(*IDEMPOTENT_ERRORS)
+)
 async def create_project(
-    data: schemas.ProjectCreate, actor: CurrentActor, service: Projects
+    data: schemas.ProjectCreate, actor: CurrentActor, service: Projects, idem: Idempotent
 ) -> schemas.Project:
     """A new project owned by the caller."""
-    return await service.create(actor, data)
+    return await idem.done(await service.create(actor, data))
 
 
 @router.get(

@@ -42,6 +42,19 @@ class ObjectNotFound(NotFound):
         super().__init__(f"object {key!r} does not exist", field="key")
 
 
+class ObjectMissing(NotFound):
+    """A direct upload to confirm is not in the store (never sent, or under another key)."""
+
+    code = "object_missing"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"no uploaded object under {key!r}: send the file with the presigned POST "
+            "first, then confirm the key it was given",
+            field="key",
+        )
+
+
 class StoreUnavailable(ServiceUnavailable):
     """The S3 endpoint cannot be reached or refused our credentials."""
 

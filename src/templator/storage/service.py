@@ -80,6 +80,25 @@ def _timestamp() -> int:
     return time.time_ns() // 1000
 
 
+def design_key(session_id: str, content_type: str) -> str:
+    """A new design's key: designs/{session_id}/{timestamp}.{ext} (never a client's name)."""
+    _check_session_id(session_id)
+    return f"designs/{session_id}/{_timestamp()}.{EXTENSIONS[content_type]}"
+
+
+def design_disposition(key: str) -> str:
+    """The attachment header a design is stored and served with."""
+    return attachment(f"design-{key.rsplit('/', 1)[-1]}")
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedPost:
+    """A browser form upload: POST `fields` and then the file to `url`."""
+
+    url: str
+    fields: dict[str, str]
+
+
 class ObjectStore:
     """Bucket set-up, streamed uploads, presigned URLs, deletes and listing."""
 
@@ -232,10 +251,10 @@ class ObjectStore:
         spool = None
         if check is None:  # else HTML is checked part by part as it streams
             first, spool = self._whole_file_checked(kind, first, stream)
-        key = f"designs/{session_id}/{_timestamp()}.{EXTENSIONS[kind]}"
+        key = design_key(session_id, kind)
         extra = {
             "ContentType": kind,
-            "ContentDisposition": attachment(f"design-{key.rsplit('/', 1)[-1]}"),
+            "ContentDisposition": design_disposition(key),
             "Metadata": {"session-id": session_id},
         }
         try:
@@ -386,6 +405,45 @@ class ObjectStore:
             "ResponseContentDisposition": attachment(filename or key.rsplit("/", 1)[-1]),
         }
         return self.signer.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
+
+    def presigned_post(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in: int
+    ) -> PresignedPost:
+        """A POST policy for one design, signed for the public endpoint: the store itself
+        refuses another key, another Content-Type or Content-Disposition, and a body
+        outside 1..`max_bytes` (content-length-range)."""
+        fields = {"Content-Type": content_type, "Content-Disposition": design_disposition(key)}
+        conditions: list[Any] = [
+            {"Content-Type": content_type},
+            {"Content-Disposition": fields["Content-Disposition"]},
+            ["content-length-range", 1, max_bytes],
+        ]
+        post = self.signer.generate_presigned_post(
+            self.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+        )
+        return PresignedPost(post["url"], {k: str(v) for k, v in post["fields"].items()})
+
+    def read_range(self, key: str, length: int) -> bytes:
+        """The object's first `length` bytes (a ranged GET)."""
+        try:
+            response = self._call(
+                lambda: self.client.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}"
+                )
+            )
+        except ObjectNotFound:
+            raise ObjectNotFound(key) from None
+        return response["Body"].read()
+
+    def download(self, key: str, into: IO[bytes]) -> None:
+        """Stream the whole object into `into` (a spool), part by part."""
+        try:
+            response = self._call(lambda: self.client.get_object(Bucket=self.bucket, Key=key))
+        except ObjectNotFound:
+            raise ObjectNotFound(key) from None
+        body = response["Body"]
+        while chunk := self._call(lambda: body.read(self.part_size)):
+            into.write(chunk)
 
     def head(self, key: str) -> dict[str, Any]:
         """The object's headers; ObjectNotFound when it does not exist."""

@@ -5,18 +5,28 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
-from pydantic import BaseModel, Field
 
 from templator.ai_session.errors import AiSessionNotFound
 from templator.api.deps import Conns, CurrentActor, DbSession, origin
+from templator.api.idempotency import IDEMPOTENT_ERRORS, Idempotent
 from templator.api.problems import responses_for
 from templator.hubspot.errors import InvalidHubSpotConfig
-from templator.kit.validation import IdPath, JsonInt, RequestModel
+from templator.kit.validation import IdPath
 from templator.storage.errors import (
     ContentTypeMismatch,
+    ObjectMissing,
     StoreUnavailable,
     UnsupportedContentType,
     UploadTooLarge,
+)
+from templator.stored_object.schemas import (
+    DesignConfirm,
+    DesignList,
+    DesignStored,
+    DirectUpload,
+    DirectUploadRequest,
+    ExportRequest,
+    ExportResult,
 )
 from templator.stored_object.service import StoredObjectService
 from templator.template.errors import TemplateNotFound
@@ -33,30 +43,6 @@ StoredObjects = Annotated[StoredObjectService, Depends(_storedobjects)]
 """StoredObjectService, built at the edge for each request (on its DbSession, committed by it)."""
 
 
-class DesignStored(BaseModel):
-    """Where an uploaded design was stored."""
-
-    key: str
-    size: int
-    content_type: str
-
-
-class ExportRequest(RequestModel):
-    """How long the download link lives."""
-
-    expires_in: JsonInt = Field(default=3600, ge=1, le=604_800)
-
-
-class ExportResult(BaseModel):
-    """A stored module zip and its download link."""
-
-    key: str
-    url: str
-    sha256: str
-    bytes: int
-    expires_in: int
-
-
 @router.post(
     "/sessions/{session_id}/designs",
     status_code=status.HTTP_201_CREATED,
@@ -66,12 +52,14 @@ class ExportResult(BaseModel):
         UnsupportedContentType,
         ContentTypeMismatch,
         StoreUnavailable,
+        *IDEMPOTENT_ERRORS,
     ),
 )
 async def upload_design(
     session_id: IdPath,
     actor: CurrentActor,
     service: StoredObjects,
+    idem: Idempotent,
     file: Annotated[UploadFile, File(description="The design: jpeg, png, gif, webp, html or json")],
     content_type: Annotated[str | None, Form(max_length=100)] = None,
 ) -> DesignStored:
@@ -84,7 +72,75 @@ async def upload_design(
     stored = await service.upload_design(
         actor, session_id, file.file, content_type=declared, declared_size=file.size
     )
-    return DesignStored(key=stored.key, size=stored.size, content_type=stored.content_type)
+    return await idem.done(
+        DesignStored(key=stored.key, size=stored.size, content_type=stored.content_type)
+    )
+
+
+@router.get(
+    "/sessions/{session_id}/designs",
+    tags=["sessions"],
+    responses=responses_for(AiSessionNotFound, StoreUnavailable),
+)
+async def list_designs(
+    session_id: IdPath, actor: CurrentActor, service: StoredObjects
+) -> DesignList:
+    """The session's designs, oldest first, each with a presigned download URL (an
+    attachment, never shown inline) valid PRESIGN_DEFAULT_EXPIRY seconds."""
+    return DesignList(items=await service.list_designs(actor, session_id))
+
+
+@router.post(
+    "/sessions/{session_id}/designs/direct",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses_for(
+        AiSessionNotFound,
+        UploadTooLarge,
+        UnsupportedContentType,
+        StoreUnavailable,
+        *IDEMPOTENT_ERRORS,
+    ),
+)
+async def direct_upload(
+    session_id: IdPath,
+    data: DirectUploadRequest,
+    actor: CurrentActor,
+    service: StoredObjects,
+    idem: Idempotent,
+) -> DirectUpload:
+    """A presigned POST that sends one design from the browser straight to the store: its
+    policy makes the store refuse another type or more than `size` bytes. Confirm the
+    key afterwards (`/designs/confirm`); an unconfirmed object is removed by storage gc."""
+    return await idem.done(await service.direct_upload(actor, session_id, data))
+
+
+@router.post(
+    "/sessions/{session_id}/designs/confirm",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses_for(
+        AiSessionNotFound,
+        ObjectMissing,
+        UploadTooLarge,
+        UnsupportedContentType,
+        ContentTypeMismatch,
+        StoreUnavailable,
+        *IDEMPOTENT_ERRORS,
+    ),
+)
+async def confirm_design(
+    session_id: IdPath,
+    data: DesignConfirm,
+    actor: CurrentActor,
+    service: StoredObjects,
+    idem: Idempotent,
+) -> DesignStored:
+    """Record a directly uploaded design after checking the stored object as an upload is
+    checked (size; type sniffed from its first bytes; the whole file of that type). A
+    refused object is deleted and nothing is recorded."""
+    stored = await service.confirm_design(actor, session_id, data.key)
+    return await idem.done(
+        DesignStored(key=stored.key, size=stored.size, content_type=stored.content_type)
+    )
 
 
 @router.post(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, insert, select
 
@@ -13,13 +13,15 @@ from templator.models import StoredObject
 from templator.storage.service import PutResult
 
 
-class DesignRow(NamedTuple):
-    """A design's object as its row records it."""
+@dataclass(frozen=True, slots=True)
+class DesignRow:
+    """A design's stored_objects row."""
 
     key: str
     size: int
     content_type: str
     created_at: datetime
+    session_id: str | None
 
 
 def _of(session_ids: list[str], template_ids: list[str]) -> ColumnElement[bool]:
@@ -69,22 +71,28 @@ class StoredObjectRepository(Repository):
                 )
             )
 
+    async def designs_of(self, session_id: str) -> list[DesignRow]:
+        """A session's designs, oldest first."""
+        t = StoredObject.__table__
+        stmt = (
+            select(t.c.key, t.c.size, t.c.content_type, t.c.created_at, t.c.session_id)
+            .where(t.c.session_id == session_id, t.c.kind == "design")
+            .order_by(t.c.created_at, t.c.id)
+        )
+        conn = await self.session.connection()
+        return [DesignRow(*row) for row in await conn.execute(stmt)]
+
+    async def design(self, key: str) -> DesignRow | None:
+        """The design recorded under `key`, if any."""
+        t = StoredObject.__table__
+        stmt = select(t.c.key, t.c.size, t.c.content_type, t.c.created_at, t.c.session_id).where(
+            t.c.key == key, t.c.kind == "design"
+        )
+        conn = await self.session.connection()
+        row = (await conn.execute(stmt)).one_or_none()
+        return None if row is None else DesignRow(*row)
+
     async def referenced_keys(self) -> set[str]:
         """Every key a row references."""
         conn = await self.session.connection()
         return set((await conn.execute(select(StoredObject.key))).scalars())
-
-    async def designs_of(self, session_id: str) -> list[DesignRow]:
-        """A session's designs, oldest first."""
-        conn = await self.session.connection()
-        rows = await conn.execute(
-            select(
-                StoredObject.key,
-                StoredObject.size,
-                StoredObject.content_type,
-                StoredObject.created_at,
-            )
-            .where(StoredObject.session_id == session_id, StoredObject.kind == "design")
-            .order_by(StoredObject.created_at, StoredObject.id)
-        )
-        return [DesignRow(*row) for row in rows]

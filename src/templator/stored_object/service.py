@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.service import AiSessionService
@@ -23,10 +24,12 @@ from templator.cache import Cache
 from templator.hubspot.package import ModuleContent, build_module_zip, slugify
 from templator.kit.actor import Actor
 from templator.kit.repository import JsonRow
-from templator.storage.errors import require_store
-from templator.storage.service import ObjectStore, PutResult
-from templator.stored_object.repository import StoredObjectRepository
-from templator.stored_object.schemas import Design
+from templator.storage.direct import check_stored_design
+from templator.storage.errors import ObjectMissing, UploadTooLarge, require_store
+from templator.storage.service import ObjectStore, PutResult, design_key
+from templator.storage.validation import normalise_content_type
+from templator.stored_object.repository import DesignRow, StoredObjectRepository
+from templator.stored_object.schemas import Design, DirectUpload, DirectUploadRequest
 from templator.template.service import TemplateService
 
 
@@ -112,6 +115,87 @@ class StoredObjectService:
         await self._record(stored, kind="design", session_id=session_id, template_id=None)
         return stored
 
+    def _served(self, rows: list[DesignRow], expires_in: int | None) -> list[Design]:
+        seconds = expires_in or self.store.settings.presign_default_expiry
+        expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
+        return [
+            Design.model_construct(
+                key=row.key,
+                size=row.size,
+                content_type=row.content_type,
+                created_at=row.created_at,
+                url=self.store.presigned_url(
+                    row.key,
+                    expires_in=seconds,
+                    filename=f"design-{row.key.rsplit('/', 1)[-1]}",
+                ),
+                expires_at=expires_at,
+            )
+            for row in rows
+        ]
+
+    async def designs_with_urls(
+        self, session_id: str, *, expires_in: int | None = None
+    ) -> list[Design]:
+        """A session's designs with presigned download URLs (attachment), oldest first;
+        for a caller that has already been allowed the session (the work claim). None
+        when no object store is configured."""
+        if self._store is None:  # no store configured: nothing can be served
+            return []
+        rows = await self.repository.designs_of(session_id)
+        return self._served(rows, expires_in) if rows else []
+
+    async def list_designs(self, actor: Actor, session_id: str) -> list[Design]:
+        """The session's designs with download URLs, for its owner or an ADMIN."""
+        await AiSessionService(self.session, self.cache).ensure_access(actor, session_id)
+        return await self.designs_with_urls(session_id)
+
+    async def direct_upload(
+        self, actor: Actor, session_id: str, data: DirectUploadRequest
+    ) -> DirectUpload:
+        """A presigned POST for one design of the session (size and type in its policy)."""
+        await AiSessionService(self.session, self.cache).ensure_access(actor, session_id)
+        content_type = normalise_content_type(data.content_type)
+        store = self.store
+        if data.size > store.max_bytes:
+            raise UploadTooLarge(store.max_bytes)
+        key = design_key(session_id, content_type)
+        seconds = store.settings.direct_upload_expiry
+        post = store.presigned_post(
+            key, content_type=content_type, max_bytes=data.size, expires_in=seconds
+        )
+        return DirectUpload(
+            key=key,
+            url=post.url,
+            fields=post.fields,
+            expires_at=datetime.now(UTC) + timedelta(seconds=seconds),
+            max_bytes=data.size,
+        )
+
+    async def confirm_design(self, actor: Actor, session_id: str, key: str) -> PutResult:
+        """Check a directly uploaded object (size, sniffed type, whole file) and record it
+        against the session; a refused object is deleted, a confirmed one answers again."""
+        await AiSessionService(self.session, self.cache).ensure_access(actor, session_id)
+        if not key.startswith(f"designs/{session_id}/"):
+            raise ObjectMissing(key)
+        known = await self.repository.design(key)
+        if known is not None:
+            return PutResult(known.key, known.size, known.content_type, "")
+        store = self.store
+        stored = await asyncio.to_thread(check_stored_design, store, key, max_bytes=store.max_bytes)
+        try:
+            await self.repository.insert(
+                stored, kind="design", session_id=session_id, template_id=None, sha256=None
+            )
+        except IntegrityError:
+            # Confirmed at the same moment by another request: its row stands. The object
+            # is not deleted here (it is that row's); anything truly orphaned, gc removes.
+            known = await self.repository.design(key)
+            if known is None:
+                raise
+            return PutResult(known.key, known.size, known.content_type, "")
+        return stored
+
     async def export_module(
         self,
         actor: Actor,
@@ -155,26 +239,6 @@ class StoredObjectService:
             details={"key": stored.key, "sha256": digest},
         )
         return ModuleExport(filename, data, digest, stored.key, url)
-
-    async def designs_with_urls(self, session_id: str) -> list[Design]:
-        """A session's designs with presigned download URLs (no access check: the caller
-        has made it; none when no object store is configured)."""
-        if self._store is None:
-            return []
-        rows = await self.repository.designs_of(session_id)
-        seconds = self.store.settings.presign_default_expiry
-        expires = datetime.now(UTC) + timedelta(seconds=seconds)
-        return [
-            Design(
-                key=row.key,
-                size=row.size,
-                content_type=row.content_type,
-                created_at=row.created_at,
-                url=self.store.presigned_url(row.key, expires_in=seconds),
-                expires_at=expires,
-            )
-            for row in rows
-        ]
 
     async def find_orphans(self, *, grace: timedelta) -> list[Orphan]:
         """Objects no stored_objects row references, older than `grace` (in-flight ones

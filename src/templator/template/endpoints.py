@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from templator.ai_session.errors import AiSessionNotFound
 from templator.api.deps import Conns, CurrentActor, DbSession, origin
+from templator.api.idempotency import IDEMPOTENT_ERRORS, Idempotent
 from templator.api.pagination import PageOut, Paging, VersionPaging, to_page_out
 from templator.api.problems import responses_for
 from templator.hubspot.errors import ModuleCheckFailed
@@ -70,13 +71,18 @@ async def create_template(
 @router.post(
     "/templates/from-session",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(AiSessionNotFound, ProjectNotFound, AiSessionNotCompleted),
+    responses=responses_for(
+        AiSessionNotFound, ProjectNotFound, AiSessionNotCompleted, *IDEMPOTENT_ERRORS
+    ),
 )
 async def create_from_session(
-    data: schemas.TemplateFromSession, actor: CurrentActor, service: Templates
+    data: schemas.TemplateFromSession,
+    actor: CurrentActor,
+    service: Templates,
+    idem: Idempotent,
 ) -> schemas.Template:
     """A template from a COMPLETED session's final result."""
-    return await service.create_from_session(actor, data)
+    return await idem.done(await service.create_from_session(actor, data))
 
 
 @router.get(

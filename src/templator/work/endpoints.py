@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Depends, Request
 
 from templator.ai_session.errors import (
     LEASE_ERRORS,
@@ -25,6 +25,15 @@ from templator.work.wakeup import WorkSignal
 
 router = APIRouter(tags=["work"])
 HELD = responses_for(AiSessionNotFound, AiSessionFinished, WorkerScopeRequired, *LEASE_ERRORS)
+
+
+async def _work(session: DbSession, conns: Conns) -> WorkService:
+    """The WorkService of this request's unit of work."""
+    return WorkService(session, conns.cache, conns.store)
+
+
+Work = Annotated[WorkService, Depends(_work)]
+"""WorkService, built at the edge for each request (on its DbSession, committed by it)."""
 
 
 @router.post("/work/claim", responses=responses_for(WorkerScopeRequired))
@@ -57,37 +66,31 @@ async def claim(
 async def heartbeat(
     session_id: IdPath,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Work,
     lease: LeaseToken = None,
     data: Annotated[schemas.HeartbeatRequest | None, Body()] = None,
 ) -> schemas.Heartbeat:
     """Extend the lease by `lease_seconds`; `cancelled: true` tells the worker to stop."""
     require_worker(actor)
     held = WorkService.held(session_id, lease)
-    return await WorkService(session, conns.cache).heartbeat(
-        actor, held, data or schemas.HeartbeatRequest()
-    )
+    return await service.heartbeat(actor, held, data or schemas.HeartbeatRequest())
 
 
 @router.post("/work/{session_id}/release", responses=HELD)
 async def release(
     session_id: IdPath,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Work,
     lease: LeaseToken = None,
 ) -> AiSession:
     """Give the session back to the queue at once (a worker shutting down); the attempt
     does not count against max_attempts."""
     require_worker(actor)
     held = WorkService.held(session_id, lease)
-    return await WorkService(session, conns.cache).release(actor, held)
+    return await service.release(actor, held)
 
 
 @router.get("/sessions/{session_id}/attempts", responses=responses_for(AiSessionNotFound))
-async def attempts(
-    session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
-) -> schemas.AttemptList:
+async def attempts(session_id: IdPath, actor: CurrentActor, service: Work) -> schemas.AttemptList:
     """Every claim of the session: worker, times, outcome and error, oldest first."""
-    return await WorkService(session, conns.cache).attempts(actor, session_id)
+    return await service.attempts(actor, session_id)

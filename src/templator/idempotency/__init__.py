@@ -1,0 +1,1 @@
+"""Idempotent creates: `Idempotency-Key` (IETF httpapi draft) keys and their first answers."""
