@@ -4,6 +4,7 @@ host, over and over (the `--workers 2` crash loop)."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
+from templator.cli.http_protocol import BoundedHttpToolsProtocol
 from templator.cli.main import app
 from templator.config import get_settings
 
@@ -30,12 +32,18 @@ def test_serve_passes_the_settings_to_uvicorn(
 ) -> None:
     monkeypatch.setenv("API_WORKER_HEALTHCHECK_TIMEOUT", "45")
     monkeypatch.setenv("API_FORWARDED_ALLOW_IPS", "10.0.0.5")
+    monkeypatch.setenv("API_MAX_REQUESTS", "321")
+    monkeypatch.setenv("API_BACKLOG", "77")
+    monkeypatch.setenv("API_KEEP_ALIVE_TIMEOUT", "9")
     result = CliRunner().invoke(app, ["serve", "--workers", "2"])
     assert result.exit_code == 0, result.output
     (call,) = uvicorn_calls
     assert call["workers"] == 2
     assert call["timeout_worker_healthcheck"] == 45
     assert call["forwarded_allow_ips"] == "10.0.0.5" and call["proxy_headers"] is True
+    assert (call["limit_concurrency"], call["backlog"], call["timeout_keep_alive"]) == (321, 77, 9)
+    # The protocol with the limits uvicorn lacks, pickled into each worker process.
+    assert pickle.loads(pickle.dumps(call["http"])).func is BoundedHttpToolsProtocol
 
 
 def test_serve_options_win_over_the_settings(uvicorn_calls: list[dict[str, Any]]) -> None:

@@ -24,6 +24,7 @@ def run_server(
 ) -> None:
     """Serve the API (`templator.cli.asgi:create_app`) until interrupted."""
     conf = settings()
+    from templator.cli.http_protocol import bounded_protocol
     from templator.monitoring.multiproc import multiprocess_mode
 
     # Several workers share their metrics through files (prometheus-client's multiprocess
@@ -42,6 +43,11 @@ def run_server(
             timeout_worker_healthcheck=worker_healthcheck_timeout
             or conf.api_worker_healthcheck_timeout,
             server_header=False,
+            http=bounded_protocol(conf),
+            limit_concurrency=conf.api_max_requests,
+            backlog=conf.api_backlog,
+            timeout_keep_alive=conf.api_keep_alive_timeout,
+            h11_max_incomplete_event_size=conf.api_max_header_bytes,
         )
 
 
