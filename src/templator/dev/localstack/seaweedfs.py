@@ -4,11 +4,22 @@ SeaweedFS enforces bucket policies and S3 credentials, which is what the object-
 tests need. `weed mini` opens a master, a volume server, a filer, the S3 gateway and an
 admin server, each with a gRPC twin at port + 10000: every one gets a free port so
 several instances (tests, the local stack) run side by side.
+
+Only the S3 gateway is meant to be used, and only with its keys: the filer and the
+volume server would otherwise serve and accept any object over plain HTTP to anyone on
+the machine. A `security.toml` in the server's working folder (read by every component
+of `weed mini`) sets SeaweedFS's four JWT signing keys, fresh random ones per start: the
+gateway signs its own requests to the filer, the master its assignments to the volume
+server, and a request without such a token is refused 401 (write and read alike). The
+master's HTTP port still answers topology questions (no object content), and the admin
+server, with its UI off, only /health. The folder is 0700 and the file 0600.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -25,6 +36,9 @@ from templator.dev.localstack.process import (
     stop,
     wait_until,
 )
+
+JWT_KEYS = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+"""security.toml's sections: volume writes and reads, filer writes and reads."""
 
 
 def find_weed() -> str:
@@ -92,11 +106,24 @@ class SeaweedFS:
         config.chmod(0o600)
         return config
 
+    def _write_security(self) -> Path:
+        """SeaweedFS's JWT signing keys (fresh per start: the tokens are short-lived and
+        never stored), so the filer and volume server refuse anyone but its own parts."""
+        text = "".join(f'[{name}]\nkey = "{secrets.token_hex(32)}"\n\n' for name in JWT_KEYS)
+        path = self.dir / "security.toml"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        return path
+
     def launch(self) -> ProcessRecord:
         """Spawn the server without waiting for it."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
         (self.dir / "data").mkdir(exist_ok=True)
         config = self._write_identity()
+        self._write_security()  # read from the working folder (cwd below)
         ports = {name: free_port(self.host) for name in ("master", "volume", "filer", "admin")}
         args = [
             find_weed(),
@@ -115,6 +142,9 @@ class SeaweedFS:
             "-webdav=false",
             "-admin.ui=false",
             "-master.telemetry=false",
+            # No filer HTTP API at all (the gateway reaches the filer over gRPC); the JWT
+            # keys above still guard the volume server's HTTP port.
+            "-disableHttp",
         ]
         log = self.log.open("ab")
         try:
