@@ -32,6 +32,7 @@ from templator.dev.localstack import postgres as local_postgres
 from templator.dev.localstack import redis as local_redis
 from templator.dev.localstack.postgres import LocalPostgres
 from templator.dev.localstack.process import ProcessRecord, die_with_parent, is_alive
+from templator.dev.localstack.seaweedfs import find_weed
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +207,34 @@ def test_the_object_store_needs_the_stacks_own_keys_on_every_port(running: Local
     folder = running.var_dir / "seaweedfs"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE((folder / "security.toml").stat().st_mode) == 0o600
+
+
+def test_the_object_stores_grpc_ports_refuse_a_client_without_its_certificate(
+    running: LocalStack, tmp_path: Path
+) -> None:
+    urls = running.urls
+    assert urls.s3_keys is not None and running.seaweedfs is not None
+    s3 = _s3(urls.s3_endpoint_url, *urls.s3_keys)
+    s3.create_bucket(Bucket="grpc-probe")
+    try:
+        # SeaweedFS's own shell, as another account would run it (no security.toml here).
+        shell = [find_weed(), "shell", f"-master=127.0.0.1:{running.seaweedfs.ports['master']}"]
+        try:
+            listed = subprocess.run(
+                shell,
+                input="fs.ls /buckets\n",
+                capture_output=True,
+                text=True,
+                timeout=20,
+                cwd=tmp_path,
+                env={k: v for k, v in os.environ.items() if not k.startswith("WEED_")}
+                | {"HOME": str(tmp_path)},
+            ).stdout
+        except subprocess.TimeoutExpired as exc:  # it keeps retrying the handshake
+            listed = exc.stdout.decode() if isinstance(exc.stdout, bytes) else ""
+        assert "grpc-probe" not in listed
+    finally:
+        s3.delete_bucket(Bucket="grpc-probe")
 
 
 def test_redis_data_files_are_0600_in_a_0700_folder(running: LocalStack) -> None:

@@ -7,12 +7,14 @@ several instances (tests, the local stack) run side by side.
 
 Only the S3 gateway is meant to be used, and only with its keys: the filer and the
 volume server would otherwise serve and accept any object over plain HTTP to anyone on
-the machine. A `security.toml` in the server's working folder (read by every component
-of `weed mini`) sets SeaweedFS's four JWT signing keys, fresh random ones per start: the
-gateway signs its own requests to the filer, the master its assignments to the volume
-server, and a request without such a token is refused 401 (write and read alike). The
-master's HTTP port still answers topology questions (no object content), and the admin
-server, with its UI off, only /health. The folder is 0700 and the file 0600.
+the machine, and every part's gRPC port would hand out listings, file ids and write
+tokens. A `security.toml` in the server's working folder (read by every part of
+`weed mini`) sets SeaweedFS's four JWT signing keys, fresh random ones per start (the
+volume server refuses a read or write without a token its master or filer signed), and
+mutual TLS on every gRPC port with a CA made per start (`tls.py`); `-disableHttp` turns
+the filer's and the master's HTTP APIs off (the gateway reaches them over gRPC), and the
+admin server, with its UI off, serves only /health. The folder is 0700 and the files in
+it 0600.
 """
 
 from __future__ import annotations
@@ -36,9 +38,12 @@ from templator.dev.localstack.process import (
     stop,
     wait_until,
 )
+from templator.dev.localstack.tls import make_mutual_tls
 
 JWT_KEYS = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
 """security.toml's sections: volume writes and reads, filer writes and reads."""
+GRPC_PARTS = ("master", "volume", "filer", "s3", "admin", "worker", "client")
+"""security.toml's gRPC sections: each server part's certificate, and its clients'."""
 
 
 def find_weed() -> str:
@@ -79,6 +84,8 @@ class SeaweedFS:
         self.log = data_dir / "weed.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.record: ProcessRecord | None = None
+        self.ports: dict[str, int] = {}
+        """Each part's HTTP port (gRPC: + 10000), once launched."""
 
     @property
     def endpoint_url(self) -> str:
@@ -107,9 +114,14 @@ class SeaweedFS:
         return config
 
     def _write_security(self) -> Path:
-        """SeaweedFS's JWT signing keys (fresh per start: the tokens are short-lived and
-        never stored), so the filer and volume server refuse anyone but its own parts."""
+        """SeaweedFS's JWT signing keys and gRPC mutual TLS (fresh per start: tokens and
+        certificates never leave the server), so its HTTP and gRPC ports refuse anyone
+        but its own parts."""
         text = "".join(f'[{name}]\nkey = "{secrets.token_hex(32)}"\n\n' for name in JWT_KEYS)
+        tls = make_mutual_tls(self.dir, common_name="seaweedfs")
+        text += f"[grpc]\nca = {json.dumps(str(tls.ca))}\n\n"
+        pair = f"cert = {json.dumps(str(tls.cert))}\nkey = {json.dumps(str(tls.key))}\n\n"
+        text += "".join(f"[grpc.{part}]\n{pair}" for part in GRPC_PARTS)
         path = self.dir / "security.toml"
         path.unlink(missing_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -125,6 +137,7 @@ class SeaweedFS:
         config = self._write_identity()
         self._write_security()  # read from the working folder (cwd below)
         ports = {name: free_port(self.host) for name in ("master", "volume", "filer", "admin")}
+        self.ports = {**ports, "s3": self.s3_port}
         args = [
             find_weed(),
             "mini",
