@@ -128,20 +128,14 @@ def test_a_server_the_supervisor_restarted_dies_with_the_thread_that_spawned_it(
     """Linux sends the parent-death signal when the spawning thread ends: the supervisor's
     thread ends only when the stack stops, so its restarts keep the signal (they had none,
     and outlived a killed `templator up`)."""
-    events: list[tuple[str, str]] = []
     sleeper = MortalSleeper(failures=0)
-    stack = Stack(sleeper)
-    supervisor = Supervisor(
-        stack,  # type: ignore[arg-type]
-        on_event=lambda name, message: events.append((name, message)),
-        interval=0.02,
-        first_delay=0.05,
-    )
     first = sleeper.process
     assert first is not None
-    with supervisor:
+    with Supervisor(Stack(sleeper), interval=0.02, first_delay=0.05) as supervisor:  # type: ignore[arg-type]
         first.kill()
-        _wait(events, "Redis restarted")
+        deadline = time.monotonic() + 10
+        while supervisor.states["redis"].restarts == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
         restarted = sleeper.process
         assert restarted is not None and restarted.poll() is None
     # The supervisor's thread has ended: the restarted server goes with it.
