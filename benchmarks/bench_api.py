@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -298,110 +300,167 @@ def chart(points: list[dict[str, float]], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main(quick: bool) -> None:
-    seconds = 4 if quick else 10
+@contextmanager
+def api_stage(quick: bool) -> Iterator[tuple[dict[str, str], str, int]]:
+    """A SeaweedFS of its own and the seeded database: (server env, admin token, port)."""
     folder = PROJECT_ROOT / "var" / f"bench-api-s3-{uuid.uuid4().hex[:6]}"
     s3 = SeaweedFS(folder, access_key="bench", secret_key="bench-secret")
     s3.start()
     try:
         with seeded_database(quick=quick) as url:
             env = api_env(url, s3.endpoint_url, namespace="bench-api")
-            token = bootstrap(env)
-            port = free_port()
-            server = serve(env, port)
-            base = f"http://127.0.0.1:{port}"
-            try:
-                template_id = httpx.get(
-                    f"{base}/api/v1/templates",
-                    params={"limit": 1},
-                    headers={"Authorization": f"Bearer {token}"},
-                ).json()["items"][0]["id"]
-                target = f"{base}/api/v1/templates/{template_id}"
-                print(machine())
-                wrk(target, token=token, connections=100, seconds=2)  # warm: pools, cache
-                bare = wrk(f"{base}/health", token=token, connections=100, seconds=seconds)
-                cached = wrk(target, token=token, connections=100, seconds=seconds)
-                print(
-                    f"bare /health          {bare['rps']:>8,.0f} req/s  p50 {bare['p50']:.2f} ms  p95 {bare['p95']:.2f} ms"
-                )
-                print(
-                    f"GET template (cached) {cached['rps']:>8,.0f} req/s  p50 {cached['p50']:.2f} ms  p95 {cached['p95']:.2f} ms  errors {cached['errors']:.0f}"
-                )
-                print(
-                    f"ratio cached/bare at saturation: {cached['rps'] / bare['rps']:.2f}x (target >= 0.5x)"
-                )
-                ol = open_loop(target, token=token, rate=1000, seconds=seconds)
-                print(
-                    f"open loop 1,000 req/s offered ({ol['achieved']:,.0f} achieved), cached: p50 {ol['p50']:.2f} ms  p95 {ol['p95']:.2f} ms  p99 {ol['p99']:.2f} ms (target p95 <= 5 ms), errors {ol['errors']}"
-                )
-                points = []
-                for c in (10, 50, 100, 200):
-                    r = wrk(target, token=token, connections=c, seconds=max(3, seconds // 2))
-                    points.append({"connections": c, **r})
-                    print(
-                        f"  {c:>3} connections: {r['rps']:>8,.0f} req/s  p50 {r['p50']:.2f} ms  p95 {r['p95']:.2f} ms"
-                    )
-                chart(points, RESULTS / "api-latency-vs-concurrency.png")
-                print(f"chart: {RESULTS / 'api-latency-vs-concurrency.png'}")
-                latencies: dict[str, list[float]] = {}
-                done = [0]
-                flow_seconds = 10 if quick else 30
-                started = time.perf_counter()
-
-                async def hundred_users() -> None:
-                    clients = [user_client(base, token) for _ in range(100)]
-                    until = time.perf_counter() + flow_seconds
-                    users = (
-                        user_flow(client, latencies, until=until, done=done) for client in clients
-                    )
-                    await asyncio.wait_for(asyncio.gather(*users), flow_seconds + 300)
-
-                uvloop.run(hundred_users())
-                elapsed = time.perf_counter() - started
-                print(
-                    f"100 concurrent users, demo flow for {flow_seconds} s: {done[0]} sessions "
-                    f"= {done[0] / elapsed * 3600:,.0f} sessions/hour (client: httpx in this process)"
-                )
-                for name, values in latencies.items():
-                    values.sort()
-                    print(
-                        f"  {name:<16} p50 {statistics.median(values) * 1000:7.1f} ms  p95 {values[int(len(values) * 0.95)] * 1000:7.1f} ms"
-                    )
-            finally:
-                server.terminate()
-                server.wait(15)
-            dead_redis = {
-                **env,
-                "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-                "REDIS_RETRIES": "0",
-            }
-            server = serve(dead_redis, port)
-            try:
-                wrk(target, token=token, connections=100, seconds=2)  # warm: pools
-                bare_here = wrk(f"{base}/health", token=token, connections=100, seconds=seconds)
-                uncached = wrk(target, token=token, connections=100, seconds=seconds)
-                print(
-                    f"bare /health (this server) {bare_here['rps']:>8,.0f} req/s  p50 {bare_here['p50']:.2f} ms  p95 {bare_here['p95']:.2f} ms"
-                )
-                print(
-                    f"GET template (uncached: Redis unreachable) {uncached['rps']:>8,.0f} req/s  p50 {uncached['p50']:.2f} ms  p95 {uncached['p95']:.2f} ms  p99 {uncached['p99']:.2f} ms  errors {uncached['errors']:.0f}"
-                )
-                print(
-                    f"ratio uncached/bare at saturation: {uncached['rps'] / bare_here['rps']:.2f}x "
-                    f"({uncached['rps'] / bare['rps']:.2f}x of the first server's bare) (target >= 0.3x)"
-                )
-                ol = open_loop(target, token=token, rate=500, seconds=seconds)
-                print(
-                    f"open loop 500 req/s offered ({ol['achieved']:,.0f} achieved), uncached: p50 {ol['p50']:.2f} ms  p95 {ol['p95']:.2f} ms  p99 {ol['p99']:.2f} ms (target p95 <= 20 ms), errors {ol['errors']}"
-                )
-            finally:
-                server.terminate()
-                server.wait(15)
+            yield env, bootstrap(env), free_port()
     finally:
         s3.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def template_url(base: str, token: str) -> str:
+    """The URL of the first template the token's user can list."""
+    template_id = httpx.get(
+        f"{base}/api/v1/templates",
+        params={"limit": 1},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()["items"][0]["id"]
+    return f"{base}/api/v1/templates/{template_id}"
+
+
+def without_redis(env: dict[str, str]) -> dict[str, str]:
+    """The server's environment with Redis unreachable: every read from PostgreSQL."""
+    return {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "REDIS_RETRIES": "0"}
+
+
+def bare_and_read(
+    base: str, target: str, *, token: str, seconds: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """wrk at 100 connections on bare `/health`, then on `target` (after a 2 s warm-up)."""
+    wrk(target, token=token, connections=100, seconds=2)  # warm: pools, cache
+    bare = wrk(f"{base}/health", token=token, connections=100, seconds=seconds)
+    return bare, wrk(target, token=token, connections=100, seconds=seconds)
+
+
+def reads_only(quick: bool, rounds: int) -> None:
+    """The two per-request ratios alone (issue #20): the cached and the uncached template
+    read at saturation, each beside `GET /health` of the same server, `rounds` times
+    alternating (bare, read, bare, read…) so a burst of load elsewhere hits both sides.
+    Skips the open loop, the concurrency sweep and the 100-user flow."""
+    seconds = 4 if quick else 10
+    with api_stage(quick) as (env, token, port):
+        base = f"http://127.0.0.1:{port}"
+        print(machine())
+        for label, server_env in (("cached", env), ("uncached", without_redis(env))):
+            server = serve(server_env, port)
+            try:
+                target = template_url(base, token)
+                wrk(target, token=token, connections=100, seconds=2)  # warm
+                ratios = []
+                for _ in range(rounds):
+                    bare = wrk(f"{base}/health", token=token, connections=100, seconds=seconds)
+                    read = wrk(target, token=token, connections=100, seconds=seconds)
+                    ratios.append(read["rps"] / bare["rps"])
+                    print(
+                        f"{label:>8}: bare {bare['rps']:>8,.0f} req/s, read {read['rps']:>8,.0f} "
+                        f"req/s (p95 {read['p95']:.1f} ms, errors {read['errors']:.0f}) = "
+                        f"{ratios[-1]:.2f}x bare"
+                    )
+                print(
+                    f"{label:>8}: median {statistics.median(ratios):.2f}x bare over {rounds} "
+                    f"rounds ({', '.join(f'{r:.2f}' for r in ratios)})"
+                )
+            finally:
+                server.terminate()
+                server.wait(15)
+
+
+def main(quick: bool) -> None:
+    seconds = 4 if quick else 10
+    with api_stage(quick) as (env, token, port):
+        server = serve(env, port)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            target = template_url(base, token)
+            print(machine())
+            bare, cached = bare_and_read(base, target, token=token, seconds=seconds)
+            print(
+                f"bare /health          {bare['rps']:>8,.0f} req/s  p50 {bare['p50']:.2f} ms  p95 {bare['p95']:.2f} ms"
+            )
+            print(
+                f"GET template (cached) {cached['rps']:>8,.0f} req/s  p50 {cached['p50']:.2f} ms  p95 {cached['p95']:.2f} ms  errors {cached['errors']:.0f}"
+            )
+            print(
+                f"ratio cached/bare at saturation: {cached['rps'] / bare['rps']:.2f}x (target >= 0.5x)"
+            )
+            ol = open_loop(target, token=token, rate=1000, seconds=seconds)
+            print(
+                f"open loop 1,000 req/s offered ({ol['achieved']:,.0f} achieved), cached: p50 {ol['p50']:.2f} ms  p95 {ol['p95']:.2f} ms  p99 {ol['p99']:.2f} ms (target p95 <= 5 ms), errors {ol['errors']}"
+            )
+            points = []
+            for c in (10, 50, 100, 200):
+                r = wrk(target, token=token, connections=c, seconds=max(3, seconds // 2))
+                points.append({"connections": c, **r})
+                print(
+                    f"  {c:>3} connections: {r['rps']:>8,.0f} req/s  p50 {r['p50']:.2f} ms  p95 {r['p95']:.2f} ms"
+                )
+            chart(points, RESULTS / "api-latency-vs-concurrency.png")
+            print(f"chart: {RESULTS / 'api-latency-vs-concurrency.png'}")
+            latencies: dict[str, list[float]] = {}
+            done = [0]
+            flow_seconds = 10 if quick else 30
+            started = time.perf_counter()
+
+            async def hundred_users() -> None:
+                clients = [user_client(base, token) for _ in range(100)]
+                until = time.perf_counter() + flow_seconds
+                users = (user_flow(client, latencies, until=until, done=done) for client in clients)
+                await asyncio.wait_for(asyncio.gather(*users), flow_seconds + 300)
+
+            uvloop.run(hundred_users())
+            elapsed = time.perf_counter() - started
+            print(
+                f"100 concurrent users, demo flow for {flow_seconds} s: {done[0]} sessions "
+                f"= {done[0] / elapsed * 3600:,.0f} sessions/hour (client: httpx in this process)"
+            )
+            for name, values in latencies.items():
+                values.sort()
+                print(
+                    f"  {name:<16} p50 {statistics.median(values) * 1000:7.1f} ms  p95 {values[int(len(values) * 0.95)] * 1000:7.1f} ms"
+                )
+        finally:
+            server.terminate()
+            server.wait(15)
+        server = serve(without_redis(env), port)
+        try:
+            bare_here, uncached = bare_and_read(base, target, token=token, seconds=seconds)
+            print(
+                f"bare /health (this server) {bare_here['rps']:>8,.0f} req/s  p50 {bare_here['p50']:.2f} ms  p95 {bare_here['p95']:.2f} ms"
+            )
+            print(
+                f"GET template (uncached: Redis unreachable) {uncached['rps']:>8,.0f} req/s  p50 {uncached['p50']:.2f} ms  p95 {uncached['p95']:.2f} ms  p99 {uncached['p99']:.2f} ms  errors {uncached['errors']:.0f}"
+            )
+            print(
+                f"ratio uncached/bare at saturation: {uncached['rps'] / bare_here['rps']:.2f}x "
+                f"({uncached['rps'] / bare['rps']:.2f}x of the first server's bare) (target >= 0.3x)"
+            )
+            ol = open_loop(target, token=token, rate=500, seconds=seconds)
+            print(
+                f"open loop 500 req/s offered ({ol['achieved']:,.0f} achieved), uncached: p50 {ol['p50']:.2f} ms  p95 {ol['p95']:.2f} ms  p99 {ol['p99']:.2f} ms (target p95 <= 20 ms), errors {ol['errors']}"
+            )
+        finally:
+            server.terminate()
+            server.wait(15)
+
+
 if __name__ == "__main__":
-    args = parser(__doc__ or "").parse_args()
-    main(args.quick)
+    p = parser(__doc__ or "")
+    p.add_argument(
+        "--reads-only",
+        type=int,
+        metavar="ROUNDS",
+        default=0,
+        help="only the cached and uncached read against bare, ROUNDS times alternating",
+    )
+    args = p.parse_args()
+    if args.reads_only:
+        reads_only(args.quick, args.reads_only)
+    else:
+        main(args.quick)

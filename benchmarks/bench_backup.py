@@ -36,7 +36,7 @@ from benchmarks import common
 from benchmarks.common import machine, parser, raw_dsn
 from templator.backup import create, pg_logical, restore
 from templator.backup.crypto import generate_key_file
-from templator.backup.repository import FolderRepository
+from templator.backup.set_store import FolderRepository
 from templator.backup.tools import find_tool, libpq_env
 from templator.config import PROJECT_ROOT, Settings
 from templator.connections import StoreUrls

@@ -23,7 +23,7 @@ from benchmarks.common import Clock, machine, parser, ratio_line
 from templator.exceptions import TemplatorError
 from templator.hubspot.package import build_modules_zip, read_modules
 
-CORPUS = Path(__file__).resolve().parent.parent / "tests" / "hubspot" / "corpus"
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "hubspot" / "corpus" / "reference"
 
 
 def theme_zip(copies: int) -> bytes:

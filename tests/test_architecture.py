@@ -6,7 +6,7 @@ under TYPE_CHECKING, since each one is a dependency a reader has to follow. The 
 * infrastructure imports infrastructure only: no domain, operation, edge or dev tooling;
 * a domain imports infrastructure and other domains, never an operation, the edges or
   the dev tooling; its `endpoints.py` (the domain's HTTP routes) may also use the API's
-  shared pieces (`api/deps.py`, `problems.py`, `pages.py`, `sse.py`), not the router;
+  shared pieces (`api/deps.py`, `problems.py`, `pagination.py`, `sse.py`), not the router;
 * operations (backup, monitoring, deploy, pgadmin) import no edge and no dev tooling;
 * nothing outside `cli/` (and the dev tooling itself) imports `templator.dev`, and
   nothing imports `cli/`;
@@ -29,6 +29,7 @@ INFRASTRUCTURE = {
     "config",
     "connections",
     "postgres",
+    "private_apis",
     "redis",
     "cache",
     "signing",
@@ -55,7 +56,7 @@ OPERATIONS = {"backup", "monitoring", "deploy", "pgadmin"}
 EDGES = {"app", "api", "cli"}
 DEV = {"dev"}
 
-API_SHARED = {"api.deps", "api.problems", "api.pages", "api.sse"}
+API_SHARED = {"api.deps", "api.problems", "api.pagination", "api.sse"}
 """What a domain's endpoints.py may use of api/: the request dependencies, problem
 details, page models and the event-stream helpers (never the router, which mounts them)."""
 

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from templator import private_apis
 from templator.config import ProcessRole, Settings
 from templator.dev.localstack.process import free_port
 from templator.postgres import ReadPool, ReadUnavailable, create_engine
@@ -204,9 +205,51 @@ async def test_engine_and_read_pool_connections_carry_keepalives_and_a_user_time
             with socket.socket(fileno=os.dup(fd)) as sock:
                 assert _socket_options(sock) == (1, 7, 4321)
         assert await pool.fetchrow("SELECT 1") is not None
-        async with pool._pool.acquire() as conn:  # type: ignore[attr-defined]
-            sock = conn._transport.get_extra_info("socket")
-            assert _socket_options(sock) == (1, 7, 4321)
+        conn, _ = pool._idle[-1]  # the connection that answered, idle again
+        sock = private_apis.asyncpg_socket(conn)
+        assert sock is not None
+        assert _socket_options(sock) == (1, 7, 4321)
     finally:
         await pool.close()
         await engine.dispose()
+
+
+async def test_a_read_cancelled_mid_statement_drops_its_connection(settings: Settings) -> None:
+    """A cancelled read leaves its connection in doubt: it is closed, never handed out
+    again, and the next read gets a connection of its own."""
+    assert settings.database_url
+    conf = settings.model_copy(update={"db_read_pool_size": 1})
+    pool = ReadPool(conf, url=settings.database_url, role=ProcessRole.TEST)
+    await pool.open()
+    try:
+        first = await pool.fetchrow("SELECT pg_backend_pid()")
+        assert first is not None and pool.stats()["open"] == 1
+        slow = asyncio.create_task(pool.fetchrow("SELECT pg_sleep(5)"))
+        await asyncio.sleep(0.3)
+        slow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slow
+        assert pool.stats()["open"] == 0
+        second = await pool.fetchrow("SELECT pg_backend_pid()")
+        assert second is not None and second[0] != first[0]
+        assert pool.stats() | {"open": 1, "idle": 1, "in_use": 0} == pool.stats()
+    finally:
+        await pool.close()
+    assert pool.stats()["open"] == 0
+
+
+async def test_a_connection_idle_past_its_lifetime_is_replaced(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings.database_url
+    pool = ReadPool(settings, url=settings.database_url, role=ProcessRole.TEST)
+    await pool.open()
+    try:
+        first = await pool.fetchrow("SELECT pg_backend_pid()")
+        monkeypatch.setattr(ReadPool, "IDLE_LIFETIME", 0.0)
+        await asyncio.sleep(0.05)
+        second = await pool.fetchrow("SELECT pg_backend_pid()")
+        assert first is not None and second is not None and second[0] != first[0]
+        assert pool.stats()["open"] == 1
+    finally:
+        await pool.close()

@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import orjson
 import psycopg
-from psycopg import errors as pg_errors
-from psycopg.abc import PQGen
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -26,12 +25,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
 
+from templator import private_apis
 from templator.config import ProcessRole, Settings
 
 _RETURNED_AT = "templator.returned_at"
-RV = TypeVar("RV")
 # A shorter bound for the current task's waits on PostgreSQL (readiness answers within
 # its own timeout, not the statements').
 _deadline: ContextVar[float | None] = ContextVar("templator_db_deadline", default=None)
@@ -112,15 +111,14 @@ class DatabaseNotAnswering(psycopg.OperationalError):
     """PostgreSQL accepted the connection but answered nothing within the bound."""
 
 
-class DeadlineConnection(psycopg.AsyncConnection[Any]):
+class DeadlineConnection(private_apis.BoundedWaitConnection):
     """A psycopg connection whose every wait on the server is bounded.
 
     A paused or hung server still has a kernel that acknowledges our packets, so neither
     keepalives nor TCP_USER_TIMEOUT notice it, and its statement_timeout never fires.
-    Every statement, commit and rollback waits through `wait()`; past the bound the
-    connection is closed (its state is unknown) and `DatabaseNotAnswering` raised, which
-    SQLAlchemy treats as a disconnect. Cancelling the task instead would make psycopg
-    send a cancel request to the hung server and wait up to ten more seconds for it.
+    Past the bound — this connection's `response_timeout`, or the task's shorter one
+    (`bounded_waits`) — the connection is closed (its state is unknown) and
+    `DatabaseNotAnswering` raised, which SQLAlchemy treats as a disconnect.
     """
 
     response_timeout: float | None = None
@@ -136,20 +134,16 @@ class DeadlineConnection(psycopg.AsyncConnection[Any]):
 
         return connect
 
-    async def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
-        bound = self.response_timeout
-        for shorter in (_deadline.get(), timeout):
-            if shorter is not None and (bound is None or shorter < bound):
-                bound = shorter
-        if bound is None:
-            return await super().wait(gen, interval, timeout)
-        try:
-            return await super().wait(gen, interval, bound)
-        except pg_errors._WaitTimeout as exc:
-            self.pgconn.finish()
-            raise DatabaseNotAnswering(
-                f"PostgreSQL did not answer within {bound:g}s; the connection was closed"
-            ) from exc
+    def wait_bound(self) -> float | None:
+        bound, shorter = self.response_timeout, _deadline.get()
+        if shorter is not None and (bound is None or shorter < bound):
+            return shorter
+        return bound
+
+    def timed_out(self, bound: float) -> Exception:
+        return DatabaseNotAnswering(
+            f"PostgreSQL did not answer within {bound:g}s; the connection was closed"
+        )
 
 
 @contextmanager
@@ -199,36 +193,46 @@ def pool_stats(engine: AsyncEngine) -> dict[str, int]:
     size = int(pool.size()) if hasattr(pool, "size") else 0
     overflow = int(pool.overflow()) if hasattr(pool, "overflow") else 0
     checked_out = int(pool.checkedout()) if hasattr(pool, "checkedout") else 0
-    # AsyncAdaptedQueuePool keeps its idle connections in an asyncio.Queue, whose pending
-    # getters are the checkouts waiting for a connection; no public accessor exists.
-    queue = getattr(getattr(pool, "_pool", None), "_queue", None)
-    waiting = len(getattr(queue, "_getters", ()) or ())
+    metered = isinstance(pool, MeteredQueuePool)
     return {
         "size": size,
-        "max_overflow": int(getattr(pool, "_max_overflow", 0)),
+        "max_overflow": pool.max_overflow if metered else 0,
         "open": max(0, size + overflow),
         "checked_out": checked_out,
         "idle": int(pool.checkedin()) if hasattr(pool, "checkedin") else 0,
         "overflow": max(0, overflow),
-        "waiting": waiting,
+        "waiting": pool.waiting if metered else 0,
     }
 
 
 class MeteredQueuePool(AsyncAdaptedQueuePool):
     """SQLAlchemy's asyncio queue pool, counting who waits for a connection and who gave
-    up (monitoring/pools.py); SQLAlchemy itself only reports size and checked-out."""
+    up (monitoring/pools.py); SQLAlchemy itself only reports size and checked-out.
+
+    Only public API: the pool's `max_overflow` argument kept, and `connect()` (every
+    checkout, the engine's included) wrapped; whether a checkout must wait is read from
+    `overflow()` and `checkedin()`.
+    """
 
     waiting = 0
     timeouts = 0
 
-    def _do_get(self) -> ConnectionPoolEntry:
+    def __init__(
+        self, creator: Any, pool_size: int = 5, max_overflow: int = 10, **kwargs: Any
+    ) -> None:
+        super().__init__(creator, pool_size=pool_size, max_overflow=max_overflow, **kwargs)
+        self.max_overflow = max_overflow
+
+    def connect(self) -> PoolProxiedConnection:
         # Every connection the pool may open is out and none has come back: this
         # checkout waits in the queue (up to DB_POOL_TIMEOUT).
-        blocked = self._overflow >= self._max_overflow and self.checkedin() == 0
+        blocked = self.max_overflow >= 0 and (
+            self.overflow() >= self.max_overflow and self.checkedin() == 0
+        )
         if blocked:
             self.waiting += 1
         try:
-            return super()._do_get()
+            return super().connect()
         except PoolTimeout:
             self.timeouts += 1
             raise
@@ -243,25 +247,30 @@ class ReadUnavailable(Exception):
 
 
 class ReadPool:
-    """A small asyncpg pool of the API's hottest read (api/fastpath.py).
+    """A small pool of asyncpg connections for the API's hottest read (api/fastpath.py).
 
     Why asyncpg: for one single-row SELECT its compiled protocol spends much less client
-    CPU than psycopg's async cursor behind an SQLAlchemy checkout, and on a small host
-    that CPU is most of what a read that cannot come from the cache costs (figures in
-    docs/benchmarks.md, "REST API"). This pool serves that one read and nothing else:
-    every write, and every other read, goes through the SQLAlchemy engine.
+    CPU than psycopg's, and on a small host that CPU is most of what a read that cannot
+    come from the cache costs (docs/benchmarks.md, "asyncpg or psycopg for the hot
+    read"). This pool serves that one read and nothing else: every write, and every
+    other read, goes through the SQLAlchemy engine.
 
-    Waiters are served first come, first served (a semaphore in front of the pool):
-    asyncpg's own queue lets a newcomer take a connection just released ahead of a
-    waiter, which at saturation leaves some waiters far behind the median.
+    Why not asyncpg's own pool: its acquire and release (a proxy object, a release
+    shielded in a task of its own) cost more CPU per read than the statement itself. The
+    connections here sit in a deque; a first-come-first-served semaphore hands out turns
+    (as many as connections), so a waiter is never overtaken by a newcomer and a turn
+    always finds a connection idle or room to make one.
 
     Connections are made on demand (none at start-up, so a database that is down does
-    not stop the API from starting; with Redis up, none at all) and closed after 5
-    minutes unused; they are named `templator-<role>-reads` in pg_stat_activity and run
-    with the engine's statement timeout. asyncpg prepares each statement once per
-    connection. Nothing is reset on release: the connections only run autocommit
-    SELECTs.
+    not stop the API from starting; with Redis up, none at all), the most recently used
+    first, and closed after `IDLE_LIFETIME` unused; they are named
+    `templator-<role>-reads` in pg_stat_activity and run with the engine's statement
+    timeout. asyncpg prepares each statement once per connection. Nothing is reset on
+    release: the connections only run autocommit SELECTs. A connection that failed in a
+    way that leaves it in doubt (lost, timed out, cancelled) is dropped, never reused.
     """
+
+    IDLE_LIFETIME = 300.0
 
     def __init__(self, settings: Settings, *, url: str, role: ProcessRole) -> None:
         self._conninfo = (
@@ -269,57 +278,54 @@ class ReadPool:
         )
         self._settings = settings
         self._role = role
-        self._pool: Any = None
+        self._connect_options: dict[str, Any] | None = None
+        self._idle: deque[tuple[asyncpg.Connection, float]] = deque()
+        self._open = 0
         self._turns = asyncio.Semaphore(settings.db_read_pool_size)
         self.waiting = 0
         self.timeouts = 0
 
     async def open(self) -> None:
-        """Create the pool (it connects on first use)."""
+        """Ready the pool (it connects on first use)."""
         settings = self._settings
         server_settings = {"application_name": f"templator-{self._role.value}-reads"}
-        pgbouncer: dict[str, Any] = {}
+        options: dict[str, Any] = {}
         # A client-side bound per statement: a hung server answers nothing.
         command_timeout = settings.db_client_deadline
         if settings.db_pgbouncer:
             # Behind a transaction pooler: no named prepared statements (asyncpg's cache
             # off) and no startup parameter for the timeout; the client cancels instead.
-            pgbouncer = {"statement_cache_size": 0}
+            options["statement_cache_size"] = 0
             if settings.db_statement_timeout_ms:
                 command_timeout = settings.db_statement_timeout_ms / 1000
         else:
             server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-        self._pool = await asyncpg.create_pool(
-            self._conninfo,
-            min_size=0,
-            max_size=settings.db_read_pool_size,
-            timeout=settings.db_connect_timeout,
-            command_timeout=command_timeout,
-            init=self._init_connection,
-            reset=_keep_session,
-            server_settings=server_settings,
-            **pgbouncer,
-        )
+        self._connect_options = {
+            "timeout": settings.db_connect_timeout,
+            "command_timeout": command_timeout,
+            "server_settings": server_settings,
+            **options,
+        }
 
     async def close(self) -> None:
-        """Close every connection (waiting for those in use)."""
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        """Close the idle connections; those in use close when their read ends."""
+        self._connect_options = None
+        while self._idle:
+            conn, _ = self._idle.pop()
+            self._open -= 1
+            await _close_quietly(conn)
 
     def stats(self) -> dict[str, int]:
         """Connections allowed, open, in use and idle; callers waiting; waits given up.
         (`size`/`checked_out`/`overflow` name the same figures as `pool_stats` of the
         engine's pool, for readiness.)"""
-        pool = self._pool
-        size = int(pool.get_size()) if pool is not None else 0
-        idle = int(pool.get_idle_size()) if pool is not None else 0
+        idle = len(self._idle)
         return {
             "max": self._settings.db_read_pool_size,
             "size": self._settings.db_read_pool_size,
-            "open": size,
-            "in_use": size - idle,
-            "checked_out": size - idle,
+            "open": self._open,
+            "in_use": self._open - idle,
+            "checked_out": self._open - idle,
             "idle": idle,
             "overflow": 0,
             "waiting": self.waiting,
@@ -329,7 +335,7 @@ class ReadPool:
     async def fetchrow(self, query: str, *args: Any) -> Sequence[Any] | None:
         """The first row of `query` ($1, $2… placeholders), or None; ReadUnavailable
         when the pool cannot answer within DB_CONNECT_TIMEOUT or the statement fails."""
-        if self._pool is None:
+        if self._connect_options is None:
             raise ReadUnavailable("the read pool is not open")
         if self._turns.locked():  # every connection busy: wait in line, not for ever
             self.waiting += 1
@@ -344,24 +350,68 @@ class ReadPool:
         else:
             await self._turns.acquire()  # returns at once
         try:
-            # A turn guarantees a free connection (as many turns as connections), so no
-            # timeout here: asyncpg wraps a timed acquire in a task of its own. Making a
-            # new connection is bounded by the pool's connect timeout.
-            async with self._pool.acquire() as conn:
+            conn = await self._take()
+            try:
                 row: Sequence[Any] | None = await conn.fetchrow(query, *args)
-                return row
+            except asyncpg.PostgresError:  # the server refused the statement: conn is fine
+                self._give_back(conn)
+                raise
+            except BaseException:  # lost, timed out or cancelled: in doubt, never reused
+                self._open -= 1
+                conn.terminate()
+                raise
+            self._give_back(conn)
+            return row
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise ReadUnavailable(str(exc) or type(exc).__name__) from exc
         finally:
             self._turns.release()
 
-    async def _init_connection(self, conn: Any) -> None:
+    async def _take(self) -> asyncpg.Connection:
+        """An idle connection (the most recently used), else a new one; connections idle
+        longer than IDLE_LIFETIME are closed on the way."""
+        now = time.monotonic()
+        while self._idle and now - self._idle[0][1] > self.IDLE_LIFETIME:
+            stale, _ = self._idle.popleft()
+            self._open -= 1
+            stale.terminate()
+        while self._idle:
+            conn, _ = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+            self._open -= 1  # the server closed it while idle
+        assert self._connect_options is not None
+        conn = await asyncpg.connect(self._conninfo, **self._connect_options)
+        self._open += 1
+        try:
+            await self._init_connection(conn)
+        except BaseException:
+            self._open -= 1
+            conn.terminate()
+            raise
+        return conn
+
+    def _give_back(self, conn: asyncpg.Connection) -> None:
+        if self._connect_options is None or conn.is_closed():  # closing, or lost
+            self._open -= 1
+            conn.terminate()
+        else:
+            self._idle.append((conn, time.monotonic()))
+
+    async def _init_connection(self, conn: asyncpg.Connection) -> None:
         """orjson for JSON columns; TCP keepalives, which asyncpg has no parameter for."""
         await _init_read_connection(conn)
-        transport = getattr(conn, "_transport", None)
-        sock = transport.get_extra_info("socket") if transport is not None else None
+        sock = private_apis.asyncpg_socket(conn)
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             _set_keepalive(sock, self._settings)
+
+
+async def _close_quietly(conn: asyncpg.Connection) -> None:
+    """Close `conn` politely, or drop it if the server does not answer in time."""
+    try:
+        await conn.close(timeout=1)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        conn.terminate()
 
 
 def _set_keepalive(sock: socket.socket, settings: Settings) -> None:
@@ -385,11 +435,6 @@ async def _init_read_connection(conn: Any) -> None:
             decoder=orjson.loads,
             schema="pg_catalog",
         )
-
-
-async def _keep_session(conn: Any) -> None:
-    """asyncpg's default release resets the session (one more round trip per use);
-    these connections change no session state, so there is nothing to reset."""
 
 
 def ping_after_idle(engine: Engine, seconds: float) -> None:

@@ -126,7 +126,9 @@ async def test_invalid_hubspot_config_names_the_bad_field(
     project = await _project(client, caller)
     config = {
         "meta": {"label": "x", "content_types": ["ANY"]},
-        "fields": [{"name": "a", "label": "A", "type": "colour"}],
+        "fields": [
+            {"name": "a", "label": "A", "type": "choice", "choices": [["x", "X"]], "default": "y"}
+        ],
     }
     response = await client.post(
         "/api/v1/templates",
@@ -134,7 +136,7 @@ async def test_invalid_hubspot_config_names_the_bad_field(
         headers=caller.headers,
     )
     assert response.status_code == 422
-    assert "fields[0].type: unknown field type 'colour'" in response.json()["detail"]
+    assert "fields > a: default 'y' is not one of the choices" in response.json()["detail"]
 
 
 async def test_missing_and_revoked_credentials_are_401(

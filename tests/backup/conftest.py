@@ -16,7 +16,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from templator.backup.crypto import BackupKey, generate_key_file
-from templator.backup.repository import FolderRepository
+from templator.backup.set_store import FolderRepository
 from templator.config import Settings
 from templator.connections import StoreUrls
 from templator.dev.localstack.seaweedfs import SeaweedFS

@@ -165,7 +165,7 @@ def test_restore_with_the_embedded_stack_stopped_starts_it_and_stops_it_again(
 
     from templator.backup import create as create_mod
     from templator.backup.crypto import generate_key_file
-    from templator.backup.repository import FolderRepository
+    from templator.backup.set_store import FolderRepository
     from templator.config import PROJECT_ROOT, Settings
     from templator.connections import StoreUrls
     from templator.dev.localstack import LocalStack, discover_running_stack

@@ -25,7 +25,7 @@ import pytest
 from templator.backup import create, restore
 from templator.backup.crypto import BackupKey
 from templator.backup.pgbackrest import Pitr, for_server
-from templator.backup.repository import FolderRepository
+from templator.backup.set_store import FolderRepository
 from templator.config import PROJECT_ROOT
 from templator.dev.localstack.postgres import LocalPostgres
 from templator.dev.localstack.redis import LocalRedis

@@ -10,7 +10,7 @@ from templator.backup import catalog, create, restore, retention
 from templator.backup.crypto import BackupKey, generate_key_file
 from templator.backup.errors import BackupCorrupt, BackupKeyError
 from templator.backup.manifest import Manifest
-from templator.backup.repository import FolderRepository
+from templator.backup.set_store import FolderRepository
 from tests.backup.conftest import Stores, add_object, add_user, emails
 
 

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from templator.backup import create, retention
 from templator.backup.crypto import BackupKey
 from templator.backup.metrics import BackupCollector
-from templator.backup.repository import FolderRepository
+from templator.backup.set_store import FolderRepository
 from tests.backup.conftest import Stores
 
 

@@ -15,7 +15,7 @@ import pytest
 from templator.backup import catalog, create, retention
 from templator.backup.crypto import BackupKey
 from templator.backup.errors import BackupConfigError, BackupInProgress
-from templator.backup.repository import FolderRepository
+from templator.backup.set_store import FolderRepository
 from templator.connections import StoreUrls
 from tests.backup.conftest import Stores, add_object, add_user
 

@@ -10,7 +10,7 @@ import pytest
 from templator.backup import create, restore
 from templator.backup.crypto import BackupKey
 from templator.backup.errors import BackupStoreUnreachable, RestoreIncomplete
-from templator.backup.repository import FolderRepository
+from templator.backup.set_store import FolderRepository
 from templator.connections import StoreUrls
 from templator.dev.localstack.redis import LocalRedis
 from templator.dev.localstack.seaweedfs import SeaweedFS

@@ -9,7 +9,7 @@ import pytest
 
 from templator.backup import catalog, create, restore
 from templator.backup.crypto import BackupKey
-from templator.backup.repository import FolderRepository
+from templator.backup.set_store import FolderRepository
 from tests.backup.conftest import Stores, add_object, add_user, emails
 
 

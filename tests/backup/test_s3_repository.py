@@ -9,7 +9,7 @@ import pytest
 from templator.backup import catalog, create, restore, retention
 from templator.backup.crypto import BackupKey
 from templator.backup.errors import BackupCorrupt
-from templator.backup.repository import S3Repository, open_repository
+from templator.backup.set_store import S3Repository, open_repository
 from tests.backup.conftest import Stores, add_object, add_user, emails
 
 

@@ -180,7 +180,7 @@ def test_an_invalid_config_names_the_file_and_json_path(tmp_path: Path) -> None:
     folder = module_dir(tmp_path, fields__json=fields)
     with pytest.raises(InvalidHubSpotConfig) as caught:
         read_module(folder)
-    assert caught.value.message.startswith("hero.module/fields.json: fields[0].name:")
+    assert caught.value.message.startswith("hero.module/fields.json: fields > bad name > name:")
     assert caught.value.code == "invalid_hubspot_config"
 
 
@@ -188,8 +188,8 @@ def test_unknown_keys_are_kept_and_warned_with_a_suggestion(tmp_path: Path) -> N
     fields = b'[{"name": "title", "lable": "A", "label": "A", "type": "text", "x_new": 1}]'
     module = read_module(module_dir(tmp_path, fields__json=fields))
     assert [str(w) for w in module.warnings] == [
-        "fields[0].lable: unknown key, kept as written; did you mean 'label'?",
-        "fields[0].x_new: unknown key, kept as written",
+        "fields > title > lable: unknown key, kept as written; did you mean 'label'?",
+        "fields > title > x_new: unknown key, kept as written",
     ]
     assert module.config["fields"][0]["lable"] == "A"
 
@@ -229,3 +229,21 @@ def test_json_nested_too_deeply_is_refused(tmp_path: Path) -> None:
         group = {"name": "g", "label": "g", "type": "group", "children": [group]}
     with pytest.raises(InvalidHubSpotConfig, match="groups nested more than 32 deep"):
         read_module(module_dir(tmp_path / "2", fields__json=json.dumps([group]).encode()))
+
+
+def test_a_0_byte_module_html_imports_and_stays_empty(tmp_path: Path) -> None:
+    module = read_module(module_dir(tmp_path, module__html=b""))
+    assert module.html == ""
+
+
+def test_a_meta_json_without_label_or_with_null_imports_named_by_its_folder(
+    tmp_path: Path,
+) -> None:
+    no_label = read_module(
+        module_dir(tmp_path / "a", meta__json=b'{"host_template_types": ["ANY"]}')
+    )
+    assert no_label.name == "hero"
+    null = read_module(
+        module_dir(tmp_path / "b", meta__json=b'{"label": null, "content_types": ["SITE_PAGE"]}')
+    )
+    assert null.name == "hero" and null.config["meta"]["label"] is None

@@ -12,7 +12,7 @@ from templator.cli.module import app
 from templator.hubspot.check import check_module, check_path
 from templator.hubspot.package import ModuleContent
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).parent / "corpus" / "reference"
 runner = CliRunner()
 META = {"label": "Card", "content_types": ["SITE_PAGE"]}
 
@@ -170,7 +170,8 @@ def test_the_command_exits_1_with_a_list_and_json_for_machines(tmp_path: Path) -
     )
     result = runner.invoke(app, ["check", str(folder)])
     assert result.exit_code == 1
-    assert "module.html:1: module.titel: there is no field 'titel'" in result.output
+    assert "error (would render wrong): module.html:1: module.titel:" in result.output
+    assert "there is no field 'titel'" in result.output
     result = runner.invoke(app, ["check", str(folder), "--json"])
     assert result.exit_code == 1
     body = json.loads(result.output)
@@ -191,3 +192,70 @@ def test_method_calls_on_a_group_are_not_fields(tmp_path: Path) -> None:
         "{{ card.title }}{% endfor %}"
     )
     assert codes(write(tmp_path, html, CARDS)) == []
+
+
+def test_one_unknown_field_read_twelve_times_is_one_finding_with_twelve_lines(
+    tmp_path: Path,
+) -> None:
+    html = "\n".join("{{ module.titel }}" for _ in range(12)) + "{{ module.title }}"
+    folder = write(tmp_path, html, [{"name": "title", "label": "T", "type": "text"}])
+    (report,) = check_path(folder)
+    (finding,) = report.findings
+    assert (finding.code, finding.lines, finding.impact) == (
+        "unknown_field",
+        tuple(range(1, 13)),
+        "render",
+    )
+    assert report.score == 0.8
+    assert "module.html:1,2,3" in str(finding)
+
+
+def test_every_problem_of_a_refused_config_is_a_finding_named_by_field_names(
+    tmp_path: Path,
+) -> None:
+    choices = {"type": "choice", "choices": [["a", "A"]]}
+    fields = [
+        {
+            "name": "hero",
+            "label": "H",
+            "type": "group",
+            "children": [
+                {"name": "style", "label": "S", **choices, "default": "b"},
+                {"name": "size", "label": "Z", **choices, "default": "c"},
+            ],
+        },
+    ]
+    (report,) = check_path(write(tmp_path, "{{ module.hero }}", fields))
+    assert [(f.code, f.path, f.impact) for f in report.findings] == [
+        ("invalid_hubspot_config", "fields > hero > style", "upload"),
+        ("invalid_hubspot_config", "fields > hero > size", "upload"),
+    ]
+
+
+def test_severity_follows_what_hubspot_would_do(tmp_path: Path) -> None:
+    fields = [
+        {"name": "title", "label": "T", "type": "text"},
+        {"name": "photo", "label": "P", "type": "image"},
+        {"name": "embed", "label": "E", "type": "html"},
+    ]
+    html = "{% if module.titel %}{{ module.embed }}"
+    (report,) = check_path(write(tmp_path, html, fields))
+    assert sorted((f.impact, f.severity, f.code) for f in report.findings) == [
+        ("render", "error", "unknown_field"),
+        ("style", "warning", "image_alt_missing"),
+        ("style", "warning", "unknown_type"),
+        ("style", "warning", "unused_field"),
+        ("style", "warning", "unused_field"),
+        ("upload", "error", "unbalanced_tag"),
+    ]
+
+
+def test_a_bound_graphql_query_reads_fields_and_provides_data_query(tmp_path: Path) -> None:
+    meta = {"label": "Events", "content_types": ["SITE_PAGE"], "data_query_path": "q/events"}
+    fields = [{"name": "limit", "label": "L", "type": "number"}]
+    html = "{% for e in module.data_query.data.items %}{{ e.name }}{% endfor %}"
+    graphql = "# $limit: {{ module.limit }}\nquery events($limit: Int) { items { name } }\n"
+    folder = write(tmp_path, html, fields, meta, events__graphql=graphql)
+    assert codes(folder) == []
+    (folder / "events.graphql").write_text("# $limit: {{ module.limt }}\nquery q { x }\n")
+    assert codes(folder) == [("error", "unknown_field", 1), ("warning", "unused_field", 3)]

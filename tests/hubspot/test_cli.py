@@ -118,3 +118,51 @@ def test_check_of_a_stored_template_reads_it_from_the_database(
     }
     result = runner.invoke(app, ["check", "t" + "0" * 24])
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def _two_broken(tmp_path: Path) -> Path:
+    theme = tmp_path / "modules"
+    shutil.copytree(CORPUS, theme)
+    (theme / "social-follow.module" / "fields.json").write_text('[\n  {"name": "x",,}\n]')
+    (theme / "faq.module" / "meta.json").write_text('{"label": "FAQ", "content_types": ["X"]}')
+    return theme
+
+
+def test_every_refused_module_is_named_with_why_and_nothing_is_stored(
+    cli_env: str, committed: Committed, tmp_path: Path
+) -> None:
+    theme = _two_broken(tmp_path)
+    result = runner.invoke(app, ["import", str(theme), "--project", committed.project_id])
+    assert result.exit_code == 1
+    assert "social-follow.module/fields.json: line 2" in result.output
+    assert "faq.module/meta.json: meta > content_types: content type 'X'" in result.output
+    assert "2 of 5 module(s) refused; nothing was imported" in result.output
+    assert templates_of(cli_env, committed.project_id) == 0
+
+
+def test_skip_invalid_imports_the_modules_that_pass_and_lists_the_others(
+    cli_env: str, committed: Committed, tmp_path: Path
+) -> None:
+    theme = _two_broken(tmp_path)
+    args = ["import", str(theme), "--project", committed.project_id, "--skip-invalid", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert sorted(r["module"] for r in body["refused"]) == ["faq.module", "social-follow.module"]
+    assert len(body["imported"]) == 3
+    assert templates_of(cli_env, committed.project_id) == 3
+
+
+def test_the_wild_corpus_goes_through_the_database_byte_for_byte_nested_folders_kept(
+    cli_env: str, committed: Committed, tmp_path: Path
+) -> None:
+    wild = CORPUS.parent / "wild"
+    result = runner.invoke(app, ["import", str(wild), "--project", committed.project_id])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["export", "--project", committed.project_id, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    folders = sorted(p for p in wild.rglob("*.module") if p.is_dir())
+    assert len(folders) == 9
+    for folder in folders:
+        assert source_files(out / folder.relative_to(wild)) == source_files(folder)

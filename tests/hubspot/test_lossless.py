@@ -35,7 +35,7 @@ from templator.template.schemas import TemplateCreate, TemplateUpdate
 from templator.template.service import TemplateService, module_of
 from tests.support.factories import actor_of, make_project, make_user
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).parent / "corpus" / "reference"
 MODULES = sorted(p for p in CORPUS.iterdir() if p.is_dir())
 
 

@@ -157,36 +157,25 @@ def test_a_complete_config_validates_and_exports_five_files() -> None:
     ("mutate", "path", "message"),
     [
         (
-            lambda c: c["fields"][5].__setitem__("type", "colour"),
-            "fields[5].type",
-            "unknown field type 'colour'; did you mean 'color'?",
-        ),
-        (
-            lambda c: c["fields"][12]["children"][2]["children"][0].__setitem__("type", "nope"),
-            "fields[12].children[2].children[0].type",
-            "unknown field type 'nope'",
-        ),
-        (
             lambda c: c["fields"][12]["occurrence"].update(min=5, max=2),
-            "fields[12].occurrence",
+            "fields > plans > occurrence",
             "min (5) is greater than max (2)",
         ),
         (
             lambda c: c["fields"][7].__setitem__("default", "table"),
-            "fields[7]",
+            "fields > layout",
             "default 'table' is not one of the choices",
         ),
         (
             lambda c: c["meta"].__setitem__("content_types", ["SITE_PAGES"]),
-            "meta.content_types",
+            "meta > content_types",
             "content type 'SITE_PAGES' does not exist; did you mean 'SITE_PAGE'?",
         ),
         (
             lambda c: c["fields"][11].__setitem__("type", "hubdbrow"),
-            "fields[11].table_name_or_id",
+            "fields > launch > table_name_or_id",
             "Field required",
         ),
-        (lambda c: c["meta"].pop("label"), "meta.label", "Field required"),
         (
             lambda c: c["fields"].append({"name": "title", "label": "Again", "type": "text"}),
             "fields",
@@ -194,12 +183,12 @@ def test_a_complete_config_validates_and_exports_five_files() -> None:
         ),
         (
             lambda c: c["fields"][0].__setitem__("name", "bad name"),
-            "fields[0].name",
+            "fields > bad name > name",
             "must be 1-100 letters, digits or _",
         ),
         (
             lambda c: c["fields"][8]["default"].__setitem__("color", "red"),
-            "fields[8]",
+            "fields > accent",
             "hex color",
         ),
         (lambda c: c["meta"].pop("content_types"), "meta", "set content_types"),
@@ -214,6 +203,56 @@ def test_invalid_configs_are_refused_with_the_path_of_the_bad_field(
         validate_hubspot_config(config)
     assert caught.value.field == path
     assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "message"),
+    [
+        (
+            lambda c: c["fields"][5].__setitem__("type", "colour"),
+            "fields > dark > type",
+            "field type 'colour' is not one this checker knows; kept as written, its "
+            "properties not checked; did you mean 'color'?",
+        ),
+        (
+            lambda c: c["fields"][12]["children"][2]["children"][0].__setitem__("type", "html"),
+            "fields > plans > extras > note > type",
+            "field type 'html' is not one this checker knows; kept as written, its "
+            "properties not checked",
+        ),
+    ],
+)
+def test_an_unknown_field_type_is_kept_and_warned_of(mutate: Any, path: str, message: str) -> None:
+    config = copy.deepcopy(full_config())
+    mutate(config)
+    assert [(w.path, w.message) for w in validate_hubspot_config(config)] == [(path, message)]
+
+
+def test_every_problem_of_a_config_is_reported_by_field_names() -> None:
+    config = copy.deepcopy(full_config())
+    config["fields"][7]["default"] = "table"
+    config["fields"][12]["children"][2]["children"].append(
+        {"name": "size", "label": "S", "type": "choice", "choices": [["s", "S"]], "default": "xl"}
+    )
+    with pytest.raises(InvalidHubSpotConfig) as caught:
+        validate_hubspot_config(config)
+    assert caught.value.problems == (
+        ("fields > layout", "default 'table' is not one of the choices"),
+        ("fields > plans > extras > size", "default 'xl' is not one of the choices"),
+    )
+
+
+def test_what_hubspot_stores_is_accepted() -> None:
+    config = copy.deepcopy(full_config())
+    config["meta"].pop("label")
+    config["meta"]["host_template_types"] = ["ANY"]
+    config["fields"][7]["default"] = ""
+    for key, value in (("portal_id", 1), ("embed_versions", [1]), ("sortable", True)):
+        config["fields"][0][key] = value
+    config["meta"]["cloned_from_module_id"] = 5
+    assert validate_hubspot_config(config) == []
+    config["meta"]["label"] = None
+    assert validate_hubspot_config(config) == []
 
 
 def test_the_same_template_gives_byte_identical_zips_whatever_the_key_order() -> None:
@@ -310,3 +349,26 @@ def test_not_a_zip_is_refused() -> None:
 )
 def test_slugs_are_safe(name: str, slug: str) -> None:
     assert slugify(name) == slug
+
+
+@pytest.mark.parametrize(
+    ("folder", "kept"),
+    [
+        ("design-manager/buttons/button.module", True),
+        ("button.module", True),
+        ("../button.module", False),
+        ("/abs/button.module", False),
+        ("a/.hidden/button.module", False),
+        ("outer.module/inner.module", False),
+        ("buttons/button", False),
+    ],
+)
+def test_a_kept_folder_is_a_relative_path_ending_in_a_module_folder(
+    folder: str, kept: bool
+) -> None:
+    config = {**full_config(), "source": {"folder": folder}}
+    if kept:
+        assert validate_hubspot_config(config) == []
+    else:
+        with pytest.raises(InvalidHubSpotConfig, match=r"source\.folder"):
+            validate_hubspot_config(config)

@@ -29,7 +29,7 @@ from templator.api.deps import (
     origin,
     token_checker,
 )
-from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.api.sse import (
     KEEP_ALIVE,

@@ -19,14 +19,15 @@ import orjson
 from templator.backup.crypto import CHUNK, BackupKey, open_chunks
 from templator.backup.errors import BackupCorrupt, BackupKeyError, BackupNotFound
 from templator.backup.manifest import MANIFEST_NAME, FileEntry, Manifest
-from templator.backup.repository import FolderRepository, S3Repository, blob_path
+from templator.backup.set_store import FolderRepository, S3Repository, blob_path
 
 Repo = FolderRepository | S3Repository
 Progress = Callable[[str, int, int | None], None]
 DRILL_NAME = "drill.json"
 
 
-def _noop(stage: str, advance: int, total: int | None) -> None:
+def no_progress(stage: str, advance: int, total: int | None) -> None:
+    """A Progress that reports nothing."""
     return None
 
 
@@ -111,7 +112,7 @@ def _check(repo: Repo, set_name: str, rel: str, entry: FileEntry, label: str) ->
 
 
 def verify(
-    repo: Repo, name: str, key: BackupKey | None = None, *, progress: Progress = _noop
+    repo: Repo, name: str, key: BackupKey | None = None, *, progress: Progress = no_progress
 ) -> Manifest:
     """Check the manifest, then every file and object blob of the set against it."""
     manifest = resolve(repo, name, key)

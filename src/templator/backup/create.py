@@ -33,7 +33,7 @@ from templator.backup.errors import BackupConfigError, BackupKeyError, BackupSto
 from templator.backup.lock import repository_lock
 from templator.backup.manifest import MANIFEST_NAME, FileEntry, Manifest
 from templator.backup.objects import HashingFile
-from templator.backup.repository import PREFIX, S3Repository, private_dirs, s3_client_for
+from templator.backup.set_store import PREFIX, S3Repository, private_dirs, s3_client_for
 from templator.config import Settings
 from templator.connections import StoreUrls
 from templator.store_urls import with_store_keys
@@ -41,10 +41,6 @@ from templator.store_urls import with_store_keys
 INDEX_NAME = "objects.index"
 REDIS_NAME = "redis.bin"
 PG_FOLDER = "postgres"
-
-
-def _noop(stage: str, advance: int, total: int | None) -> None:
-    return None
 
 
 def load_key(settings: Settings) -> BackupKey | None:
@@ -161,7 +157,7 @@ def create_backup(
     jobs: int | None = None,
     wait: float = 0.0,
     pitr: Any = None,
-    progress: Progress = _noop,
+    progress: Progress = catalog.no_progress,
 ) -> Manifest:
     """Back up every store into a new sealed set; returns its manifest."""
     jobs = jobs or settings.backup_jobs

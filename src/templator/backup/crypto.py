@@ -144,15 +144,6 @@ class SealedWriter:
             self._buffer.clear()
 
 
-def encrypt_stream(key: BackupKey, source: BinaryIO, dest: BinaryIO) -> int:
-    """Encrypt `source` into `dest`; returns the plaintext size."""
-    writer = SealedWriter(key, dest)
-    while block := source.read(CHUNK):
-        writer.write(block)
-    writer.close()
-    return writer.size
-
-
 def read_header(head: bytes, *, what: str) -> tuple[str, bytes]:
     """The key id and nonce prefix of an encrypted file's header."""
     if len(head) < HEADER_SIZE or not head.startswith(MAGIC):
@@ -197,12 +188,3 @@ def open_chunks(key: BackupKey | None, source: BinaryIO, *, what: str) -> Iterat
             yield block
         return
     yield from decrypt_chunks(key, source, what=what)
-
-
-def decrypt_to(key: BackupKey, source: BinaryIO, dest: BinaryIO, *, what: str) -> int:
-    """Decrypt `source` into `dest`; returns the plaintext size."""
-    total = 0
-    for chunk in decrypt_chunks(key, source, what=what):
-        dest.write(chunk)
-        total += len(chunk)
-    return total

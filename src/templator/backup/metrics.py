@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from templator.backup import retention
 from templator.backup.create import load_key
-from templator.backup.repository import open_repository
+from templator.backup.set_store import open_repository
 from templator.config import Settings
 from templator.exceptions import TemplatorError
 from templator.store_urls import StoreUrls

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from templator.backup.crypto import CHUNK, BackupKey, SealedWriter, open_chunks
 from templator.backup.errors import BackupCorrupt, BackupStoreUnreachable
 from templator.backup.manifest import FileEntry
-from templator.backup.repository import FolderRepository, S3Repository, blob_path
+from templator.backup.set_store import FolderRepository, S3Repository, blob_path
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

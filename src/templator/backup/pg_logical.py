@@ -180,14 +180,6 @@ def _admin(url: str) -> psycopg.Connection[Any]:
     return connect(url, database="postgres", autocommit=True)
 
 
-def database_exists(url: str, name: str) -> bool:
-    """Whether database `name` exists on the server of `url`."""
-    with _admin(url) as conn:
-        return bool(
-            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        )
-
-
 def drop_database(url: str, name: str) -> None:
     """Drop `name`, closing its sessions."""
     with _admin(url) as conn:

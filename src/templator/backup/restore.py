@@ -13,7 +13,7 @@ import hashlib
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,15 +31,12 @@ from templator.backup.crypto import BackupKey
 from templator.backup.errors import BackupConfigError, BackupStoreUnreachable, RestoreIncomplete
 from templator.backup.lock import repository_lock
 from templator.backup.manifest import Manifest
+from templator.backup.pgbackrest import Pitr
 from templator.config import Settings
 from templator.connections import StoreUrls
 from templator.exceptions import TemplatorError
 
 STORES = ("postgres", "redis", "objects")
-
-
-def _noop(stage: str, advance: int, total: int | None) -> None:
-    return None
 
 
 @dataclass
@@ -80,7 +77,11 @@ def _unseal_dump(
 
 
 def _preflight(
-    settings: Settings, urls: StoreUrls, manifest: Manifest, stores: list[str], pitr: Any
+    settings: Settings,
+    urls: StoreUrls,
+    manifest: Manifest,
+    stores: list[str],
+    pitr: Pitr | None,
 ) -> None:
     """Every store the restore will touch must answer before any is touched.
 
@@ -131,10 +132,10 @@ def restore_backup(
     only: set[str] | None = None,
     target_database: str | None = None,
     to_time: datetime | None = None,
-    pitr: Any = None,
+    pitr: Pitr | None = None,
     jobs: int | None = None,
     wait: float = 0.0,
-    progress: Progress = _noop,
+    progress: Progress = catalog.no_progress,
 ) -> RestoreReport:
     """Make each chosen store equal to set `name` (a mirror)."""
     jobs = jobs or settings.backup_jobs
@@ -146,25 +147,23 @@ def restore_backup(
         report = RestoreReport(manifest.name, database)
         report.skipped = [s for s in STORES if s not in stores]
         _preflight(settings, urls, manifest, stores, pitr)
-        work = settings.var_dir / "backup-work"
+        job = RestoreJob(
+            settings=settings,
+            urls=urls,
+            repo=repo,
+            manifest=manifest,
+            key=key,
+            work=settings.var_dir / "backup-work",
+            database=database,
+            to_time=to_time,
+            to_end=name == "latest",
+            pitr=pitr,
+            jobs=jobs,
+            progress=progress,
+        )
         for store in stores:
             try:
-                _restore_one(
-                    settings,
-                    urls,
-                    repo,
-                    manifest,
-                    store,
-                    report,
-                    key=key,
-                    work=work,
-                    database=database,
-                    to_time=to_time,
-                    to_end=name == "latest",
-                    pitr=pitr,
-                    jobs=jobs,
-                    progress=progress,
-                )
+                RESTORERS[store](job, report)
             except (TemplatorError, RedisError, BotoCoreError, ClientError, OSError) as exc:
                 if not report.restored:
                     raise
@@ -191,90 +190,110 @@ def _missing_rows(settings: Settings, urls: StoreUrls, database: str) -> int:
     return pg_logical.missing_object_rows(urls.database_url, present, database=database)
 
 
-def _restore_one(
-    settings: Settings,
-    urls: StoreUrls,
-    repo: Repo,
-    manifest: Manifest,
-    store: str,
-    report: RestoreReport,
-    *,
-    key: BackupKey | None,
-    work: Path,
-    database: str,
-    to_time: datetime | None,
-    to_end: bool,
-    pitr: Any,
-    jobs: int,
-    progress: Progress,
-) -> None:
-    if store == "postgres":
-        progress("postgres", 0, manifest.database.get("bytes") or None)
-        if manifest.database.get("method") == "pgbackrest":
-            if pitr is None:
-                raise BackupStoreUnreachable(
-                    f"{manifest.name} is a pgBackRest base backup: restore it on the "
-                    "embedded stack that made it (its pgbackrest.conf is under VAR_DIR)"
-                )
-            pitr.restore(manifest, to_time=to_time, to_end=to_end, progress=progress)
-        else:
-            with _plain_folder(work, "restore-pg") as plain:
-                _unseal_dump(repo, manifest, key, plain, work)
-                fresh = f"{database[:40]}__restore_{secrets.token_hex(4)}"
-                pg_logical.restore_into_fresh(
-                    urls.database_url,
-                    plain,
-                    fresh,
-                    jobs=jobs,
-                    server_major=int(str(manifest.versions.get("postgres", "15")).split(".")[0]),
-                )
-                pg_logical.swap_in(urls.database_url, fresh, database)
-        progress("postgres", 0, -1)
-    elif store == "redis":
-        conn = redis_dump.client(urls.redis_url)
-        try:
-            progress("redis", 0, int(manifest.redis.get("keys", 0)))
-            report.redis_keys = redis_dump.restore(
-                conn,
-                catalog.file_chunks(repo, manifest, REDIS_NAME, key, work=work),
-                pattern=str(manifest.redis.get("pattern") or f"{settings.cache_namespace}:*"),
-                what=f"{manifest.name}: {REDIS_NAME}",
-                advance=lambda n: progress("redis", n, None),
+@dataclass(frozen=True)
+class RestoreJob:
+    """Everything the restore of one store needs: the set, where it goes, how."""
+
+    settings: Settings
+    urls: StoreUrls
+    repo: Repo
+    manifest: Manifest
+    key: BackupKey | None
+    work: Path
+    database: str
+    to_time: datetime | None
+    to_end: bool
+    pitr: Pitr | None
+    jobs: int
+    progress: Progress
+
+
+def _restore_postgres(job: RestoreJob, report: RestoreReport) -> None:
+    """pgBackRest to a time, or the logical dump into a fresh database swapped in."""
+    manifest, progress = job.manifest, job.progress
+    progress("postgres", 0, manifest.database.get("bytes") or None)
+    if manifest.database.get("method") == "pgbackrest":
+        if job.pitr is None:
+            raise BackupStoreUnreachable(
+                f"{manifest.name} is a pgBackRest base backup: restore it on the "
+                "embedded stack that made it (its pgbackrest.conf is under VAR_DIR)"
             )
-        finally:
-            conn.close()
-        progress("redis", 0, -1)
+        job.pitr.restore(manifest, to_time=job.to_time, to_end=job.to_end, progress=progress)
     else:
-        index = catalog.read_json_lines(repo, manifest, INDEX_NAME, key, work=work)
-        keep: set[str] = set()
-        if manifest.database.get("method") == "pgbackrest":
-            # A point-in-time restore keeps what the restored rows refer to (rows written
-            # after the base backup refer to objects the set does not hold).
-            with pg_logical.connect(urls.database_url, database=database) as pg:
-                if pg.execute("SELECT to_regclass('stored_objects')").fetchone()[0]:  # type: ignore[index]
-                    keep = {row[0] for row in pg.execute("SELECT key FROM stored_objects")}
-        s3 = source_s3(settings, urls)
-        bucket = str(manifest.objects.get("bucket") or settings.s3_bucket)
-        found_elsewhere: list[dict[str, Any]] = []
-        if keep:
-            missing = keep - {e["key"] for e in index} - set(objects.list_bucket(s3, bucket))
-            found_elsewhere = _from_other_sets(repo, manifest, missing, key, work)
-            index = index + found_elsewhere
-        progress("objects", 0, sum(int(e["size"]) for e in index))
-        work.mkdir(parents=True, exist_ok=True, mode=0o700)
-        report.objects = objects.restore_bucket(
-            s3,
-            bucket,
-            repo,
-            index,
-            key=key if manifest.encrypted else None,
-            keep=keep,
-            work=work,
-            jobs=jobs,
-            advance=lambda n: progress("objects", n, None),
+        with _plain_folder(job.work, "restore-pg") as plain:
+            _unseal_dump(job.repo, manifest, job.key, plain, job.work)
+            fresh = f"{job.database[:40]}__restore_{secrets.token_hex(4)}"
+            pg_logical.restore_into_fresh(
+                job.urls.database_url,
+                plain,
+                fresh,
+                jobs=job.jobs,
+                server_major=int(str(manifest.versions.get("postgres", "15")).split(".")[0]),
+            )
+            pg_logical.swap_in(job.urls.database_url, fresh, job.database)
+    progress("postgres", 0, -1)
+
+
+def _restore_redis(job: RestoreJob, report: RestoreReport) -> None:
+    """The namespace mirrored from the set's dump."""
+    manifest, progress = job.manifest, job.progress
+    conn = redis_dump.client(job.urls.redis_url)
+    try:
+        progress("redis", 0, int(manifest.redis.get("keys", 0)))
+        report.redis_keys = redis_dump.restore(
+            conn,
+            catalog.file_chunks(job.repo, manifest, REDIS_NAME, job.key, work=job.work),
+            pattern=str(manifest.redis.get("pattern") or f"{job.settings.cache_namespace}:*"),
+            what=f"{manifest.name}: {REDIS_NAME}",
+            advance=lambda n: progress("redis", n, None),
         )
-        report.objects["from_other_sets"] = len(found_elsewhere)
-        progress("objects", 0, -1)
+    finally:
+        conn.close()
+    progress("redis", 0, -1)
+
+
+def _restore_objects(job: RestoreJob, report: RestoreReport) -> None:
+    """The bucket mirrored from the set's index (and, after a point-in-time restore, what
+    the restored rows need from later sets)."""
+    manifest, settings, work = job.manifest, job.settings, job.work
+    index = catalog.read_json_lines(job.repo, manifest, INDEX_NAME, job.key, work=work)
+    keep: set[str] = set()
+    if manifest.database.get("method") == "pgbackrest":
+        # A point-in-time restore keeps what the restored rows refer to (rows written
+        # after the base backup refer to objects the set does not hold).
+        with pg_logical.connect(job.urls.database_url, database=job.database) as pg:
+            if pg.execute("SELECT to_regclass('stored_objects')").fetchone()[0]:  # type: ignore[index]
+                keep = {row[0] for row in pg.execute("SELECT key FROM stored_objects")}
+    s3 = source_s3(settings, job.urls)
+    bucket = str(manifest.objects.get("bucket") or settings.s3_bucket)
+    found_elsewhere: list[dict[str, Any]] = []
+    if keep:
+        missing = keep - {e["key"] for e in index} - set(objects.list_bucket(s3, bucket))
+        found_elsewhere = _from_other_sets(job.repo, manifest, missing, job.key, work)
+        index = index + found_elsewhere
+    job.progress("objects", 0, sum(int(e["size"]) for e in index))
+    work.mkdir(parents=True, exist_ok=True, mode=0o700)
+    report.objects = objects.restore_bucket(
+        s3,
+        bucket,
+        job.repo,
+        index,
+        key=job.key if manifest.encrypted else None,
+        keep=keep,
+        work=work,
+        jobs=job.jobs,
+        advance=lambda n: job.progress("objects", n, None),
+    )
+    report.objects["from_other_sets"] = len(found_elsewhere)
+    job.progress("objects", 0, -1)
+
+
+RESTORERS: dict[str, Callable[[RestoreJob, RestoreReport], None]] = {
+    "postgres": _restore_postgres,
+    "redis": _restore_redis,
+    "objects": _restore_objects,
+}
+"""How each store of `STORES` is restored."""
 
 
 def _from_other_sets(
@@ -311,8 +330,8 @@ def drill(
     key: BackupKey | None,
     jobs: int | None = None,
     wait: float = 0.0,
-    pitr: Any = None,
-    progress: Progress = _noop,
+    pitr: Pitr | None = None,
+    progress: Progress = catalog.no_progress,
 ) -> dict[str, Any]:
     """Restore the set into scratch copies, compare with its manifest, record the result.
 

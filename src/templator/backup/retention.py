@@ -20,7 +20,7 @@ from templator.backup.catalog import Repo, SetInfo
 from templator.backup.crypto import BackupKey
 from templator.backup.lock import repository_lock
 from templator.backup.manifest import Manifest
-from templator.backup.repository import blob_path
+from templator.backup.set_store import blob_path
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,16 +26,15 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.engine import make_url
 
 from templator.backup import catalog, retention
 from templator.backup.catalog import Repo
 from templator.backup.create import create_backup, load_key
 from templator.backup.crypto import BackupKey, generate_key_file
-from templator.backup.errors import BackupConfigError
 from templator.backup.pgbackrest import Pitr, for_server
-from templator.backup.repository import open_repository
-from templator.backup.restore import STORES, drill, restore_backup
+from templator.backup.restore import RestoreReport, drill
+from templator.backup.restore_flow import RestoreRequest, run_restore
+from templator.backup.set_store import open_repository
 from templator.cli.context import confirm_destructive, console, err_console, fail, settings
 from templator.cli.stack import find_local_stack
 from templator.config import Settings
@@ -73,7 +72,7 @@ class _Amount(ProgressColumn):
 def _progress(quiet: bool) -> Iterator[catalog.Progress]:
     """A Rich bar per stage; `total=-1` from a stage means: done, complete the bar."""
     if quiet:
-        yield catalog._noop
+        yield catalog.no_progress
         return
     bar = Progress(
         TextColumn("{task.description:<9}"),
@@ -341,16 +340,28 @@ def _stack_urls(conf: Settings, stack: Any) -> StoreUrls:
     )
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BackupConfigError(f"--to-time {text!r} is not an ISO-8601 time") from None
-    if moment.tzinfo is None:
-        raise BackupConfigError(f"--to-time {text!r} needs a time zone (e.g. +00:00 or Z)")
-    return moment
+class _LocalStack:
+    """`dev.localstack` as backup/restore_flow.py's EmbeddedStack."""
+
+    def __init__(self, conf: Settings) -> None:
+        self.conf = conf
+
+    def configured(self) -> bool:
+        return self.conf.database_url is None or self.conf.redis_url is None
+
+    def running(self) -> bool:
+        from templator.dev.localstack import discover_running_stack
+
+        return discover_running_stack(self.conf.var_dir) is not None
+
+    @contextmanager
+    def started(self, *, pgbackrest: bool) -> Iterator[tuple[StoreUrls, Pitr | None]]:
+        from templator.dev.localstack import LocalStack
+
+        with LocalStack(self.conf) as stack:
+            urls = _stack_urls(self.conf, stack.urls)
+            pitr = for_server(self.conf, urls, server=stack.postgres) if pgbackrest else None
+            yield urls, pitr
 
 
 @app.command()
@@ -372,78 +383,23 @@ def restore(
 ) -> None:
     """Make PostgreSQL, Redis and the bucket equal to a set (what came after it is gone)."""
 
-    def body() -> Any:
+    def body() -> RestoreReport:
         conf, repo, key = _setup(repository)
-        stores = None
-        if only:
-            stores = {s.strip() for s in only.split(",") if s.strip()}
-            unknown = stores - set(STORES)
-            if unknown:
-                raise BackupConfigError(f"--only: unknown store(s) {', '.join(sorted(unknown))}")
-        moment = _parse_time(to_time)
-        manifest = catalog.resolve(repo, name, key)
-        from templator.dev.localstack import LocalStack, discover_running_stack
-
-        embedded = conf.database_url is None or conf.redis_url is None
-        running = embedded and discover_running_stack(conf.var_dir) is not None
-        if manifest.database.get("method") != "pgbackrest":
-            if moment is not None:
-                raise BackupConfigError(
-                    f"--to-time needs a pgBackRest set; {manifest.name} is a logical dump"
-                )
-            if not embedded or running:
-                return _restore(conf, repo, key, manifest.name, _urls(conf), None, stores, moment)
-            # The embedded stack is stopped: start it for the restore, stop it after, so
-            # the next `templator up` serves the restored state.
-            with LocalStack(conf) as stack:
-                urls = _stack_urls(conf, stack.urls)
-                return _restore(conf, repo, key, manifest.name, urls, None, stores, moment)
-        # pgBackRest replaces the data folder: the embedded server must be ours to stop.
-        if running:
-            raise BackupConfigError(
-                f"{manifest.name} is a pgBackRest set: stop `templator up` first; the restore "
-                "starts the embedded stack, restores it and stops it again"
-            )
-        with LocalStack(conf) as stack:
-            urls = _stack_urls(conf, stack.urls)
-            pitr = for_server(conf, urls, server=stack.postgres)
-            if pitr is None:
-                raise BackupConfigError(
-                    f"{manifest.name} is a pgBackRest set but the embedded server under "
-                    f"{conf.var_dir} is not configured for pgBackRest"
-                )
-            return _restore(conf, repo, key, manifest.name, urls, pitr, stores, moment)
-
-    def _restore(
-        conf: Settings,
-        repo: Repo,
-        key: BackupKey | None,
-        set_name: str,
-        urls: StoreUrls,
-        pitr: Pitr | None,
-        stores: set[str] | None,
-        moment: datetime | None,
-    ) -> Any:
-        database = target_database or make_url(urls.database_url).database or ""
-        confirm_destructive(
-            target=database,
-            action=f"replace database {database!r}, the cache and the bucket with {set_name}",
-            yes=yes,
+        request = RestoreRequest.parse(
+            name, only=only, to_time=to_time, target_database=target_database, wait=wait
         )
-        with _progress(as_json) as report:
-            return restore_backup(
-                conf,
-                urls,
-                repo,
-                name if name == "latest" else set_name,
-                key=key,
-                only=stores,
-                target_database=target_database,
-                to_time=moment,
-                pitr=pitr,
-                wait=wait,
-                progress=report,
-            )
+        return run_restore(
+            conf,
+            repo,
+            key,
+            request,
+            urls=lambda: _urls(conf),
+            stack=_LocalStack(conf),
+            confirm=lambda target, action: confirm_destructive(
+                target=target, action=action, yes=yes
+            ),
+            progress=lambda: _progress(as_json),
+        )
 
     report = _guard(body)
     if as_json:

@@ -8,14 +8,19 @@ and the root command's last-resort handler (`cli/lazy.py`) call them, so a new c
 covered without code of its own. Anything `explain` does not know is a bug and keeps its
 traceback.
 
-Exception types are recognised by their module and name along the class hierarchy, so
-this module imports none of the libraries whose errors it explains (the CLI starts fast).
+Exception types are named by their public import path ("asyncpg.PostgresConnectionError")
+and checked with `isinstance` against the class found in `sys.modules`: a library that
+was never imported cannot have raised anything, so this module imports none of the
+libraries whose errors it explains (the CLI starts fast), and a class that a library
+moves or renames fails `tests/cli/test_errors.py` by name instead of silently matching
+nothing.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import PurePath
@@ -43,13 +48,64 @@ def set_verbose(verbose: bool) -> None:
     _state["verbose"] = verbose
 
 
-def _names(exc: BaseException) -> set[str]:
-    """`module.Name` of the exception's class and of every base class."""
-    names = set()
-    for cls in type(exc).__mro__:
-        names.add(f"{cls.__module__}.{cls.__qualname__}")
-        names.add(f"{cls.__module__.split('.')[0]}.{cls.__qualname__}")
-    return names
+def loaded_class(path: str) -> type[BaseException] | None:
+    """The exception class at the public import path `module.Name` if that module is
+    already imported, else None (nothing of it can have been raised)."""
+    module_name, _, name = path.rpartition(".")
+    module = sys.modules.get(module_name)
+    found = getattr(module, name, None) if module is not None else None
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
+def _is(exc: BaseException, *paths: str) -> bool:
+    """Whether `exc` is an instance of any of the classes at `paths` (see loaded_class)."""
+    for path in paths:
+        cls = loaded_class(path)
+        if cls is not None and isinstance(exc, cls):
+            return True
+    return False
+
+
+POSTGRES_UNAVAILABLE = (
+    "psycopg.OperationalError",
+    "psycopg.InterfaceError",
+    "sqlalchemy.exc.OperationalError",
+    "sqlalchemy.exc.InterfaceError",
+    # asyncpg by SQLSTATE class, as psycopg's OperationalError covers them: 08
+    # connection, 53 resources, 57 operator intervention (starting up, shutting down), 58
+    # system; and InterfaceError for a connection that is gone.
+    "asyncpg.PostgresConnectionError",
+    "asyncpg.InsufficientResourcesError",
+    "asyncpg.OperatorInterventionError",
+    "asyncpg.PostgresSystemError",
+    "asyncpg.InterfaceError",
+    "asyncpg.InvalidAuthorizationSpecificationError",
+    "asyncpg.InvalidCatalogNameError",
+)
+REDIS_UNAVAILABLE = ("redis.exceptions.ConnectionError", "redis.exceptions.TimeoutError")
+S3_UNAVAILABLE = (
+    "botocore.exceptions.EndpointConnectionError",
+    "botocore.exceptions.ConnectionError",
+    "botocore.exceptions.ConnectTimeoutError",
+    "botocore.exceptions.ReadTimeoutError",
+    "botocore.exceptions.ConnectionClosedError",
+)
+EXPLAINED_PATHS = (
+    *POSTGRES_UNAVAILABLE,
+    *REDIS_UNAVAILABLE,
+    *S3_UNAVAILABLE,
+    "psycopg.errors.UndefinedTable",
+    "asyncpg.UndefinedTableError",
+    "redis.exceptions.AuthenticationError",
+    "redis.exceptions.ResponseError",
+    "botocore.exceptions.ClientError",
+    "botocore.exceptions.NoCredentialsError",
+    "botocore.exceptions.BotoCoreError",
+    "pydantic_core.ValidationError",
+    "alembic.util.CommandError",
+    "zipfile.BadZipFile",
+)
+"""Every class this module recognises (tests import each and check it is found)."""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -57,49 +113,33 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _postgres(exc: BaseException, names: set[str]) -> str | None:
+def _postgres(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
     inner = orig if isinstance(orig, BaseException) else exc
-    inner_names = _names(inner) | names
-    if inner_names & {"psycopg.errors.UndefinedTable", "asyncpg.UndefinedTableError"}:
+    if _is(inner, "psycopg.errors.UndefinedTable", "asyncpg.UndefinedTableError"):
         return (
             f"the database has no such table ({_first_line(inner)}): "
             "run `templator db migrate` first"
         )
-    if inner_names & {
-        "psycopg.OperationalError",
-        "psycopg.InterfaceError",
-        "sqlalchemy.exc.OperationalError",
-        "sqlalchemy.exc.InterfaceError",
-        "asyncpg.exceptions._base.PostgresConnectionError",
-        "asyncpg.InvalidAuthorizationSpecificationError",
-        "asyncpg.InvalidPasswordError",
-        "asyncpg.InvalidCatalogNameError",
-    }:
+    if _is(inner, *POSTGRES_UNAVAILABLE) or _is(exc, *POSTGRES_UNAVAILABLE):
         return f"PostgreSQL is unavailable: {_first_line(inner)}. {POSTGRES_HINT}"
     return None
 
 
-def _redis(exc: BaseException, names: set[str]) -> str | None:
-    if "redis.exceptions.AuthenticationError" in names or (
-        "redis.exceptions.ResponseError" in names and "NOAUTH" in str(exc)
+def _redis(exc: BaseException) -> str | None:
+    if _is(exc, "redis.exceptions.AuthenticationError") or (
+        _is(exc, "redis.exceptions.ResponseError") and "NOAUTH" in str(exc)
     ):
         return f"Redis refused us: {_first_line(exc)}. Check the password in REDIS_URL."
-    if names & {"redis.exceptions.ConnectionError", "redis.exceptions.TimeoutError"}:
+    if _is(exc, *REDIS_UNAVAILABLE):
         return f"Redis is unavailable: {_first_line(exc)}. {REDIS_HINT}"
     return None
 
 
-def _s3(exc: BaseException, names: set[str]) -> str | None:
-    if names & {
-        "botocore.exceptions.EndpointConnectionError",
-        "botocore.exceptions.ConnectionError",
-        "botocore.exceptions.ConnectTimeoutError",
-        "botocore.exceptions.ReadTimeoutError",
-        "botocore.exceptions.ConnectionClosedError",
-    }:
+def _s3(exc: BaseException) -> str | None:
+    if _is(exc, *S3_UNAVAILABLE):
         return f"the object store is unavailable: {_first_line(exc)}. {S3_HINT}"
-    if "botocore.exceptions.ClientError" in names:
+    if _is(exc, "botocore.exceptions.ClientError"):
         error: dict[str, Any] = getattr(exc, "response", {}).get("Error", {})
         code = str(error.get("Code", ""))
         operation = getattr(exc, "operation_name", "")
@@ -115,13 +155,13 @@ def _s3(exc: BaseException, names: set[str]) -> str | None:
                 "check S3_ACCESS_KEY and S3_SECRET_KEY"
             )
         return f"the object store answered {code or 'an error'}: {_first_line(exc)}"
-    if names & {"botocore.exceptions.NoCredentialsError", "botocore.exceptions.BotoCoreError"}:
+    if _is(exc, "botocore.exceptions.NoCredentialsError", "botocore.exceptions.BotoCoreError"):
         return f"object store client error: {_first_line(exc)}. {S3_HINT}"
     return None
 
 
-def _validation(exc: BaseException, names: set[str]) -> str | None:
-    if "pydantic_core.ValidationError" not in names:
+def _validation(exc: BaseException) -> str | None:
+    if not _is(exc, "pydantic_core.ValidationError"):
         return None
     errors: list[dict[str, Any]] = exc.errors()  # type: ignore[attr-defined]
     if not errors:
@@ -134,7 +174,7 @@ def _validation(exc: BaseException, names: set[str]) -> str | None:
     return f"invalid {where}: {first.get('msg', 'not accepted')}{shown}{more}"
 
 
-def _processes(exc: BaseException, names: set[str]) -> str | None:
+def _processes(exc: BaseException) -> str | None:
     """An external tool (pg_dump, pgbackrest, redis-cli…) that failed or hung."""
     if isinstance(exc, subprocess.CalledProcessError | subprocess.TimeoutExpired):
         first = exc.cmd.split()[0] if isinstance(exc.cmd, str) else str(exc.cmd[0])
@@ -151,12 +191,12 @@ def _processes(exc: BaseException, names: set[str]) -> str | None:
     return None
 
 
-def _files(exc: BaseException, names: set[str]) -> str | None:
+def _files(exc: BaseException) -> str | None:
     if isinstance(exc, json.JSONDecodeError):  # orjson's error is a subclass
         return f"a JSON file is malformed: {_first_line(exc)}"
     if isinstance(exc, UnicodeDecodeError):
         return f"a file is not UTF-8 text: {_first_line(exc)}"
-    if "zipfile.BadZipFile" in names:
+    if _is(exc, "zipfile.BadZipFile"):
         return f"not a valid zip file: {_first_line(exc)}"
     if isinstance(exc, OSError):
         reason = exc.strerror or _first_line(exc)
@@ -167,13 +207,13 @@ def _files(exc: BaseException, names: set[str]) -> str | None:
     return None
 
 
-def _migrations(exc: BaseException, names: set[str]) -> str | None:
-    if "alembic.util.exc.CommandError" in names:
+def _migrations(exc: BaseException) -> str | None:
+    if _is(exc, "alembic.util.CommandError"):
         return f"migrations: {_first_line(exc)} (see `templator db current`)"
     return None
 
 
-_EXPLAINERS: tuple[Callable[[BaseException, set[str]], str | None], ...] = (
+_EXPLAINERS: tuple[Callable[[BaseException], str | None], ...] = (
     _postgres,
     _redis,
     _s3,
@@ -201,9 +241,8 @@ def explain(exc: BaseException) -> str | None:
             if link.field and link.field not in link.message:
                 return f"{link.field}: {link.message}"
             return link.message
-        names = _names(link)
         for explainer in _EXPLAINERS:
-            message = explainer(link, names)
+            message = explainer(link)
             if message is not None:
                 return message
     return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -19,9 +19,9 @@ from typer.main import get_command, get_group
 
 from templator.cli.errors import exit_for
 
-if TYPE_CHECKING:
-    from typer._click.core import Command  # typer's vendored click
-
+Command = TyperCommand | TyperGroup
+"""What Typer makes of an app (a group) or a function (a command): typer's public
+classes, rather than the vendored click they derive from (a private module)."""
 _COMPLETION_OPTIONS = ("install_completion", "show_completion")
 
 
@@ -43,7 +43,10 @@ class LazyCommand:
         else:
             single = typer.Typer()
             single.command(self.name)(obj)
-            command = get_command(single)
+            made = get_command(single)
+            if not isinstance(made, TyperCommand | TyperGroup):
+                raise TypeError(f"Typer made a {type(made).__name__} of {self.target}")
+            command = made
         command.name = self.name
         # Shell completion is the root's option; each sub-app would repeat it.
         command.params = [p for p in command.params if p.name not in _COMPLETION_OPTIONS]

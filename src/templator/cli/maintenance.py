@@ -13,59 +13,14 @@ import typer
 
 cache_app = typer.Typer(no_args_is_help=True)
 
-_PLAN = """
-SELECT relname, n_live_tup, n_dead_tup, n_mod_since_analyze,
-       greatest(last_vacuum, last_autovacuum) AS last_vacuum,
-       greatest(last_analyze, last_autoanalyze) AS last_analyze,
-       pg_table_size(relid) AS size_bytes
-FROM pg_stat_user_tables WHERE schemaname = 'public'
-"""
-
-
-def _reason(row: dict[str, Any]) -> str:
-    """Why VACUUM ANALYZE is worth running on a table, in the operator's words."""
-    reasons = []
-    live, dead = int(row["n_live_tup"]), int(row["n_dead_tup"])
-    if dead:
-        share = dead / (live + dead) if live + dead else 1.0
-        reasons.append(f"{dead:,} dead rows ({share:.0%}) to reclaim")
-    if row["last_analyze"] is None:
-        reasons.append("never analyzed: the planner guesses its row counts")
-    elif int(row["n_mod_since_analyze"]):
-        reasons.append(f"{int(row['n_mod_since_analyze']):,} rows changed since the last analyze")
-    if row["last_vacuum"] is None:
-        reasons.append("never vacuumed")
-    return "; ".join(reasons) or "up to date (refreshes statistics and the visibility map)"
-
 
 async def _plan(tables: list[str] | None) -> list[dict[str, Any]]:
     from templator.cli.context import connections
-    from templator.monitoring.maintenance import table_names
-    from templator.monitoring.stores import MetricsConnection
+    from templator.monitoring.maintenance import vacuum_plan
 
-    order = table_names()
-    chosen = tables or order
-    unknown = [name for name in chosen if name not in order]
-    if unknown:
-        from templator.exceptions import ValidationFailed
-
-        raise ValidationFailed(
-            f"unknown table(s) {', '.join(unknown)}; known: {', '.join(sorted(order))}",
-            field="--table",
-        )
     async with connections() as conns:
         await conns.verify_database()
-        conn = MetricsConnection(conns.urls.database_url, role=conns.role, timeout=10)
-        try:
-            (rows,) = await conn.fetch((_PLAN, None))
-        finally:
-            await conn.close()
-    stats = {row["relname"]: row for row in rows}
-    return [
-        {**stats[name], "table": name, "reason": _reason(stats[name])}
-        for name in chosen
-        if name in stats
-    ]
+        return await vacuum_plan(conns.urls.database_url, role=conns.role, tables=tables)
 
 
 async def _vacuum(plan: list[dict[str, Any]]) -> None:

@@ -142,33 +142,38 @@ def export(
 # --- import ----------------------------------------------------------------------------
 
 
-def _creates(modules: list[ModuleContent], project_id: str, name: str | None) -> list[Any]:
-    """Each module as a TemplateCreate, all validated before anything is stored."""
+def _creates(
+    modules: list[ModuleContent], project_id: str, name: str | None
+) -> tuple[list[tuple[ModuleContent, Any]], list[tuple[str, str]]]:
+    """Each module as a TemplateCreate, all validated before anything is stored; the
+    modules that do not validate, with why."""
     from pydantic import ValidationError
 
     from templator.template.schemas import TemplateCreate
 
-    creates = []
+    creates, refused = [], []
     for module in modules:
         try:
-            creates.append(
-                TemplateCreate(
-                    project_id=project_id,
-                    name=name or module.name,
-                    html_content=module.html,
-                    css_content=module.css,
-                    js_content=module.js,
-                    hubspot_config=module.config,
-                )
+            create = TemplateCreate(
+                project_id=project_id,
+                name=name or module.name,
+                html_content=module.html,
+                css_content=module.css,
+                js_content=module.js,
+                hubspot_config=module.config,
             )
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            fail(f"{module.folder}: {where}: {first['msg']}; nothing was imported", code=1)
-    return creates
+            why = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+            refused.append((module.folder, why))
+            continue
+        creates.append((module, create))
+    return creates, refused
 
 
-async def _import(modules: list[ModuleContent], creates: list[Any]) -> list[str]:
+async def _import(creates: list[tuple[ModuleContent, Any]]) -> list[str]:
     from rich.progress import Progress
 
     from templator.cli.context import connections
@@ -176,12 +181,12 @@ async def _import(modules: list[ModuleContent], creates: list[Any]) -> list[str]
     from templator.template.service import TemplateService
 
     ids = []
-    # One transaction: every module becomes a template, or none does.
+    # One transaction: every module given becomes a template, or none does.
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
         service = TemplateService(session, conns.cache)
         with Progress(console=err_console, transient=True) as progress:
-            task = progress.add_task("importing", total=len(modules))
-            for module, create in zip(modules, creates, strict=True):
+            task = progress.add_task("importing", total=len(creates))
+            for module, create in creates:
                 progress.update(task, description=module.folder)
                 template = await service.create(_operator(), create)
                 ids.append(template.id)
@@ -189,15 +194,24 @@ async def _import(modules: list[ModuleContent], creates: list[Any]) -> list[str]
     return ids
 
 
-def _read(path: Path) -> list[ModuleContent]:
+def _read(path: Path) -> tuple[list[ModuleContent], list[tuple[str, str]]]:
     from templator.exceptions import TemplatorError
-    from templator.hubspot.package import read_modules
+    from templator.hubspot.package import read_all
 
     try:
-        return read_modules(path)
+        result = read_all(path)
     except TemplatorError as exc:
         fail(exc.message, code=1)
         raise  # unreachable
+    return result.modules, [(r.folder, r.message) for r in result.refused]
+
+
+def _print_refused(refused: list[tuple[str, str]], *, imported: bool) -> None:
+    from rich.markup import escape
+
+    verb = "skipped" if imported else "refused"
+    for folder, why in refused:
+        err_console.print(f"[red]{verb}[/] {escape(folder)}: {escape(why)}", highlight=False)
 
 
 @app.command("import")
@@ -209,15 +223,50 @@ def import_(
     name: str | None = typer.Option(
         None, help="Template name, for a single module (default: the module's label)."
     ),
+    skip_invalid: bool = typer.Option(
+        False,
+        "--skip-invalid",
+        help="Import the modules that pass (in one transaction) and list the refused ones, "
+        "instead of importing nothing when one is refused.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Import HubSpot modules as templates of one project, all or none."""
-    modules = _read(path)
-    if name is not None and len(modules) > 1:
-        fail(f"--name names one template, but {path} holds {len(modules)} modules")
-    ids = run(_import(modules, _creates(modules, project, name)))
+    """Import HubSpot modules as templates of one project: all or none, unless
+    --skip-invalid. Every refused module is listed with why."""
+    modules, refused = _read(path)
+    if name is not None and len(modules) + len(refused) > 1:
+        fail(f"--name names one template, but {path} holds {len(modules) + len(refused)} modules")
+    creates, invalid = _creates(modules, project, name)
+    refused += invalid
+    if refused and not skip_invalid:
+        if as_json:
+            print(json.dumps({"project_id": project, "imported": [], "refused": _rows(refused)}))
+        else:
+            _print_refused(refused, imported=False)
+        total = len(modules) + len(refused) - len(invalid)
+        fail(
+            f"{len(refused)} of {total} module(s) refused; nothing was imported "
+            "(--skip-invalid imports the others)",
+            code=1,
+        )
+    ids = run(_import(creates)) if creates else []
+    _report(project, creates, ids, refused, as_json)
+
+
+def _rows(refused: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"module": folder, "reason": why} for folder, why in refused]
+
+
+def _report(
+    project: str,
+    creates: list[tuple[ModuleContent, Any]],
+    ids: list[str],
+    refused: list[tuple[str, str]],
+    as_json: bool,
+) -> None:
     from templator.hubspot.package import module_files
 
+    done = [m for m, _ in creates]
     rows: list[dict[str, Any]] = [
         {
             "module": m.folder,
@@ -225,10 +274,10 @@ def import_(
             "files": len(module_files(m)),
             "warnings": [str(w) for w in m.warnings],
         }
-        for m, tid in zip(modules, ids, strict=True)
+        for m, tid in zip(done, ids, strict=True)
     ]
     if as_json:
-        print(json.dumps({"project_id": project, "imported": rows}))
+        print(json.dumps({"project_id": project, "imported": rows, "refused": _rows(refused)}))
         return
     from rich.markup import escape
     from rich.table import Table
@@ -236,10 +285,12 @@ def import_(
     table = Table(title=f"{len(rows)} module(s) imported into project {project}")
     for column in ("module", "template", "files", "warnings"):
         table.add_column(column)
-    for m, tid in zip(modules, ids, strict=True):
+    for m, tid in zip(done, ids, strict=True):
         notes = "\n".join(escape(str(w)) for w in m.warnings) or "-"
         table.add_row(escape(m.folder), tid, str(len(module_files(m))), notes)
     console.print(table)
+    if refused:
+        _print_refused(refused, imported=True)
 
 
 # --- check -----------------------------------------------------------------------------
@@ -263,7 +314,9 @@ def check(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
 ) -> None:
-    """What HubSpot would refuse or render wrong: exit 1 when there are errors."""
+    """What HubSpot would refuse or render wrong: one line a problem with every line it
+    occurs on and its impact (would not upload / would render wrong / style); exit 1 when
+    there are errors."""
     from rich.markup import escape
 
     from templator.exceptions import TemplatorError
@@ -292,6 +345,9 @@ def check(
             )
             for finding in report.findings:
                 colour = "red" if finding.severity == "error" else "yellow"
-                console.print(f"  [{colour}]{escape(str(finding))}[/]", highlight=False)
+                # One line a finding, never wrapped: `grep module.html:12` finds it.
+                console.print(
+                    f"  [{colour}]{escape(str(finding))}[/]", highlight=False, soft_wrap=True
+                )
     if any(not r.ok for r in reports):
         raise typer.Exit(1)

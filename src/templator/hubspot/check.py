@@ -1,10 +1,12 @@
 """`module check`: what HubSpot would refuse or render wrong, found before upload.
 
-Errors: invalid JSON (file and line), a configuration HubSpot refuses, duplicate field
-names, HubL reading `module.X` fields that fields.json does not have (inside groups and
-repeater loops too), unbalanced block tags. Warnings: fields never used, image fields
-without a default alt text, keys we do not know. The score is
-`max(0, 1 - 0.2 × errors - 0.05 × warnings)`, rounded to two decimals.
+Each finding is one distinct problem with every place it occurs (`lines`), and says
+what it would do on HubSpot (`impact`): `upload` (HubSpot refuses the module: invalid
+JSON, a configuration it refuses, duplicate field names, unbalanced tags, broken HubL
+syntax), `render` (it uploads but renders wrong: HubL reading `module.X` fields that
+fields.json does not have) — both errors — or `style` (fields never used, image fields
+without a default alt text, keys or field types we do not know) — warnings. The score
+is `max(0, 1 - 0.2 × errors - 0.05 × warnings)`, rounded to two decimals.
 """
 
 from __future__ import annotations
@@ -20,16 +22,32 @@ from templator.hubspot import jsontext
 from templator.hubspot.config import ConfigWarning, validate_hubspot_config
 from templator.hubspot.errors import InvalidHubSpotConfig, InvalidModuleArchive
 from templator.hubspot.hubl import read_hubl
-from templator.hubspot.package import ModuleContent, _collect, _from_files
+from templator.hubspot.package import ModuleContent, _collect, _from_files, _relative_folders
 
 ERROR_WEIGHT = 0.2
 WARNING_WEIGHT = 0.05
 FIELDS_JS = ("fields.js", "fields.mjs", "fields.cjs")
 
 
+Impact = Literal["upload", "render", "style"]
+IMPACT = {
+    "invalid_module_json": "upload",
+    "invalid_hubspot_config": "upload",
+    "invalid_module_archive": "upload",
+    "module_too_large": "upload",
+    "duplicate_field": "upload",
+    "unbalanced_tag": "upload",
+    "hubl_syntax": "upload",
+    "unknown_field": "render",
+}
+
+
+IMPACT_WORDS = {"upload": "would not upload", "render": "would render wrong", "style": "style"}
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One thing to fix (error) or look at (warning)."""
+    """One thing to fix (error) or look at (warning), with every line it occurs on."""
 
     severity: Literal["error", "warning"]
     code: str
@@ -37,10 +55,43 @@ class Finding:
     line: int | None
     path: str | None
     message: str
+    lines: tuple[int, ...] = ()
+    impact: Impact = "style"
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{self.severity}: {where}: {self.message}"
+        shown = ",".join(str(n) for n in self.lines) if len(self.lines) > 1 else self.line
+        where = f"{self.file}:{shown}" if shown else self.file
+        return f"{self.severity} ({IMPACT_WORDS[self.impact]}): {where}: {self.message}"
+
+
+def _finding(code: str, file: str, line: int | None, path: str | None, message: str) -> Finding:
+    impact: Impact = IMPACT.get(code, "style")  # type: ignore[assignment]
+    severity: Literal["error", "warning"] = "warning" if impact == "style" else "error"
+    return Finding(severity, code, file, line, path, message, (line,) if line else (), impact)
+
+
+def _grouped(findings: list[Finding]) -> list[Finding]:
+    """One finding per distinct problem: the same code on the same path (an unknown
+    field read twelve times) is one finding with all its lines."""
+    out: dict[tuple[str, str, str], Finding] = {}
+    for f in findings:
+        key = (f.code, f.file, f.path or f"{f.message}@{f.line}")
+        if key in out:
+            first = out[key]
+            lines = tuple(sorted({*first.lines, *f.lines}))
+            out[key] = Finding(
+                first.severity,
+                first.code,
+                first.file,
+                lines[0] if lines else None,
+                first.path,
+                first.message,
+                lines,
+                first.impact,
+            )
+        else:
+            out[key] = f
+    return list(out.values())
 
 
 @dataclass
@@ -99,7 +150,8 @@ def _name_line(text: str | None, name: str, nth: int) -> int | None:
 def _walk_fields(
     fields: Any, prefix: str = "fields", names: tuple[str, ...] = ()
 ) -> list[tuple[str, tuple[str, ...], dict[str, Any], list[Any]]]:
-    """(JSON path, name path, field, its sibling list) of every field, in document order."""
+    """(path by names `fields > hero > title`, name path, field, its sibling list) of
+    every field, in document order."""
     out: list[tuple[str, tuple[str, ...], dict[str, Any], list[Any]]] = []
     if not isinstance(fields, list):
         return out
@@ -108,8 +160,9 @@ def _walk_fields(
             continue
         name = item.get("name")
         path = (*names, name if isinstance(name, str) else f"[{i}]")
-        out.append((f"{prefix}[{i}]", path, item, fields))
-        out += _walk_fields(item.get("children"), f"{prefix}[{i}].children", path)
+        where = f"{prefix} > {path[-1]}"
+        out.append((where, path, item, fields))
+        out += _walk_fields(item.get("children"), where, path)
     return out
 
 
@@ -126,8 +179,7 @@ def _lint_fields(fields: Any, text: str | None) -> list[Finding]:
         same = [s for s in siblings if isinstance(s, dict) and s.get("name") == name]
         if len(same) > 1 and same[0] is not item:
             findings.append(
-                Finding(
-                    "error",
+                _finding(
                     "duplicate_field",
                     "fields.json",
                     line,
@@ -143,8 +195,7 @@ def _lint_fields(fields: Any, text: str | None) -> list[Finding]:
                 not isinstance(v, dict) or not str(v.get("alt") or "").strip() for v in values
             ):
                 findings.append(
-                    Finding(
-                        "warning",
+                    _finding(
                         "image_alt_missing",
                         "fields.json",
                         line,
@@ -157,14 +208,42 @@ def _lint_fields(fields: Any, text: str | None) -> list[Finding]:
     return findings
 
 
-def _lint_hubl(html: str, fields: Any, text: str | None) -> list[Finding]:
-    report = read_hubl(html, fields if isinstance(fields, list) else None)
+def _provided(meta: Any) -> frozenset[str]:
+    """Values HubSpot puts beside the fields: `data_query` when meta.json binds a
+    GraphQL query (`data_query_path`)."""
+    bound = isinstance(meta, dict) and isinstance(meta.get("data_query_path"), str)
+    return frozenset({"data_query"}) if bound else frozenset()
+
+
+def _lint_hubl(
+    html: str,
+    fields: Any,
+    text: str | None,
+    *,
+    meta: Any = None,
+    others: dict[str, str] | None = None,
+) -> list[Finding]:
+    """module.html's findings; `others` are the module's other HubL-reading files (a
+    bound `.graphql` query reads module fields through `{{ module.x }}`)."""
+    checked = fields if isinstance(fields, list) else None
+    report = read_hubl(html, checked, provided=_provided(meta))
     findings = [
-        Finding("error", issue.code, "module.html", issue.line, issue.path, issue.message)
+        _finding(issue.code, "module.html", issue.line, issue.path, issue.message)
         for issue in report.issues
     ]
+    for other, body in sorted((others or {}).items()):
+        extra = read_hubl(body, checked, provided=_provided(meta))
+        report.used |= extra.used
+        report.whole |= extra.whole
+        findings += [
+            _finding(i.code, other, i.line, i.path, i.message)
+            for i in extra.issues
+            if i.code == "unknown_field"
+        ]
     if not isinstance(fields, list):
         return findings
+    if _unseen_query(meta, others):
+        return findings  # the bound query lives outside the module: its reads are unknown
     used = report.used
 
     def read(names: tuple[str, ...]) -> bool:
@@ -182,8 +261,7 @@ def _lint_hubl(html: str, fields: Any, text: str | None) -> list[Finding]:
             skipped.append(names)
             what = "group" if str(item.get("type", "")).lower() == "group" else "field"
             findings.append(
-                Finding(
-                    "warning",
+                _finding(
                     "unused_field",
                     "fields.json",
                     _name_line(text, str(name), nth),
@@ -194,15 +272,33 @@ def _lint_hubl(html: str, fields: Any, text: str | None) -> list[Finding]:
     return findings
 
 
+def _unseen_query(meta: Any, others: dict[str, str] | None) -> bool:
+    path = meta.get("data_query_path") if isinstance(meta, dict) else None
+    if not isinstance(path, str):
+        return False
+    stem = PurePosixPath(path).name.removesuffix(".graphql")
+    return not any(PurePosixPath(n).name.removesuffix(".graphql") == stem for n in others or {})
+
+
+def _graphql(files: Any) -> dict[str, str]:
+    """The module's `.graphql` files, by path."""
+    if not isinstance(files, dict):
+        return {}
+    return {
+        name: entry["text"]
+        for name, entry in files.items()
+        if name.endswith(".graphql") and isinstance(entry, dict) and "text" in entry
+    }
+
+
 def _config_findings(warnings: list[ConfigWarning]) -> list[Finding]:
     return [
-        Finding(
-            "warning",
-            "unknown_key",
+        _finding(
+            "unknown_type" if "field type" in w.message else "unknown_key",
             "meta.json" if w.path.startswith("meta") else "fields.json",
             None,
             w.path,
-            w.message,
+            f"{w.path}: {w.message}",
         )
         for w in warnings
     ]
@@ -222,7 +318,7 @@ def check_module(module: ModuleContent) -> CheckReport:
     try:
         warnings = validate_hubspot_config(module.config)
     except (InvalidHubSpotConfig, InvalidModuleArchive) as exc:
-        report.findings.append(_error_of(exc))
+        report.findings += _errors_of(exc)
         warnings = []
     report.findings += _config_findings(warnings)
     source = module.config.get("source")
@@ -230,26 +326,43 @@ def check_module(module: ModuleContent) -> CheckReport:
     fields = module.config.get("fields")
     report.findings += _lint_fields(fields, text)
     files = set((module.config.get("files") or {}).keys())
-    report.findings += _lint_hubl(module.html, _fields_for_hubl(module.config, files), text)
+    report.findings += _lint_hubl(
+        module.html,
+        _fields_for_hubl(module.config, files),
+        text,
+        meta=module.config.get("meta"),
+        others=_graphql(module.config.get("files")),
+    )
+    report.findings = _grouped(report.findings)
     report.sort()
     return report
 
 
-def _error_of(exc: InvalidHubSpotConfig | InvalidModuleArchive) -> Finding:
+def _errors_of(exc: InvalidHubSpotConfig | InvalidModuleArchive) -> list[Finding]:
+    """One finding per problem: a config refused for six reasons gives six."""
+    problems = getattr(exc, "problems", ())
+    if problems:
+        return [
+            _finding(
+                exc.code,
+                "meta.json" if path.startswith("meta") else "fields.json",
+                None,
+                path,
+                f"{path}: {message}",
+            )
+            for path, message in problems
+        ]
     message = exc.message
     file = "fields.json" if "fields" in (exc.field or "") else "meta.json"
     for candidate in ("meta.json", "fields.json", "module.html", "module.css", "module.js"):
         if candidate in message.split(":", 1)[0]:
             file = candidate
     line_match = re.search(r"line (\d+)", message)
-    return Finding(
-        "error",
-        exc.code,
-        file,
-        int(line_match.group(1)) if line_match else None,
-        exc.field,
-        message,
-    )
+    return [
+        _finding(
+            exc.code, file, int(line_match.group(1)) if line_match else None, exc.field, message
+        )
+    ]
 
 
 def _check_raw(folder: str, files: dict[str, bytes]) -> CheckReport:
@@ -257,20 +370,26 @@ def _check_raw(folder: str, files: dict[str, bytes]) -> CheckReport:
     try:
         return check_module(_from_files(folder, files))
     except (InvalidHubSpotConfig, InvalidModuleArchive) as exc:
-        report = CheckReport(folder or "module", [_error_of(exc)])
+        report = CheckReport(folder or "module", _errors_of(exc))
     texts = {
         n: d.decode("utf-8", "replace") for n, d in files.items() if n.endswith((".json", ".html"))
     }
     fields: Any = None
     with contextlib.suppress(InvalidModuleArchive):
         fields = jsontext.loads(texts.get("fields.json", "[]"), file="fields.json")
+    meta: Any = None
+    with contextlib.suppress(InvalidModuleArchive):
+        meta = jsontext.loads(texts.get("meta.json", "{}"), file="meta.json")
+    graphql = {n: d.decode("utf-8", "replace") for n, d in files.items() if n.endswith(".graphql")}
     report.findings += _lint_fields(fields, texts.get("fields.json"))
     if "module.html" in texts:
-        hubl = _lint_hubl(texts["module.html"], fields, texts.get("fields.json"))
-        report.findings += hubl
+        report.findings += _lint_hubl(
+            texts["module.html"], fields, texts.get("fields.json"), meta=meta, others=graphql
+        )
     if any(f.code == "duplicate_field" for f in report.findings):
         # The lint lists every duplicate; the config's own refusal names only the first.
         report.findings = [f for f in report.findings if "two sibling fields" not in f.message]
+    report.findings = _grouped(report.findings)
     return report
 
 
@@ -282,7 +401,8 @@ def check_path(source: Path | bytes) -> list[CheckReport]:
             "no module found: expected NAME.module folders holding meta.json and module.html",
             field="file",
         )
-    reports = [_check_raw(PurePosixPath(f).name, files) for f, files in sorted(found.items())]
+    relative = _relative_folders([f for f in found if f])
+    reports = [_check_raw(relative.get(f, f), files) for f, files in sorted(found.items())]
     for report in reports:
         report.sort()
     return reports

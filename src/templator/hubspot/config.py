@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import PurePosixPath
@@ -26,7 +25,13 @@ from pydantic import BaseModel, ValidationError
 
 from templator.hubspot import jsontext
 from templator.hubspot.errors import InvalidHubSpotConfig, ModuleTooLarge
-from templator.hubspot.schemas import FIELD_TYPES, HubSpotConfig
+from templator.hubspot.schemas import (
+    FIELD_TYPES,
+    HUBSPOT_KEYS,
+    UNKNOWN_TYPE,
+    HubSpotConfig,
+    UnknownTypeField,
+)
 
 MODULE_FILES = ("meta.json", "fields.json", "module.html", "module.css", "module.js")
 CONFIG_KEYS = ("meta", "fields", "source", "files")
@@ -47,55 +52,76 @@ class ConfigWarning:
         return f"{self.path}: {self.message}"
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
+_TAGS = (*FIELD_TYPES, UNKNOWN_TYPE, "other")
+
+
+def _path(loc: tuple[int | str, ...], data: Any) -> str:
+    """A validation error's place by field NAMES: `fields > hero > cta_group > style >
+    default` (an index only where an item has no name)."""
+    parts: list[str] = []
+    node = data
     for i, part in enumerate(loc):
+        if isinstance(part, str) and (
+            part in ("function-after", "function-before", "function-wrap")
+            or (i > 0 and isinstance(loc[i - 1], int) and part in _TAGS)
+        ):
+            continue  # a validator's or the discriminated union's tag, not a key
         if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("function-after", "function-before", "function-wrap"):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            parts.append(name if isinstance(name, str) and name else f"[{part}]")
+            node = item
             continue
-        elif i > 0 and isinstance(loc[i - 1], int) and part in FIELD_TYPES:
-            continue  # the discriminated union's tag, not a key of the document
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+        if part != "children" or not parts:
+            parts.append(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return " > ".join(parts)
 
 
 def _view(data: dict[str, Any]) -> dict[str, Any]:
     """A copy to validate: field types lower-cased (HubSpot's own boilerplate writes
-    "Group"); the stored config is never changed."""
-    view = {"meta": data.get("meta"), "fields": copy.deepcopy(data.get("fields", []))}
+    "Group"); only the field objects are copied (validation reads, never writes, their
+    values), and the stored config is never changed."""
 
-    def lower(fields: Any, depth: int) -> None:
+    def lower(fields: Any, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise InvalidHubSpotConfig(
                 f"fields: groups nested more than {MAX_DEPTH} deep", field="fields"
             )
-        for field in fields if isinstance(fields, list) else []:
+        if not isinstance(fields, list):
+            return fields
+        out = []
+        for field in fields:
             if isinstance(field, dict):
+                field = dict(field)
                 if isinstance(field.get("type"), str):
                     field["type"] = field["type"].lower()
-                lower(field.get("children"), depth + 1)
+                if "children" in field:
+                    field["children"] = lower(field["children"], depth + 1)
+            out.append(field)
+        return out
 
-    lower(view["fields"], 0)
-    return view
+    return {"meta": data.get("meta"), "fields": lower(data.get("fields", []), 0)}
 
 
-def _raise(exc: ValidationError) -> None:
-    first = exc.errors()[0]
-    path = _path(first["loc"]) or "hubspot_config"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "union_tag_invalid":
-        given = first.get("input")
-        tag = given.get("type") if isinstance(given, dict) else None
-        close = get_close_matches(str(tag), FIELD_TYPES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        message = f"unknown field type {tag!r}{hint}"
-        path = f"{path}.type"
-    elif first["type"] == "union_tag_not_found":
-        message = "a field needs a type"
-        path = f"{path}.type"
-    raise InvalidHubSpotConfig(f"{path}: {message}", field=path) from None
+def _problem(error: Any, data: Any) -> tuple[str, str]:
+    """(path, message) of one validation error."""
+    path = _path(error["loc"], data) or "hubspot_config"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "union_tag_not_found":
+        return f"{path} > type", "a field needs a type"
+    return path, message
+
+
+def _raise(exc: ValidationError, data: Any) -> None:
+    """Every problem of the config in one error: the first names `.field`, the message
+    lists them all (`.problems` holds them one by one)."""
+    problems = [_problem(error, data) for error in exc.errors()]
+    unique = list(dict.fromkeys(problems))
+    message = "; ".join(f"{path}: {message}" for path, message in unique)
+    error = InvalidHubSpotConfig(message, field=unique[0][0])
+    error.problems = tuple(unique)
+    raise error from None
 
 
 def _known_keys(model: BaseModel) -> list[str]:
@@ -105,16 +131,37 @@ def _known_keys(model: BaseModel) -> list[str]:
 def _warnings(node: Any, path: str, out: list[ConfigWarning]) -> None:
     if isinstance(node, list):
         for i, item in enumerate(node):
-            _warnings(item, f"{path}[{i}]", out)
+            if not isinstance(item, BaseModel | list):
+                continue  # a value (a default, a content type): no keys to warn of
+            name = getattr(item, "name", None)
+            _warnings(item, f"{path} > {name}" if isinstance(name, str) else f"{path}[{i}]", out)
         return
     if not isinstance(node, BaseModel):
         return
+    if isinstance(node, UnknownTypeField):
+        close = get_close_matches(node.type.lower(), FIELD_TYPES, n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        out.append(
+            ConfigWarning(
+                f"{path} > type",
+                f"field type {node.type!r} is not one this checker knows; kept as written, "
+                f"its properties not checked{hint}",
+            )
+        )
+        return
     for key in node.model_extra or {}:
+        if key in HUBSPOT_KEYS:
+            continue
         close = get_close_matches(key, _known_keys(node), n=1, cutoff=0.75)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        out.append(ConfigWarning(f"{path}.{key}", f"unknown key, kept as written{hint}"))
+        out.append(ConfigWarning(f"{path} > {key}", f"unknown key, kept as written{hint}"))
     for name, info in type(node).model_fields.items():
-        _warnings(getattr(node, name), f"{path}.{info.alias or name}" if path else name, out)
+        key = info.alias or name
+        _warnings(
+            getattr(node, name),
+            f"{path} > {key}" if path and key != "children" else (path or key),
+            out,
+        )
 
 
 def _check_source(source: Any) -> None:
@@ -122,17 +169,18 @@ def _check_source(source: Any) -> None:
         raise InvalidHubSpotConfig("source: must be an object", field="source")
     for key, value in source.items():
         if key == "folder":
+            # The module's folder, with the Design Manager folders it sits in
+            # (`buttons/button.module`): written back in the same place.
             if (
                 not isinstance(value, str)
                 or not value.endswith(".module")
-                or "/" in value
-                or "\\" in value
-                or value.startswith(".")
-                or any(ord(c) < 32 for c in value)
-                or len(value) > 200
+                or not safe_relative_path(value)
+                or any(part.startswith(".") for part in value.split("/"))
+                or any(part.endswith(".module") for part in value.split("/")[:-1])
+                or len(value) > 400
             ):
                 raise InvalidHubSpotConfig(
-                    "source.folder: must be a plain folder name ending in .module",
+                    "source.folder: must be a relative folder path ending in .module",
                     field="source.folder",
                 )
         elif key in ("meta.json", "fields.json"):
@@ -217,7 +265,7 @@ def validate_hubspot_config(data: object) -> list[ConfigWarning]:
     try:
         view = HubSpotConfig.model_validate(_view(data))
     except ValidationError as exc:
-        _raise(exc)
+        _raise(exc, data)
         raise  # unreachable: _raise always raises
     if "source" in data:
         _check_source(data["source"])

@@ -6,9 +6,11 @@ from templator.exceptions import Conflict, PayloadTooLarge, ValidationFailed
 
 
 class InvalidHubSpotConfig(ValidationFailed):
-    """The configuration does not match HubSpot's module format; `.field` is the path."""
+    """The configuration does not match HubSpot's module format; `.field` is the path of
+    the first problem, `.problems` every (path, message) found."""
 
     code = "invalid_hubspot_config"
+    problems: tuple[tuple[str, str], ...] = ()
 
 
 class InvalidModuleArchive(ValidationFailed):

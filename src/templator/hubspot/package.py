@@ -211,12 +211,8 @@ def _from_files(folder: str, files: dict[str, bytes]) -> ModuleContent:
         raise InvalidModuleArchive(f"{where}: no meta.json; is this a module folder?", field=where)
     if "module.html" not in files:
         raise InvalidModuleArchive(f"{where}: no module.html", field=f"{where}/module.html")
+    # An empty module.html is kept: HubSpot stores such modules and `hs fetch` writes them.
     texts = {name: _text(files[name], f"{where}/{name}") for name in MODULE_FILES if name in files}
-    if not texts["module.html"]:
-        raise InvalidModuleArchive(
-            f"{where}/module.html: is empty; HubSpot needs markup to render",
-            field=f"{where}/module.html",
-        )
     meta = jsontext.loads(texts["meta.json"], file=f"{where}/meta.json")
     fields = (
         jsontext.loads(texts["fields.json"], file=f"{where}/fields.json")
@@ -236,11 +232,14 @@ def _from_files(folder: str, files: dict[str, bytes]) -> ModuleContent:
     try:
         warnings = validate_hubspot_config(config)
     except InvalidHubSpotConfig as exc:
-        # Name the file: the config's paths are meta.x / fields[i].x.
+        # Name the file: the config's paths are `meta > x` / `fields > name > x`.
         file = "meta.json" if (exc.field or "").startswith("meta") else "fields.json"
-        raise InvalidHubSpotConfig(f"{where}/{file}: {exc.message}", field=exc.field) from None
+        error = InvalidHubSpotConfig(f"{where}/{file}: {exc.message}", field=exc.field)
+        error.problems = exc.problems
+        raise error from None
     label = meta.get("label") if isinstance(meta, dict) else None
-    name = label if isinstance(label, str) and label.strip() else folder.removesuffix(".module")
+    stem = PurePosixPath(folder).name.removesuffix(".module")
+    name = label if isinstance(label, str) and label.strip() else stem
     return ModuleContent(
         name=(name or "module")[:200],
         html=texts["module.html"],
@@ -435,8 +434,42 @@ def _collect(source: Path | bytes) -> dict[str, dict[str, bytes]]:
             raise InvalidModuleArchive(f"a damaged zip: {exc}", field="file") from None
 
 
-def read_modules(source: Path | bytes) -> list[ModuleContent]:
-    """Every module of a zip, a `.module` folder, or a folder holding `.module` folders."""
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A module of a folder or zip that does not import, and why."""
+
+    folder: str
+    error: InvalidHubSpotConfig | InvalidModuleArchive
+
+    @property
+    def message(self) -> str:
+        """Why it was refused."""
+        return self.error.message
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """What a folder or zip holds: the modules that read, and those refused with why."""
+
+    modules: list[ModuleContent]
+    refused: list[Refusal]
+
+
+def _relative_folders(folders: list[str]) -> dict[str, str]:
+    """Each module folder's path below the folders all of them share: a theme's
+    `modules/buttons/button.module` and `modules/hero.module` keep `buttons/`."""
+    parents = [PurePosixPath(f).parent.parts for f in folders]
+    common = 0
+    while all(len(p) > common for p in parents) and len({p[common] for p in parents}) == 1:
+        common += 1
+    return {f: "/".join(PurePosixPath(f).parts[common:]) for f in folders}
+
+
+def read_all(source: Path | bytes) -> ReadResult:
+    """Every module of a zip, a `.module` folder, or a folder holding `.module` folders
+    (the Design Manager folders they sit in kept in each one's `folder`); a module that
+    does not read is refused with its reason while the others still read. A problem of
+    the whole source (an unsafe path, over a limit, no module at all) is raised."""
     found = _collect(source)
     if not found:
         raise InvalidModuleArchive(
@@ -445,9 +478,24 @@ def read_modules(source: Path | bytes) -> list[ModuleContent]:
         )
     if len(found) > MAX_MODULES:
         raise ModuleTooLarge(f"more than {MAX_MODULES} modules at once", field="file")
-    return [
-        _from_files(PurePosixPath(folder).name, files) for folder, files in sorted(found.items())
-    ]
+    relative = _relative_folders([f for f in found if f])
+    modules, refused = [], []
+    for folder, files in sorted(found.items()):
+        kept = relative.get(folder, folder)
+        try:
+            modules.append(_from_files(kept, files))
+        except (InvalidHubSpotConfig, InvalidModuleArchive) as exc:
+            refused.append(Refusal(kept or "module", exc))
+    return ReadResult(modules, refused)
+
+
+def read_modules(source: Path | bytes) -> list[ModuleContent]:
+    """Every module of a zip, a `.module` folder, or a folder holding `.module` folders;
+    the first module that does not read is raised."""
+    result = read_all(source)
+    if result.refused:
+        raise result.refused[0].error
+    return result.modules
 
 
 def read_module(source: Path | bytes) -> ModuleContent:

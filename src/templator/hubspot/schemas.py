@@ -16,7 +16,9 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -36,7 +38,42 @@ CONTENT_TYPES = (
     "SUBSCRIPTION",
     "MEMBERSHIP",
 )
-HOST_TEMPLATE_TYPES = ("PAGE", "BLOG_POST", "BLOG_LISTING", "EMAIL", "QUOTE_TEMPLATE")
+# `hs fetch` writes ["ANY"] for clones of HubSpot's default modules.
+HOST_TEMPLATE_TYPES = ("ANY", "PAGE", "BLOG_POST", "BLOG_LISTING", "EMAIL", "QUOTE_TEMPLATE")
+# Keys HubSpot's own tools write (Design Manager, `hs fetch`, the module editor) that no
+# reference documents: kept as written and never warned of, at any level.
+HUBSPOT_KEYS = frozenset(
+    {
+        "placeholder",
+        "embed_versions",
+        "portal_id",
+        "id",
+        "cloned_from",
+        "cloned_from_module_id",
+        "contains_overridable_hubl_tags",
+        "hierarchical",
+        "max_depth",
+        "sortable",
+        "validation_regex",
+        "allow_new_line",
+        "show_emoji_picker",
+        "display_width",
+        "default_ordering",
+        "created_at",
+        "updated_at",
+        "path",
+        "folder_id",
+        "data_query_path",
+        "is_theme_module",
+        "theme_path",
+        "type_of_module",
+        "global_module",
+        "hide_in_editor",
+        "editable",
+        "resizable",
+        "show_advanced_options",
+    }
+)
 # HubSpot: "cannot contain spaces or special characters".
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,100}$")
 HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
@@ -68,8 +105,10 @@ def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
 class ModuleMeta(_View):
     """meta.json: the keys HubSpot documents, and those the Design Manager writes."""
 
-    label: str = Field(max_length=1000)
+    # `hs fetch` leaves `label` out for Design Manager modules; older tools wrote null.
+    label: str | None = Field(default=None, max_length=1000)
     icon: str | None = None
+    data_query_path: str | None = None
     module_id: int | None = None
     is_available_for_new_content: bool | None = None
     global_: bool | None = Field(default=None, alias="global")
@@ -298,7 +337,8 @@ class ChoiceField(_FieldBase):
         chosen: list[Any] = []
         for value in self.defaults():
             chosen += value if isinstance(value, list) else [value]
-        unknown = [v for v in chosen if str(v) not in values]
+        # "" is HubSpot's "nothing selected" (the Design Manager writes it so).
+        unknown = [v for v in chosen if v != "" and str(v) not in values]
         if unknown:
             raise ValueError(f"default {unknown[0]!r} is not one of the choices")
         return self
@@ -409,6 +449,35 @@ class OtherField(_FieldBase):
     embed_type: str | None = None
 
 
+CORE_TYPES = (
+    "text",
+    "richtext",
+    "image",
+    "url",
+    "link",
+    "boolean",
+    "number",
+    "choice",
+    "color",
+    "font",
+    "hubdbrow",
+    "crmobject",
+    "crmobjectproperty",
+    "group",
+)
+
+
+class UnknownTypeField(_FieldBase):
+    """A field type outside the reference we model (`html`, `hubl`, `audioplayer`,
+    `podcast`, `salesforcecampaign`, or one HubSpot added since): kept as written, warned
+    of, its properties not checked."""
+
+    # In the schema: any type but the modelled ones (whose own schemas apply).
+    type: Annotated[
+        str, WithJsonSchema({"type": "string", "not": {"enum": [*CORE_TYPES, *OTHER_TYPES]}})
+    ]
+
+
 class GroupField(_FieldBase):
     """A group of fields (nested groups and repeaters allowed), with distinct names, at
     most 32 groups deep."""
@@ -427,41 +496,41 @@ class GroupField(_FieldBase):
         return children
 
 
+UNKNOWN_TYPE = "unknown-type"
+
+
+def _field_tag(value: Any) -> str | None:
+    """The union's tag: the field type (any case), or UNKNOWN_TYPE for one we do not
+    model; None (a missing type) is refused."""
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(kind, str):
+        return None
+    kind = kind.lower()
+    if kind in OTHER_TYPES:
+        return "other"
+    return kind if kind in FIELD_TYPES else UNKNOWN_TYPE
+
+
 Field_ = Annotated[
-    TextField
-    | RichTextField
-    | ImageField
-    | UrlField
-    | LinkField
-    | BooleanField
-    | NumberField
-    | ChoiceField
-    | ColorField
-    | FontField
-    | HubDbRowField
-    | CrmObjectField
-    | CrmObjectPropertyField
-    | GroupField
-    | OtherField,
-    Field(discriminator="type"),
+    Annotated[TextField, Tag("text")]
+    | Annotated[RichTextField, Tag("richtext")]
+    | Annotated[ImageField, Tag("image")]
+    | Annotated[UrlField, Tag("url")]
+    | Annotated[LinkField, Tag("link")]
+    | Annotated[BooleanField, Tag("boolean")]
+    | Annotated[NumberField, Tag("number")]
+    | Annotated[ChoiceField, Tag("choice")]
+    | Annotated[ColorField, Tag("color")]
+    | Annotated[FontField, Tag("font")]
+    | Annotated[HubDbRowField, Tag("hubdbrow")]
+    | Annotated[CrmObjectField, Tag("crmobject")]
+    | Annotated[CrmObjectPropertyField, Tag("crmobjectproperty")]
+    | Annotated[GroupField, Tag("group")]
+    | Annotated[OtherField, Tag("other")]
+    | Annotated[UnknownTypeField, Tag(UNKNOWN_TYPE)],
+    Discriminator(_field_tag),
 ]
-FIELD_TYPES = (
-    "text",
-    "richtext",
-    "image",
-    "url",
-    "link",
-    "boolean",
-    "number",
-    "choice",
-    "color",
-    "font",
-    "hubdbrow",
-    "crmobject",
-    "crmobjectproperty",
-    "group",
-    *OTHER_TYPES,
-)
+FIELD_TYPES = (*CORE_TYPES, *OTHER_TYPES)
 
 
 def _check_unique(fields: list[Any]) -> None:

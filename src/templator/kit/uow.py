@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -127,48 +127,51 @@ async def unit_of_work(
     sessionmaker: async_sessionmaker[AsyncSession], cache: Cache
 ) -> AsyncIterator[AsyncSession]:
     """A session committed on success and rolled back on error, with post-commit effects."""
-    async with sessionmaker() as session:
+    session = sessionmaker()
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
         try:
-            yield session
-            await session.commit()
-        except BaseException:
             await session.rollback()
-            keys: set[str] = session.info.get(_INVALIDATE, set())
-            discard_pending(session)
-            if keys:
-                await cache.invalidate(*sorted(keys))
-            raise
-        await run_post_commit(session, cache)
+        finally:
+            if not close_idle(session):  # shielded, as AsyncSession's own __aexit__ is
+                await asyncio.shield(session.close())
+        keys: set[str] = session.info.get(_INVALIDATE, set())
+        discard_pending(session)
+        if keys:
+            await cache.invalidate(*sorted(keys))
+        raise
+    if not close_idle(session):  # the commit gave the connection back: no I/O left
+        await session.close()
+    await run_post_commit(session, cache)
 
 
-class _LazySession:
-    """Stands in for an AsyncSession and makes the real one on first use."""
-
-    __slots__ = ("_maker", "real")
-
-    def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
-        self._maker = maker
-        self.real: AsyncSession | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self.real is None:
-            self.real = self._maker()
-        return getattr(self.real, name)
+def close_idle(session: AsyncSession) -> bool:
+    """Close `session` at once if it holds no connection (nothing began, or a commit
+    released it): that close does no I/O, so it needs no hop into SQLAlchemy's greenlet
+    (`AsyncSession.close()` is one, and as a context manager a task of its own too).
+    False when a transaction is open and the caller must `await session.close()`."""
+    if session.in_transaction():
+        return False
+    session.sync_session.close()
+    return True
 
 
 @asynccontextmanager
 async def read_session(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """A session for reads that the cache usually answers: made only if something uses it.
+    """A session for reads that the cache usually answers.
 
-    A cache hit then costs no session object, no greenlet hop and no close; a miss gets
-    a session from `sessionmaker` (pass `Connections.read_sessionmaker`, autocommit, for
+    A session connects only when a statement runs, so a cache hit costs the session
+    object (a few µs) and a close without I/O; a miss gets a connection from
+    `sessionmaker` (pass `Connections.read_sessionmaker`, autocommit, for
     single-statement reads), closed on exit, never committed.
     """
-    lazy = _LazySession(sessionmaker)
+    session = sessionmaker()
     try:
-        yield cast(AsyncSession, lazy)
+        yield session
     finally:
-        if lazy.real is not None:
-            await lazy.real.close()
+        if not close_idle(session):
+            await session.close()

@@ -13,11 +13,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from templator.config import ProcessRole
+from templator.exceptions import ValidationFailed
 from templator.models.base import Base
+from templator.monitoring.stores import MetricsConnection
 from templator.redis import RedisClient, by_slot
 
 log = logging.getLogger("templator.maintenance")
@@ -98,6 +102,57 @@ async def sweep_session_keys(
 def table_names() -> list[str]:
     """Every table of the schema, parents before children."""
     return [table.name for table in Base.metadata.sorted_tables]
+
+
+_VACUUM_PLAN = """
+SELECT relname, n_live_tup, n_dead_tup, n_mod_since_analyze,
+       greatest(last_vacuum, last_autovacuum) AS last_vacuum,
+       greatest(last_analyze, last_autoanalyze) AS last_analyze,
+       pg_table_size(relid) AS size_bytes
+FROM pg_stat_user_tables WHERE schemaname = 'public'
+"""
+
+
+def vacuum_reason(row: dict[str, Any]) -> str:
+    """Why VACUUM ANALYZE is worth running on a table, in the operator's words."""
+    reasons = []
+    live, dead = int(row["n_live_tup"]), int(row["n_dead_tup"])
+    if dead:
+        share = dead / (live + dead) if live + dead else 1.0
+        reasons.append(f"{dead:,} dead rows ({share:.0%}) to reclaim")
+    if row["last_analyze"] is None:
+        reasons.append("never analyzed: the planner guesses its row counts")
+    elif int(row["n_mod_since_analyze"]):
+        reasons.append(f"{int(row['n_mod_since_analyze']):,} rows changed since the last analyze")
+    if row["last_vacuum"] is None:
+        reasons.append("never vacuumed")
+    return "; ".join(reasons) or "up to date (refreshes statistics and the visibility map)"
+
+
+async def vacuum_plan(
+    database_url: str, *, role: ProcessRole, tables: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Each chosen table's statistics (pg_stat_user_tables) and `reason`, in the order
+    VACUUM would take them; ValidationFailed names a table the schema does not have."""
+    order = table_names()
+    chosen = tables or order
+    unknown = [name for name in chosen if name not in order]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown table(s) {', '.join(unknown)}; known: {', '.join(sorted(order))}",
+            field="--table",
+        )
+    conn = MetricsConnection(database_url, role=role, timeout=10)
+    try:
+        (rows,) = await conn.fetch((_VACUUM_PLAN, None))
+    finally:
+        await conn.close()
+    stats = {row["relname"]: row for row in rows}
+    return [
+        {**stats[name], "table": name, "reason": vacuum_reason(stats[name])}
+        for name in chosen
+        if name in stats
+    ]
 
 
 async def vacuum_analyze(

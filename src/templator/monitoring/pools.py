@@ -53,7 +53,7 @@ def pool_stats(conns: Connections) -> dict[str, dict[str, int]]:
     metered = isinstance(pool, MeteredQueuePool)
     stats = {
         "sqlalchemy": {
-            "max": int(pool.size()) + max(int(getattr(pool, "_max_overflow", 0)), 0),
+            "max": int(pool.size()) + (max(pool.max_overflow, 0) if metered else 0),
             "open": checked_out + idle,
             "in_use": checked_out,
             "idle": idle,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from templator.ai_session.errors import AiSessionNotFound
 from templator.api.deps import Conns, CurrentActor, DbSession
-from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.kit.validation import IdPath, StorableDatetime
 from templator.models.enums import LogLevel

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from templator.api.deps import Conns, CurrentActor, DbSession, origin
-from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.kit.ids import ID_PATTERN
 from templator.kit.validation import IdPath

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from templator.ai_session.errors import AiSessionNotFound
 from templator.api.deps import Conns, CurrentActor, DbSession, origin
-from templator.api.pages import PageOut, Paging, VersionPaging, to_page_out
+from templator.api.pagination import PageOut, Paging, VersionPaging, to_page_out
 from templator.api.problems import responses_for
 from templator.hubspot.errors import ModuleCheckFailed
 from templator.kit.ids import ID_PATTERN

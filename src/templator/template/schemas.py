@@ -75,7 +75,7 @@ class _Content(RequestModel):
     # failed in every error path (`tags.list[constrained-str].0`). None means "omitted".
     name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
     description: str | None = Field(default=None, max_length=2000)
-    html_content: str = Field(default=None, min_length=1, max_length=MAX_CONTENT)  # type: ignore[assignment]
+    html_content: str = Field(default=None, max_length=MAX_CONTENT)  # type: ignore[assignment]
     css_content: str | None = Field(default=None, max_length=MAX_CONTENT)
     js_content: str | None = Field(default=None, max_length=MAX_CONTENT)
     hubspot_config: HubSpotConfigJson = Field(default=None)  # type: ignore[arg-type]
@@ -105,7 +105,8 @@ class TemplateCreate(_Content):
 
     project_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
     name: str = Field(min_length=1, max_length=200)
-    html_content: str = Field(min_length=1, max_length=MAX_CONTENT)
+    # May be empty: HubSpot keeps modules whose module.html is a 0-byte file.
+    html_content: str = Field(max_length=MAX_CONTENT)
     hubspot_config: HubSpotConfigJson
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
@@ -234,10 +235,21 @@ class ModuleCheckFinding(BaseModel):
 
     severity: Literal["error", "warning"]
     code: str = Field(description="Stable code, e.g. unknown_field, unbalanced_tag, unused_field")
-    file: str = Field(description="meta.json, fields.json or module.html")
-    line: int | None = Field(default=None, description="1-based line in that file, when known")
-    path: str | None = Field(default=None, description="JSON path or field path it is about")
+    file: str = Field(description="meta.json, fields.json, module.html or a .graphql file")
+    line: int | None = Field(
+        default=None, description="1-based line in that file, when known (the first of lines)"
+    )
+    path: str | None = Field(
+        default=None, description="The field path it is about, by names: fields > hero > title"
+    )
     message: str
+    lines: list[int] = Field(
+        default_factory=list, description="Every line the same problem occurs on"
+    )
+    impact: Literal["upload", "render", "style"] = Field(
+        default="style",
+        description="On HubSpot: would not upload, would render wrong, or a matter of style",
+    )
 
 
 class ModuleCheck(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from templator.api.deps import AdminActor, Conns, CurrentActor, DbSession, Uow, origin
-from templator.api.pages import PageOut, Paging, to_page_out
+from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.auth.errors import AdminRequired
 from templator.kit.actor import Actor
