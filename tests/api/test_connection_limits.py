@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 
 from tests.api.conftest import Caller, LiveApi
 
@@ -238,3 +239,30 @@ async def test_a_stream_ends_when_its_token_is_revoked(live_api: LiveApi) -> Non
             tail = await asyncio.wait_for(rest(), HELD_AT_MOST)
         assert not [line for line in tail if line.startswith("event: ")]
         assert (await http.get("/api/v1/projects", headers=watcher)).status_code == 401
+
+
+async def test_a_stream_ends_when_its_token_expires(live_api: LiveApi) -> None:
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=30) as http:
+        sid = await _processing_session(http, live_api.headers)
+        created = await http.post(
+            "/api/v1/tokens", json={"name": "short-lived"}, headers=live_api.headers
+        )
+        # Expiring in a few seconds (the API's shortest lifetime is a day), before its
+        # first use, so the record the server caches carries the new expiry.
+        database = live_api.env["DATABASE_URL"].replace("+psycopg", "")
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE api_tokens SET expires_at = now() + interval '4 seconds' WHERE id = %s",
+                (created.json()["id"],),
+            )
+        short = {"Authorization": f"Bearer {created.json()['token']}"}
+        async with _stream(http, sid, short) as stream:
+            lines = stream.aiter_lines()
+            assert (await anext(lines)).startswith("event: state")
+
+            async def rest() -> list[str]:
+                return [line async for line in lines]
+
+            tail = await asyncio.wait_for(rest(), HELD_AT_MOST)
+        assert not [line for line in tail if line.startswith("event: ")]
+        assert (await http.get("/api/v1/projects", headers=short)).status_code == 401
