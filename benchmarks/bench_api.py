@@ -245,6 +245,7 @@ async def session_flow(call: Any, project_id: str) -> None:
         f"/api/v1/sessions/{sid}/designs",
         files={"file": ("d.html", html, "text/html")},
     )
+    await call("start session", "POST", f"/api/v1/sessions/{sid}/start")
     for i, phase in enumerate(PHASES, start=1):
         await call(
             "record phase",

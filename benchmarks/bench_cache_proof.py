@@ -8,7 +8,9 @@ two values — the token record and the template — so per request the proof co
   read did before), on a real token record and a real template of the seeded dataset:
   the first sight of a value (the MAC computed) and a value seen before at the same
   generation (compared with the bytes the process last verified, as a hot key is);
-* an MGET of four keys (each value and its generation) instead of two, on Redis.
+* an MGET of four keys (each value and its generation) instead of two, on Redis;
+* the authentication epoch's check of the token record (issue #21: `EpochWatch.believes`,
+  one dict lookup and comparison), against the two hot unseals it follows.
 
     BENCH_DATABASE_URL=... BENCH_REDIS_URL=redis://127.0.0.1:6401/11 \
         .venv/bin/python -m benchmarks.bench_cache_proof [--quick]
@@ -27,6 +29,7 @@ from redis.asyncio import Redis
 
 from benchmarks.common import bench_redis_url, machine, parser, raw_dsn, seeded_database
 from templator.cache import Cache
+from templator.epoch import EpochWatch
 from templator.template.repository import _LOAD, _LOAD_NAMES
 from templator.template.service import template_json
 
@@ -62,6 +65,7 @@ async def run(number: int) -> None:
         "hash": "0" * 64,
         "expires": time.time() + 86400,
         "revoked": False,
+        "epoch": 7,
     }
     template = template_json(row)
     sealed = [cache.seal(token_key, "3", record, 60), cache.seal(template_key, "7", template, 300)]
@@ -95,6 +99,21 @@ async def run(number: int) -> None:
     print(
         f"proof's CPU per request: {ours_us - base_us:.2f} µs first sight "
         f"({ours_us / base_us:.2f}x), {hot_us - base_us:.2f} µs seen before ({hot_us / base_us:.2f}x)"
+    )
+
+    epoch = EpochWatch()
+    epoch.current = 7
+
+    def ours_hot_with_epoch() -> None:
+        token = cache.unseal(token_key, b"3", copies[0])
+        cache.unseal(template_key, b"7", copies[1])
+        epoch.believes(token)
+
+    with_epoch_us = _per_call(ours_hot_with_epoch, number)
+    hot_again_us = _per_call(ours_hot, number)
+    print(
+        f"two unseals seen before + the epoch check {with_epoch_us:6.2f} µs per request, "
+        f"without {hot_again_us:6.2f} µs: {hot_again_us / with_epoch_us:.3f}x"
     )
 
     await redis.set(token_key, sealed[0])

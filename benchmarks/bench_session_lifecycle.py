@@ -144,6 +144,7 @@ async def ours_lifecycle(conns: Connections, actor: Actor, project_id: str) -> N
                 actor, AiSessionCreate(project_id=project_id)
             )
         ).id
+        await AiSessionService(s, conns.cache).start(actor, session_id)
     for i, phase in enumerate(PHASES, start=1):
         async with unit_of_work(conns.sessionmaker, conns.cache) as s:
             await AiSessionService(s, conns.cache).record_phase(

@@ -32,6 +32,7 @@ INFRASTRUCTURE = {
     "private_apis",
     "redis",
     "cache",
+    "epoch",
     "signing",
     "store_urls",
     "exceptions",
@@ -51,6 +52,7 @@ DOMAINS = {
     "auth",
     "audit",
     "hubspot",
+    "work",
 }
 OPERATIONS = {"backup", "monitoring", "deploy", "pgadmin"}
 EDGES = {"app", "api", "cli"}

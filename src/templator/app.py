@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from templator.api import health
 from templator.api.auth_limit import AuthFailureLimiter
@@ -32,6 +33,8 @@ from templator.config import ProcessRole, Settings, get_settings
 from templator.connections import Connections
 from templator.monitoring.metrics import Metrics
 from templator.store_urls import StackFinder
+from templator.work.rescuer import Rescuer
+from templator.work.wakeup import WorkListener, WorkSignal
 
 REQUESTS = Counter("templator_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -75,11 +78,19 @@ def create_app(
             window=conf.auth_failure_window_seconds,
         )
         app.state.metrics = Metrics(conns)
+        app.state.work_signal = signal = WorkSignal()
+        app.state.work_listener = listener = WorkListener(
+            conns.urls.database_url, signal, role=ProcessRole.API
+        )
+        rescuer = Rescuer(conns, signal)
         try:
             if conns.store is not None:
                 await asyncio.to_thread(conns.store.ensure_bucket)
             await conns.open_read_pool()
+            conns.epoch.start()
             app.state.metrics.start()
+            listener.start()
+            rescuer.start()
             # Everything made so far (modules, routes, models) lives as long as the
             # process: keep it out of the cyclic collector's scans, which otherwise walk
             # it all on every full collection, pausing requests under load (docs/benchmarks.md,
@@ -87,6 +98,9 @@ def create_app(
             gc.freeze()
             yield
         finally:
+            await conns.epoch.stop()
+            await rescuer.stop()
+            await listener.stop()
             await app.state.metrics.stop()
             await app.state.progress_hub.close()
             if owned:
@@ -104,11 +118,16 @@ def create_app(
         },
     )
     install_problem_handlers(app)
+    app.state.monitoring_secret = conf.monitoring_secret  # read once (a file, maybe)
     # Innermost first: add_middleware wraps what was added before.
     app.add_middleware(TemplateReadFastPath)
     app.add_middleware(BodyLimitMiddleware, upload_limit=conf.upload_max_bytes)
 
     app.add_middleware(RequestContextMiddleware)
+    if conf.api_forwarded_allow_ips:
+        # Outermost: every layer (the limit, the logs, the audit) sees the client a
+        # configured proxy names; from any other peer the headers are ignored.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=conf.api_forwarded_allow_ips)
     app.include_router(health.router)
     if conf.dashboard_enabled:
         install_dashboard(app)

@@ -35,6 +35,7 @@ import orjson
 from prometheus_client import Counter
 from redis.exceptions import MaxConnectionsError, RedisError
 
+from templator.epoch import EpochWatch
 from templator.redis import RedisClient, by_slot, is_cluster
 
 log = logging.getLogger("templator.cache")
@@ -49,7 +50,9 @@ CACHE_BYPASS = Counter(
 CACHE_REFUSED = Counter(
     "templator_cache_refused_total",
     "Cached values refused and read from PostgreSQL instead: `proof` = forged, altered, "
-    "moved or replayed after an invalidation; `expired` = kept past its sealed expiry",
+    "moved or replayed after an invalidation; `expired` = kept past its sealed expiry; "
+    "`stale` = sealed, but read before a change the caller knows of (an older "
+    "authentication epoch)",
     ["reason"],
 )
 MAC_SIZE = 16
@@ -165,8 +168,12 @@ class Cache:
         default_ttl: int,
         retry_after: float = 2.0,
         signing_key: bytes | None = None,
+        epoch: EpochWatch | None = None,
     ) -> None:
         self.redis = redis
+        # What cached auth records must be stamped with to be believed (`epoch.py`); a
+        # cache made without a watch knows no epoch, and believes no such record.
+        self.epoch = epoch or EpochWatch()
         # Without a configured key this process makes one: its values are then believed
         # by itself only (other processes refuse them and read PostgreSQL), never by
         # anyone else.
@@ -271,11 +278,13 @@ class Cache:
         encode: Callable[[T], Any],
         decode: Callable[[Any], T],
         ttl: int | None = None,
+        believe: Callable[[Any], bool] | None = None,
     ) -> T | None:
         """Return the cached value for `key`, else load it, cache it (race-safe) and return it.
 
         `encode` turns the loaded value into JSON-ready data, `decode` turns it back.
-        A loader returning None (not found) is not cached.
+        A loader returning None (not found) is not cached. A cached value that `believe`
+        (when given) refuses is counted `stale` and replaced by a fresh load.
         """
         generation = "0"
         if self.available:
@@ -288,6 +297,9 @@ class Cache:
                 self._mark_up()
                 if raw is not None:
                     data = self.unseal(key, gen, raw)
+                    if data is not None and believe is not None and not believe(data):
+                        CACHE_REFUSED.labels("stale").inc()
+                        data = None
                     if data is not None:
                         self.stats.hits += 1
                         CACHE_REQUESTS.labels("hit").inc()

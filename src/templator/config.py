@@ -188,6 +188,15 @@ class Settings(BaseSettings):
     auth_failure_window_seconds: int = Field(
         default=60, ge=1, le=3600, description="window of AUTH_FAILURE_LIMIT"
     )
+    auth_epoch_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="seconds between re-reads of the authentication epoch (besides LISTEN; "
+        "behind PgBouncer the only way a revocation made by another process is learnt): a "
+        "lost connection is noticed within this and the deadline of a read, and until the "
+        "epoch is read again no cached token record is believed",
+    )
 
     # Object store (S3 protocol: MinIO, SeaweedFS, AWS S3)
     s3_endpoint_url: str | None = Field(
@@ -306,6 +315,25 @@ class Settings(BaseSettings):
         le=600,
         description="seconds an idle keep-alive connection stays open between requests",
     )
+    # The work queue (docs/work-queue.md).
+    work_rescue_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="how often each API process returns sessions whose lease expired to the "
+        "queue (or fails them after their last attempt); also how late a retry whose "
+        "backoff ended wakes a waiting claim at most",
+    )
+    work_retry_base_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="backoff before a session's retry: base x 2^(attempt-1), capped by "
+        "WORK_RETRY_MAX_SECONDS, of which a random half is waited (equal jitter)",
+    )
+    work_retry_max_seconds: float = Field(
+        default=300.0, ge=0, le=86400, description="longest backoff before a retry"
+    )
     # Deployment (deploy area): uvicorn's supervisor knobs `templator serve` passes on.
     api_worker_healthcheck_timeout: int = Field(
         default=30,
@@ -316,14 +344,25 @@ class Settings(BaseSettings):
         "uvicorn's own 5 s crash-loops a busy small host",
     )
     api_forwarded_allow_ips: str = Field(
-        default="127.0.0.1,::1",
-        min_length=1,
+        default="",
         description="comma-separated addresses or networks of the reverse proxies whose "
-        "X-Forwarded-For/-Proto headers are trusted ('*' = any: only behind a proxy that "
-        "is the sole way in)",
+        "X-Forwarded-For/-Proto headers are trusted; empty (the default) = none: the "
+        "client is the peer of the connection. '*' = any: only behind a proxy that is the "
+        "sole way in (the failed-authentication limit counts the address found here)",
     )
 
     # Monitoring (metrics, dashboard: monitoring/, api/dashboard.py)
+    monitoring_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token /metrics and /health/ready require (`Authorization: "
+        "Bearer <token>`); unset (and no MONITORING_TOKEN_FILE) = open, as /health always "
+        "is. They show versions, row counts, paths and backup age: set it wherever the API "
+        "port is reachable by more than the scraper",
+    )
+    monitoring_token_file: Path | None = Field(
+        default=None,
+        description="file holding MONITORING_TOKEN (a compose secret the scraper reads too)",
+    )
     metrics_cache_seconds: float = Field(
         default=10.0,
         ge=0,
@@ -394,6 +433,15 @@ class Settings(BaseSettings):
     backup_keep_daily: int = Field(default=7, ge=0, description="sets kept: newest of each day")
     backup_keep_weekly: int = Field(default=4, ge=0, description="newest of each ISO week")
     backup_keep_monthly: int = Field(default=6, ge=0, description="newest of each month")
+
+    @property
+    def monitoring_secret(self) -> bytes | None:
+        """MONITORING_TOKEN, else the content of MONITORING_TOKEN_FILE, else None (open)."""
+        if self.monitoring_token is not None:
+            return self.monitoring_token.get_secret_value().encode()
+        if self.monitoring_token_file is not None:
+            return self.monitoring_token_file.read_text().strip().encode() or None
+        return None
 
     @property
     def db_client_deadline(self) -> float | None:

@@ -25,11 +25,13 @@ from templator import postgres
 from templator import redis as redis_factory
 from templator.cache import Cache
 from templator.config import ProcessRole, Settings
+from templator.epoch import EpochWatch
 from templator.exceptions import ServiceUnavailable
 from templator.health.checks import Check, HealthReport, Role, run_checks
 from templator.health.schema import SchemaCheck
 from templator.kit.uow import read_session
 from templator.signing import cache_signing_key
+from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore
 from templator.store_urls import (
     StackFinder,
@@ -96,11 +98,15 @@ class Connections:
         self.redis: redis_factory.RedisClient = redis_factory.create_client(
             settings, url=urls.redis_url, role=role
         )
+        # The authentication epoch cached token records must carry (`epoch.py`): watched
+        # by the processes that authenticate (the API's lifespan starts it).
+        self.epoch = EpochWatch(settings, url=urls.database_url, role=role)
         self.cache = Cache(
             self.redis,
             namespace=settings.cache_namespace,
             default_ttl=settings.cache_ttl_seconds,
             signing_key=cache_signing_key(settings, stack_key_file=urls.cache_signing_key_file),
+            epoch=self.epoch,
         )
         self.store: ObjectStore | None = (
             ObjectStore.from_settings(settings, endpoint_url=urls.s3_endpoint_url)
@@ -111,11 +117,7 @@ class Connections:
 
     def require_store(self) -> ObjectStore:
         """The object store, or a clear error when none is configured."""
-        if self.store is None:
-            raise ServiceUnavailable(
-                "no object store is configured: set S3_ENDPOINT_URL (or run `templator up`)"
-            )
-        return self.store
+        return require_store(self.store)
 
     @classmethod
     def from_settings(
@@ -147,6 +149,7 @@ class Connections:
 
     async def close(self) -> None:
         """Close the pools and the client; safe to call twice."""
+        await self.epoch.stop()
         if self.read_pool is not None:
             await self.read_pool.close()
             self.read_pool = None

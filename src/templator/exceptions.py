@@ -75,7 +75,7 @@ class TooManyFailedAuthentications(TemplatorError):
     """The client's address failed to authenticate too often; retry after a while."""
 
     status_code = 429
-    code = "too_many_failed_authentications"
+    code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)

@@ -17,11 +17,17 @@ from templator.models import SessionPhase, SessionStatus
 from tests.support.factories import Committed
 
 
-async def _new_session(connections: Connections, committed: Committed) -> str:
+async def _new_session(
+    connections: Connections, committed: Committed, *, started: bool = True
+) -> str:
+    """A committed session, started (PROCESSING: phases are recorded) unless not `started`."""
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
-        created = await AiSessionService(session, connections.cache).create(
+        service = AiSessionService(session, connections.cache)
+        created = await service.create(
             committed.actor, AiSessionCreate(project_id=committed.project_id)
         )
+        if started:
+            await service.start(committed.actor, created.id)
     return created.id
 
 
@@ -75,7 +81,7 @@ async def test_racing_workers_never_lose_or_reverse_progress(
 async def test_exactly_one_terminal_transition_wins(
     connections: Connections, committed: Committed
 ) -> None:
-    session_id = await _new_session(connections, committed)
+    session_id = await _new_session(connections, committed, started=False)
     async with unit_of_work(connections.sessionmaker, connections.cache) as session:
         await AiSessionService(session, connections.cache).start(committed.actor, session_id)
 

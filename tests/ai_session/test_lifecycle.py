@@ -28,13 +28,15 @@ from tests.support.factories import actor_of, make_project, make_user
 
 
 async def _service_and_session(
-    db_session: AsyncSession, connections: Connections
+    db_session: AsyncSession, connections: Connections, *, started: bool = False
 ) -> tuple[AiSessionService, Actor, str]:
     user = await make_user(db_session)
     project = await make_project(db_session, user=user)
     service = AiSessionService(db_session, connections.cache)
     actor = actor_of(user)
     created = await service.create(actor, AiSessionCreate(project_id=project.id))
+    if started:
+        await service.start(actor, created.id)
     return service, actor, created.id
 
 
@@ -86,10 +88,10 @@ async def test_every_transition_is_allowed_or_refused_as_the_table_says(
         assert row.status is current
 
 
-async def test_phases_write_their_column_advance_and_start_processing(
+async def test_phases_write_their_column_and_advance(
     db_session: AsyncSession, connections: Connections
 ) -> None:
-    service, actor, session_id = await _service_and_session(db_session, connections)
+    service, actor, session_id = await _service_and_session(db_session, connections, started=True)
     for i, phase in enumerate(SessionPhase, start=1):
         state = await service.record_phase(
             actor,
@@ -132,7 +134,7 @@ async def test_failure_keeps_the_error_log(
 async def test_progress_backwards_is_refused_and_nothing_is_written(
     db_session: AsyncSession, connections: Connections
 ) -> None:
-    service, actor, session_id = await _service_and_session(db_session, connections)
+    service, actor, session_id = await _service_and_session(db_session, connections, started=True)
     await service.record_phase(
         actor, session_id, PhaseUpdate(phase=SessionPhase.UPLOAD, payload={"a": 1}, progress=0.4)
     )
@@ -149,7 +151,7 @@ async def test_progress_backwards_is_refused_and_nothing_is_written(
 async def test_phase_backwards_is_refused(
     db_session: AsyncSession, connections: Connections
 ) -> None:
-    service, actor, session_id = await _service_and_session(db_session, connections)
+    service, actor, session_id = await _service_and_session(db_session, connections, started=True)
     await service.record_phase(
         actor, session_id, PhaseUpdate(phase=SessionPhase.AI_ANALYSIS, payload={}, progress=0.6)
     )
@@ -178,14 +180,16 @@ def test_progress_outside_the_unit_interval_is_refused_by_the_schema() -> None:
 async def test_oversize_payload_is_refused_naming_the_limit(
     db_session: AsyncSession, connections: Connections
 ) -> None:
-    service, actor, session_id = await _service_and_session(db_session, connections)
+    service, actor, session_id = await _service_and_session(db_session, connections, started=True)
     with pytest.raises(AiSessionPayloadTooLarge, match="the limit is 1,048,576"):
         await service.record_phase(
             actor,
             session_id,
-            PhaseUpdate(phase=SessionPhase.UPLOAD, payload="x" * 1_100_000, progress=0.1),
+            PhaseUpdate(
+                phase=SessionPhase.SECTION_DETECTION, payload="x" * 1_100_000, progress=0.1
+            ),
         )
-    assert (await service.get(actor, session_id)).input_data is None
+    assert (await service.get(actor, session_id)).sections is None
 
 
 async def test_unknown_and_foreign_sessions_are_not_found(

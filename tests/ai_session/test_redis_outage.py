@@ -62,6 +62,8 @@ async def _every_operation(connections: Connections, cache: Cache, committed: Co
             actor, AiSessionCreate(project_id=committed.project_id)
         )
     async with unit_of_work(maker, cache) as s:
+        await AiSessionService(s, cache).start(actor, created.id)
+    async with unit_of_work(maker, cache) as s:
         await AiSessionService(s, cache).record_phase(
             actor,
             created.id,

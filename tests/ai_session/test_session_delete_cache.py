@@ -26,6 +26,7 @@ async def _completed_session_with_templates(
         sid = (
             await sessions.create(committed.actor, AiSessionCreate(project_id=committed.project_id))
         ).id
+        await sessions.start(committed.actor, sid)
         await sessions.record_phase(
             committed.actor,
             sid,

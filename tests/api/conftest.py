@@ -30,6 +30,7 @@ from templator.models import User, UserRole
 from templator.user.schemas import UserCreate
 from templator.user.service import UserService
 from tests.plugins.s3 import ACCESS_KEY, SECRET_KEY
+from tests.support.factories import hubspot_config
 
 
 @dataclass
@@ -56,22 +57,56 @@ async def client(store_connections: Connections) -> AsyncIterator[httpx.AsyncCli
             yield http
 
 
+async def new_caller(
+    conns: Connections, role: UserRole = UserRole.USER, *, scopes: tuple[str, ...] = ()
+) -> tuple[Caller, str]:
+    """A committed user with a token of `scopes` (the caller, and the token's id); the
+    caller deletes it."""
+    async with unit_of_work(conns.sessionmaker, conns.cache) as session:
+        email = f"{new_id()}@example.com"
+        user = await UserService(session, conns.cache).create(
+            UserCreate(email=email, role=role), origin=CLI
+        )
+        token = await TokenService(session, conns.cache).create(
+            user.id,
+            TokenCreate.model_validate({"name": "test", "scopes": list(scopes)}),
+            origin=CLI,
+            owner_role=role,
+        )
+    return Caller(user.id, email, role, token.token), token.id
+
+
+async def new_template(
+    client: httpx.AsyncClient, owner: Caller, *, name: str = "Private", html: str = "<p>x</p>"
+) -> str:
+    """The id of a template of `owner`'s, in a new project of theirs, made over HTTP."""
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Site"}, headers=owner.headers)
+    ).json()
+    created = await client.post(
+        "/api/v1/templates",
+        json={
+            "project_id": project["id"],
+            "name": name,
+            "html_content": html,
+            "hubspot_config": hubspot_config(),
+        },
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    tid: str = created.json()["id"]
+    return tid
+
+
 @pytest.fixture
 async def make_caller(store_connections: Connections) -> AsyncIterator[object]:
     """A factory of committed users with tokens; all are deleted after the test."""
     made: list[str] = []
 
-    async def make(role: UserRole = UserRole.USER) -> Caller:
-        async with unit_of_work(store_connections.sessionmaker, store_connections.cache) as session:
-            email = f"{new_id()}@example.com"
-            user = await UserService(session, store_connections.cache).create(
-                UserCreate(email=email, role=role), origin=CLI
-            )
-            token = await TokenService(session, store_connections.cache).create(
-                user.id, TokenCreate(name="test"), origin=CLI
-            )
-        made.append(user.id)
-        return Caller(user.id, email, role, token.token)
+    async def make(role: UserRole = UserRole.USER, *, scopes: tuple[str, ...] = ()) -> Caller:
+        caller, _ = await new_caller(store_connections, role, scopes=scopes)
+        made.append(caller.id)
+        return caller
 
     yield make
     async with store_connections.sessionmaker() as session:
@@ -103,7 +138,6 @@ def live_api(
     port = free_port()
     env = {
         **os.environ,
-        **getattr(request.module, "LIVE_API_ENV", {}),
         "DATABASE_URL": settings.database_url or "",
         "REDIS_URL": settings.redis_url or "",
         "S3_ENDPOINT_URL": s3_server.endpoint_url,
@@ -113,6 +147,7 @@ def live_api(
         "CACHE_NAMESPACE": "fuzz",
         # Every fuzzed request comes from one address; the limit has tests of its own.
         "AUTH_FAILURE_LIMIT": "1000000",
+        **getattr(request.module, "LIVE_API_ENV", {}),
     }
     templator = str(Path(sys.executable).parent / "templator")
     created = subprocess.run(

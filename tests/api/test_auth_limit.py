@@ -19,8 +19,7 @@ from templator.app import create_app
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.dev.localstack.process import free_port
-from tests.api.conftest import Caller
-from tests.support.factories import hubspot_config
+from tests.api.conftest import Caller, new_template
 
 MakeCaller = Callable[..., Coroutine[Any, Any, Caller]]
 BAD = {"Authorization": f"Bearer tpl_{secrets.token_hex(6)}_{'x' * 40}"}
@@ -58,11 +57,63 @@ async def test_too_many_failures_from_one_address_are_429_with_retry_after(
     assert statuses == [401, 401, 401]
     assert limited.status_code == 429
     assert limited.headers["content-type"].startswith("application/problem+json")
-    assert limited.json()["code"] == "too_many_failed_authentications"
+    assert limited.json()["code"] == "rate_limited"  # the code the OpenAPI document names
     assert 1 <= int(limited.headers["retry-after"]) <= 60
-    assert valid_but_blocked.status_code == 429  # the address is blocked, whatever it sends
+    assert valid_but_blocked.status_code == 200  # a valid token is never limited
     async with _client(store_connections, _address(), cache_namespace=namespace) as other:
         assert (await other.get("/api/v1/users/me", headers=user.headers)).status_code == 200
+
+
+async def test_the_429_code_is_the_one_the_contract_names(
+    store_connections: Connections,
+) -> None:
+    address, namespace = _address(), f"limit-{uuid.uuid4().hex[:8]}"
+    async with _client(store_connections, address, cache_namespace=namespace) as http:
+        document = (await http.get("/openapi.json")).json()
+        for _ in range(4):
+            limited = await http.get("/api/v1/users/me", headers=BAD)
+    listed = document["paths"]["/api/v1/users/me"]["get"]["responses"]["429"]["x-problem-codes"]
+    assert limited.status_code == 429
+    assert limited.json()["code"] in listed
+
+
+async def test_a_victims_valid_token_is_not_limited_by_an_attacker_at_its_address(
+    store_connections: Connections, make_caller: MakeCaller
+) -> None:
+    """21 bad tokens from the victim's address (a shared NAT, a container network's
+    gateway, or a forged header a configured proxy passed on) do not lock the victim out,
+    on the route or on the cached read's fast path."""
+    victim = await make_caller()
+    address, namespace = _address(), f"limit-{uuid.uuid4().hex[:8]}"
+    async with _client(
+        store_connections, address, cache_namespace=namespace, auth_failure_limit=20
+    ) as http:
+        assert (await http.get("/api/v1/users/me", headers=victim.headers)).status_code == 200
+        attacks = [(await http.get("/api/v1/users/me", headers=BAD)).status_code for _ in range(21)]
+        me = await http.get("/api/v1/users/me", headers=victim.headers)
+        minted = await http.post("/api/v1/tokens", json={"name": "n"}, headers=victim.headers)
+    assert attacks[-1] == 429
+    assert me.status_code == 200, me.text
+    assert minted.status_code == 201, minted.text
+
+
+async def test_a_forwarded_for_is_believed_only_from_a_configured_proxy(
+    store_connections: Connections,
+) -> None:
+    namespace, proxy, victim = f"limit-{uuid.uuid4().hex[:8]}", _address(), _address()
+    forged = {**BAD, "X-Forwarded-For": victim}
+    async with _client(store_connections, _address(), cache_namespace=namespace) as stranger:
+        for _ in range(4):
+            await stranger.get("/api/v1/users/me", headers=forged)
+    async with _client(store_connections, victim, cache_namespace=namespace) as own:
+        assert (await own.get("/api/v1/users/me", headers=BAD)).status_code == 401  # untouched
+    async with _client(
+        store_connections, proxy, cache_namespace=namespace, api_forwarded_allow_ips=proxy
+    ) as behind_proxy:
+        for _ in range(3):
+            await behind_proxy.get("/api/v1/users/me", headers=forged)
+        # The proxy's word is taken: the victim's address has now failed 1 + 3 times.
+        assert (await behind_proxy.get("/api/v1/users/me", headers=forged)).status_code == 429
 
 
 async def test_the_count_is_shared_through_redis_by_every_worker(
@@ -100,21 +151,7 @@ async def test_a_successful_cached_read_makes_one_redis_round_trip_and_no_count(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     owner = await make_caller()
-    project = (
-        await client.post("/api/v1/projects", json={"name": "Site"}, headers=owner.headers)
-    ).json()
-    created = await client.post(
-        "/api/v1/templates",
-        json={
-            "project_id": project["id"],
-            "name": "Hero",
-            "html_content": "<p>hi</p>",
-            "hubspot_config": hubspot_config(),
-        },
-        headers=owner.headers,
-    )
-    assert created.status_code == 201, created.text
-    tid = created.json()["id"]
+    tid = await new_template(client, owner, name="Hero", html="<p>hi</p>")
     assert (await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)).status_code == 200
     commands: list[str] = []
     real_execute, real_pipeline = Redis.execute_command, Pipeline.execute

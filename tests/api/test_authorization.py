@@ -1,4 +1,5 @@
-"""The authorization matrix: every endpoint × (anonymous, another user, owner, EXPERT, ADMIN).
+"""The authorization matrix: every endpoint × (anonymous, another user, owner, EXPERT, ADMIN,
+a worker token).
 
 Each cell runs against a fresh world (the owner's project, sessions, template and token),
 so a cell that deletes or changes something cannot influence the next one.
@@ -19,7 +20,7 @@ from tests.support.factories import hubspot_config
 
 MakeCaller = Callable[..., Coroutine[Any, Any, Caller]]
 HTML = b"<!DOCTYPE html><html><body>x</body></html>"
-ROLES = ("anonymous", "other", "owner", "expert", "admin")
+ROLES = ("anonymous", "other", "owner", "expert", "admin", "worker")
 
 
 @dataclass
@@ -29,6 +30,7 @@ class World:
     pending: str
     processing: str
     done: str
+    draft: str
     template: str
     in_review: str
     token_id: str
@@ -48,6 +50,7 @@ async def build_world(client: httpx.AsyncClient, make_caller: MakeCaller) -> Wor
     sessions = [(await post("/api/v1/sessions", {"project_id": project}))["id"] for _ in range(3)]
     pending, processing, done = sessions
     await post(f"/api/v1/sessions/{processing}/start", {})
+    await post(f"/api/v1/sessions/{done}/start", {})
     gen = {"name": "Done", "html": "<p/>", "hubspot_config": hubspot_config()}
     await post(
         f"/api/v1/sessions/{done}/phases", {"phase": "generation", "payload": gen, "progress": 1}
@@ -63,15 +66,45 @@ async def build_world(client: httpx.AsyncClient, make_caller: MakeCaller) -> Wor
     in_review = (await post("/api/v1/templates", body))["id"]
     await post(f"/api/v1/templates/{in_review}/status", {"status": "REVIEW"})
     token_id = (await post("/api/v1/tokens", {"name": "extra"}))["id"]
-    return World(owner, project, pending, processing, done, template, in_review, token_id)
+    draft = (await post("/api/v1/sessions", {"project_id": project, "draft": True}))["id"]
+    return World(owner, project, pending, processing, done, draft, template, in_review, token_id)
 
 
 Request = Callable[[World], tuple[str, str, dict[str, Any]]]
-OWNED = {"anonymous": 401, "other": 404, "owner": 200, "expert": 404, "admin": 200}
+# A worker token reaches only the work queue's routes (api/scopes.py): 403 elsewhere.
+OWNED = {"anonymous": 401, "other": 404, "owner": 200, "expert": 404, "admin": 200, "worker": 403}
 OWNED_CREATED = OWNED | {"owner": 201, "admin": 201}
 OWNED_NO_CONTENT = OWNED | {"owner": 204, "admin": 204}
-ADMIN_ONLY = {"anonymous": 401, "other": 403, "owner": 403, "expert": 403, "admin": 200}
-ANY_USER = {"anonymous": 401, "other": 200, "owner": 200, "expert": 200, "admin": 200}
+ADMIN_ONLY = {
+    "anonymous": 401,
+    "other": 403,
+    "owner": 403,
+    "expert": 403,
+    "admin": 200,
+    "worker": 403,
+}
+ANY_USER = {
+    "anonymous": 401,
+    "other": 200,
+    "owner": 200,
+    "expert": 200,
+    "admin": 200,
+    "worker": 403,
+}
+# Reads a worker makes of any user's session.
+WORKER_READS = OWNED | {"worker": 200}
+# A worker's writes go through only under a lease: without one, 409 lease_required.
+WORKER_WRITES = OWNED | {"worker": 409}
+# The work queue's own routes: a worker token only (403 worker_scope_required otherwise);
+# without a Lease-Token header, heartbeat and release answer 409 lease_required.
+WORK_ONLY = {
+    "anonymous": 401,
+    "other": 403,
+    "owner": 403,
+    "expert": 403,
+    "admin": 403,
+    "worker": 200,
+}
 ANY_USER_CREATED = {role: (201 if code == 200 else code) for role, code in ANY_USER.items()}
 # A template up for review (REVIEW, APPROVED, PUBLISHED) is readable by every EXPERT, who
 # has to see what they approve; changing it stays the owner's (or an ADMIN's): 403.
@@ -130,27 +163,52 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
         OWNED_CREATED,
     ),
     ("list sessions", lambda w: ("GET", f"/api/v1/projects/{w.project}/sessions", {}), OWNED),
-    ("get session", lambda w: ("GET", f"/api/v1/sessions/{w.pending}", {}), OWNED),
-    ("session state", lambda w: ("GET", f"/api/v1/sessions/{w.pending}/state", {}), OWNED),
+    ("get session", lambda w: ("GET", f"/api/v1/sessions/{w.pending}", {}), WORKER_READS),
+    (
+        "session state",
+        lambda w: ("GET", f"/api/v1/sessions/{w.pending}/state", {}),
+        WORKER_READS,
+    ),
+    (
+        "attempts",
+        lambda w: ("GET", f"/api/v1/sessions/{w.done}/attempts", {}),
+        WORKER_READS,
+    ),
+    ("submit", lambda w: ("POST", f"/api/v1/sessions/{w.draft}/submit", {}), OWNED),
     (
         "record phase",
         lambda w: (
             "POST",
-            f"/api/v1/sessions/{w.pending}/phases",
+            f"/api/v1/sessions/{w.processing}/phases",
             {"json": {"phase": "upload", "payload": {}, "progress": 0.1}},
         ),
-        OWNED,
+        WORKER_WRITES,
+    ),
+    (
+        "claim",
+        lambda w: ("POST", "/api/v1/work/claim", {"json": {"worker": "matrix"}}),
+        WORK_ONLY,
+    ),
+    (
+        "heartbeat",
+        lambda w: ("POST", f"/api/v1/work/{w.processing}/heartbeat", {}),
+        WORK_ONLY | {"worker": 409},
+    ),
+    (
+        "release",
+        lambda w: ("POST", f"/api/v1/work/{w.processing}/release", {}),
+        WORK_ONLY | {"worker": 409},
     ),
     ("start", lambda w: ("POST", f"/api/v1/sessions/{w.pending}/start", {}), OWNED),
     (
         "complete",
         lambda w: ("POST", f"/api/v1/sessions/{w.processing}/complete", {"json": {}}),
-        OWNED,
+        WORKER_WRITES,
     ),
     (
         "fail",
         lambda w: ("POST", f"/api/v1/sessions/{w.processing}/fail", {"json": {"error": {"e": 1}}}),
-        OWNED,
+        WORKER_WRITES,
     ),
     ("cancel", lambda w: ("POST", f"/api/v1/sessions/{w.processing}/cancel", {}), OWNED),
     ("delete session", lambda w: ("DELETE", f"/api/v1/sessions/{w.pending}", {}), OWNED_NO_CONTENT),
@@ -161,9 +219,9 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
             f"/api/v1/sessions/{w.pending}/logs",
             {"json": {"lines": [{"phase": "upload", "message": "m"}]}},
         ),
-        OWNED_CREATED,
+        OWNED_CREATED | {"worker": 409},
     ),
-    ("read logs", lambda w: ("GET", f"/api/v1/sessions/{w.pending}/logs", {}), OWNED),
+    ("read logs", lambda w: ("GET", f"/api/v1/sessions/{w.pending}/logs", {}), WORKER_READS),
     (
         "upload design",
         lambda w: (
@@ -173,7 +231,7 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
         ),
         OWNED_CREATED,
     ),
-    ("events", lambda w: ("GET", f"/api/v1/sessions/{w.done}/events", {}), OWNED),
+    ("events", lambda w: ("GET", f"/api/v1/sessions/{w.done}/events", {}), WORKER_READS),
     (
         "create template",
         lambda w: (
@@ -193,7 +251,7 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
     (
         "template from session",
         lambda w: ("POST", "/api/v1/templates/from-session", {"json": {"session_id": w.done}}),
-        OWNED_CREATED,
+        OWNED_CREATED | {"worker": 201},
     ),
     ("search templates", lambda w: ("GET", "/api/v1/templates", {"params": {"q": "T"}}), ANY_USER),
     ("project templates", lambda w: ("GET", f"/api/v1/projects/{w.project}/templates", {}), OWNED),
@@ -244,7 +302,7 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
             f"/api/v1/templates/{w.in_review}/status",
             {"json": {"status": "APPROVED"}},
         ),
-        {"anonymous": 401, "other": 404, "owner": 403, "expert": 200, "admin": 200},
+        {"anonymous": 401, "other": 404, "owner": 403, "expert": 200, "admin": 200, "worker": 403},
     ),
     ("reviewable: get", lambda w: ("GET", f"/api/v1/templates/{w.in_review}", {}), REVIEWABLE_READ),
     (
@@ -306,7 +364,7 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
             f"/api/v1/templates/{w.in_review}/check",
             {"params": {"record": "true"}},
         ),
-        {"anonymous": 401, "other": 404, "owner": 200, "expert": 403, "admin": 200},
+        {"anonymous": 401, "other": 404, "owner": 200, "expert": 403, "admin": 200, "worker": 403},
     ),
     (
         "export module",
@@ -327,10 +385,18 @@ async def test_authorization_matrix(
     other = await make_caller()
     expert = await make_caller(UserRole.EXPERT)
     admin = await make_caller(UserRole.ADMIN)
+    worker = await make_caller(UserRole.ADMIN, scopes=("worker",))
     got: dict[str, int] = {}
     for role in ROLES:
         world = await build_world(client, make_caller)
-        caller = {"other": other, "owner": world.owner, "expert": expert, "admin": admin}.get(role)
+        callers = {
+            "other": other,
+            "owner": world.owner,
+            "expert": expert,
+            "admin": admin,
+            "worker": worker,
+        }
+        caller = callers.get(role)
         method, path, kwargs = request_for(world)
         headers = caller.headers if caller else {}
         response = await client.request(method, path, headers=headers, **kwargs)
@@ -348,7 +414,7 @@ def test_every_api_operation_has_a_row_in_the_matrix() -> None:
 
     from templator.app import create_app
 
-    fake = World(Caller("u", "u@example.com", UserRole.USER, "t"), *("x",) * 7)
+    fake = World(Caller("u", "u@example.com", UserRole.USER, "t"), *("x",) * 8)
     covered = {(method, path) for method, path, _ in (r(fake) for _, r, _ in MATRIX)}
     missing = []
     for template, operations in create_app().openapi()["paths"].items():

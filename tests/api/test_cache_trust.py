@@ -22,8 +22,7 @@ from templator.cache import CACHE_REFUSED
 from templator.connections import Connections
 from templator.kit.ids import new_id
 from templator.models import UserRole
-from tests.api.conftest import Caller
-from tests.support.factories import hubspot_config
+from tests.api.conftest import Caller, new_template
 
 MakeCaller = Callable[..., Coroutine[Any, Any, Caller]]
 
@@ -40,25 +39,6 @@ def _forged_token() -> tuple[str, str, str]:
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32).replace("_", "-")
     return f"tpl_{prefix}_{secret}", prefix, secret
-
-
-async def _someones_template(client: httpx.AsyncClient, owner: Caller) -> str:
-    project = (
-        await client.post("/api/v1/projects", json={"name": "Site"}, headers=owner.headers)
-    ).json()
-    created = await client.post(
-        "/api/v1/templates",
-        json={
-            "project_id": project["id"],
-            "name": "Private",
-            "html_content": "<p>secret</p>",
-            "hubspot_config": hubspot_config(),
-        },
-        headers=owner.headers,
-    )
-    assert created.status_code == 201, created.text
-    tid: str = created.json()["id"]
-    return tid
 
 
 async def test_a_forged_admin_record_without_a_database_row_is_401(
@@ -88,7 +68,7 @@ async def test_a_forged_admin_record_cannot_read_a_cached_template_through_the_f
 ) -> None:
     cache = store_connections.cache
     owner = await make_caller()
-    tid = await _someones_template(client, owner)
+    tid = await new_template(client, owner, html="<p>secret</p>")
     assert (await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)).status_code == 200
     token, prefix, secret = _forged_token()
     forged = {

@@ -179,6 +179,10 @@ async def test_the_dashboard_shows_every_section_with_real_figures(
     domain = await page.inner_text("#domain")
     assert "by status" in domain and "FAILED" in domain
     # The backup collector reports the (empty) repository: no set yet, but figures.
+    # The work queue: the traffic left one ready session (its tenant: the admin).
+    ready = page.locator("#queue tr[data-tenant] td[data-state=ready]")
+    assert await ready.count() >= 1
+    assert "ready now" in await page.inner_text("#queue")
     backups = await page.inner_text("#backups")
     assert "Backups" in backups and len(backups.strip()) > len("Backups")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ async def test_full_session_flow(client: httpx.AsyncClient, make_caller: MakeCal
     )
     assert upload.status_code == 201, upload.text
     assert upload.json()["key"].startswith(f"designs/{sid}/")
+    assert (await client.post(f"/api/v1/sessions/{sid}/start", headers=h)).status_code == 200
     for i, phase in enumerate(
         ["upload", "section_detection", "ai_analysis", "suggestions", "generation"], start=1
     ):

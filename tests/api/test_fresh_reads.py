@@ -26,6 +26,7 @@ async def _session_and_template(client: httpx.AsyncClient, owner: Caller) -> tup
     ).json()["id"]
     result = {"name": "Hero", "html": "<p/>", "hubspot_config": hubspot_config()}
     phase = {"phase": "generation", "payload": result, "progress": 1}
+    assert (await client.post(f"/api/v1/sessions/{sid}/start", headers=h)).is_success
     assert (await client.post(f"/api/v1/sessions/{sid}/phases", json=phase, headers=h)).is_success
     assert (await client.post(f"/api/v1/sessions/{sid}/complete", json={}, headers=h)).is_success
     template = await client.post(

@@ -25,6 +25,7 @@ PLAN_INDEXES = {
 }
 
 BEFORE_READABLE_TIMESTAMPS = "5e1f0c3a9b2d"
+BEFORE_NFKC_EMAILS = "d4a8e2f61c3b"
 
 
 @pytest.fixture
@@ -106,6 +107,8 @@ def test_every_foreign_key_is_indexed(database_url: str) -> None:
                 leading |= {
                     tuple(uc["column_names"][:1]) for uc in inspector.get_unique_constraints(table)
                 }
+                # A primary key is an index too (work_tenants is keyed by its user).
+                leading.add(tuple(inspector.get_pk_constraint(table)["constrained_columns"]))
                 for fk in inspector.get_foreign_keys(table):
                     assert tuple(fk["constrained_columns"]) in leading, (table, fk["name"])
     finally:
@@ -156,4 +159,29 @@ def test_readable_timestamps_migration_repairs_rows_and_reverses(scratch_url: st
         stamps = conn.execute("SELECT timestamp FROM processing_logs ORDER BY id").fetchall()
     assert [row[0].year for row in stamps] == [1, 2026, 9999]
     runner.downgrade(scratch_url, BEFORE_READABLE_TIMESTAMPS)
+    runner.upgrade(scratch_url)
+
+
+def test_nfkc_emails_migration_normalises_rows_and_refuses_to_merge_two(
+    scratch_url: str,
+) -> None:
+    runner.upgrade(scratch_url, BEFORE_NFKC_EMAILS)
+    plain = scratch_url.replace("+psycopg", "")
+    with psycopg.connect(plain) as conn:
+        conn.execute(
+            "INSERT INTO users (id, email) VALUES ('u000000000000000000000001', '\uff41@b.c'), "
+            "('u000000000000000000000002', 'a@b.c')"
+        )
+    with pytest.raises(Exception, match=r"one address once normalised.*a@b\.c"):
+        runner.upgrade(scratch_url)
+    with psycopg.connect(plain) as conn:
+        conn.execute("DELETE FROM users WHERE id = 'u000000000000000000000002'")
+    runner.upgrade(scratch_url)
+    with psycopg.connect(plain) as conn:
+        assert conn.execute("SELECT email FROM users").fetchall() == [("a@b.c",)]
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(
+                "INSERT INTO users (id, email) VALUES ('u000000000000000000000003', '\uff42@b.c')"
+            )
+    runner.downgrade(scratch_url, BEFORE_NFKC_EMAILS)
     runner.upgrade(scratch_url)

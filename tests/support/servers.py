@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -64,20 +65,26 @@ def drop_database(name: str) -> None:
 
 @dataclass
 class PrivateRedis:
-    """A redis-server the tests own (nothing on disk), so they may flush, stop and
-    restart it on the same port."""
+    """A redis-server the tests own, so they may flush, stop, pause and restart it on the
+    same port: nothing on disk, or, with `data_dir`, every write in an append-only file
+    there (fsync always), so a restart brings back all it held, as a durable Redis does."""
 
     port: int
     process: subprocess.Popen[bytes] | None = None
+    data_dir: str | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self.data_dir is None:
+            argv += ["--appendonly", "no"]
+        else:
+            argv += ["--dir", self.data_dir, "--appendonly", "yes", "--appendfsync", "always"]
         self.process = subprocess.Popen(
-            [*argv, "--save", "", "--appendonly", "no"],
+            argv,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -94,6 +101,17 @@ class PrivateRedis:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.resume()  # a paused server cannot act on SIGTERM
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the server holds its connections and answers nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause` (harmless otherwise)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)

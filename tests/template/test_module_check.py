@@ -28,6 +28,7 @@ async def test_the_recorded_score_is_the_ai_score_times_the_check_score(
             "html": "{{ module.title }}{{ module.subtitle }}",
             "hubspot_config": hubspot_config(),
         }
+        await sessions.start(committed.actor, ai.id)
         await sessions.record_phase(
             committed.actor,
             ai.id,

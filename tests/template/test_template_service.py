@@ -190,6 +190,7 @@ async def test_create_from_session_needs_a_completed_session(
             await TemplateService(session, connections.cache).create_from_session(
                 committed.actor, TemplateFromSession(session_id=ai.id)
             )
+        await sessions.start(committed.actor, ai.id)
         await sessions.record_phase(
             committed.actor,
             ai.id,

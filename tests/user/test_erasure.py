@@ -7,11 +7,12 @@ import logging
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import Text, cast, func, or_, select
 
 from templator.ai_session.errors import AiSessionNotFound
 from templator.ai_session.schemas import AiSessionCreate
 from templator.ai_session.service import AiSessionService
-from templator.audit.service import CLI
+from templator.audit.service import CLI, Origin
 from templator.auth.schemas import TokenCreate
 from templator.auth.service import TokenService
 from templator.connections import Connections
@@ -21,7 +22,7 @@ from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.kit.pagination import PageParams
 from templator.kit.uow import unit_of_work
-from templator.models import User, UserRole
+from templator.models import AuditEntry, User, UserRole
 from templator.project.schemas import ProjectCreate
 from templator.project.service import ProjectService
 from templator.storage.service import ObjectStore
@@ -179,3 +180,44 @@ async def test_a_store_failure_after_commit_leaves_the_erasure_standing_and_coun
         gc = StoredObjectService(session, conns.cache, conns.require_store())
         orphans = await gc.find_orphans(grace=timedelta(0))
     assert {o.key for o in orphans} == set(keys)
+
+
+async def test_erasure_leaves_no_address_of_the_user_in_the_audit_trail(
+    connections: Connections, committed: Committed
+) -> None:
+    conns, actor = connections, committed.actor
+    async with unit_of_work(conns.sessionmaker, conns.cache) as session:
+        email = (await UserService(session, conns.cache).get(actor.id)).email
+        await TokenService(session, conns.cache).create(
+            actor.id, TokenCreate(name="mine"), origin=Origin(actor, "req-1")
+        )
+    async with conns.sessionmaker() as session:
+        before = (
+            (await session.execute(select(AuditEntry).where(AuditEntry.actor_id == actor.id)))
+            .scalars()
+            .all()
+        )
+    assert [entry.actor_email for entry in before] == [email]
+
+    await _erase(conns, actor.id)
+
+    async with conns.sessionmaker() as session:
+        mentions = (
+            await session.execute(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(
+                    or_(
+                        AuditEntry.actor_email == email,
+                        cast(AuditEntry.details, Text).contains(email),
+                    )
+                )
+            )
+        ).scalar_one()
+        kept = (
+            (await session.execute(select(AuditEntry).where(AuditEntry.actor_id == actor.id)))
+            .scalars()
+            .all()
+        )
+    assert mentions == 0
+    assert [(e.action, e.actor_email) for e in kept] == [("token.create", None)]

@@ -37,6 +37,20 @@ async def test_duplicate_email_is_refused_and_the_transaction_stays_usable(
     assert other.email == "other@example.com"
 
 
+async def test_a_fullwidth_address_is_the_same_account_as_its_ascii_form(
+    db_session: AsyncSession, connections: Connections
+) -> None:
+    service = UserService(db_session, connections.cache)
+    user = await service.create(UserCreate(email="a@example.com"), origin=CLI)
+    with pytest.raises(EmailTaken):
+        await service.create(UserCreate(email="\uff41@example.com"), origin=CLI)  # ａ
+    with pytest.raises(EmailTaken):
+        await service.create(UserCreate(email="\uff21@ＥＸＡＭＰＬＥ.com"), origin=CLI)  # Ａ
+    assert (await service.find("\uff41@example.com")).id == user.id
+    fresh = await service.create(UserCreate(email="\uff42@example.com"), origin=CLI)
+    assert fresh.email == "b@example.com"
+
+
 def test_invalid_email_and_unknown_fields_are_refused() -> None:
     with pytest.raises(ValidationError, match="email"):
         UserCreate(email="not-an-email")

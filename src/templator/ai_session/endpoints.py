@@ -9,6 +9,7 @@ from starlette.responses import StreamingResponse
 
 from templator.ai_session import schemas
 from templator.ai_session.errors import (
+    LEASE_ERRORS,
     AiSessionChangedConcurrently,
     AiSessionFinished,
     AiSessionNotFound,
@@ -16,8 +17,10 @@ from templator.ai_session.errors import (
     InvalidAiSessionTransition,
     PhaseWentBackwards,
     ProgressWentBackwards,
+    SessionNotDraft,
 )
 from templator.ai_session.events import channel
+from templator.ai_session.repository import RetryPolicy
 from templator.ai_session.service import AiSessionService
 from templator.api.deps import (
     BearerToken,
@@ -25,6 +28,7 @@ from templator.api.deps import (
     CurrentActor,
     DbSession,
     Hub,
+    LeaseToken,
     Uow,
     origin,
     token_checker,
@@ -45,7 +49,9 @@ from templator.project.errors import ProjectNotFound
 
 router = APIRouter(tags=["sessions"])
 CHANGE = responses_for(AiSessionNotFound, InvalidAiSessionTransition)
-FINISH = responses_for(AiSessionNotFound, InvalidAiSessionTransition, AiSessionPayloadTooLarge)
+FINISH = responses_for(
+    AiSessionNotFound, InvalidAiSessionTransition, AiSessionPayloadTooLarge, *LEASE_ERRORS
+)
 
 
 FINAL = (SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED)
@@ -64,6 +70,17 @@ async def create_session(
 ) -> schemas.AiSession:
     """A new PENDING session in one of the caller's projects."""
     return await AiSessionService(session, conns.cache).create(actor, data)
+
+
+@router.post(
+    "/sessions/{session_id}/submit",
+    responses=responses_for(AiSessionNotFound, SessionNotDraft),
+)
+async def submit(
+    session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
+) -> schemas.AiSession:
+    """A draft becomes ready: workers may claim it (upload its designs before)."""
+    return await AiSessionService(session, conns.cache).submit(actor, session_id)
 
 
 @router.get("/projects/{project_id}/sessions", responses=responses_for(ProjectNotFound))
@@ -101,6 +118,8 @@ async def get_state(
         AiSessionChangedConcurrently,
         ProgressWentBackwards,
         AiSessionPayloadTooLarge,
+        InvalidAiSessionTransition,
+        *LEASE_ERRORS,
     ),
 )
 async def record_phase(
@@ -109,9 +128,13 @@ async def record_phase(
     actor: CurrentActor,
     conns: Conns,
     session: DbSession,
+    lease: LeaseToken = None,
 ) -> schemas.AiSessionState:
-    """Record a phase's output and the progress reached (never backwards)."""
-    return await AiSessionService(session, conns.cache).record_phase(actor, session_id, data)
+    """Record a phase's output and the progress reached (never backwards) on a PROCESSING
+    session; the upload phase's payload is added under the web app's input_data."""
+    return await AiSessionService(session, conns.cache).record_phase(
+        actor, session_id, data, lease=lease
+    )
 
 
 @router.post("/sessions/{session_id}/start", responses=CHANGE)
@@ -129,9 +152,12 @@ async def complete(
     actor: CurrentActor,
     conns: Conns,
     session: DbSession,
+    lease: LeaseToken = None,
 ) -> schemas.AiSessionState:
     """PROCESSING → COMPLETED."""
-    return await AiSessionService(session, conns.cache).complete(actor, session_id, data)
+    return await AiSessionService(session, conns.cache).complete(
+        actor, session_id, data, lease=lease
+    )
 
 
 @router.post("/sessions/{session_id}/fail", responses=FINISH)
@@ -141,9 +167,13 @@ async def fail(
     actor: CurrentActor,
     conns: Conns,
     session: DbSession,
+    lease: LeaseToken = None,
 ) -> schemas.AiSessionState:
-    """PENDING | PROCESSING → FAILED."""
-    return await AiSessionService(session, conns.cache).fail(actor, session_id, data)
+    """PENDING | PROCESSING → FAILED; a retryable failure of a leased attempt with attempts
+    left goes back to PENDING after a backoff instead."""
+    return await AiSessionService(session, conns.cache).fail(
+        actor, session_id, data, retry=RetryPolicy.from_settings(conns.settings), lease=lease
+    )
 
 
 @router.post("/sessions/{session_id}/cancel", responses=CHANGE)

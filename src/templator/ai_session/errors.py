@@ -49,3 +49,39 @@ class AiSessionPayloadTooLarge(PayloadTooLarge):
     """A phase payload over the limit."""
 
     code = "session_payload_too_large"
+
+
+class SessionNotDraft(Conflict):
+    """Only a draft session can be submitted to the work queue."""
+
+    code = "session_not_draft"
+
+
+class LeaseRequired(Conflict):
+    """A worker holds this session: a write must carry its `Lease-Token`."""
+
+    code = "lease_required"
+
+
+class LeaseInvalid(Conflict):
+    """The `Lease-Token` is no lease of this session (wrong, foreign or malformed)."""
+
+    code = "lease_invalid"
+
+
+class LeaseLost(Conflict):
+    """The `Lease-Token` was this session's lease for an earlier attempt: the session was
+    rescued, released or retried since; the worker must drop it."""
+
+    code = "lease_lost"
+
+
+class LeaseExpired(Conflict):
+    """The lease is the current one but ran out (no heartbeat in time); the rescuer will
+    give the session to another worker."""
+
+    code = "lease_expired"
+
+
+LEASE_ERRORS = (LeaseRequired, LeaseInvalid, LeaseLost, LeaseExpired)
+"""What a worker's write may meet (for the OpenAPI document of each write)."""

@@ -1,6 +1,10 @@
-"""The rules of the session lifecycle, in one place."""
+"""The rules of the session lifecycle, in one place: the service checks them in Python and
+repository.py generates its conditional UPDATEs from them (statuses and phase order), so
+a change here changes both (tests/ai_session/test_lifecycle_rules.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from templator.models.enums import SessionPhase, SessionStatus
 
@@ -9,8 +13,14 @@ ALLOWED: dict[SessionStatus, frozenset[SessionStatus]] = {
     SessionStatus.PENDING: frozenset(
         {SessionStatus.PROCESSING, SessionStatus.FAILED, SessionStatus.CANCELLED}
     ),
+    # PROCESSING → PENDING: a retry, a rescued lease or a released one (the work queue).
     SessionStatus.PROCESSING: frozenset(
-        {SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED}
+        {
+            SessionStatus.PENDING,
+            SessionStatus.COMPLETED,
+            SessionStatus.FAILED,
+            SessionStatus.CANCELLED,
+        }
     ),
     SessionStatus.COMPLETED: frozenset(),
     SessionStatus.FAILED: frozenset(),
@@ -18,12 +28,16 @@ ALLOWED: dict[SessionStatus, frozenset[SessionStatus]] = {
 }
 PHASE_ORDER = list(SessionPhase)
 PHASE_COLUMN = {
+    # The upload phase's payload is merged under the web app's input_data, never over it.
     SessionPhase.UPLOAD: "input_data",
     SessionPhase.SECTION_DETECTION: "sections",
     SessionPhase.AI_ANALYSIS: "ai_analysis",
     SessionPhase.SUGGESTIONS: "suggestions",
     SessionPhase.GENERATION: "final_result",
 }
+PHASE_STATUSES = frozenset({SessionStatus.PROCESSING})
+"""Statuses in which phases are recorded: a session being worked on. A PENDING session is
+claimed (or started by its owner) first — recording a phase never starts it silently."""
 
 
 def can_move(current: SessionStatus, target: SessionStatus) -> bool:
@@ -36,6 +50,28 @@ def sources_of(target: SessionStatus) -> list[str]:
     return [s.value for s, targets in ALLOWED.items() if target in targets]
 
 
+def phase_statuses() -> list[str]:
+    """Statuses whose phases may be recorded (as stored values)."""
+    return [s.value for s in ALLOWED if s in PHASE_STATUSES]
+
+
 def phase_index(phase: SessionPhase | str) -> int:
     """Position of a phase in the order."""
     return PHASE_ORDER.index(SessionPhase(phase))
+
+
+def sql_list(values: Iterable[str]) -> str:
+    """Stored values as an SQL list of literals: `'PENDING', 'PROCESSING'` (values come
+    from our enums, never from a request)."""
+    return ", ".join(f"'{value}'" for value in values)
+
+
+def retry_delay_sql(attempt: str) -> str:
+    """SQL for the backoff before the retry after attempt number `attempt` (a column):
+    base x 2^(attempt-1), capped, of which a random half is waited ("equal jitter": never
+    less than half the delay, so a broken dependency is not hammered, and retries that
+    failed together spread out). Binds %(retry_base)s and %(retry_max)s (seconds)."""
+    return (
+        f"make_interval(secs => LEAST(%(retry_max)s, %(retry_base)s * "
+        f"power(2, GREATEST({attempt}, 1) - 1)) * (0.5 + random() / 2))"
+    )

@@ -1,12 +1,17 @@
-"""Failed authentication, limited per client address.
+"""Failed authentication, limited per client address; a valid token is never limited.
 
 Only failures cost anything: a request whose token is refused counts one failure in
 Redis (INCR with the window as expiry, one pipelined round trip), shared by every
-worker. Past AUTH_FAILURE_LIMIT in a window the address is blocked until the window's
-counter expires, and every request it makes with credentials is answered 429 with
-`Retry-After`. Whether an address is blocked is remembered in-process, so a successful
-request never waits on Redis: its only cost is a dict lookup. While Redis is down the
-failures are counted in-process instead (per worker: a limit per process, not lost).
+worker. Past AUTH_FAILURE_LIMIT in a window the address is limited until the window's
+counter expires: every credential it presents that does not verify is answered 429
+`rate_limited` with `Retry-After` (from in-process memory, no round trip), but one that
+verifies is served as always. The address is the peer's, or the client a configured
+proxy names (API_FORWARDED_ALLOW_IPS, none by default): no one can aim the limit at
+another client's valid token, by a forged X-Forwarded-For or by sharing its address
+(a NAT, the bridge gateway of a container network). Why not block the address outright
+(docs/security.md): a 256-bit secret cannot be guessed, so the limit is there to slow
+and flag a flood of bad credentials, never to refuse the holder of a good one.
+While Redis is down the failures are counted in-process instead (per worker).
 """
 
 from __future__ import annotations
@@ -44,27 +49,24 @@ class AuthFailureLimiter:
         self._blocked: dict[str, float] = {}  # address -> monotonic time it is free again
         self._local: dict[str, tuple[int, float]] = {}  # address -> (failures, window end)
 
-    def check(self, address: str) -> None:
-        """Raise 429 when `address` is blocked (in-process: no round trip)."""
-        if not self._blocked:
-            return
-        until = self._blocked.get(address)
+    def _blocked_for(self, address: str) -> float:
+        """Seconds `address` stays limited (0 when it is not)."""
+        until = self._blocked.get(address) if self._blocked else None
         if until is None:
-            return
+            return 0.0
         left = until - time.monotonic()
         if left <= 0:
             del self._blocked[address]
-            return
-        AUTH_FAILURES.labels("limited").inc()
-        raise self._refusal(left)
-
-    def is_blocked(self, address: str) -> bool:
-        """Whether `address` is blocked now (for the fast path, which then falls through)."""
-        until = self._blocked.get(address) if self._blocked else None
-        return until is not None and until > time.monotonic()
+            return 0.0
+        return left
 
     async def failed(self, address: str) -> None:
-        """Count one failure of `address`; raise 429 when it is now over the limit."""
+        """Count one failure of `address`; raise 429 when it is over the limit (an address
+        already limited is answered from memory, without counting again)."""
+        left = self._blocked_for(address)
+        if left:
+            AUTH_FAILURES.labels("limited").inc()
+            raise self._refusal(left)
         AUTH_FAILURES.labels("refused").inc()
         count, left = await self._count(address)
         if count > self.limit:
@@ -99,6 +101,7 @@ class AuthFailureLimiter:
 
     def _refusal(self, left: float) -> TooManyFailedAuthentications:
         return TooManyFailedAuthentications(
-            f"too many failed authentications from this address: retry in {math.ceil(left)} s",
+            f"too many failed authentications from this address: retry in {math.ceil(left)} s "
+            "(a valid token is still accepted)",
             retry_after=max(1, math.ceil(left)),
         )

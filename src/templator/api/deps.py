@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.api.auth_limit import AuthFailureLimiter
+from templator.api.scopes import check_scopes
 from templator.api.sse import ProgressHub
 from templator.audit.service import Origin
 from templator.auth.errors import AdminRequired
@@ -60,7 +61,7 @@ async def get_bearer_token(request: Request) -> str:
     """The bearer token of `Authorization: Bearer tpl_…`; 401 when there is none."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing credentials: send `Authorization: Bearer <API token>`")
     return token.strip()
 
@@ -69,20 +70,30 @@ BearerToken = Annotated[str, Depends(get_bearer_token)]
 
 
 async def get_actor(request: Request, conns: Conns, token: BearerToken) -> Actor:
-    """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise, 429 for an address
-    that failed too often (see `api/auth_limit.py`)."""
+    """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise, 429 instead for an
+    address that failed too often (a valid token is always served: `api/auth_limit.py`),
+    403 for a scoped token outside its routes (`api/scopes.py`)."""
     limiter: AuthFailureLimiter = request.app.state.auth_limiter
     address = request.client.host if request.client else "unknown"
-    limiter.check(address)
     try:
         async with read_session(conns.read_sessionmaker) as session:
-            return await TokenService(session, conns.cache).authenticate(token)
+            actor = await TokenService(session, conns.cache).authenticate(token)
     except Unauthorized:
         await limiter.failed(address)
         raise
+    check_scopes(actor, request)
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]
+LeaseToken = Annotated[
+    str | None,
+    Header(
+        alias="Lease-Token",
+        description="the lease of a claim (POST /work/claim): required on a session a worker "
+        "holds, and on every write of a worker credential",
+    ),
+]
 
 
 def token_checker(conns: Connections, token: str) -> Callable[[], Awaitable[bool]]:

@@ -18,11 +18,13 @@ from templator.project.endpoints import router as projects
 from templator.stored_object.endpoints import router as objects
 from templator.template.endpoints import router as templates
 from templator.user.endpoints import router as users
+from templator.work.endpoints import router as work
 
 PREFIX = "/api/v1"
 ROUTERS: tuple[APIRouter, ...] = (
     templates,
     sessions,
+    work,
     logs,
     projects,
     objects,

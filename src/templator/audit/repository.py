@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.audit.schemas import AuditRecord
@@ -51,6 +51,16 @@ class AuditRepository:
                 details=details,
             )
         )
+
+    async def clear_actor_email(self, actor_id: str) -> int:
+        """Set actor_email to NULL on every entry of this actor; the count."""
+        conn = await self.session.connection()
+        result = await conn.execute(
+            update(AuditEntry)
+            .where(AuditEntry.actor_id == actor_id, AuditEntry.actor_email.is_not(None))
+            .values(actor_email=None)
+        )
+        return int(result.rowcount)
 
     async def page(self, params: PageParams, *, target_id: str | None = None) -> Page[AuditRecord]:
         """Entries (of one target, if given), newest first."""

@@ -56,6 +56,12 @@ async def record(
     )
 
 
+async def forget_actor_email(session: AsyncSession, user_id: str) -> int:
+    """Drop a user's address from the entries they made (GDPR erasure): each keeps its
+    `actor_id`, a random id that names no one once the user's row is gone. The count."""
+    return await AuditRepository(session).clear_actor_email(user_id)
+
+
 async def list_entries(
     session: AsyncSession, params: PageParams, *, target_id: str | None = None
 ) -> Page[AuditRecord]:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, status
 from templator.api.deps import Conns, CurrentActor, DbSession, origin
 from templator.api.problems import responses_for
 from templator.auth import schemas
-from templator.auth.errors import TokenNotFound
+from templator.auth.errors import AdminRequired, TokenNotFound
 from templator.auth.service import TokenService
 from templator.kit.validation import IdPath
 
@@ -17,6 +17,7 @@ router = APIRouter(tags=["tokens"])
 @router.post(
     "/tokens",
     status_code=status.HTTP_201_CREATED,
+    responses=responses_for(AdminRequired),
 )
 async def create_token(
     data: schemas.TokenCreate,
@@ -25,9 +26,14 @@ async def create_token(
     session: DbSession,
     request: Request,
 ) -> schemas.TokenCreated:
-    """A new API token for the caller; the secret is shown only in this response (audited)."""
+    """A new API token for the caller; the secret is shown only in this response (audited).
+    `"scopes": ["worker"]` makes a work-queue credential (ADMIN only)."""
     return await TokenService(session, conns.cache).create(
-        actor.id, data, origin=origin(request, actor), max_days=conns.settings.token_max_days
+        actor.id,
+        data,
+        origin=origin(request, actor),
+        max_days=conns.settings.token_max_days,
+        owner_role=actor.role,
     )
 
 

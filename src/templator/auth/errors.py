@@ -21,3 +21,9 @@ class AdminRequired(Forbidden):
 
     def __init__(self) -> None:
         super().__init__("this needs the ADMIN role")
+
+
+class ScopeForbidden(Forbidden):
+    """The token is limited to some routes (its scopes) and this is not one of them."""
+
+    code = "scope_forbidden"

@@ -5,22 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.auth import schemas
+from templator.epoch import BUMP
 from templator.kit.ids import new_id
 from templator.kit.raw import driver_connection
 from templator.models import ApiToken
 
 
 def lookup_sql(placeholder: str) -> str:
-    """The lookup of a token by prefix with its user's role (the columns of
-    `TokenLookup`), the prefix bound to `placeholder`: `%s` for psycopg, `$n` where
-    another statement composes it for asyncpg (the hot read's fast path)."""
+    """The lookup of a token by prefix with its user's role and the authentication epoch
+    of the same snapshot (the columns of `TokenLookup`), the prefix bound to
+    `placeholder`: `%s` for psycopg, `$n` where another statement composes it for
+    asyncpg (the hot read's fast path)."""
     return (
-        "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at "
-        f"FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.prefix = {placeholder}"
+        "SELECT t.user_id, u.role, t.secret_hash, t.expires_at, t.revoked_at, e.epoch, "
+        "t.scopes FROM api_tokens t JOIN users u ON u.id = t.user_id CROSS JOIN auth_epoch e "
+        f"WHERE t.prefix = {placeholder}"
     )
 
 
@@ -33,17 +36,21 @@ _COLUMNS = (
     ApiToken.created_at,
     ApiToken.expires_at,
     ApiToken.revoked_at,
+    ApiToken.scopes,
 )
 
 
 class TokenLookup(NamedTuple):
-    """What authentication needs of a token: its user, the user's role, hash and dates."""
+    """What authentication needs of a token: its user, the user's role, hash and dates,
+    and the authentication epoch they were read at."""
 
     user_id: str
     role: str
     secret_hash: str
     expires_at: datetime | None
     revoked_at: datetime | None
+    epoch: int
+    scopes: list[str]
 
 
 class TokenOwner(NamedTuple):
@@ -67,6 +74,7 @@ class TokenRepository:
         secret_hash: str,
         name: str,
         expires_at: datetime | None,
+        scopes: list[str],
     ) -> dict[str, Any]:
         """Insert one token; its columns (without the hash)."""
         conn = await self.session.connection()
@@ -80,6 +88,7 @@ class TokenRepository:
                     secret_hash=secret_hash,
                     name=name,
                     expires_at=expires_at,
+                    scopes=scopes,
                 )
                 .returning(*_COLUMNS)
             )
@@ -126,6 +135,12 @@ class TokenRepository:
             )
         ).one()
         return schemas.TokenInfo(**row._mapping)
+
+    async def bump_epoch(self) -> int:
+        """Make every cached token record untrusted once this transaction commits (and
+        notify the API processes): the new authentication epoch."""
+        conn = await self.session.connection()
+        return int((await conn.execute(text(BUMP))).scalar_one())
 
     async def prefixes_of(self, user_id: str) -> list[str]:
         """Prefixes of all of a user's tokens."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from annotated_types import Interval
 from pydantic import BaseModel, Field
@@ -19,6 +19,13 @@ class TokenCreate(RequestModel):
 
     name: str = Field(min_length=1, max_length=100)
     expires_days: Annotated[JsonInt, Interval(ge=1, le=3650)] | None = DEFAULT_TOKEN_DAYS
+    scopes: list[Literal["worker"]] = Field(
+        default_factory=list,
+        max_length=1,
+        description='["worker"]: a machine credential of the work queue, which may only claim '
+        "sessions, read them and write those it holds a lease on (only an ADMIN creates "
+        "one); none: everything the user may do",
+    )
 
 
 class TokenInfo(BaseModel):
@@ -31,6 +38,7 @@ class TokenInfo(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    scopes: list[str] = []
 
 
 class TokenCreated(TokenInfo):

@@ -5,7 +5,10 @@ it expires unless every node checks a deny list, which is a token table again), 
 carry no claims that go stale when a role changes, and there is no signing key to
 rotate or leak. A fast hash is right here: the secret is 256 random bits, so nothing
 can be guessed offline, unlike a password. The prefix → (user, role, hash) record is
-cached in Redis and invalidated on revocation, role change and erasure.
+cached in Redis and invalidated on revocation, role change and erasure; each of those
+also bumps the authentication epoch in PostgreSQL (`epoch.py`), and a cached record is
+believed only at the epoch it was read at, so a change whose invalidation never reached
+Redis is not undone when Redis returns.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from templator.audit import service as audit
 from templator.auth import schemas
 from templator.auth.cache import record_key, record_keys
-from templator.auth.errors import TokenNotFound
+from templator.auth.errors import AdminRequired, TokenNotFound
 from templator.auth.repository import TokenLookup, TokenRepository
 from templator.cache import Cache
 from templator.exceptions import Unauthorized, ValidationFailed
 from templator.kit.actor import Actor
-from templator.kit.uow import invalidate_now
+from templator.kit.uow import after_commit_call, invalidate_now
 from templator.models import UserRole
 
 PREFIX = "tpl"
@@ -44,7 +47,7 @@ def verify(record: dict[str, Any] | None, secret: str) -> Actor:
         raise Unauthorized("this API token has been revoked")
     if record["expires"] is not None and record["expires"] < datetime.now(UTC).timestamp():
         raise Unauthorized("this API token has expired; create a new one")
-    return Actor(record["user_id"], UserRole(record["role"]))
+    return Actor(record["user_id"], UserRole(record["role"]), frozenset(record.get("scopes", ())))
 
 
 def token_record(row: TokenLookup) -> dict[str, Any]:
@@ -55,6 +58,8 @@ def token_record(row: TokenLookup) -> dict[str, Any]:
         "hash": row.secret_hash,
         "expires": row.expires_at.timestamp() if row.expires_at else None,
         "revoked": row.revoked_at is not None,
+        "epoch": row.epoch,
+        "scopes": list(row.scopes),
     }
 
 
@@ -81,10 +86,14 @@ class TokenService:
         *,
         origin: audit.Origin,
         max_days: int | None = None,
+        owner_role: UserRole | None = None,
     ) -> schemas.TokenCreated:
         """A new token; its secret is returned once and never stored (audited). With
         `max_days` (TOKEN_MAX_DAYS) a longer lifetime, or none, is refused; the default
-        lifetime is shortened to it."""
+        lifetime is shortened to it. A scoped (worker) token is an ADMIN's only:
+        `owner_role` is the role of the user it is made for."""
+        if data.scopes and owner_role is not UserRole.ADMIN:
+            raise AdminRequired
         if max_days is not None and "expires_days" not in data.model_fields_set:
             data = data.model_copy(
                 update={"expires_days": min(schemas.DEFAULT_TOKEN_DAYS, max_days)}
@@ -106,6 +115,7 @@ class TokenService:
             secret_hash=_hash(secret),
             name=data.name,
             expires_at=expires,
+            scopes=list(data.scopes),
         )
         await audit.record(
             self.session,
@@ -113,7 +123,7 @@ class TokenService:
             "token.create",
             target_type="token",
             target_id=row["id"],
-            details={"user": user_id},
+            details={"user": user_id, **({"scopes": list(data.scopes)} if data.scopes else {})},
         )
         return schemas.TokenCreated(**row, token=f"{PREFIX}_{prefix}_{secret}")
 
@@ -130,6 +140,7 @@ class TokenService:
             encode=lambda r: r,
             decode=lambda r: r,
             ttl=60,
+            believe=self.cache.epoch.believes,
         )
         return verify(record, secret)
 
@@ -154,6 +165,7 @@ class TokenService:
         if owner is None or not actor.may_access(owner.user_id):
             raise TokenNotFound(token_id)
         info = await self.repository.revoke(token_id)
+        await self.distrust_cached_records()
         await invalidate_now(self.session, self.cache, record_key(self.cache, owner.prefix))
         await audit.record(
             self.session,
@@ -166,7 +178,20 @@ class TokenService:
         return info
 
     async def forget_user(self, user_id: str) -> None:
-        """Drop cached token records of a user (after a role change or erasure)."""
+        """Drop cached token records of a user (after a role change or erasure), and
+        distrust every record cached before this transaction."""
+        await self.distrust_cached_records()
         keys = record_keys(self.cache, await self.repository.prefixes_of(user_id))
         if keys:
             await invalidate_now(self.session, self.cache, *keys)
+
+    async def distrust_cached_records(self) -> None:
+        """Bump the authentication epoch in this transaction: once it commits, no token
+        record cached before it is believed, whether or not Redis hears of the change
+        (this process knows the new epoch at its commit, the others at its NOTIFY)."""
+        epoch = await self.repository.bump_epoch()
+
+        async def advance() -> None:
+            self.cache.epoch.advance(epoch)
+
+        after_commit_call(self.session, advance)

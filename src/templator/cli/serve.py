@@ -23,6 +23,9 @@ def run_server(
     forwarded_allow_ips: str | None = None,
 ) -> None:
     """Serve the API (`templator.cli.asgi:create_app`) until interrupted."""
+    if forwarded_allow_ips is not None:
+        # The app reads it from its settings (its proxy-headers layer), in every worker.
+        os.environ["API_FORWARDED_ALLOW_IPS"] = forwarded_allow_ips
     conf = settings()
     from templator.cli.http_protocol import bounded_protocol
     from templator.monitoring.multiproc import multiprocess_mode
@@ -38,8 +41,9 @@ def run_server(
             workers=workers,
             log_level=log_level,
             access_log=access_log,
-            proxy_headers=True,
-            forwarded_allow_ips=forwarded_allow_ips or conf.api_forwarded_allow_ips,
+            # The app trusts proxy headers itself, from API_FORWARDED_ALLOW_IPS only
+            # (uvicorn's own default trusts every local process: issue #21).
+            proxy_headers=False,
             timeout_worker_healthcheck=worker_healthcheck_timeout
             or conf.api_worker_healthcheck_timeout,
             server_header=False,
@@ -82,7 +86,7 @@ def serve(
     forwarded_allow_ips: str | None = typer.Option(
         None,
         help="Proxies whose X-Forwarded-* headers are trusted, comma-separated "
-        "(default API_FORWARDED_ALLOW_IPS).",
+        "(default API_FORWARDED_ALLOW_IPS; none unless set).",
     ),
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs) until Ctrl-C."""

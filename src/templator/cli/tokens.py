@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 
 import typer
 
@@ -17,11 +18,21 @@ from templator.user.service import UserService
 app = typer.Typer(no_args_is_help=True)
 
 
+class WorkerScope(StrEnum):
+    """The scopes a token may be limited to."""
+
+    WORKER = "worker"
+
+
 async def _create(who: str, data: TokenCreate) -> tuple[str, str]:
     async with connections() as conns, unit_of_work(conns.sessionmaker, conns.cache) as session:
         user = await UserService(session, conns.cache).find(who)
         created = await TokenService(session, conns.cache).create(
-            user.id, data, origin=CLI, max_days=conns.settings.token_max_days
+            user.id,
+            data,
+            origin=CLI,
+            max_days=conns.settings.token_max_days,
+            owner_role=user.role,
         )
         return created.token, user.email
 
@@ -33,10 +44,17 @@ def create(
     expires_days: int = typer.Option(
         90, min=1, max=3650, help="Lifetime in days (at most TOKEN_MAX_DAYS)."
     ),
+    scope: list[WorkerScope] = typer.Option(
+        [],
+        "--scope",
+        help="Limit the token: `worker` makes a work-queue credential (claim and work on "
+        "sessions only); the user must be an ADMIN.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Create an API token; it is printed once and stored only as a hash."""
-    token, email = run(_create(user, TokenCreate(name=name, expires_days=expires_days)))
+    data = TokenCreate(name=name, expires_days=expires_days, scopes=[s.value for s in scope])
+    token, email = run(_create(user, data))
     if as_json:
         print(json.dumps({"token": token, "user": email}))
     else:

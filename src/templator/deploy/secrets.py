@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _LINE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
-_SECRET = re.compile(r"(_PASSWORD|_SECRET_KEY|_ACCESS_KEY)$")
+_SECRET = re.compile(r"(_PASSWORD|_SECRET_KEY|_ACCESS_KEY|_TOKEN)$")
 _ACCESS_KEY_ALPHABET = string.ascii_uppercase + string.digits
 
 

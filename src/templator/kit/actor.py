@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from templator.models.enums import UserRole
+
+WORKER_SCOPE = "worker"
+SCOPES = frozenset({WORKER_SCOPE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +16,19 @@ class Actor:
 
     id: str
     role: UserRole
+    scopes: frozenset[str] = field(default=frozenset())
+    """What the credential is limited to; empty: everything the user's role allows."""
+
+    @property
+    def is_worker(self) -> bool:
+        """A machine credential of the work queue (scope `worker`): it claims and works on
+        any user's sessions and nothing else (api/scopes.py keeps it to those routes)."""
+        return WORKER_SCOPE in self.scopes
+
+    @property
+    def works_on_any_session(self) -> bool:
+        """ADMIN, or a worker credential: sessions of every user."""
+        return self.is_admin or self.is_worker
 
     @property
     def is_admin(self) -> bool:
@@ -25,5 +41,6 @@ class Actor:
         return self.role in (UserRole.EXPERT, UserRole.ADMIN)
 
     def may_access(self, owner_id: str) -> bool:
-        """True when the actor owns the thing or is ADMIN."""
-        return self.is_admin or self.id == owner_id
+        """True when the actor owns the thing, is ADMIN, or is a worker credential (which
+        reaches only the session routes of api/scopes.py)."""
+        return self.works_on_any_session or self.id == owner_id

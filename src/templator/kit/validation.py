@@ -9,6 +9,7 @@ where they were found.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from templator.kit.ids import ID_PATTERN
 
@@ -176,11 +178,53 @@ class RequestModel(BaseModel):
         except (orjson.JSONEncodeError, TypeError):
             encoded = None
         if encoded is not None and b"\\u0000" not in encoded:
+            # orjson writes ±Infinity and NaN (what `1e400` parses to) as null: only an
+            # input with a null pays for the walk that looks for one.
+            if b"null" in encoded and (loc := find_non_finite(data)) is not None:
+                raise _non_finite_error(loc)
             return data
         found = find_bad_text(data)
         if found:
             raise ValueError(f"{found[0]} {found[1]}")
+        if (loc := find_non_finite(data)) is not None:
+            raise _non_finite_error(loc)
         return data
+
+
+def find_non_finite(value: Any, loc: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where the first ±Infinity or NaN in `value` is (JSON has neither: a number such as
+    1e400 overflows to one when parsed), or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else loc
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_non_finite(item, (*loc, str(key)))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = find_non_finite(item, (*loc, i))
+            if found is not None:
+                return found
+    return None
+
+
+def _non_finite_error(loc: tuple[str | int, ...]) -> ValidationError:
+    """A validation error at `loc` (the problem's `field` names it)."""
+    return ValidationError.from_exception_data(
+        "RequestModel",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "finite_number",
+                    "must be a finite number: a JSON number this large (e.g. 1e400) "
+                    "cannot be stored",
+                ),
+                loc=loc,
+                input=None,
+            )
+        ],
+    )
 
 
 IdPath = Annotated[str, Path(pattern=ID_PATTERN.pattern, description="A 25-character id")]

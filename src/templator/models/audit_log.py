@@ -18,6 +18,7 @@ class AuditEntry(IdMixin, CreatedAtMixin, Base):
     __table_args__ = (
         Index(None, "created_at"),
         Index(None, "target_type", "target_id"),
+        Index(None, "actor_id"),  # an erasure clears its actor's address
     )
 
     actor_id: Mapped[str | None] = mapped_column(ID_TYPE)

@@ -14,7 +14,10 @@ class User(IdMixin, TimestampMixin, Base):
 
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("email = lower(email) AND position('@' in email) > 1", name="email"),
+        CheckConstraint(
+            "email = lower(email) AND email IS NFKC NORMALIZED AND position('@' in email) > 1",
+            name="email",
+        ),
     )
 
     email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)

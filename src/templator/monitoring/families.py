@@ -243,6 +243,42 @@ def domain(figures: Figures | None) -> Iterator[Metric]:
             [template_status.value], figures["templates"].get(template_status.value, 0)
         )
     yield templates
+    yield from queue(figures.get("queue", []), figures.get("drafts", 0))
+
+
+QUEUE_STATES = ("ready", "retry_wait", "processing", "expired")
+TOP_TENANTS = 10
+"""Tenants named on /metrics; the rest are summed as `other` (bounded cardinality)."""
+
+
+def queue(tenants: list[Figures], drafts: int) -> Iterator[Metric]:
+    """The work queue: sessions by state for the biggest tenants (the rest as `other`),
+    drafts, and the age of the oldest ready session."""
+    depth = _gauge(
+        "templator_work_queue_sessions",
+        "Sessions in the work queue by state (ready: claimable now; retry_wait: in a "
+        "retry's backoff; processing: under a live lease; expired: lease ran out, awaiting "
+        "the rescuer) and tenant (the 10 biggest by user id, the rest as other)",
+        labels=["state", "tenant"],
+    )
+    ranked = sorted(tenants, key=lambda t: -sum(t[s] for s in QUEUE_STATES))
+    other = dict.fromkeys(QUEUE_STATES, 0)
+    for rank, tenant in enumerate(ranked):
+        for state in QUEUE_STATES:
+            if rank < TOP_TENANTS:
+                depth.add_metric([state, str(tenant["tenant"])], tenant[state])
+            else:
+                other[state] += tenant[state]
+    for state in QUEUE_STATES:
+        depth.add_metric([state, "other"], other[state])
+    yield depth
+    yield _gauge("templator_work_queue_drafts", "Sessions not submitted yet (drafts)", drafts)
+    ages = [t["oldest_ready_seconds"] for t in tenants if t["oldest_ready_seconds"] is not None]
+    yield _gauge(
+        "templator_work_oldest_ready_seconds",
+        "Seconds the oldest claimable session has waited (0 when none is ready)",
+        max(ages, default=0.0),
+    )
 
 
 _BY_SOURCE: dict[str, Callable[[Figures | None], Iterator[Metric]]] = {

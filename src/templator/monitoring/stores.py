@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from sqlalchemy.engine import make_url
 
 from templator.config import ProcessRole
+from templator.models.ai_session import LEASED, READY
 from templator.redis import RedisClient
 from templator.storage.service import ObjectStore
 
@@ -126,6 +127,21 @@ FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 ORDER BY total_exec_time DESC LIMIT %(limit)s
 """
+_DUE = "(next_attempt_at IS NULL OR next_attempt_at <= now())"
+_QUEUE = f"""
+SELECT user_id AS tenant,
+       count(*) FILTER (WHERE {READY} AND {_DUE})::int AS ready,
+       count(*) FILTER (WHERE {READY} AND NOT {_DUE})::int AS retry_wait,
+       count(*) FILTER (WHERE {LEASED} AND lease_expires_at >= now())::int AS processing,
+       count(*) FILTER (WHERE {LEASED} AND lease_expires_at < now())::int AS expired,
+       EXTRACT(EPOCH FROM now() - min(ready_at) FILTER (WHERE {READY} AND {_DUE}))::float8
+           AS oldest_ready_seconds
+FROM ai_sessions WHERE ({READY}) OR ({LEASED})
+GROUP BY user_id
+"""
+_DRAFTS = (
+    "SELECT count(*)::int AS count FROM ai_sessions WHERE status = 'PENDING' AND ready_at IS NULL"
+)
 RECENT_WINDOW_SECONDS = 900
 """Sessions finished within this window count as `recent` (failure ratio, timings)."""
 
@@ -231,16 +247,20 @@ class DomainSource:
 
     async def gather(self) -> Figures:
         """Counts by status from the database now."""
-        sessions, recent, templates = await self.conn.fetch(
+        sessions, recent, templates, queue, drafts = await self.conn.fetch(
             (_SESSIONS, None),
             (_SESSIONS_RECENT, {"window": RECENT_WINDOW_SECONDS}),
             (_TEMPLATES, None),
+            (_QUEUE, None),
+            (_DRAFTS, None),
         )
         return {
             "sessions": {row["status"]: row["count"] for row in sessions},
             "recent_window_seconds": RECENT_WINDOW_SECONDS,
             "recent_sessions": {row["status"]: row for row in recent},
             "templates": {row["status"]: row["count"] for row in templates},
+            "queue": queue,
+            "drafts": drafts[0]["count"],
         }
 
     async def close(self) -> None:

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from templator.ai_session.errors import AiSessionNotFound
-from templator.api.deps import Conns, CurrentActor, DbSession
+from templator.ai_session.errors import LEASE_ERRORS, AiSessionNotFound
+from templator.ai_session.service import AiSessionService
+from templator.api.deps import Conns, CurrentActor, DbSession, LeaseToken
 from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.kit.validation import IdPath, StorableDatetime
@@ -22,7 +23,7 @@ router = APIRouter(tags=["sessions"])
 @router.post(
     "/sessions/{session_id}/logs",
     status_code=status.HTTP_201_CREATED,
-    responses=responses_for(AiSessionNotFound, LogBatchTooLarge, LogLineTooLarge),
+    responses=responses_for(AiSessionNotFound, LogBatchTooLarge, LogLineTooLarge, *LEASE_ERRORS),
 )
 async def append_logs(
     session_id: IdPath,
@@ -30,8 +31,11 @@ async def append_logs(
     actor: CurrentActor,
     conns: Conns,
     session: DbSession,
+    lease: LeaseToken = None,
 ) -> dict[str, int]:
-    """Append up to 10,000 log lines in one round trip."""
+    """Append up to 10,000 log lines in one round trip (under the session's lease when a
+    worker holds it)."""
+    await AiSessionService(session, conns.cache).ensure_lease(actor, session_id, lease)
     service = LogService(session, conns.cache)
     return {"appended": await service.append_many(actor, session_id, data.lines)}
 

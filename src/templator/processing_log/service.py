@@ -74,7 +74,7 @@ class LogService:
                 session_id,
                 encoded,
                 actor_id=actor.id if actor else None,
-                admin=actor.is_admin if actor else False,
+                admin=actor.works_on_any_session if actor else False,
             )
             if written != len(encoded):
                 # The join to the session row matched nothing: unknown or not the actor's.

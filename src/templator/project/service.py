@@ -80,10 +80,9 @@ class ProjectService:
     ) -> schemas.Project:
         """Change name or description."""
         project = await self.get(actor, project_id)
-        values = data.model_dump(exclude_unset=True)
-        if not values:
+        if not data.model_fields_set:
             return project
-        updated = await self.repository.update(project_id, values)
+        updated = await self.repository.update(project_id, data)
         if updated is None:  # deleted by someone else since `get`
             raise ProjectNotFound(project_id)
         after_commit_invalidate(self.session, list_key(self.cache, project.user_id))

@@ -51,6 +51,17 @@ def _size_and_tail(stream: IO[bytes]) -> tuple[int, bytes]:
     return size, tail
 
 
+# Pillow names the stream it read in some messages (`<_io.BytesIO object at 0x…>`): an
+# address of this process, and no help to the client.
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def _problem_of(exc: BaseException) -> str:
+    """What Pillow found wrong, without the stream's repr."""
+    text = _OBJECT_REPR.sub("", str(exc)).replace("  ", " ").strip(" :")
+    return text or type(exc).__name__
+
+
 def _check_image(content_type: str, stream: IO[bytes]) -> None:
     fmt = _PILLOW_FORMATS[content_type]
     try:
@@ -58,10 +69,19 @@ def _check_image(content_type: str, stream: IO[bytes]) -> None:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(stream, formats=[fmt]) as image:
                 image.verify()
-    except (UnidentifiedImageError, SyntaxError, OSError, ValueError, struct.error) as exc:
-        raise _mismatch(content_type, f"it is not a valid {fmt} image ({exc})") from exc
-    except Image.DecompressionBombWarning as exc:
-        raise _mismatch(content_type, "its dimensions are too large") from exc
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        # The warning past MAX_IMAGE_PIXELS, the error past twice that: both are a
+        # picture far larger than a design, whatever its file size.
+        raise _mismatch(
+            content_type,
+            f"its dimensions are too large to decode safely ({_problem_of(exc)})",
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise _mismatch(content_type, f"its bytes are not a readable {fmt} image") from exc
+    except Exception as exc:  # a decoder's error of any kind is a bad file, never a 500
+        raise _mismatch(
+            content_type, f"it is not a valid {fmt} image ({_problem_of(exc)})"
+        ) from exc
     size, tail = _size_and_tail(stream)
     if content_type == "image/png":
         ends = tail.endswith(_IEND)

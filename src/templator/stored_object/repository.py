@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import NamedTuple
+
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.kit.ids import new_id
 from templator.models import StoredObject
 from templator.storage.service import PutResult
+
+
+class DesignRow(NamedTuple):
+    """A design's object as its row records it."""
+
+    key: str
+    size: int
+    content_type: str
+    created_at: datetime
 
 
 class StoredObjectRepository:
@@ -45,3 +57,18 @@ class StoredObjectRepository:
         """Every key a row references."""
         conn = await self.session.connection()
         return set((await conn.execute(select(StoredObject.key))).scalars())
+
+    async def designs_of(self, session_id: str) -> list[DesignRow]:
+        """A session's designs, oldest first."""
+        conn = await self.session.connection()
+        rows = await conn.execute(
+            select(
+                StoredObject.key,
+                StoredObject.size,
+                StoredObject.content_type,
+                StoredObject.created_at,
+            )
+            .where(StoredObject.session_id == session_id, StoredObject.kind == "design")
+            .order_by(StoredObject.created_at, StoredObject.id)
+        )
+        return [DesignRow(*row) for row in rows]

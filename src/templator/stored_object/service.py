@@ -25,6 +25,7 @@ from templator.kit.actor import Actor
 from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore, PutResult
 from templator.stored_object.repository import StoredObjectRepository
+from templator.stored_object.schemas import Design
 from templator.template.service import TemplateService
 
 
@@ -145,6 +146,26 @@ class StoredObjectService:
             details={"key": stored.key, "sha256": digest},
         )
         return ModuleExport(filename, data, digest, stored.key, url)
+
+    async def designs_with_urls(self, session_id: str) -> list[Design]:
+        """A session's designs with presigned download URLs (no access check: the caller
+        has made it; none when no object store is configured)."""
+        if self._store is None:
+            return []
+        rows = await self.repository.designs_of(session_id)
+        seconds = self.store.settings.presign_default_expiry
+        expires = datetime.now(UTC) + timedelta(seconds=seconds)
+        return [
+            Design(
+                key=row.key,
+                size=row.size,
+                content_type=row.content_type,
+                created_at=row.created_at,
+                url=self.store.presigned_url(row.key, expires_in=seconds),
+                expires_at=expires,
+            )
+            for row in rows
+        ]
 
     async def find_orphans(self, *, grace: timedelta) -> list[Orphan]:
         """Objects no stored_objects row references, older than `grace` (in-flight ones

@@ -115,19 +115,29 @@ _DOCUMENT = "t.search_vector"
 _SUMMARY_COLUMNS = "t.id, t.project_id, t.name, t.description, t.status, t.version, t.tags"
 # Letters-only words of a query, with the "-" that negates one in websearch syntax.
 _QUERY_WORD = re.compile(r"(?<![\w-])(-?)([^\W\d_]+)")
-_SPELLING = """
+_SPELLING_IN = """
 SELECT l.lexeme, n.word
 FROM unnest(%(words)s::text[]) AS q (word)
 CROSS JOIN LATERAL (
     SELECT (tsvector_to_array(to_tsvector('english', q.word)))[1] AS lexeme
 ) AS l
 CROSS JOIN LATERAL (
-    SELECT v.word FROM search_words v ORDER BY v.word <-> l.lexeme LIMIT 1
+    SELECT v.word FROM {vocabulary} v WHERE {scope_v} ORDER BY v.word <-> l.lexeme LIMIT 1
 ) AS n
 WHERE l.lexeme IS NOT NULL
-  AND NOT EXISTS (SELECT FROM search_words k WHERE k.word = l.lexeme)
+  AND NOT EXISTS (SELECT FROM {vocabulary} k WHERE {scope_k} AND k.word = l.lexeme)
   AND similarity(n.word, l.lexeme) >= %(similarity)s
 """
+_SPELLING = _SPELLING_IN.format(vocabulary="search_words", scope_v="true", scope_k="true")
+# A USER (and a REVIEWER) is spelled against their own templates' words only: everyone's
+# would tell them whether another user's template has a word (issue #21).
+_OWN_SPELLING = _SPELLING_IN.format(
+    vocabulary="user_search_words",
+    # `%%` (pg_trgm's similarity >= pg_trgm.similarity_threshold, 0.3 = MIN_SIMILARITY)
+    # lets the GIN index find the user's alike words; the nearest of them is taken.
+    scope_v="v.user_id = %(actor)s AND v.word %% l.lexeme",
+    scope_k="k.user_id = %(actor)s",
+)
 
 
 def spelling_words(q: str) -> list[str]:
@@ -140,10 +150,14 @@ def spelling_words(q: str) -> list[str]:
     return list(words)[:MAX_SPELLED_WORDS]
 
 
-def spelling_statement(q: str) -> tuple[str, dict[str, Any]]:
-    """(lexeme, nearest vocabulary word) for each word of `q` no template contains but
-    one spells alike (pg_trgm similarity >= MIN_SIMILARITY)."""
-    return _SPELLING, {"words": spelling_words(q), "similarity": MIN_SIMILARITY}
+def spelling_statement(q: str, actor: Actor) -> tuple[str, dict[str, Any]]:
+    """(lexeme, nearest vocabulary word) for each word of `q` no template of the actor's
+    vocabulary contains but one spells alike (pg_trgm similarity >= MIN_SIMILARITY): for
+    ADMIN, every template's words; for anyone else, their own templates' words."""
+    params: dict[str, Any] = {"words": spelling_words(q), "similarity": MIN_SIMILARITY}
+    if actor.is_admin:
+        return _SPELLING, params
+    return _OWN_SPELLING, {**params, "actor": actor.id}
 
 
 def _filters(actor: Actor, query: schemas.TemplateQuery) -> tuple[list[str], dict[str, Any]]:
@@ -246,13 +260,6 @@ class TemplateRepository:
         if row is None:
             return None
         return dict(zip(_LOAD_NAMES, row, strict=True))
-
-    async def project_owner(self, project_id: str) -> str | None:
-        """The user owning the project, or None when it does not exist."""
-        conn = await self.session.connection()
-        return (
-            await conn.execute(select(Project.user_id).where(Project.id == project_id))
-        ).scalar_one_or_none()
 
     async def page_of_project(self, project_id: str, params: PageParams) -> Page[schemas.Template]:
         """A project's templates, newest first."""
@@ -445,7 +452,7 @@ class TemplateRepository:
         if not query.q:
             return [_summary(r) for r in rows]
         if query.fuzzy and rows[0][0] <= query.limit:
-            spelling, spelling_params = spelling_statement(query.q)
+            spelling, spelling_params = spelling_statement(query.q, actor)
             async with raw.cursor() as cursor:
                 await cursor.execute(spelling, spelling_params, prepare=False)
                 spelled = [(r[0], r[1]) for r in await cursor.fetchall()]

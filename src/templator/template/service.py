@@ -13,8 +13,7 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.ai_session.errors import AiSessionNotFound
-from templator.ai_session.repository import AiSessionRepository
+from templator.ai_session.service import AiSessionService
 from templator.audit import service as audit
 from templator.cache import Cache
 from templator.hubspot.check import CheckReport, check_module
@@ -32,6 +31,7 @@ from templator.kit.pagination import (
 from templator.kit.uow import after_commit_delete_objects, invalidate_now
 from templator.models import SessionStatus, TemplateStatus
 from templator.project.errors import ProjectNotFound
+from templator.project.ownership import project_owner
 from templator.storage.service import ObjectStore
 from templator.template import schemas, versioning
 from templator.template.cache import template_key
@@ -149,16 +149,10 @@ class TemplateService:
         self, actor: Actor, project_id: str, params: PageParams
     ) -> Page[schemas.Template]:
         """A project's templates, newest first."""
-        await self._project_owner(actor, project_id)
+        await project_owner(self.session, actor, project_id)
         return await self.repository.page_of_project(project_id, params)
 
     # --- writing -------------------------------------------------------------------------
-
-    async def _project_owner(self, actor: Actor, project_id: str) -> str:
-        owner = await self.repository.project_owner(project_id)
-        if owner is None or not actor.may_access(owner):
-            raise ProjectNotFound(project_id)
-        return owner
 
     async def _insert(self, values: dict[str, Any], actor: Actor) -> schemas.Template:
         """The template and its version 1.0.0 (a hot path: every completed session makes
@@ -180,7 +174,7 @@ class TemplateService:
 
     async def create(self, actor: Actor, data: schemas.TemplateCreate) -> schemas.Template:
         """A template made directly, with version 1.0.0."""
-        await self._project_owner(actor, data.project_id)
+        await project_owner(self.session, actor, data.project_id)
         return await self._insert(data.model_dump(), actor)
 
     async def create_from_session(
@@ -191,26 +185,26 @@ class TemplateService:
         final_result must hold `html` and `hubspot_config`; `css`, `js`, `name` and
         `description` are optional.
         """
-        row = await AiSessionRepository(self.session).result_of(data.session_id)
-        if row is None or not actor.may_access(row.user_id):
-            raise AiSessionNotFound(data.session_id)
-        if row.status != SessionStatus.COMPLETED.value:
+        found = await AiSessionService(self.session, self.cache).result_of(actor, data.session_id)
+        if found.status is not SessionStatus.COMPLETED:
             raise AiSessionNotCompleted(
-                f"session {data.session_id} is {row.status}; only a COMPLETED session "
+                f"session {data.session_id} is {found.status.value}; only a COMPLETED session "
                 "can become a template",
                 field="session_id",
             )
-        result = row.final_result or {}
-        create = schemas.TemplateCreate(
-            project_id=row.project_id,
-            name=data.name or result.get("name") or "Generated module",
-            description=result.get("description"),
-            html_content=result.get("html") or "",
-            css_content=result.get("css") or None,
-            js_content=result.get("js") or None,
-            hubspot_config=result.get("hubspot_config") or {},
-            tags=data.tags,
-            quality_score=row.quality_score,
+        field = found.result_field
+        create = schemas.TemplateCreate.model_validate(
+            {
+                "project_id": found.project_id,
+                "name": data.name or field("name") or "Generated module",
+                "description": field("description"),
+                "html_content": field("html") or "",
+                "css_content": field("css") or None,
+                "js_content": field("js") or None,
+                "hubspot_config": field("hubspot_config") or {},
+                "tags": data.tags,
+                "quality_score": found.quality_score,
+            }
         )
         values = create.model_dump() | {"session_id": data.session_id}
         return await self._insert(values, actor)
@@ -350,9 +344,11 @@ class TemplateService:
             )
         base = 1.0
         if current.get("session_id"):
-            row = await AiSessionRepository(self.session).result_of(current["session_id"])
-            if row is not None and row.quality_score is not None:
-                base = row.quality_score
+            score = await AiSessionService(self.session, self.cache).quality_score(
+                current["session_id"]
+            )
+            if score is not None:
+                base = score
         quality = round(base * report.score, 3)
         await self._new_version(
             actor, current, {"quality_score": quality}, kind="patch", summary="module check"

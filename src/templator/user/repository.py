@@ -81,9 +81,10 @@ class UserRepository:
         return _from_tuple(row) if row else None
 
     async def get_by_email(self, email: str) -> schemas.User | None:
-        """The user with this email (case-insensitive), or None."""
+        """The user with this email (however written: `schemas.normalize_email`), or None."""
         conn = await self.session.connection()
-        row = (await conn.execute(select(*_COLUMNS).where(User.email == email.lower()))).first()
+        wanted = schemas.normalize_email(email)
+        row = (await conn.execute(select(*_COLUMNS).where(User.email == wanted))).first()
         return _to_schema(row) if row else None
 
     async def insert(self, data: schemas.UserCreate) -> schemas.User:
@@ -95,7 +96,8 @@ class UserRepository:
         raw = await driver_connection(self.session)
         async with raw.cursor() as cursor:
             await cursor.execute(
-                _INSERT, (new_id(), data.email.lower(), data.name, data.role.value)
+                _INSERT,
+                (new_id(), schemas.normalize_email(data.email), data.name, data.role.value),
             )
             row = await cursor.fetchone()
         if row is None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from templator.kit.validation import RequestModel
 from templator.models.enums import UserRole
+
+
+def normalize_email(email: str) -> str:
+    """The one spelling an address is stored and looked up under: NFKC (a fullwidth
+    `ａ@example.com` is `a@example.com`), lowercase, and NFKC again (lowering can leave a
+    form NFKC would compose), so two ways of writing one address cannot be two users."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email).lower())
 
 
 class UserCreate(RequestModel):
@@ -19,8 +27,8 @@ class UserCreate(RequestModel):
 
     @field_validator("email")
     @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
+    def _normalized(cls, value: str) -> str:
+        return normalize_email(value)
 
 
 class UserUpdate(RequestModel):

@@ -154,6 +154,8 @@ class UserService:
             raise UserNotFound(user_id)
         rows = await self.repository.count_owned(user_id)
         await self.repository.delete(user_id)
+        await TokenService(self.session, self.cache).distrust_cached_records()
+        await audit.forget_actor_email(self.session, user_id)
         after_commit_invalidate(
             self.session,
             list_key(self.cache, user_id),

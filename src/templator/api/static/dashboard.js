@@ -154,6 +154,29 @@ function renderDomain(state) {
     `<table>${table(["templates", ...Object.keys(f.templates)], [["by status", ...Object.values(f.templates).map((v) => num(v))]])}</table>`;
 }
 
+const QUEUE_STATES = ["ready", "retry_wait", "processing", "expired"];
+
+function renderQueue(state) {
+  const el = $("#queue .body");
+  if (!state || !state.up) { el.innerHTML = `<p class="error">${esc(state ? state.error : "")}</p>`; return; }
+  const f = state.figures;
+  const tenants = (f.queue || []).slice().sort(
+    (a, b) => QUEUE_STATES.reduce((s, k) => s + b[k] - a[k], 0));
+  const totals = Object.fromEntries(QUEUE_STATES.map((k) => [k, tenants.reduce((s, t) => s + t[k], 0)]));
+  const oldest = tenants.reduce((m, t) => Math.max(m, t.oldest_ready_seconds || 0), 0);
+  const rows = tenants.slice(0, 10).map((t) =>
+    `<tr data-tenant="${esc(t.tenant)}"><td>${esc(t.tenant)}</td>` +
+    QUEUE_STATES.map((k) => `<td data-state="${k}">${num(t[k])}</td>`).join("") +
+    `<td>${t.oldest_ready_seconds === null ? "–" : seconds(t.oldest_ready_seconds)}</td></tr>`).join("");
+  el.innerHTML =
+    dl([["ready now", num(totals.ready)], ["waiting for a retry", num(totals.retry_wait)],
+        ["held by workers", num(totals.processing)], ["lease expired (awaiting rescue)", num(totals.expired)],
+        ["drafts (not submitted)", num(f.drafts || 0)], ["oldest ready", seconds(oldest)]]) +
+    (rows
+      ? `<table><thead><tr><th>tenant</th>${QUEUE_STATES.map((k) => `<th>${k.replace("_", " ")}</th>`).join("")}<th>oldest ready</th></tr></thead><tbody>${rows}</tbody></table>`
+      : '<p class="muted" data-queue="empty">The queue is empty.</p>');
+}
+
 function renderBackups(backup) {
   const el = $("#backups .body");
   const m = backup.metrics;
@@ -176,6 +199,7 @@ function render(data) {
   renderQueries(data.top_queries);
   renderTables(data.stores.postgres);
   renderDomain(data.stores.domain);
+  renderQueue(data.stores.domain);
   renderBackups(data.backup);
   $("#status").textContent = `updated ${new Date(data.generated_at * 1000).toLocaleTimeString()}`;
   document.body.dataset.loaded = "1";

@@ -156,6 +156,7 @@ def run_demo(base_url: str, token: str, *, timeout: float = 30.0) -> DemoResult:
             files={"file": ("design.html", design, "text/html")},
         )
         result.steps[-1].note = stored["key"]
+        call("start the session", "POST", f"/api/v1/sessions/{sid}/start", 200)
         for i, phase in enumerate(PHASES, start=1):
             call(
                 f"phase {phase}",

@@ -1,0 +1,155 @@
+"""The shared base of every domain's repository: one object per session, typed rows out.
+
+Shape taken from polar's `kit/repository/base.py` (a base class holding the caller's
+session, built per use with `from_session`, with a few generic fetch helpers that every
+domain repository calls instead of touching the session itself). What differs here:
+polar's repositories hand back ORM objects; ours hand back frozen typed rows (schemas
+built with `model_construct` from trusted rows, dataclasses or NamedTuples), so nothing
+above the repository sees `dict[str, Any]` or a lazily loading object.
+
+Two statement styles, one per repository:
+
+* `fetch_one` / `fetch_all` / `run` — text SQL on the psycopg connection under the
+  session (`kit/raw.py`): the hot single-row statements, with no per-call Core
+  compilation and server-side prepared statements after a few runs;
+* `one` / `all` / `scalar` / `scalars` / `execute` — SQLAlchemy Core statements on the
+  session's connection: composed queries (search, filters, pagination).
+
+`RowModel` turns a row into a schema without validation: the row comes from our own
+tables, whose types the migrations fix, so re-validating it on every read only costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, Self, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import Executable, Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from templator.kit.pagination import PageParams, decode_cursor
+from templator.kit.raw import driver_connection
+
+M = TypeVar("M", bound=BaseModel)
+Params = Mapping[str, Any] | Sequence[Any]
+"""Parameters of a text statement: `%(name)s` placeholders take a mapping, `%s` a tuple."""
+
+
+class RowModel(Generic[M]):
+    """Builds `model` from a row of `fields` (in that order) without re-validating it.
+
+    `convert` maps a field to the function that turns its stored value into the model's
+    type (a PostgreSQL enum arrives as text: `{"status": SessionStatus}`); only those
+    fields pay for a call.
+    """
+
+    __slots__ = ("_convert", "fields", "model")
+
+    def __init__(
+        self,
+        model: type[M],
+        fields: Sequence[str] | None = None,
+        *,
+        convert: Mapping[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
+        self.model = model
+        self.fields: tuple[str, ...] = tuple(fields or model.model_fields)
+        self._convert = tuple((self.fields.index(f), c) for f, c in (convert or {}).items())
+
+    @property
+    def columns(self) -> str:
+        """The fields as a SELECT/RETURNING list."""
+        return ", ".join(self.fields)
+
+    def __call__(self, row: Sequence[Any]) -> M:
+        values = list(row[: len(self.fields)])
+        for index, convert in self._convert:
+            if values[index] is not None:
+                values[index] = convert(values[index])
+        return self.model.model_construct(**dict(zip(self.fields, values, strict=True)))
+
+
+def keyset_after(params: PageParams, *, at: str = "created_at", key: str = "id") -> str:
+    """The text-SQL form of `kit.pagination.paginate_newest_first`: a WHERE fragment
+    (empty without a cursor) and the ORDER BY/LIMIT, reading `%(cursor_at)s`,
+    `%(cursor_id)s` and `%(limit)s` from `keyset_params(params)`."""
+    after = f"AND ({at} < %(cursor_at)s OR ({at} = %(cursor_at)s AND {key} < %(cursor_id)s)) "
+    return (after if params.cursor else "") + f"ORDER BY {at} DESC, {key} DESC LIMIT %(limit)s"
+
+
+def keyset_params(params: PageParams) -> dict[str, Any]:
+    """The values `keyset_after` reads (limit + 1 rows: the extra one says there is more)."""
+    values: dict[str, Any] = {"limit": params.limit + 1}
+    if params.cursor:
+        values["cursor_at"], values["cursor_id"] = decode_cursor(params.cursor)
+    return values
+
+
+class Repository:
+    """A domain's SQL on the caller's session; a subclass has one method per statement.
+
+    Repositories only read and flush: the edge commits (`kit/uow.py`).
+    """
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> Self:
+        """The repository on `session` (polar's spelling, for symmetry with services)."""
+        return cls(session)
+
+    # --- text SQL on the driver connection (hot single-row statements) -------------------
+
+    async def fetch_one(self, statement: str, params: Params) -> tuple[Any, ...] | None:
+        """The first row of a text statement, or None."""
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(statement, params)
+            row = await cursor.fetchone()
+        return None if row is None else tuple(row)
+
+    async def fetch_all(self, statement: str, params: Params) -> list[tuple[Any, ...]]:
+        """Every row of a text statement."""
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(statement, params)
+            return [tuple(row) for row in await cursor.fetchall()]
+
+    async def run(self, statement: str, params: Params) -> int:
+        """Run a text statement; the number of rows it touched."""
+        raw = await driver_connection(self.session)
+        async with raw.cursor() as cursor:
+            await cursor.execute(statement, params)
+            return cursor.rowcount
+
+    # --- SQLAlchemy Core -----------------------------------------------------------------
+
+    async def one(self, statement: Executable) -> Row[Any] | None:
+        """The first row of a Core statement, or None."""
+        conn = await self.session.connection()
+        return (await conn.execute(statement)).first()
+
+    async def all(self, statement: Executable) -> Sequence[Row[Any]]:
+        """Every row of a Core statement."""
+        conn = await self.session.connection()
+        return (await conn.execute(statement)).all()
+
+    async def scalar(self, statement: Executable) -> Any:
+        """The first column of the first row (None when there is no row)."""
+        conn = await self.session.connection()
+        return (await conn.execute(statement)).scalar()
+
+    async def scalars(self, statement: Executable) -> list[Any]:
+        """The first column of every row."""
+        conn = await self.session.connection()
+        return list((await conn.execute(statement)).scalars())
+
+    async def execute(self, statement: Executable) -> int:
+        """Run a Core statement; the number of rows it touched."""
+        conn = await self.session.connection()
+        result = await conn.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)
