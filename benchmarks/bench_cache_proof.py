@@ -30,22 +30,21 @@ from redis.asyncio import Redis
 from benchmarks.common import bench_redis_url, machine, parser, raw_dsn, seeded_database
 from templator.cache import Cache
 from templator.epoch import EpochWatch
-from templator.template.repository import _LOAD, _LOAD_NAMES
+from templator.template.repository import LOAD as _LOAD
+from templator.template.repository import LoadedTemplate
 from templator.template.service import template_json
 
 REDIS_URL = bench_redis_url(15)
 
 
-def _template_row(url: str) -> dict[str, Any]:
+def _template_row(url: str) -> LoadedTemplate:
     """A template as `TemplateRepository.load` gives it (the same statement)."""
     with psycopg.connect(raw_dsn(url)) as conn, conn.cursor() as cursor:
         first = cursor.execute("SELECT id FROM templates ORDER BY id LIMIT 1").fetchone()
         assert first is not None
         row = cursor.execute(_LOAD, (first[0],)).fetchone()
         assert row is not None
-    data = dict(zip(_LOAD_NAMES, row, strict=True))
-    data["tags"] = list(data.get("tags") or [])
-    return data
+    return LoadedTemplate.of(row)
 
 
 def _per_call(fn: Any, number: int) -> float:
@@ -58,9 +57,12 @@ async def run(number: int) -> None:
         row = _template_row(url)
     redis = Redis.from_url(REDIS_URL)
     cache = Cache(redis, namespace="bench-proof", default_ttl=60, signing_key=b"k" * 32)
-    token_key, template_key = cache.key("token", "abcdef012345"), cache.key("template", row["id"])
+    token_key, template_key = (
+        cache.key("token", "abcdef012345"),
+        cache.key("template", row.template.id),
+    )
     record = {
-        "user_id": row["owner_id"],
+        "user_id": row.owner_id,
         "role": "USER",
         "hash": "0" * 64,
         "expires": time.time() + 86400,

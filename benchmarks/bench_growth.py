@@ -47,6 +47,8 @@ from benchmarks.common import (
     scratch_database,
 )
 from templator.ai_session.service import AiSessionService
+from templator.api.hot_read import READ_WITH_TOKEN as _READ_WITH_TOKEN
+from templator.api.hot_read import load_with_token
 from templator.auth.service import parse, token_record, verify
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
@@ -54,7 +56,6 @@ from templator.dev.seed import SeedPlan, seed_database
 from templator.kit.actor import Actor
 from templator.kit.uow import read_session
 from templator.models import UserRole
-from templator.template.repository import _READ_WITH_TOKEN, load_with_token
 from templator.template.service import TemplateService, may_read, public_json, template_json
 
 REDIS_URL = bench_redis_url(15)

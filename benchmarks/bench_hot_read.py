@@ -46,12 +46,14 @@ from benchmarks.common import (
     raw_dsn,
     seeded_database,
 )
+from templator.api.hot_read import READ_WITH_TOKEN as _READ_WITH_TOKEN
+from templator.api.hot_read import load_with_token
 from templator.auth.repository import TokenRepository
 from templator.auth.service import parse, token_record, verify
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.kit.uow import read_session
-from templator.template.repository import _READ_WITH_TOKEN, TemplateRepository, load_with_token
+from templator.template.repository import LoadedTemplate, TemplateRepository
 from templator.template.service import may_read, public_json, template_json
 
 REDIS_URL = bench_redis_url(15)
@@ -118,7 +120,7 @@ async def run(reads: int) -> None:
         psycopg_sql = _READ_WITH_TOKEN.replace("$1", "%s").replace("$2", "%s")
         candidate = await PsycopgReadPool.open(raw_dsn(url), settings.db_read_pool_size)
 
-        def answer(record: dict[str, Any], row: dict[str, Any]) -> bytes:
+        def answer(record: dict[str, Any], row: LoadedTemplate) -> bytes:
             actor = verify(record, secret)
             data = template_json(row)
             assert may_read(actor, data)

@@ -7,6 +7,9 @@ under TYPE_CHECKING, since each one is a dependency a reader has to follow. The 
 * a domain imports infrastructure and other domains, never an operation, the edges or
   the dev tooling; its `endpoints.py` (the domain's HTTP routes) may also use the API's
   shared pieces (`api/deps.py`, `problems.py`, `pagination.py`, `sse.py`), not the router;
+* a domain never imports another domain's `repository` module: it asks that domain's
+  service (or its `cache.py`, `errors.py`, `schemas.py`…), so each table's SQL has one
+  home;
 * operations (backup, monitoring, deploy, pgadmin) import no edge and no dev tooling;
 * nothing outside `cli/` (and the dev tooling itself) imports `templator.dev`, and
   nothing imports `cli/`;
@@ -170,6 +173,12 @@ def violation(edge: Import) -> str | None:
     if source == target:
         return None
     src_layer, dst_layer = layer(source), layer(target)
+    if (
+        src_layer in {"domain", "endpoints"}
+        and dst_layer == "domain"
+        and edge.target.split(".")[2:3] == ["repository"]
+    ):
+        return "a domain asks another domain's service, never its repository"
     if dst_layer == "dev" and src_layer != "dev" and source != "cli":
         return "only cli/ (the commands that use it) imports the dev tooling"
     if target == "cli" and source != "cli":
@@ -276,6 +285,9 @@ def test_no_package_cycles_but_the_justified_ones(
         ("templator.backup.pgbackrest", "templator.dev.localstack.process"),
         ("templator.api.deps", "templator.cli.context"),
         ("templator.dev.demo.flow", "templator.cli.demo"),
+        ("templator.template.service", "templator.ai_session.repository"),
+        ("templator.template.repository", "templator.auth.repository"),
+        ("templator.user.endpoints", "templator.project.repository"),
     ],
 )
 def test_a_forbidden_import_is_reported(source: str, target: str) -> None:
@@ -291,6 +303,9 @@ def test_a_forbidden_import_is_reported(source: str, target: str) -> None:
         ("templator.project.service", "templator.template.service"),
         ("templator.monitoring.stores", "templator.storage.service"),
         ("templator.connections", "templator.health.checks"),
+        ("templator.template.service", "templator.template.repository"),
+        ("templator.template.service", "templator.ai_session.service"),
+        ("templator.api.hot_read", "templator.auth.repository"),
     ],
 )
 def test_an_allowed_import_is_not_reported(source: str, target: str) -> None:

@@ -98,3 +98,12 @@ class DatabaseUnavailable(ServiceUnavailable):
 
     code = "database_unavailable"
     store = "postgres"
+
+
+def first_line(error: BaseException | str) -> str:
+    """The first non-blank line of an error's message, stripped (an exception's class name
+    when its message is empty): what a one-line log entry or CLI message shows of it."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if lines:
+        return lines[0]
+    return type(error).__name__ if isinstance(error, BaseException) else ""

@@ -29,6 +29,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProx
 
 from templator import private_apis
 from templator.config import ProcessRole, Settings
+from templator.exceptions import first_line
 
 _RETURNED_AT = "templator.returned_at"
 # A shorter bound for the current task's waits on PostgreSQL (readiness answers within
@@ -182,9 +183,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def describe_failure(exc: BaseException) -> str:
     """The first line of the driver's message, for a one-line log entry."""
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    lines = str(orig).strip().splitlines()
-    return lines[0] if lines else type(orig).__name__
+    return first_line((exc.orig or exc) if isinstance(exc, DBAPIError) else exc)
 
 
 def pool_stats(engine: AsyncEngine) -> dict[str, int]:

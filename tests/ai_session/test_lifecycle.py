@@ -23,7 +23,7 @@ from templator.ai_session.schemas import (
 from templator.ai_session.service import AiSessionService
 from templator.connections import Connections
 from templator.kit.actor import Actor
-from templator.models import AISession, SessionPhase, SessionStatus, UserRole
+from templator.models import AiSession, SessionPhase, SessionStatus, UserRole
 from tests.support.factories import actor_of, make_project, make_user
 
 
@@ -42,7 +42,7 @@ async def _service_and_session(
 
 async def _status_of(db_session: AsyncSession, session_id: str) -> SessionStatus:
     return (
-        await db_session.execute(select(AISession.status).where(AISession.id == session_id))
+        await db_session.execute(select(AiSession.status).where(AiSession.id == session_id))
     ).scalar_one()
 
 
@@ -63,7 +63,7 @@ async def test_every_transition_is_allowed_or_refused_as_the_table_says(
     target: SessionStatus,
 ) -> None:
     service, actor, session_id = await _service_and_session(db_session, connections)
-    row = await db_session.get(AISession, session_id)
+    row = await db_session.get(AiSession, session_id)
     assert row is not None
     row.status = current
     await db_session.flush()

@@ -132,9 +132,9 @@ async def test_a_module_round_trips_through_the_database(
     )
     await connections.cache.invalidate(template_key(connections.cache, created.id))
     stored = await service.get(actor_of(user), created.id)
-    exported = module_files(module_of(stored.model_dump()))
+    exported = module_files(module_of(stored))
     assert_lossless(source_files(folder), exported)
-    with zipfile.ZipFile(io.BytesIO(build_module_zip(module_of(stored.model_dump())))) as zf:
+    with zipfile.ZipFile(io.BytesIO(build_module_zip(module_of(stored)))) as zf:
         assert {n.split("/", 1)[0] for n in zf.namelist()} == {folder.name}
 
 
@@ -183,7 +183,7 @@ async def test_an_api_edit_changes_only_what_was_edited(
     updated = await service.update(
         actor_of(user), created.id, TemplateUpdate(hubspot_config=config)
     )
-    exported = module_files(module_of(updated.model_dump()))
+    exported = module_files(module_of(updated))
     original = source_files(folder)
     assert sorted(exported) == sorted(original)
     for name in original:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.models import AISession, ProcessingLog, Project, Template, TemplateVersion
+from templator.models import AiSession, ProcessingLog, Project, Template, TemplateVersion
 from tests.support.factories import make_project, make_session, make_template, make_user
 
 
@@ -93,14 +93,14 @@ async def test_deleting_a_user_removes_everything_that_is_theirs(db_session: Asy
     await db_session.execute(text("DELETE FROM users WHERE id = :id"), {"id": user.id})
     for model, column in (
         (Project, Project.user_id),
-        (AISession, AISession.user_id),
+        (AiSession, AiSession.user_id),
         (Template, Template.project_id),
         (ProcessingLog, ProcessingLog.session_id),
         (TemplateVersion, TemplateVersion.template_id),
     ):
         key = {
             Project: user.id,
-            AISession: user.id,
+            AiSession: user.id,
             Template: project.id,
             ProcessingLog: ai_session.id,
             TemplateVersion: template.id,

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from templator.connections import Connections
-from templator.models import AISession, SessionStatus, Template, TemplateStatus, UserRole
+from templator.models import AiSession, SessionStatus, Template, TemplateStatus, UserRole
 from templator.monitoring.stores import libpq_url
 from tests.monitoring.conftest import Scrape, ScrapeFn
 from tests.support.factories import Committed, hubspot_config
@@ -218,7 +218,7 @@ async def test_sessions_by_status_recent_failures_timings_and_templates_by_statu
             (SessionStatus.PROCESSING, None),
         ):
             finished = now - timedelta(seconds=5) if status.value != "PROCESSING" else None
-            session.add(AISession(**owner, status=status, processing_time=ms, finished_at=finished))
+            session.add(AiSession(**owner, status=status, processing_time=ms, finished_at=finished))
         for template_status in (TemplateStatus.DRAFT, TemplateStatus.PUBLISHED):
             session.add(
                 Template(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.schemas import AiSessionCreate
 from templator.ai_session.service import AiSessionService
@@ -18,6 +20,7 @@ from templator.kit.uow import unit_of_work
 from templator.models import Project, StoredObject
 from templator.project.schemas import ProjectCreate
 from templator.project.service import ProjectService
+from templator.storage.errors import StoreUnavailable
 from templator.storage.service import ObjectStore
 from templator.stored_object.service import StoredObjectService
 from templator.template.schemas import TemplateCreate
@@ -141,3 +144,49 @@ async def test_a_store_failure_after_commit_leaves_the_delete_standing_and_the_o
         orphans = await gc.find_orphans(grace=timedelta(0))
     assert await _rows(conns, keys) == 0
     assert {o.key for o in orphans} == set(keys)
+
+
+async def _refused_for_want_of_a_store(
+    conns: Connections, keys: list[str], delete: Callable[[AsyncSession], Awaitable[object]]
+) -> None:
+    """`delete` (in its own unit of work) raises StoreUnavailable and changes nothing."""
+    with pytest.raises(StoreUnavailable, match="no object store is configured"):
+        async with unit_of_work(conns.sessionmaker, conns.cache) as session:
+            await delete(session)
+    assert _stored_keys(conns) == set(keys)
+    assert await _rows(conns, keys) == 2
+
+
+async def test_deleting_a_project_with_objects_but_no_store_is_refused_and_changes_nothing(
+    store_connections: Connections, committed: Committed
+) -> None:
+    conns = store_connections
+    keys = await _fill(conns, committed, committed.project_id)
+
+    await _refused_for_want_of_a_store(
+        conns,
+        keys,
+        lambda session: ProjectService(session, conns.cache).delete(
+            committed.actor, committed.project_id, origin=CLI
+        ),
+    )
+    async with conns.sessionmaker() as session:
+        assert await session.get(Project, committed.project_id) is not None
+
+
+async def test_deleting_a_template_with_objects_but_no_store_is_refused_and_changes_nothing(
+    store_connections: Connections, committed: Committed
+) -> None:
+    conns = store_connections
+    keys = await _fill(conns, committed, committed.project_id)
+    async with conns.sessionmaker() as session:
+        statement = select(StoredObject.template_id).where(StoredObject.key == keys[1])
+        template_id = (await session.execute(statement)).scalar_one()
+
+    await _refused_for_want_of_a_store(
+        conns,
+        keys,
+        lambda session: TemplateService(session, conns.cache).delete(
+            committed.actor, template_id, origin=CLI
+        ),
+    )

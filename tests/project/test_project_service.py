@@ -16,7 +16,7 @@ from templator.connections import Connections
 from templator.kit.actor import Actor
 from templator.kit.pagination import PageParams
 from templator.kit.uow import unit_of_work
-from templator.models import AISession, UserRole
+from templator.models import AiSession, UserRole
 from templator.models import Project as ProjectRow
 from templator.project.errors import ProjectNotFound
 from templator.project.schemas import ProjectCreate, ProjectUpdate
@@ -95,7 +95,7 @@ async def test_delete_cascades_to_the_projects_sessions(
 
     await service.delete(owner, project.id, origin=CLI)
 
-    left = await db_session.scalar(select(func.count()).where(AISession.project_id == project.id))
+    left = await db_session.scalar(select(func.count()).where(AiSession.project_id == project.id))
     assert left == 0
     with pytest.raises(ProjectNotFound):
         await service.get(owner, project.id)

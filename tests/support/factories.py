@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
-from templator.models import AISession, Project, Template, User, UserRole
+from templator.models import AiSession, Project, Template, User, UserRole
 
 
 async def make_user(session: AsyncSession, *, role: UserRole = UserRole.USER, **kw: Any) -> User:
@@ -34,10 +34,10 @@ async def make_project(session: AsyncSession, *, user: User | None = None, **kw:
 
 async def make_session(
     session: AsyncSession, *, project: Project | None = None, **kw: Any
-) -> AISession:
+) -> AiSession:
     """A flushed AI session in a project."""
     proj = project or await make_project(session)
-    ai_session = AISession(project_id=proj.id, user_id=proj.user_id, **kw)
+    ai_session = AiSession(project_id=proj.id, user_id=proj.user_id, **kw)
     session.add(ai_session)
     await session.flush()
     return ai_session

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from starlette.responses import StreamingResponse
 
 from templator.ai_session import schemas
@@ -20,7 +21,7 @@ from templator.ai_session.errors import (
     SessionNotDraft,
 )
 from templator.ai_session.events import channel
-from templator.ai_session.repository import RetryPolicy
+from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.service import AiSessionService
 from templator.api.deps import (
     BearerToken,
@@ -48,6 +49,15 @@ from templator.models.enums import SessionStatus
 from templator.project.errors import ProjectNotFound
 
 router = APIRouter(tags=["sessions"])
+
+
+async def _sessions(session: DbSession, conns: Conns) -> AiSessionService:
+    """The AiSessionService of this request's unit of work."""
+    return AiSessionService(session, conns.cache, conns.store)
+
+
+Sessions = Annotated[AiSessionService, Depends(_sessions)]
+"""AiSessionService, built at the edge for each request (on its DbSession, committed by it)."""
 CHANGE = responses_for(AiSessionNotFound, InvalidAiSessionTransition)
 FINISH = responses_for(
     AiSessionNotFound, InvalidAiSessionTransition, AiSessionPayloadTooLarge, *LEASE_ERRORS
@@ -66,10 +76,10 @@ KEEP_ALIVE_SECONDS = 15.0
     responses=responses_for(ProjectNotFound, AiSessionPayloadTooLarge),
 )
 async def create_session(
-    data: schemas.AiSessionCreate, actor: CurrentActor, conns: Conns, session: DbSession
+    data: schemas.AiSessionCreate, actor: CurrentActor, service: Sessions
 ) -> schemas.AiSession:
     """A new PENDING session in one of the caller's projects."""
-    return await AiSessionService(session, conns.cache).create(actor, data)
+    return await service.create(actor, data)
 
 
 @router.post(
@@ -85,28 +95,26 @@ async def submit(
 
 @router.get("/projects/{project_id}/sessions", responses=responses_for(ProjectNotFound))
 async def list_sessions(
-    project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, paging: Paging
+    project_id: IdPath, actor: CurrentActor, service: Sessions, paging: Paging
 ) -> PageOut[schemas.AiSession]:
     """A project's sessions, newest first."""
-    return to_page_out(
-        await AiSessionService(session, conns.cache).list_for_project(actor, project_id, paging)
-    )
+    return to_page_out(await service.list_for_project(actor, project_id, paging))
 
 
 @router.get("/sessions/{session_id}", responses=responses_for(AiSessionNotFound))
 async def get_session(
-    session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
+    session_id: IdPath, actor: CurrentActor, service: Sessions
 ) -> schemas.AiSession:
     """A whole session with its phase payloads."""
-    return await AiSessionService(session, conns.cache).get(actor, session_id)
+    return await service.get(actor, session_id)
 
 
 @router.get("/sessions/{session_id}/state", responses=responses_for(AiSessionNotFound))
 async def get_state(
-    session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
+    session_id: IdPath, actor: CurrentActor, service: Sessions
 ) -> schemas.AiSessionState:
     """Status and progress (cached)."""
-    return await AiSessionService(session, conns.cache).get_state(actor, session_id)
+    return await service.get_state(actor, session_id)
 
 
 @router.post(
@@ -126,23 +134,20 @@ async def record_phase(
     session_id: IdPath,
     data: schemas.PhaseUpdate,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Sessions,
     lease: LeaseToken = None,
 ) -> schemas.AiSessionState:
     """Record a phase's output and the progress reached (never backwards) on a PROCESSING
     session; the upload phase's payload is added under the web app's input_data."""
-    return await AiSessionService(session, conns.cache).record_phase(
-        actor, session_id, data, lease=lease
-    )
+    return await service.record_phase(actor, session_id, data, lease=lease)
 
 
 @router.post("/sessions/{session_id}/start", responses=CHANGE)
 async def start(
-    session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
+    session_id: IdPath, actor: CurrentActor, service: Sessions
 ) -> schemas.AiSessionState:
     """PENDING → PROCESSING."""
-    return await AiSessionService(session, conns.cache).start(actor, session_id)
+    return await service.start(actor, session_id)
 
 
 @router.post("/sessions/{session_id}/complete", responses=FINISH)
@@ -150,14 +155,11 @@ async def complete(
     session_id: IdPath,
     data: schemas.AiSessionComplete,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Sessions,
     lease: LeaseToken = None,
 ) -> schemas.AiSessionState:
     """PROCESSING → COMPLETED."""
-    return await AiSessionService(session, conns.cache).complete(
-        actor, session_id, data, lease=lease
-    )
+    return await service.complete(actor, session_id, data, lease=lease)
 
 
 @router.post("/sessions/{session_id}/fail", responses=FINISH)
@@ -165,23 +167,23 @@ async def fail(
     session_id: IdPath,
     data: schemas.AiSessionFail,
     actor: CurrentActor,
+    service: Sessions,
     conns: Conns,
-    session: DbSession,
     lease: LeaseToken = None,
 ) -> schemas.AiSessionState:
     """PENDING | PROCESSING → FAILED; a retryable failure of a leased attempt with attempts
     left goes back to PENDING after a backoff instead."""
-    return await AiSessionService(session, conns.cache).fail(
+    return await service.fail(
         actor, session_id, data, retry=RetryPolicy.from_settings(conns.settings), lease=lease
     )
 
 
 @router.post("/sessions/{session_id}/cancel", responses=CHANGE)
 async def cancel(
-    session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
+    session_id: IdPath, actor: CurrentActor, service: Sessions
 ) -> schemas.AiSessionState:
     """PENDING | PROCESSING → CANCELLED."""
-    return await AiSessionService(session, conns.cache).cancel(actor, session_id)
+    return await service.cancel(actor, session_id)
 
 
 @router.delete(
@@ -190,12 +192,10 @@ async def cancel(
     responses=responses_for(AiSessionNotFound),
 )
 async def delete_session(
-    session_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
+    session_id: IdPath, actor: CurrentActor, service: Sessions, request: Request
 ) -> None:
     """Delete a session, its logs and its stored objects (templates made from it stay; audited)."""
-    await AiSessionService(session, conns.cache, conns.store).delete(
-        actor, session_id, origin=origin(request, actor)
-    )
+    await service.delete(actor, session_id, origin=origin(request, actor))
 
 
 @router.get(

@@ -5,7 +5,9 @@ a change here changes both (tests/ai_session/test_lifecycle_rules.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from templator.config import Settings
 from templator.models.enums import SessionPhase, SessionStatus
 
 FINAL = frozenset({SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED})
@@ -75,3 +77,24 @@ def retry_delay_sql(attempt: str) -> str:
         f"make_interval(secs => LEAST(%(retry_max)s, %(retry_base)s * "
         f"power(2, GREATEST({attempt}, 1) - 1)) * (0.5 + random() / 2))"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """The backoff before a retry (settings WORK_RETRY_BASE_SECONDS / _MAX_SECONDS)."""
+
+    base_seconds: float
+    max_seconds: float
+
+    @classmethod
+    def default(cls) -> RetryPolicy:
+        """The settings' defaults."""
+        fields = Settings.model_fields
+        return cls(
+            fields["work_retry_base_seconds"].default, fields["work_retry_max_seconds"].default
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The policy the settings configure."""
+        return cls(settings.work_retry_base_seconds, settings.work_retry_max_seconds)

@@ -19,17 +19,22 @@ from typing import Any, NamedTuple
 from templator.ai_session import lifecycle, schemas
 from templator.ai_session.events import WORK_CHANNEL
 from templator.ai_session.lease import LeaseView
-from templator.ai_session.lifecycle import sql_list
-from templator.config import Settings
+from templator.ai_session.lifecycle import RetryPolicy, sql_list
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page
-from templator.kit.repository import Repository, RowModel, keyset_after, keyset_params
+from templator.kit.repository import (
+    JsonRow,
+    Params,
+    Repository,
+    RowModel,
+    keyset_after,
+    keyset_params,
+)
 from templator.models.enums import SessionPhase, SessionStatus
 from templator.project.ownership import OWNED_PROJECT
 
-_ENUMS = {"status": SessionStatus, "phase": SessionPhase}
-STATE = RowModel(schemas.AiSessionState, convert=_ENUMS)
-SESSION = RowModel(schemas.AiSession, convert=_ENUMS)
+STATE = RowModel(schemas.AiSessionState)
+SESSION = RowModel(schemas.AiSession)
 _ACTOR = "(user_id = %(actor)s OR %(admin)s)"
 """The actor may use the session: its owner, or an ADMIN (`Actor.may_access`)."""
 
@@ -167,7 +172,8 @@ _RESULT = (
 )
 _OWNER = "SELECT user_id FROM ai_sessions WHERE id = %s"
 _DELETE = "DELETE FROM ai_sessions WHERE id = %s"
-_IDS_OF_USER = "SELECT id FROM ai_sessions WHERE user_id = %s ORDER BY id"
+_OF_USER = "FROM ai_sessions WHERE user_id = %s"
+"""The user's sessions: `user_id` (see `AiSessionService.lock_of_user`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,27 +193,6 @@ class Fence:
             "worker": self.worker,
             "lease": self.lease_hash,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """The backoff before a retry (settings WORK_RETRY_BASE_SECONDS / _MAX_SECONDS)."""
-
-    base_seconds: float
-    max_seconds: float
-
-    @classmethod
-    def default(cls) -> RetryPolicy:
-        """The settings' defaults."""
-        fields = Settings.model_fields
-        return cls(
-            fields["work_retry_base_seconds"].default, fields["work_retry_max_seconds"].default
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        """The policy the settings configure."""
-        return cls(settings.work_retry_base_seconds, settings.work_retry_max_seconds)
 
 
 class RecordedPhase(NamedTuple):
@@ -233,9 +218,7 @@ class AiSessionRepository(Repository):
 
     __slots__ = ()
 
-    async def _change(
-        self, statement: str, params: dict[str, Any]
-    ) -> schemas.AiSessionState | None:
+    async def _change(self, statement: str, params: Params) -> schemas.AiSessionState | None:
         row = await self.fetch_one(statement, params)
         return None if row is None else STATE(row)
 
@@ -401,6 +384,11 @@ class AiSessionRepository(Repository):
         user_id, project_id, status, final, quality = row
         return schemas.SessionResult(user_id, project_id, SessionStatus(status), final, quality)
 
-    async def ids_of_user(self, user_id: str) -> list[str]:
-        """Ids of the sessions a user owns (`ai_sessions.user_id`)."""
-        return [str(row[0]) for row in await self.fetch_all(_IDS_OF_USER, (user_id,))]
+    async def lock_of_user(self, user_id: str) -> list[str]:
+        """Lock the user's sessions FOR UPDATE (in id order); their ids."""
+        rows = await self.fetch_all(f"SELECT id {_OF_USER} ORDER BY id FOR UPDATE", (user_id,))
+        return [str(row[0]) for row in rows]
+
+    async def export_of_user(self, user_id: str) -> list[JsonRow]:
+        """The user's sessions, whole rows in their JSON form."""
+        return await self.fetch_json_rows(f"SELECT * {_OF_USER} ORDER BY id", (user_id,))

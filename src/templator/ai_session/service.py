@@ -26,14 +26,16 @@ from templator.ai_session.errors import (
     SessionNotDraft,
 )
 from templator.ai_session.events import progress_channel
+from templator.ai_session.lease import LeaseView, hash_of
 from templator.ai_session.lease import check as check_lease
-from templator.ai_session.lease import hash_of
+from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.metrics import phase_timer
-from templator.ai_session.repository import AiSessionRepository, Fence, OwnedState, RetryPolicy
+from templator.ai_session.repository import AiSessionRepository, Fence, OwnedState
 from templator.audit import service as audit
 from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import Page, PageParams
+from templator.kit.repository import JsonRow
 from templator.kit.uow import (
     after_commit_call,
     after_commit_delete_objects,
@@ -123,6 +125,11 @@ class AiSessionService:
         write with `lease` (the Lease-Token sent) meets, if any (the log appends' check)."""
         await self._check_lease(actor, session_id, self._fence(actor, lease))
 
+    async def lease_view(self, session_id: str, sent_hash: str | None) -> LeaseView | None:
+        """The session's lease as a refused worker call explains it (the work queue's
+        heartbeat and release), or None when the session is gone."""
+        return await self.repository.lease_view(session_id, sent_hash)
+
     async def _owned_state(self, actor: Actor, session_id: str) -> schemas.AiSessionState:
         found = await self.repository.read_state(session_id)
         if found is None or not actor.may_access(str(found.user_id)):
@@ -145,6 +152,7 @@ class AiSessionService:
         the templates are read or fails on its foreign key afterwards. Audited.
         """
         await self.ensure_access(actor, session_id, lock=True)
+        # Its objects are under prefixes no row lists: a store is needed even when empty.
         store = require_store(self.store)
         # template/service.py imports this module (a template is made from a session): the
         # cascade the other way is imported when it runs.
@@ -209,9 +217,19 @@ class AiSessionService:
         found = await self.repository.result_of(session_id)
         return None if found is None else found.quality_score
 
-    async def ids_of_user(self, user_id: str) -> list[str]:
-        """The user's sessions: those whose `user_id` is theirs (see user/service.py)."""
-        return await self.repository.ids_of_user(user_id)
+    async def lock_of_user(self, user_id: str) -> list[str]:
+        """Lock the user's sessions until the transaction ends; their ids.
+
+        "The user's sessions" are those whose `user_id` is theirs, here and in
+        `export_of_user`: a session takes its project's owner as `user_id` when it is made
+        (INSERT … SELECT from the project) and a project never changes owner, so this is
+        also every session of the user's projects, found through the (user_id, …) index.
+        """
+        return await self.repository.lock_of_user(user_id)
+
+    async def export_of_user(self, user_id: str) -> list[JsonRow]:
+        """The user's sessions (as `lock_of_user` defines them), whole rows as JSON."""
+        return await self.repository.export_of_user(user_id)
 
     def _changed(self, state: schemas.AiSessionState) -> None:
         after_commit_invalidate(self.session, state_key(self.cache, state.id))

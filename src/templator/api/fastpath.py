@@ -26,6 +26,7 @@ from typing import Any
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from templator.api.hot_read import load_with_token
 from templator.auth.cache import record_key
 from templator.auth.service import parse, token_record, verify
 from templator.connections import Connections
@@ -33,7 +34,6 @@ from templator.exceptions import Unauthorized
 from templator.kit.ids import ID_PATTERN
 from templator.postgres import ReadUnavailable
 from templator.template.cache import template_key
-from templator.template.repository import load_with_token
 from templator.template.service import may_read, public_json, template_json
 
 READ_POOL_FALLBACKS = Counter(

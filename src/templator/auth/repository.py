@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.auth import schemas
 from templator.epoch import BUMP
 from templator.kit.ids import new_id
 from templator.kit.raw import driver_connection
+from templator.kit.repository import JsonRow, Repository
 from templator.models import ApiToken
 
 
@@ -60,11 +60,23 @@ class TokenOwner(NamedTuple):
     prefix: str
 
 
-class TokenRepository:
+class TokenRepository(Repository):
     """Reads and writes of api_tokens, on the caller's session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    __slots__ = ()
+
+    async def export_of_user(self, user_id: str) -> list[JsonRow]:
+        """The user's tokens in their JSON form, without their secret hashes."""
+        return await self.json_rows(
+            select(
+                ApiToken.id,
+                ApiToken.name,
+                ApiToken.prefix,
+                ApiToken.created_at,
+                ApiToken.expires_at,
+                ApiToken.revoked_at,
+            ).where(ApiToken.user_id == user_id)
+        )
 
     async def insert(
         self,
@@ -75,7 +87,7 @@ class TokenRepository:
         name: str,
         expires_at: datetime | None,
         scopes: list[str],
-    ) -> dict[str, Any]:
+    ) -> schemas.TokenInfo:
         """Insert one token; its columns (without the hash)."""
         conn = await self.session.connection()
         row = (
@@ -93,7 +105,7 @@ class TokenRepository:
                 .returning(*_COLUMNS)
             )
         ).one()
-        return dict(row._mapping)
+        return schemas.TokenInfo.model_validate(row._mapping)
 
     async def lookup(self, prefix: str) -> TokenLookup | None:
         """The token with this prefix and its user's role (one round trip), or None."""

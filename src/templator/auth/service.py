@@ -29,6 +29,7 @@ from templator.auth.repository import TokenLookup, TokenRepository
 from templator.cache import Cache
 from templator.exceptions import Unauthorized, ValidationFailed
 from templator.kit.actor import Actor
+from templator.kit.repository import JsonRow
 from templator.kit.uow import after_commit_call, invalidate_now
 from templator.models import UserRole
 
@@ -122,10 +123,10 @@ class TokenService:
             origin,
             "token.create",
             target_type="token",
-            target_id=row["id"],
+            target_id=row.id,
             details={"user": user_id, **({"scopes": list(data.scopes)} if data.scopes else {})},
         )
-        return schemas.TokenCreated(**row, token=f"{PREFIX}_{prefix}_{secret}")
+        return schemas.TokenCreated(**row.model_dump(), token=f"{PREFIX}_{prefix}_{secret}")
 
     async def _record(self, prefix: str) -> dict[str, Any] | None:
         row = await self.repository.lookup(prefix)
@@ -176,6 +177,14 @@ class TokenService:
             details={"user": owner.user_id},
         )
         return info
+
+    async def prefixes_of_user(self, user_id: str) -> list[str]:
+        """Prefixes of all of a user's tokens (the keys of their cached records)."""
+        return await self.repository.prefixes_of(user_id)
+
+    async def export_of_user(self, user_id: str) -> list[JsonRow]:
+        """The user's tokens as JSON, without their secret hashes (a GDPR export)."""
+        return await self.repository.export_of_user(user_id)
 
     async def forget_user(self, user_id: str) -> None:
         """Drop cached token records of a user (after a role change or erasure), and

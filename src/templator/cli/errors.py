@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from templator.exceptions import TemplatorError
+from templator.exceptions import TemplatorError, first_line
 
 _state = {"verbose": False}
 
@@ -108,9 +108,7 @@ EXPLAINED_PATHS = (
 """Every class this module recognises (tests import each and check it is found)."""
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+_first_line = first_line
 
 
 def _postgres(exc: BaseException) -> str | None:

@@ -69,7 +69,7 @@ async def _project_modules(project_id: str) -> list[ModuleContent]:
             if cursor is None:
                 break
     rows.sort(key=lambda t: (t.created_at, t.id))  # oldest first: stable folder names
-    return [module_of(t.model_dump()) for t in rows]
+    return [module_of(t) for t in rows]
 
 
 def _export_project(project_id: str, output: Path, as_json: bool) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 import typer
 
+from templator.exceptions import first_line
+
 
 def _size(n: float | None) -> str:
     if n is None:
@@ -64,7 +66,7 @@ def render(snapshot: dict[str, Any]) -> Any:
                 grid.add_row(key, value)
             badge = "[green]up[/]"
         else:
-            first = str(state["error"]).splitlines()[0][:80]
+            first = first_line(str(state["error"]))[:80]
             grid.add_row("error", f"[red]{first}[/]")
             badge = "[bold red]DOWN[/]"
         return Panel(grid, title=f"{title} {badge}", title_align="left", width=52)

@@ -77,17 +77,19 @@ class ObjectDeletion:
 
 def after_commit_delete_objects(
     session: AsyncSession,
-    store: ObjectDeleter | None,
+    store: ObjectDeleter,
     keys: Sequence[str] = (),
     *,
     prefixes: Sequence[str] = (),
 ) -> ObjectDeletion:
     """Delete `keys` (in batches) and everything under `prefixes` once the transaction commits.
 
-    Without a store nothing is deleted; what is left behind, `templator storage gc` removes.
+    A store is required: a caller that may have none asks `storage.errors.require_store`
+    before the rows go, so a missing store fails the transaction instead of orphaning
+    the objects silently.
     """
     deletion = ObjectDeletion(len(keys))
-    if store is None or not (keys or prefixes):
+    if not (keys or prefixes):
         return deletion
     objects, batches = store, list(keys)
 

@@ -1,6 +1,6 @@
 """The ORM tables. Importing this package registers every table on `Base.metadata`."""
 
-from templator.models.ai_session import AISession
+from templator.models.ai_session import AiSession
 from templator.models.api_token import ApiToken
 from templator.models.audit_log import AuditEntry
 from templator.models.auth_epoch import AuthEpoch
@@ -17,7 +17,7 @@ from templator.models.user import User
 from templator.models.user_search_word import UserSearchWord
 
 __all__ = [
-    "AISession",
+    "AiSession",
     "ApiToken",
     "AuditEntry",
     "AuthEpoch",

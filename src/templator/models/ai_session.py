@@ -30,7 +30,7 @@ LEASED = "status = 'PROCESSING'"
 """The rows whose lease the rescuer watches (idx_ai_sessions_lease_expiry)."""
 
 
-class AISession(IdMixin, TimestampMixin, Base):
+class AiSession(IdMixin, TimestampMixin, Base):
     """An AI session; its JSONB columns hold each phase's output."""
 
     __tablename__ = "ai_sessions"

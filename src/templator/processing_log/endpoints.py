@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
 from templator.ai_session.errors import LEASE_ERRORS, AiSessionNotFound
 from templator.ai_session.service import AiSessionService
@@ -20,6 +20,15 @@ from templator.processing_log.service import LogService
 router = APIRouter(tags=["sessions"])
 
 
+async def _logs(session: DbSession, conns: Conns) -> LogService:
+    """The LogService of this request's unit of work."""
+    return LogService(session, conns.cache)
+
+
+Logs = Annotated[LogService, Depends(_logs)]
+"""LogService, built at the edge for each request (on its DbSession, committed by it)."""
+
+
 @router.post(
     "/sessions/{session_id}/logs",
     status_code=status.HTTP_201_CREATED,
@@ -29,6 +38,7 @@ async def append_logs(
     session_id: IdPath,
     data: log_schemas.LogBatch,
     actor: CurrentActor,
+    service: Logs,
     conns: Conns,
     session: DbSession,
     lease: LeaseToken = None,
@@ -36,7 +46,6 @@ async def append_logs(
     """Append up to 10,000 log lines in one round trip (under the session's lease when a
     worker holds it)."""
     await AiSessionService(session, conns.cache).ensure_lease(actor, session_id, lease)
-    service = LogService(session, conns.cache)
     return {"appended": await service.append_many(actor, session_id, data.lines)}
 
 
@@ -44,8 +53,7 @@ async def append_logs(
 async def read_logs(
     session_id: IdPath,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Logs,
     paging: Paging,
     level: Annotated[list[LogLevel] | None, Query()] = None,
     since: Annotated[StorableDatetime | None, Query()] = None,
@@ -53,5 +61,5 @@ async def read_logs(
 ) -> PageOut[log_schemas.ProcessingLog]:
     """A session's log, newest first, filtered by level(s) and time range."""
     query = log_schemas.LogQuery(levels=level, since=since, until=until)
-    page = await LogService(session, conns.cache).query(actor, session_id, query, paging)
+    page = await service.query(actor, session_id, query, paging)
     return to_page_out(page)

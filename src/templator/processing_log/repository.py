@@ -15,13 +15,12 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.errors import AiSessionNotFound
 from templator.kit.raw import driver_connection
+from templator.kit.repository import JsonRow, Repository
 
 _NULL = "\\N"  # COPY text format's NULL
-_OWNER = "SELECT user_id FROM ai_sessions WHERE id = %s"
 _COPY_COLUMNS = "id, session_id, level, phase, message, data"
 _INSERT_UNNEST = (
     "INSERT INTO processing_logs (id, session_id, level, phase, message, data, timestamp) "
@@ -80,19 +79,23 @@ def copy_text(session_id: str, lines: Sequence[EncodedLine], *, stamped: bool) -
     )
 
 
-class LogRepository:
+class LogRepository(Repository):
     """Reads and writes of processing_logs, on the caller's session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    __slots__ = ()
 
-    async def owner_of(self, session_id: str) -> str | None:
-        """The user owning the AI session, or None when it does not exist."""
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(_OWNER, (session_id,))
-            row = await cursor.fetchone()
-        return str(row[0]) if row else None
+    async def count_of_sessions(self, session_ids: list[str]) -> int:
+        """How many log lines these sessions have."""
+        row = await self.fetch_one(
+            "SELECT count(*) FROM processing_logs WHERE session_id = ANY(%s)", (session_ids,)
+        )
+        return int(row[0]) if row else 0
+
+    async def export_of_sessions(self, session_ids: list[str]) -> list[JsonRow]:
+        """These sessions' log lines, whole rows in their JSON form."""
+        return await self.fetch_json_rows(
+            "SELECT * FROM processing_logs WHERE session_id = ANY(%s)", (session_ids,)
+        )
 
     async def insert_small(
         self,

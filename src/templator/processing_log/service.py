@@ -9,11 +9,13 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from templator.ai_session.errors import AiSessionNotFound
+from templator.ai_session.service import AiSessionService
 from templator.cache import Cache
 from templator.exceptions import ValidationFailed
 from templator.kit.actor import Actor
 from templator.kit.ids import new_ids
 from templator.kit.pagination import Page, PageParams, decode_cursor, make_page
+from templator.kit.repository import JsonRow
 from templator.models.enums import LogLevel
 from templator.processing_log import schemas
 from templator.processing_log.errors import LogBatchTooLarge, LogLineTooLarge
@@ -52,10 +54,17 @@ class LogService:
         self.cache = cache
         self.repository = LogRepository(session)
 
+    async def count_of_sessions(self, session_ids: list[str]) -> int:
+        """How many log lines these sessions have (what their deletion removes)."""
+        return await self.repository.count_of_sessions(session_ids)
+
+    async def export_of_sessions(self, session_ids: list[str]) -> list[JsonRow]:
+        """These sessions' log lines, whole rows as JSON (a GDPR export)."""
+        return await self.repository.export_of_sessions(session_ids)
+
     async def _check_owner(self, actor: Actor, session_id: str) -> None:
-        owner = await self.repository.owner_of(session_id)
-        if owner is None or not actor.may_access(owner):
-            raise AiSessionNotFound(session_id)
+        # The session's domain answers who may use it (one primary-key read).
+        await AiSessionService(self.session, self.cache).ensure_access(actor, session_id)
 
     async def append_many(
         self, actor: Actor | None, session_id: str, lines: Sequence[schemas.LogLine]

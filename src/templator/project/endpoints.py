@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from templator.api.deps import Conns, CurrentActor, DbSession, origin
 from templator.api.pagination import PageOut, Paging, to_page_out
@@ -18,12 +18,21 @@ from templator.project.service import ProjectService
 router = APIRouter(tags=["projects"])
 
 
+async def _projects(session: DbSession, conns: Conns) -> ProjectService:
+    """The ProjectService of this request's unit of work."""
+    return ProjectService(session, conns.cache, conns.store)
+
+
+Projects = Annotated[ProjectService, Depends(_projects)]
+"""ProjectService, built at the edge for each request (on its DbSession, committed by it)."""
+
+
 @router.post("/projects", status_code=status.HTTP_201_CREATED)
 async def create_project(
-    data: schemas.ProjectCreate, actor: CurrentActor, conns: Conns, session: DbSession
+    data: schemas.ProjectCreate, actor: CurrentActor, service: Projects
 ) -> schemas.Project:
     """A new project owned by the caller."""
-    return await ProjectService(session, conns.cache).create(actor, data)
+    return await service.create(actor, data)
 
 
 @router.get(
@@ -31,22 +40,21 @@ async def create_project(
 )
 async def list_projects(
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Projects,
     paging: Paging,
     user_id: Annotated[str | None, Query(pattern=ID_PATTERN.pattern)] = None,
 ) -> PageOut[schemas.Project]:
     """The caller's projects (ADMIN: any user's, with `user_id`)."""
-    page = await ProjectService(session, conns.cache).list_for(actor, user_id or actor.id, paging)
+    page = await service.list_for(actor, user_id or actor.id, paging)
     return to_page_out(page)
 
 
 @router.get("/projects/{project_id}", responses=responses_for(ProjectNotFound))
 async def get_project(
-    project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
+    project_id: IdPath, actor: CurrentActor, service: Projects
 ) -> schemas.Project:
     """One project."""
-    return await ProjectService(session, conns.cache).get(actor, project_id)
+    return await service.get(actor, project_id)
 
 
 @router.patch("/projects/{project_id}", responses=responses_for(ProjectNotFound))
@@ -54,11 +62,10 @@ async def update_project(
     project_id: IdPath,
     data: schemas.ProjectUpdate,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Projects,
 ) -> schemas.Project:
     """Rename or re-describe a project."""
-    return await ProjectService(session, conns.cache).update(actor, project_id, data)
+    return await service.update(actor, project_id, data)
 
 
 @router.delete(
@@ -67,9 +74,7 @@ async def update_project(
     responses=responses_for(ProjectNotFound),
 )
 async def delete_project(
-    project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
+    project_id: IdPath, actor: CurrentActor, service: Projects, request: Request
 ) -> None:
     """Delete a project with its sessions, templates, logs and stored objects (audited)."""
-    await ProjectService(session, conns.cache, conns.store).delete(
-        actor, project_id, origin=origin(request, actor)
-    )
+    await service.delete(actor, project_id, origin=origin(request, actor))

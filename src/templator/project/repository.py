@@ -8,8 +8,8 @@ from sqlalchemy import delete, insert, select, update
 
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
-from templator.kit.repository import Repository, RowModel
-from templator.models import AISession, StoredObject, Template
+from templator.kit.repository import JsonRow, Repository, RowModel
+from templator.models import AiSession, StoredObject, Template
 from templator.models import Project as ProjectRow
 from templator.project import schemas
 
@@ -89,14 +89,15 @@ class ProjectRepository(Repository):
         row = await self.one(statement)
         return PROJECT(row) if row else None
 
-    async def ids_of_user(self, user_id: str) -> list[str]:
-        """Ids of the user's projects."""
-        return [
-            str(i)
-            for i in await self.scalars(
-                select(ProjectRow.id).where(ProjectRow.user_id == user_id).order_by(ProjectRow.id)
-            )
-        ]
+    async def lock_of_user(self, user_id: str) -> list[str]:
+        """Lock the user's projects FOR UPDATE (in id order); their ids."""
+        return await self.lock_ids(ProjectRow.id, ProjectRow.user_id == user_id)
+
+    async def export_of_user(self, user_id: str) -> list[JsonRow]:
+        """The user's projects, whole rows in their JSON form."""
+        return await self.json_rows(
+            select(ProjectRow.__table__).where(ProjectRow.user_id == user_id)
+        )
 
     async def lock_with_contents(self, project_id: str) -> Contents:
         """Lock the project, then its sessions and templates, until the transaction ends.
@@ -110,20 +111,14 @@ class ProjectRepository(Repository):
             select(ProjectRow.id).where(ProjectRow.id == project_id).with_for_update()
         )
 
-        async def locked_ids(table: type[AISession] | type[Template]) -> list[str]:
-            statement = (
-                select(table.id)
-                .where(table.project_id == project_id)
-                .order_by(table.id)
-                .with_for_update()
-            )
-            return [str(i) for i in await self.scalars(statement)]
-
-        return Contents(await locked_ids(AISession), await locked_ids(Template))
+        return Contents(
+            await self.lock_ids(AiSession.id, AiSession.project_id == project_id),
+            await self.lock_ids(Template.id, Template.project_id == project_id),
+        )
 
     async def object_keys(self, project_id: str) -> list[str]:
         """Keys of every stored object of the project's sessions and templates."""
-        sessions = select(AISession.id).where(AISession.project_id == project_id)
+        sessions = select(AiSession.id).where(AiSession.project_id == project_id)
         templates = select(Template.id).where(Template.project_id == project_id)
         statement = select(StoredObject.key).where(
             StoredObject.session_id.in_(sessions) | StoredObject.template_id.in_(templates)

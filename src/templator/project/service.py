@@ -11,11 +11,13 @@ from templator.audit import service as audit
 from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import DEFAULT_LIMIT, Page, PageParams
+from templator.kit.repository import JsonRow
 from templator.kit.uow import after_commit_delete_objects, after_commit_invalidate
 from templator.project import schemas
 from templator.project.cache import list_key
 from templator.project.errors import ProjectNotFound
 from templator.project.repository import ProjectRepository
+from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore
 from templator.template.cache import template_keys
 
@@ -88,6 +90,14 @@ class ProjectService:
         after_commit_invalidate(self.session, list_key(self.cache, project.user_id))
         return updated
 
+    async def lock_of_user(self, user_id: str) -> list[str]:
+        """Lock the user's projects until the transaction ends (an erasure); their ids."""
+        return await self.repository.lock_of_user(user_id)
+
+    async def export_of_user(self, user_id: str) -> list[JsonRow]:
+        """The user's projects, whole rows as JSON (a GDPR export)."""
+        return await self.repository.export_of_user(user_id)
+
     async def delete(
         self, actor: Actor, project_id: str, *, origin: audit.Origin
     ) -> schemas.Project:
@@ -98,6 +108,8 @@ class ProjectService:
         project = await self.get(actor, project_id)
         contents = await self.repository.lock_with_contents(project_id)
         keys = await self.repository.object_keys(project_id)
+        if keys:  # before the delete: with objects to delete and no store, nothing changes
+            after_commit_delete_objects(self.session, require_store(self.store), keys)
         if not await self.repository.delete(project_id):
             raise ProjectNotFound(project_id)
         after_commit_invalidate(
@@ -106,7 +118,6 @@ class ProjectService:
             *state_keys(self.cache, contents.session_ids),
             *template_keys(self.cache, contents.template_ids),
         )
-        after_commit_delete_objects(self.session, self.store, keys)
         await audit.record(
             self.session,
             origin,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
 from pydantic import BaseModel, Field
 
 from templator.ai_session.errors import AiSessionNotFound
@@ -22,6 +22,15 @@ from templator.stored_object.service import StoredObjectService
 from templator.template.errors import TemplateNotFound
 
 router = APIRouter(tags=["objects"])
+
+
+async def _storedobjects(session: DbSession, conns: Conns) -> StoredObjectService:
+    """The StoredObjectService of this request's unit of work."""
+    return StoredObjectService(session, conns.cache, conns.store)
+
+
+StoredObjects = Annotated[StoredObjectService, Depends(_storedobjects)]
+"""StoredObjectService, built at the edge for each request (on its DbSession, committed by it)."""
 
 
 class DesignStored(BaseModel):
@@ -62,8 +71,7 @@ class ExportResult(BaseModel):
 async def upload_design(
     session_id: IdPath,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: StoredObjects,
     file: Annotated[UploadFile, File(description="The design: jpeg, png, gif, webp, html or json")],
     content_type: Annotated[str | None, Form(max_length=100)] = None,
 ) -> DesignStored:
@@ -73,7 +81,7 @@ async def upload_design(
     from the first bytes, not trusted from the client (415 when it disagrees).
     """
     declared = content_type or file.content_type or "application/octet-stream"
-    stored = await StoredObjectService(session, conns.cache, conns.store).upload_design(
+    stored = await service.upload_design(
         actor, session_id, file.file, content_type=declared, declared_size=file.size
     )
     return DesignStored(key=stored.key, size=stored.size, content_type=stored.content_type)
@@ -87,14 +95,13 @@ async def upload_design(
 async def export_module(
     template_id: IdPath,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: StoredObjects,
     request: Request,
     data: ExportRequest | None = None,
 ) -> ExportResult:
     """Build the HubSpot module zip, store it, and return a presigned download URL (audited)."""
     expires = (data or ExportRequest()).expires_in
-    result = await StoredObjectService(session, conns.cache, conns.store).export_module(
+    result = await service.export_module(
         actor, template_id, upload=True, origin=origin(request, actor), expires_in=expires
     )
     assert result.key is not None and result.url is not None

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, insert, select
 
 from templator.kit.ids import new_id
+from templator.kit.repository import JsonRow, Repository, any_of
 from templator.models import StoredObject
 from templator.storage.service import PutResult
 
@@ -22,11 +22,27 @@ class DesignRow(NamedTuple):
     created_at: datetime
 
 
-class StoredObjectRepository:
+def _of(session_ids: list[str], template_ids: list[str]) -> ColumnElement[bool]:
+    return any_of(StoredObject.session_id, session_ids) | any_of(
+        StoredObject.template_id, template_ids
+    )
+
+
+class StoredObjectRepository(Repository):
     """Reads and writes of stored_objects, on the caller's session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    __slots__ = ()
+
+    async def keys_of(self, session_ids: list[str], template_ids: list[str]) -> list[str]:
+        """Keys of the objects of these sessions and templates."""
+        statement = select(StoredObject.key).where(_of(session_ids, template_ids))
+        return [str(key) for key in await self.scalars(statement)]
+
+    async def export_of(self, session_ids: list[str], template_ids: list[str]) -> list[JsonRow]:
+        """The object rows of these sessions and templates, in their JSON form."""
+        return await self.json_rows(
+            select(StoredObject.__table__).where(_of(session_ids, template_ids))
+        )
 
     async def insert(
         self,

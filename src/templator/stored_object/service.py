@@ -22,6 +22,7 @@ from templator.audit import service as audit
 from templator.cache import Cache
 from templator.hubspot.package import ModuleContent, build_module_zip, slugify
 from templator.kit.actor import Actor
+from templator.kit.repository import JsonRow
 from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore, PutResult
 from templator.stored_object.repository import StoredObjectRepository
@@ -59,6 +60,14 @@ class StoredObjectService:
         self.cache = cache
         self._store = store
         self.repository = StoredObjectRepository(session)
+
+    async def keys_of(self, session_ids: list[str], template_ids: list[str]) -> list[str]:
+        """Keys of the objects of these sessions and templates (what deleting them frees)."""
+        return await self.repository.keys_of(session_ids, template_ids)
+
+    async def export_of(self, session_ids: list[str], template_ids: list[str]) -> list[JsonRow]:
+        """The object rows of these sessions and templates as JSON (a GDPR export)."""
+        return await self.repository.export_of(session_ids, template_ids)
 
     @property
     def store(self) -> ObjectStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from starlette.responses import Response
 
 from templator.ai_session.errors import AiSessionNotFound
@@ -35,6 +35,15 @@ from templator.template.service import TemplateService, public_json
 router = APIRouter(tags=["templates"])
 
 
+async def _templates(session: DbSession, conns: Conns) -> TemplateService:
+    """The TemplateService of this request's unit of work."""
+    return TemplateService(session, conns.cache, conns.store)
+
+
+Templates = Annotated[TemplateService, Depends(_templates)]
+"""TemplateService, built at the edge for each request (on its DbSession, committed by it)."""
+
+
 # The hot read first: routes are matched in order.
 @router.get(
     "/templates/{template_id}",
@@ -52,10 +61,10 @@ async def get_template(template_id: IdPath, actor: CurrentActor, conns: Conns) -
     "/templates", status_code=status.HTTP_201_CREATED, responses=responses_for(ProjectNotFound)
 )
 async def create_template(
-    data: schemas.TemplateCreate, actor: CurrentActor, conns: Conns, session: DbSession
+    data: schemas.TemplateCreate, actor: CurrentActor, service: Templates
 ) -> schemas.Template:
     """A template made directly (version 1.0.0)."""
-    return await TemplateService(session, conns.cache).create(actor, data)
+    return await service.create(actor, data)
 
 
 @router.post(
@@ -64,10 +73,10 @@ async def create_template(
     responses=responses_for(AiSessionNotFound, ProjectNotFound, AiSessionNotCompleted),
 )
 async def create_from_session(
-    data: schemas.TemplateFromSession, actor: CurrentActor, conns: Conns, session: DbSession
+    data: schemas.TemplateFromSession, actor: CurrentActor, service: Templates
 ) -> schemas.Template:
     """A template from a COMPLETED session's final result."""
-    return await TemplateService(session, conns.cache).create_from_session(actor, data)
+    return await service.create_from_session(actor, data)
 
 
 @router.get(
@@ -113,12 +122,10 @@ async def search(
 
 @router.get("/projects/{project_id}/templates", responses=responses_for(ProjectNotFound))
 async def list_templates(
-    project_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, paging: Paging
+    project_id: IdPath, actor: CurrentActor, service: Templates, paging: Paging
 ) -> PageOut[schemas.Template]:
     """A project's templates, newest first."""
-    return to_page_out(
-        await TemplateService(session, conns.cache).list_for_project(actor, project_id, paging)
-    )
+    return to_page_out(await service.list_for_project(actor, project_id, paging))
 
 
 @router.patch(
@@ -129,11 +136,10 @@ async def update_template(
     template_id: IdPath,
     data: schemas.TemplateUpdate,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Templates,
 ) -> schemas.Template:
     """Change a template; every change makes a new version (`bump`: patch, minor, major)."""
-    return await TemplateService(session, conns.cache).update(actor, template_id, data)
+    return await service.update(actor, template_id, data)
 
 
 @router.delete(
@@ -142,26 +148,21 @@ async def update_template(
     responses=responses_for(NotAllowed, TemplateNotFound),
 )
 async def delete_template(
-    template_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
+    template_id: IdPath, actor: CurrentActor, service: Templates, request: Request
 ) -> None:
     """Delete a template, its versions and its stored module zips (audited)."""
-    await TemplateService(session, conns.cache, conns.store).delete(
-        actor, template_id, origin=origin(request, actor)
-    )
+    await service.delete(actor, template_id, origin=origin(request, actor))
 
 
 @router.get("/templates/{template_id}/versions", responses=responses_for(TemplateNotFound))
 async def list_versions(
     template_id: IdPath,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Templates,
     paging: VersionPaging,
 ) -> PageOut[schemas.TemplateVersion]:
     """Versions, newest first."""
-    return to_page_out(
-        await TemplateService(session, conns.cache).list_versions(actor, template_id, paging)
-    )
+    return to_page_out(await service.list_versions(actor, template_id, paging))
 
 
 @router.get(
@@ -169,10 +170,10 @@ async def list_versions(
     responses=responses_for(TemplateNotFound, TemplateVersionNotFound),
 )
 async def get_version(
-    template_id: IdPath, version: VersionPath, actor: CurrentActor, conns: Conns, session: DbSession
+    template_id: IdPath, version: VersionPath, actor: CurrentActor, service: Templates
 ) -> schemas.TemplateVersion:
     """One version with its full content."""
-    return await TemplateService(session, conns.cache).get_version(actor, template_id, version)
+    return await service.get_version(actor, template_id, version)
 
 
 @router.get(
@@ -182,15 +183,12 @@ async def get_version(
 async def diff(
     template_id: IdPath,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Templates,
     from_version: Annotated[str, Query(alias="from", pattern=VERSION_PATTERN)],
     to_version: Annotated[str, Query(alias="to", pattern=VERSION_PATTERN)],
 ) -> schemas.TemplateDiff:
     """Per-field differences between two versions."""
-    return await TemplateService(session, conns.cache).diff(
-        actor, template_id, from_version, to_version
-    )
+    return await service.diff(actor, template_id, from_version, to_version)
 
 
 @router.post(
@@ -203,11 +201,10 @@ async def rollback(
     template_id: IdPath,
     data: schemas.Rollback,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Templates,
 ) -> schemas.Template:
     """Restore an earlier version's content as a new version."""
-    return await TemplateService(session, conns.cache).rollback(actor, template_id, data.version)
+    return await service.rollback(actor, template_id, data.version)
 
 
 @router.post(
@@ -217,8 +214,7 @@ async def rollback(
 async def check_template(
     template_id: IdPath,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Templates,
     record: Annotated[
         bool,
         Query(
@@ -232,7 +228,7 @@ async def check_template(
     field names (errors); unused fields, images without alt text, unknown keys
     (warnings). Moving DRAFT → REVIEW refuses a template with errors (409
     `module_check_failed`)."""
-    report = await TemplateService(session, conns.cache).check(actor, template_id, record=record)
+    report = await service.check(actor, template_id, record=record)
     return schemas.ModuleCheck.model_validate(report.as_json())
 
 
@@ -250,10 +246,9 @@ async def set_status(
     template_id: IdPath,
     data: schemas.StatusChange,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Templates,
 ) -> schemas.Template:
     """Workflow DRAFT → REVIEW → APPROVED → PUBLISHED → ARCHIVED; approving and publishing
     need EXPERT or ADMIN. DRAFT → REVIEW runs the module check first and answers 409
     `module_check_failed` (problem+json listing the errors) when it finds any."""
-    return await TemplateService(session, conns.cache).set_status(actor, template_id, data.status)
+    return await service.set_status(actor, template_id, data.status)

@@ -28,26 +28,26 @@ so their cursor is an offset (kit/pagination.py).
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import Integer, cast, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from templator.auth.repository import TokenLookup, lookup_sql
 from templator.config import Settings
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page, page_of, paginate_newest_first
 from templator.kit.raw import driver_connection
+from templator.kit.repository import JsonRow, Repository, RowModel, any_of
 from templator.models import Project, StoredObject, TemplateStatus
 from templator.models import Template as TemplateRow
 from templator.models import TemplateVersion as VersionRow
-from templator.postgres import ReadPool
 from templator.template import schemas
+from templator.template.workflow import reviewable_sql
 
 _COLUMNS = [c for c in TemplateRow.__table__.columns if c.name != "search_vector"]
 _COLUMN_NAMES = [c.name for c in _COLUMNS]
@@ -66,10 +66,29 @@ WITH created AS (
 SELECT * FROM created
 """
 
-_LOAD_NAMES = [*_COLUMN_NAMES, "owner_id"]
+TEMPLATE = RowModel(schemas.Template, _COLUMN_NAMES)
+VERSION = RowModel(schemas.TemplateVersion)
 
 
-def _load_sql(placeholder: str) -> str:
+class LoadedTemplate(NamedTuple):
+    """A template with the id of the user owning its project (who may edit it); a
+    NamedTuple, cheaper to make than a frozen dataclass on the uncached read."""
+
+    template: schemas.Template
+    owner_id: str
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> LoadedTemplate:
+        """From a row of `LOAD_NAMES` (the template's columns, then its owner)."""
+        return cls(TEMPLATE(row), row[_OWNER_AT])
+
+
+LOAD_NAMES = [*_COLUMN_NAMES, "owner_id"]
+_OWNER_AT = len(_COLUMN_NAMES)
+"""The columns of `load_sql`, in order."""
+
+
+def load_sql(placeholder: str) -> str:
     """The load of one template with its owner, its id bound to `placeholder`."""
     return (
         f"SELECT {', '.join(f't.{name}' for name in _COLUMN_NAMES)}, p.user_id "
@@ -77,31 +96,9 @@ def _load_sql(placeholder: str) -> str:
     )
 
 
-_LOAD = _load_sql("%s")
-
-# A read the cache cannot serve, with its credential: the token's lookup and the
-# template's load, composed from the same two statements, in one round trip
-# (asyncpg's $n placeholders).
-_READ_WITH_TOKEN = (
-    f"SELECT * FROM ({lookup_sql('$1')}) tok LEFT JOIN ({_load_sql('$2')}) tpl ON true"
-)
-_TOKEN_WIDTH = len(TokenLookup._fields)
-_TEMPLATE_ID_AT = _TOKEN_WIDTH + _LOAD_NAMES.index("id")
-
-
-async def load_with_token(
-    pool: ReadPool, prefix: str, template_id: str
-) -> tuple[TokenLookup, dict[str, Any] | None] | None:
-    """The token with `prefix` and the template (as `TemplateRepository.load` gives it)
-    in one statement on the hot-read pool: None when there is no such token, (token,
-    None) when there is no such template. ReadUnavailable when the pool cannot answer."""
-    row = await pool.fetchrow(_READ_WITH_TOKEN, prefix, template_id)
-    if row is None:
-        return None
-    token = TokenLookup(*row[:_TOKEN_WIDTH])
-    if row[_TEMPLATE_ID_AT] is None:  # templates.id is never NULL: the join found nothing
-        return token, None
-    return token, dict(zip(_LOAD_NAMES, row[_TOKEN_WIDTH:], strict=True))
+_LOAD = load_sql("%s")
+LOAD = _LOAD
+"""The load of one template with its owner by id (`%s`)."""
 
 
 # --- search ------------------------------------------------------------------------------
@@ -176,7 +173,7 @@ def _filters(actor: Actor, query: schemas.TemplateQuery) -> tuple[list[str], dic
     if not actor.is_admin:
         owner = "t.project_id IN (SELECT id FROM projects WHERE user_id = %(actor)s)"
         if actor.can_review:
-            owner = f"({owner} OR t.status IN ('REVIEW', 'APPROVED', 'PUBLISHED'))"
+            owner = f"({owner} OR {reviewable_sql('t.status')})"
         filters.append(owner)
         params["actor"] = actor.id
     return filters, params
@@ -236,30 +233,35 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _row_dict(row: Any) -> dict[str, Any]:
-    data = dict(row._mapping)
-    data["tags"] = list(data.get("tags") or [])
-    return data
-
-
-class TemplateRepository:
+class TemplateRepository(Repository):
     """Reads and writes of templates, template_versions and their stored-object keys,
     on the caller's session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    __slots__ = ()
+
+    async def lock_of_projects(self, project_ids: list[str]) -> list[str]:
+        """Lock the projects' templates FOR UPDATE (in id order); their ids."""
+        return await self.lock_ids(TemplateRow.id, any_of(TemplateRow.project_id, project_ids))
+
+    async def export_of_projects(
+        self, project_ids: list[str]
+    ) -> tuple[list[JsonRow], list[JsonRow]]:
+        """The projects' templates and all their versions, whole rows as JSON."""
+        of_projects = any_of(TemplateRow.project_id, project_ids)
+        templates = await self.json_rows(select(TemplateRow.__table__).where(of_projects))
+        versions = await self.json_rows(
+            select(VersionRow.__table__).where(
+                VersionRow.template_id.in_(select(TemplateRow.id).where(of_projects))
+            )
+        )
+        return templates, versions
 
     # --- templates -----------------------------------------------------------------------
 
-    async def load(self, template_id: str) -> dict[str, Any] | None:
-        """The template's columns plus `owner_id` (one round trip), or None."""
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(_LOAD, (template_id,))
-            row = await cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip(_LOAD_NAMES, row, strict=True))
+    async def load(self, template_id: str) -> LoadedTemplate | None:
+        """The template with its owner (one round trip), or None."""
+        row = await self.fetch_one(_LOAD, (template_id,))
+        return None if row is None else LoadedTemplate.of(row)
 
     async def page_of_project(self, project_id: str, params: PageParams) -> Page[schemas.Template]:
         """A project's templates, newest first."""
@@ -270,30 +272,32 @@ class TemplateRepository:
             id_column=TemplateRow.id,
             params=params,
         )
-        rows = [
-            schemas.Template.model_validate(_row_dict(r))
-            for r in (await conn.execute(statement)).all()
-        ]
+        rows = [TEMPLATE(r) for r in (await conn.execute(statement)).all()]
         return make_page(rows, params=params, key=lambda t: (t.created_at, t.id))
 
     async def insert_with_version(
-        self, values: dict[str, Any], *, changes: dict[str, Any], content: dict[str, Any]
+        self,
+        create: schemas.TemplateCreate,
+        *,
+        session_id: str | None,
+        changes: dict[str, Any],
+        content: dict[str, Any],
     ) -> schemas.Template | None:
         """The template and its version 1.0.0 in one statement on the driver connection;
         None when the project (or session) does not exist any more."""
         params = {
             "id": new_id(),
             "version_id": new_id(),
-            "project_id": values["project_id"],
-            "session_id": values.get("session_id"),
-            "name": values["name"],
-            "description": values.get("description"),
-            "html_content": values["html_content"],
-            "css_content": values.get("css_content"),
-            "js_content": values.get("js_content"),
-            "hubspot_config": Jsonb(values["hubspot_config"], dumps=_dumps),
-            "tags": values.get("tags") or [],
-            "quality_score": values.get("quality_score"),
+            "project_id": create.project_id,
+            "session_id": session_id,
+            "name": create.name,
+            "description": create.description,
+            "html_content": create.html_content,
+            "css_content": create.css_content,
+            "js_content": create.js_content,
+            "hubspot_config": Jsonb(create.hubspot_config, dumps=_dumps),
+            "tags": create.tags or [],
+            "quality_score": create.quality_score,
             "changes": Jsonb(changes, dumps=_dumps),
             "content": Jsonb(content, dumps=_dumps),
         }
@@ -305,12 +309,10 @@ class TemplateRepository:
         except psycopg.errors.ForeignKeyViolation:
             return None
         assert row is not None  # INSERT … RETURNING always returns the row
-        data = dict(zip(_COLUMN_NAMES, row, strict=True))
-        data["status"] = TemplateStatus(data["status"])
-        return schemas.Template.model_construct(**data)
+        return TEMPLATE(row)
 
-    async def lock(self, template_id: str) -> dict[str, Any] | None:
-        """The template's columns plus `owner_id`, its row locked FOR UPDATE; or None."""
+    async def lock(self, template_id: str) -> LoadedTemplate | None:
+        """The template with its owner, its row locked FOR UPDATE; or None."""
         conn = await self.session.connection()
         statement = (
             select(*_COLUMNS, Project.user_id.label("owner_id"))
@@ -319,7 +321,7 @@ class TemplateRepository:
             .with_for_update(of=TemplateRow)
         )
         row = (await conn.execute(statement)).first()
-        return None if row is None else _row_dict(row)
+        return None if row is None else LoadedTemplate.of(row)
 
     async def update_with_version(
         self,
@@ -329,7 +331,7 @@ class TemplateRepository:
         version: str,
         change_log: dict[str, Any],
         content: dict[str, Any],
-    ) -> dict[str, Any]:
+    ) -> schemas.Template:
         """Apply `changes` at `version` and record that version, both in one savepoint.
 
         Raises IntegrityError (the savepoint rolled back) when the version exists.
@@ -353,9 +355,9 @@ class TemplateRepository:
                     content=content,
                 )
             )
-        return _row_dict(row)
+        return TEMPLATE(row)
 
-    async def set_status(self, template_id: str, status: TemplateStatus) -> dict[str, Any]:
+    async def set_status(self, template_id: str, status: TemplateStatus) -> schemas.Template:
         """Set the (existing) template's status; its columns."""
         conn = await self.session.connection()
         row = (
@@ -366,7 +368,7 @@ class TemplateRepository:
                 .returning(*_COLUMNS)
             )
         ).one()
-        return _row_dict(row)
+        return TEMPLATE(row)
 
     async def ids_made_from(self, session_id: str) -> list[str]:
         """Ids of the templates made from a session."""
@@ -392,17 +394,14 @@ class TemplateRepository:
 
     # --- versions ------------------------------------------------------------------------
 
-    async def version(self, template_id: str, version: str) -> dict[str, Any] | None:
-        """One version row, or None."""
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                select(VersionRow).where(
-                    VersionRow.template_id == template_id, VersionRow.version == version
-                )
+    async def version(self, template_id: str, version: str) -> schemas.TemplateVersion | None:
+        """One version, or None."""
+        row = await self.one(
+            select(*(VersionRow.__table__.c[name] for name in VERSION.fields)).where(
+                VersionRow.template_id == template_id, VersionRow.version == version
             )
-        ).first()
-        return None if row is None else dict(row._mapping)
+        )
+        return None if row is None else VERSION(row)
 
     async def page_of_versions(
         self, template_id: str, *, limit: int, before: list[int] | None

@@ -28,12 +28,14 @@ from templator.kit.pagination import (
     decode_version_cursor,
     offset_page,
 )
+from templator.kit.repository import JsonRow
 from templator.kit.uow import after_commit_delete_objects, invalidate_now
 from templator.models import SessionStatus, TemplateStatus
 from templator.project.errors import ProjectNotFound
 from templator.project.ownership import project_owner
+from templator.storage.errors import require_store
 from templator.storage.service import ObjectStore
-from templator.template import schemas, versioning
+from templator.template import schemas, versioning, workflow
 from templator.template.cache import template_key
 from templator.template.errors import (
     AiSessionNotCompleted,
@@ -45,50 +47,42 @@ from templator.template.errors import (
     TemplateVersionNotFound,
     VersionConflict,
 )
-from templator.template.repository import RANK_WINDOW, TemplateRepository
+from templator.template.repository import RANK_WINDOW, LoadedTemplate, TemplateRepository
 
 S = TemplateStatus
-WORKFLOW: dict[TemplateStatus, frozenset[TemplateStatus]] = {
-    S.DRAFT: frozenset({S.REVIEW, S.ARCHIVED}),
-    S.REVIEW: frozenset({S.DRAFT, S.APPROVED, S.ARCHIVED}),
-    S.APPROVED: frozenset({S.PUBLISHED, S.DRAFT, S.ARCHIVED}),
-    S.PUBLISHED: frozenset({S.ARCHIVED}),
-    S.ARCHIVED: frozenset({S.DRAFT}),
-}
-REVIEWER_MOVES = frozenset({S.APPROVED, S.PUBLISHED})
-REVIEWABLE = frozenset({S.REVIEW, S.APPROVED, S.PUBLISHED})
 
 
-def snapshot(template: dict[str, Any]) -> dict[str, Any]:
-    """The versioned content of a template."""
-    return {field: template.get(field) for field in versioning.CONTENT_FIELDS}
+def snapshot(template: schemas.Template | schemas.TemplateCreate) -> dict[str, Any]:
+    """The versioned content of a template (JSON: a version's `content`)."""
+    return {field: getattr(template, field) for field in versioning.CONTENT_FIELDS}
 
 
-def module_of(template: dict[str, Any]) -> ModuleContent:
-    """A template (row or JSON form) as the HubSpot module it exports as."""
+def module_of(template: schemas.Template) -> ModuleContent:
+    """A template as the HubSpot module it exports as."""
     return ModuleContent(
-        name=template["name"],
-        html=template["html_content"],
-        css=template.get("css_content"),
-        js=template.get("js_content"),
-        config=template["hubspot_config"],
+        name=template.name,
+        html=template.html_content,
+        css=template.css_content,
+        js=template.js_content,
+        config=template.hubspot_config,
     )
+
+
+def may_read_template(actor: Actor, owner_id: str, status: TemplateStatus) -> bool:
+    """Whether `actor` may read a template of `owner_id` in `status` (owner, ADMIN, or a
+    reviewer once it is up for review)."""
+    return actor.may_access(owner_id) or (actor.can_review and status in workflow.REVIEWABLE)
 
 
 def may_read(actor: Actor, data: dict[str, Any]) -> bool:
-    """Whether `actor` may read the template `data` (owner, ADMIN, or a reviewer once it
-    is up for review)."""
-    return actor.may_access(data["owner_id"]) or (
-        actor.can_review and S(data["status"]) in REVIEWABLE
-    )
+    """`may_read_template` for a template in its JSON form (`template_json`: cached)."""
+    return may_read_template(actor, data["owner_id"], S(data["status"]))
 
 
-def template_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A loaded row (columns plus `owner_id`) in its JSON form: what the cache holds, so
-    a miss and a hit answer the same bytes."""
-    return schemas.Template.model_validate(row).model_dump(mode="json") | {
-        "owner_id": row["owner_id"]
-    }
+def template_json(found: LoadedTemplate) -> dict[str, Any]:
+    """A loaded template with its owner in its JSON form: what the cache holds, so a miss
+    and a hit answer the same bytes."""
+    return found.template.model_dump(mode="json") | {"owner_id": found.owner_id}
 
 
 def public_json(data: dict[str, Any]) -> bytes:
@@ -136,6 +130,16 @@ class TemplateService:
         """Ids of the templates made from a session (for its deletion's cascade)."""
         return await self.repository.ids_made_from(session_id)
 
+    async def lock_of_projects(self, project_ids: list[str]) -> list[str]:
+        """Lock these projects' templates until the transaction ends (an erasure); ids."""
+        return await self.repository.lock_of_projects(project_ids)
+
+    async def export_of_projects(
+        self, project_ids: list[str]
+    ) -> tuple[list[JsonRow], list[JsonRow]]:
+        """These projects' templates and their versions, whole rows as JSON (an export)."""
+        return await self.repository.export_of_projects(project_ids)
+
     async def search(
         self, actor: Actor, query: schemas.TemplateQuery, *, window: int = RANK_WINDOW
     ) -> Page[schemas.TemplateSummary]:
@@ -154,12 +158,15 @@ class TemplateService:
 
     # --- writing -------------------------------------------------------------------------
 
-    async def _insert(self, values: dict[str, Any], actor: Actor) -> schemas.Template:
+    async def _insert(
+        self, create: schemas.TemplateCreate, actor: Actor, *, session_id: str | None = None
+    ) -> schemas.Template:
         """The template and its version 1.0.0 (a hot path: every completed session makes
         one)."""
-        content = snapshot(values)
+        content = snapshot(create)
         created = await self.repository.insert_with_version(
-            values,
+            create,
+            session_id=session_id,
             changes={
                 "summary": "created",
                 "by": actor.id,
@@ -169,13 +176,13 @@ class TemplateService:
         )
         if created is None:
             # The project (or session) was deleted since it was checked.
-            raise ProjectNotFound(values["project_id"])
+            raise ProjectNotFound(create.project_id)
         return created
 
     async def create(self, actor: Actor, data: schemas.TemplateCreate) -> schemas.Template:
         """A template made directly, with version 1.0.0."""
         await project_owner(self.session, actor, data.project_id)
-        return await self._insert(data.model_dump(), actor)
+        return await self._insert(data, actor)
 
     async def create_from_session(
         self, actor: Actor, data: schemas.TemplateFromSession
@@ -206,32 +213,32 @@ class TemplateService:
                 "quality_score": found.quality_score,
             }
         )
-        values = create.model_dump() | {"session_id": data.session_id}
-        return await self._insert(values, actor)
+        return await self._insert(create, actor, session_id=data.session_id)
 
-    async def _lock(self, actor: Actor, template_id: str) -> dict[str, Any]:
+    async def _lock(self, actor: Actor, template_id: str) -> LoadedTemplate:
         row = await self.repository.lock(template_id)
-        if row is None or not may_read(actor, row):
+        if row is None or not may_read_template(actor, row.owner_id, row.template.status):
             raise TemplateNotFound(template_id)
         return row
 
     async def _new_version(
         self,
         actor: Actor,
-        current: dict[str, Any],
+        current: LoadedTemplate,
         changes: dict[str, Any],
         *,
         kind: str,
         summary: str,
     ) -> schemas.Template:
-        before = snapshot(current)
+        template = current.template
+        before = snapshot(template)
         after = before | changes
         if after == before:
-            return schemas.Template.model_validate(current)
-        version = versioning.bump(current["version"], kind)
+            return template
+        version = versioning.bump(template.version, kind)
         try:
             row = await self.repository.update_with_version(
-                current["id"],
+                template.id,
                 changes=changes,
                 version=version,
                 change_log={
@@ -243,39 +250,39 @@ class TemplateService:
             )
         except IntegrityError as exc:
             raise VersionConflict(
-                f"template {current['id']} already has version {version}; retry the change",
+                f"template {template.id} already has version {version}; retry the change",
                 field="version",
             ) from exc
-        await invalidate_now(self.session, self.cache, template_key(self.cache, current["id"]))
-        return schemas.Template.model_validate(row)
+        await invalidate_now(self.session, self.cache, template_key(self.cache, template.id))
+        return row
 
     async def update(
         self, actor: Actor, template_id: str, data: schemas.TemplateUpdate
     ) -> schemas.Template:
         """Apply changes as a new version (patch by default); no-op changes make none."""
         current = await self._lock(actor, template_id)
-        if not actor.may_access(current["owner_id"]):
+        if not actor.may_access(current.owner_id):
             raise NotAllowed("only the owner or an ADMIN may edit a template", field="template_id")
-        if S(current["status"]) is S.ARCHIVED:
+        if current.template.status is S.ARCHIVED:
             raise TemplateArchived(
                 f"template {template_id} is ARCHIVED; restore it to DRAFT to edit it"
             )
         changes = data.model_dump(exclude_unset=True, exclude={"bump"})
         if changes.get("hubspot_config") is not None:
             changes["hubspot_config"] = keep_imported(
-                current["hubspot_config"], changes["hubspot_config"]
+                current.template.hubspot_config, changes["hubspot_config"]
             )
         return await self._new_version(actor, current, changes, kind=data.bump, summary="edit")
 
     async def rollback(self, actor: Actor, template_id: str, version: str) -> schemas.Template:
         """Restore the content of `version` as a new patch version."""
         current = await self._lock(actor, template_id)
-        if not actor.may_access(current["owner_id"]):
+        if not actor.may_access(current.owner_id):
             raise NotAllowed(
                 "only the owner or an ADMIN may roll a template back", field="template_id"
             )
         target = await self._version_row(template_id, version)
-        restored = {k: v for k, v in target["content"].items() if k in versioning.CONTENT_FIELDS}
+        restored = {k: v for k, v in target.content.items() if k in versioning.CONTENT_FIELDS}
         return await self._new_version(
             actor, current, restored, kind="patch", summary=f"rollback to {version}"
         )
@@ -285,23 +292,23 @@ class TemplateService:
     ) -> schemas.Template:
         """Move through the workflow; APPROVED and PUBLISHED need EXPERT or ADMIN."""
         current = await self._lock(actor, template_id)
-        now = S(current["status"])
-        if status not in WORKFLOW[now]:
-            allowed = ", ".join(sorted(s.value for s in WORKFLOW[now])) or "nothing"
+        now = current.template.status
+        if status not in workflow.WORKFLOW[now]:
+            allowed = ", ".join(sorted(s.value for s in workflow.WORKFLOW[now])) or "nothing"
             raise InvalidTemplateTransition(
                 f"template {template_id} is {now.value}; it can move to {allowed}, "
                 f"not {status.value}",
                 field="status",
             )
-        if status in REVIEWER_MOVES and not actor.can_review:
+        if status in workflow.REVIEWER_MOVES and not actor.can_review:
             raise ReviewerRoleRequired(
                 f"moving a template to {status.value} needs the EXPERT or ADMIN role",
                 field="status",
             )
-        if status not in REVIEWER_MOVES and not actor.may_access(current["owner_id"]):
+        if status not in workflow.REVIEWER_MOVES and not actor.may_access(current.owner_id):
             raise NotAllowed("only the owner or an ADMIN may do this", field="status")
         if now is S.DRAFT and status is S.REVIEW:
-            report = check_module(module_of(current))
+            report = check_module(module_of(current.template))
             if not report.ok:
                 listed = "; ".join(str(f) for f in report.findings if f.severity == "error")
                 raise ModuleCheckFailed(
@@ -310,21 +317,22 @@ class TemplateService:
                     f"/api/v1/templates/{template_id}/check",
                     field="status",
                 )
-        row = await self.repository.set_status(template_id, status)
+        changed = await self.repository.set_status(template_id, status)
         await invalidate_now(self.session, self.cache, template_key(self.cache, template_id))
-        return schemas.Template.model_validate(row)
+        return changed
 
     async def delete(self, actor: Actor, template_id: str, *, origin: audit.Origin) -> None:
         """Delete a template, its versions and (after commit) its stored objects; audited."""
         current = await self._lock(actor, template_id)
-        if not actor.may_access(current["owner_id"]):
+        if not actor.may_access(current.owner_id):
             raise NotAllowed(
                 "only the owner or an ADMIN may delete a template", field="template_id"
             )
         keys = await self.repository.object_keys(template_id)
+        if keys:  # before the delete: with objects to delete and no store, nothing changes
+            after_commit_delete_objects(self.session, require_store(self.store), keys)
         await self.repository.delete(template_id)
         await invalidate_now(self.session, self.cache, template_key(self.cache, template_id))
-        after_commit_delete_objects(self.session, self.store, keys)
         await audit.record(
             self.session, origin, "template.delete", target_type="template", target_id=template_id
         )
@@ -333,19 +341,18 @@ class TemplateService:
         """Run `module check` on the template; with `record`, store its quality_score as
         the AI session's score (1 without one) times the check's score, as a new patch
         version when it changes."""
-        data = await self.get_data(actor, template_id)
-        report = check_module(module_of(data))
+        report = check_module(module_of(await self.get(actor, template_id)))
         if not record:
             return report
         current = await self._lock(actor, template_id)
-        if not actor.may_access(current["owner_id"]):
+        if not actor.may_access(current.owner_id):
             raise NotAllowed(
                 "only the owner or an ADMIN may record a check's score", field="template_id"
             )
         base = 1.0
-        if current.get("session_id"):
+        if current.template.session_id:
             score = await AiSessionService(self.session, self.cache).quality_score(
-                current["session_id"]
+                current.template.session_id
             )
             if score is not None:
                 base = score
@@ -357,7 +364,7 @@ class TemplateService:
 
     # --- versions ------------------------------------------------------------------------
 
-    async def _version_row(self, template_id: str, version: str) -> dict[str, Any]:
+    async def _version_row(self, template_id: str, version: str) -> schemas.TemplateVersion:
         row = await self.repository.version(template_id, version)
         if row is None:
             raise TemplateVersionNotFound(template_id, version)
@@ -376,7 +383,7 @@ class TemplateService:
     ) -> schemas.TemplateVersion:
         """One version."""
         await self.get_data(actor, template_id)
-        return schemas.TemplateVersion.model_validate(await self._version_row(template_id, version))
+        return await self._version_row(template_id, version)
 
     async def diff(self, actor: Actor, template_id: str, a: str, b: str) -> schemas.TemplateDiff:
         """Per-field differences from version `a` to version `b`."""
@@ -391,6 +398,6 @@ class TemplateService:
             to_version=b,
             fields=[
                 schemas.FieldDiff(**d)
-                for d in versioning.diff_contents(first["content"], second["content"])
+                for d in versioning.diff_contents(first.content, second.content)
             ],
         )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 
 from templator.api.deps import AdminActor, Conns, CurrentActor, DbSession, Uow, origin
 from templator.api.pagination import PageOut, Paging, to_page_out
@@ -19,6 +19,15 @@ from templator.user.service import UserService
 router = APIRouter(tags=["users"])
 
 
+async def _users(session: DbSession, conns: Conns) -> UserService:
+    """The UserService of this request's unit of work."""
+    return UserService(session, conns.cache, conns.store)
+
+
+Users = Annotated[UserService, Depends(_users)]
+"""UserService, built at the edge for each request (on its DbSession, committed by it)."""
+
+
 def _self_or_admin(actor: Actor, user_id: str) -> None:
     if not actor.may_access(user_id):
         raise UserNotFound(user_id)
@@ -30,33 +39,29 @@ def _self_or_admin(actor: Actor, user_id: str) -> None:
     responses=responses_for(AdminRequired, EmailTaken),
 )
 async def create_user(
-    data: schemas.UserCreate, actor: AdminActor, conns: Conns, session: DbSession, request: Request
+    data: schemas.UserCreate, actor: AdminActor, service: Users, request: Request
 ) -> schemas.User:
     """Create a user (ADMIN)."""
-    return await UserService(session, conns.cache).create(data, origin=origin(request, actor))
+    return await service.create(data, origin=origin(request, actor))
 
 
 @router.get("/users", responses=responses_for(AdminRequired))
-async def list_users(
-    actor: AdminActor, conns: Conns, session: DbSession, paging: Paging
-) -> PageOut[schemas.User]:
+async def list_users(actor: AdminActor, service: Users, paging: Paging) -> PageOut[schemas.User]:
     """All users (ADMIN)."""
-    return to_page_out(await UserService(session, conns.cache).list(paging))
+    return to_page_out(await service.list(paging))
 
 
 @router.get("/users/me", responses=responses_for(UserNotFound))
-async def me(actor: CurrentActor, conns: Conns, session: DbSession) -> schemas.User:
+async def me(actor: CurrentActor, service: Users) -> schemas.User:
     """The calling user."""
-    return await UserService(session, conns.cache).get(actor.id)
+    return await service.get(actor.id)
 
 
 @router.get("/users/{user_id}", responses=responses_for(UserNotFound))
-async def get_user(
-    user_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession
-) -> schemas.User:
+async def get_user(user_id: IdPath, actor: CurrentActor, service: Users) -> schemas.User:
     """A user (themselves, or any for ADMIN)."""
     _self_or_admin(actor, user_id)
-    return await UserService(session, conns.cache).get(user_id)
+    return await service.get(user_id)
 
 
 @router.patch("/users/{user_id}", responses=responses_for(UserNotFound))
@@ -64,12 +69,11 @@ async def update_user(
     user_id: IdPath,
     data: schemas.UserUpdate,
     actor: CurrentActor,
-    conns: Conns,
-    session: DbSession,
+    service: Users,
 ) -> schemas.User:
     """Change a profile (themselves, or any for ADMIN)."""
     _self_or_admin(actor, user_id)
-    return await UserService(session, conns.cache).update(user_id, data)
+    return await service.update(user_id, data)
 
 
 @router.put("/users/{user_id}/role", responses=responses_for(AdminRequired, UserNotFound))
@@ -77,25 +81,21 @@ async def set_role(
     user_id: IdPath,
     data: schemas.RoleChange,
     actor: AdminActor,
-    conns: Conns,
-    session: DbSession,
+    service: Users,
     request: Request,
 ) -> schemas.User:
     """Change a user's role (ADMIN only; audited)."""
-    return await UserService(session, conns.cache).set_role(
-        user_id, data.role, origin=origin(request, actor)
-    )
+    return await service.set_role(user_id, data.role, origin=origin(request, actor))
 
 
 @router.get("/users/{user_id}/export", responses=responses_for(UserNotFound))
 async def export_user(
-    user_id: IdPath, actor: CurrentActor, conns: Conns, session: DbSession, request: Request
+    user_id: IdPath, actor: CurrentActor, service: Users, request: Request
 ) -> dict[str, Any]:
     """Everything stored about a user, with links to their objects (GDPR access; audited)."""
     _self_or_admin(actor, user_id)
-    return await UserService(session, conns.cache, conns.store).export_data(
-        user_id, origin=origin(request, actor)
-    )
+    export = await service.export_data(user_id, origin=origin(request, actor))
+    return dict(export)
 
 
 @router.delete(

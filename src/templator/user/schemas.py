@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime
+from typing import TypedDict
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from templator.kit.repository import JsonRow
 from templator.kit.validation import RequestModel
 from templator.models.enums import UserRole
 
@@ -54,3 +56,18 @@ class User(BaseModel):
     role: UserRole
     created_at: datetime
     updated_at: datetime
+
+
+class UserExport(TypedDict):
+    """Everything stored about a user (GDPR access), table by table, each row whole in its
+    JSON form; each object row also carries a presigned `download_url` when a store is
+    configured. Each domain answers for its own tables (user/service.py)."""
+
+    user: JsonRow
+    projects: list[JsonRow]
+    ai_sessions: list[JsonRow]
+    templates: list[JsonRow]
+    template_versions: list[JsonRow]
+    processing_logs: list[JsonRow]
+    api_tokens: list[JsonRow]
+    objects: list[JsonRow]

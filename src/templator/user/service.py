@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.cache import state_keys
+from templator.ai_session.service import AiSessionService
 from templator.audit import service as audit
 from templator.auth.cache import record_keys
 from templator.auth.service import TokenService
 from templator.cache import Cache
 from templator.kit.pagination import Page, PageParams
+from templator.kit.repository import JsonRow
 from templator.kit.uow import ObjectDeletion, after_commit_delete_objects, after_commit_invalidate
 from templator.models import UserRole
+from templator.processing_log.service import LogService
 from templator.project.cache import list_key
+from templator.project.service import ProjectService
 from templator.storage.service import ObjectStore
+from templator.stored_object.service import StoredObjectService
 from templator.template.cache import template_keys
+from templator.template.service import TemplateService
 from templator.user import schemas
 from templator.user.errors import UserNotFound
 from templator.user.repository import UserRepository
@@ -104,8 +109,8 @@ class UserService:
 
     async def update(self, user_id: str, data: schemas.UserUpdate) -> schemas.User:
         """Change a user's profile."""
-        values = data.model_dump(exclude_unset=True)
-        user = await self.repository.update(user_id, values) if values else await self.get(user_id)
+        changed = bool(data.model_fields_set)
+        user = await self.repository.update(user_id, data) if changed else await self.get(user_id)
         if user is None:
             raise UserNotFound(user_id)
         return user
@@ -128,16 +133,37 @@ class UserService:
         )
         return user
 
-    async def export_data(self, user_id: str, *, origin: audit.Origin) -> dict[str, Any]:
+    async def export_data(self, user_id: str, *, origin: audit.Origin) -> schemas.UserExport:
         """Every row that is the user's, and presigned links to their objects (GDPR
-        access); audited."""
-        data = await self.repository.export_rows(user_id)
-        if data is None:
+        access); audited. Each domain's service answers for its own tables."""
+        user = await self.repository.export_row(user_id)
+        if user is None:
             raise UserNotFound(user_id)
+        projects = await ProjectService(self.session, self.cache).export_of_user(user_id)
+        sessions = await AiSessionService(self.session, self.cache).export_of_user(user_id)
+        templates, versions = await TemplateService(self.session, self.cache).export_of_projects(
+            _ids(projects)
+        )
+        session_ids, template_ids = _ids(sessions), _ids(templates)
+        objects = await StoredObjectService(self.session, self.cache).export_of(
+            session_ids, template_ids
+        )
         if self.store is not None:
             store = self.store
-            for obj in data["objects"]:
-                obj["download_url"] = await asyncio.to_thread(store.presigned_url, obj["key"])
+            for obj in objects:
+                obj["download_url"] = await asyncio.to_thread(store.presigned_url, str(obj["key"]))
+        data = schemas.UserExport(
+            user=user,
+            projects=projects,
+            ai_sessions=sessions,
+            templates=templates,
+            template_versions=versions,
+            processing_logs=await LogService(self.session, self.cache).export_of_sessions(
+                session_ids
+            ),
+            api_tokens=await TokenService(self.session, self.cache).export_of_user(user_id),
+            objects=objects,
+        )
         await audit.record(
             self.session, origin, "user.export", target_type="user", target_id=user_id
         )
@@ -146,24 +172,48 @@ class UserService:
     async def erase(self, user_id: str, *, origin: audit.Origin) -> Erasure:
         """Delete a user and everything theirs (GDPR erasure); audited; the caller commits.
 
-        A store failure after the commit is logged and leaves the erasure standing, with
-        `objects_deleted` short of `objects`.
+        Parents are locked before children (as a project delete does), each by its own
+        domain's service, so a project, session, template, token or object row being added
+        for the user either commits before its ids are read here or waits and fails on
+        its foreign key once the erasure has committed. A store failure after the commit
+        is logged and leaves the erasure standing, with `objects_deleted` short of
+        `objects`.
         """
-        owned = await self.repository.lock_with_contents(user_id)
-        if owned is None:
+        if not await self.repository.lock(user_id):
             raise UserNotFound(user_id)
-        rows = await self.repository.count_owned(user_id)
+        project_ids = await ProjectService(self.session, self.cache).lock_of_user(user_id)
+        session_ids = await AiSessionService(self.session, self.cache).lock_of_user(user_id)
+        template_ids = await TemplateService(self.session, self.cache).lock_of_projects(project_ids)
+        tokens = TokenService(self.session, self.cache)
+        prefixes = await tokens.prefixes_of_user(user_id)
+        keys = await StoredObjectService(self.session, self.cache).keys_of(
+            session_ids, template_ids
+        )
+        rows = {
+            "projects": len(project_ids),
+            "ai_sessions": len(session_ids),
+            "templates": len(template_ids),
+            "processing_logs": await LogService(self.session, self.cache).count_of_sessions(
+                session_ids
+            ),
+        }
         await self.repository.delete(user_id)
         await TokenService(self.session, self.cache).distrust_cached_records()
         await audit.forget_actor_email(self.session, user_id)
         after_commit_invalidate(
             self.session,
             list_key(self.cache, user_id),
-            *state_keys(self.cache, owned.session_ids),
-            *template_keys(self.cache, owned.template_ids),
-            *record_keys(self.cache, owned.token_prefixes),
+            *state_keys(self.cache, session_ids),
+            *template_keys(self.cache, template_ids),
+            *record_keys(self.cache, prefixes),
         )
-        deletion = after_commit_delete_objects(self.session, self.store, owned.object_keys)
+        # Erasure goes ahead without a store (the rows are what GDPR asks to remove first):
+        # the objects are reported in `objects_left`, for `templator storage gc`.
+        deletion = (
+            ObjectDeletion(len(keys))
+            if self.store is None
+            else after_commit_delete_objects(self.session, self.store, keys)
+        )
         await audit.record(
             self.session,
             origin,
@@ -173,3 +223,7 @@ class UserService:
             details={**rows, "objects": deletion.requested},
         )
         return Erasure(user_id, rows, deletion)
+
+
+def _ids(rows: list[JsonRow]) -> list[str]:
+    return [str(row["id"]) for row in rows]

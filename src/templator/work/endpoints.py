@@ -13,7 +13,7 @@ from templator.ai_session.errors import (
     AiSessionFinished,
     AiSessionNotFound,
 )
-from templator.ai_session.repository import RetryPolicy
+from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.schemas import AiSession
 from templator.api.deps import Conns, CurrentActor, DbSession, LeaseToken, Uow
 from templator.api.problems import responses_for

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from templator.ai_session.repository import RetryPolicy
+from templator.ai_session.lifecycle import RetryPolicy
 from templator.connections import Connections
 from templator.kit.uow import unit_of_work
 from templator.work.service import RESCUE_BATCH, WorkService

@@ -20,7 +20,7 @@ from templator.ai_session.errors import (
 )
 from templator.ai_session.lease import check as check_lease
 from templator.ai_session.lease import hash_of
-from templator.ai_session.repository import AiSessionRepository, RetryPolicy
+from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.schemas import AiSession, AiSessionState
 from templator.ai_session.service import AiSessionService
 from templator.cache import Cache
@@ -99,7 +99,9 @@ class WorkService:
 
     async def _refuse(self, actor: Actor, held: HeldLease) -> None:
         """Raise what a refused heartbeat or release met."""
-        view = await AiSessionRepository(self.session).lease_view(held.session_id, held.lease_hash)
+        view = await AiSessionService(self.session, self.cache).lease_view(
+            held.session_id, held.lease_hash
+        )
         if view is None:
             raise AiSessionNotFound(held.session_id)
         if view.status in (SessionStatus.COMPLETED, SessionStatus.FAILED):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from templator.dev.localstack.process import LocalStackError, ProcessRecord
 from templator.dev.localstack.stack import LABELS, EventHandler, LocalStack
+from templator.exceptions import first_line
 from templator.kit.process import spawns_children_for_life
 
 log = logging.getLogger("templator.localstack")
@@ -145,7 +146,7 @@ class Supervisor:
         except (LocalStackError, OSError) as exc:
             state.delay = min(state.delay * 2, self.max_delay)
             state.retry_at = time.monotonic() + state.delay
-            reason = str(exc).splitlines()[0]
+            reason = first_line(exc)
             self._report(
                 state,
                 f"{LABELS[state.name]} restart failed ({reason}); retrying in {state.delay:g}s",
