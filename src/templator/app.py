@@ -69,7 +69,9 @@ def create_app(
         )
         app.state.connections = conns
         app.state.settings = conf
-        app.state.progress_hub = ProgressHub(conns.redis)
+        app.state.progress_hub = ProgressHub(
+            conns.redis, streams_per_user=conf.api_sse_max_streams_per_user
+        )
         app.state.auth_limiter = AuthFailureLimiter(
             conns.redis,
             namespace=conf.cache_namespace,

@@ -269,6 +269,65 @@ class Settings(BaseSettings):
         le=7 * 24 * 3600,
         description="seconds a presigned POST for a direct design upload stays usable",
     )
+    api_sse_max_streams_per_user: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="live-progress streams one user may hold open on one API worker; "
+        "past it a new stream is refused (429 too_many_streams with Retry-After)",
+    )
+    api_sse_auth_check_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="how often an open live-progress stream checks that its token is "
+        "still valid; a revoked or expired token ends the stream within this time",
+    )
+    # Connection limits (cli/protocol.py, uvicorn): each bounds one way to hold a worker.
+    api_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="open connections per API worker; a connection past it is answered "
+        "503 and closed at once",
+    )
+    api_max_requests: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="requests in flight per API worker (open event streams included); "
+        "past it uvicorn answers 503 (its limit_concurrency, which also counts open "
+        "connections against it)",
+    )
+    api_backlog: int = Field(
+        default=2048, ge=1, le=65535, description="connections the kernel queues unaccepted"
+    )
+    api_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="seconds a client has to send a request's line and headers, from its "
+        "first byte (or from connecting); past it: 408 and the connection is closed",
+    )
+    api_body_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="seconds a client has to send a whole request body once its headers "
+        "are in; past it: 408 and the connection is closed",
+    )
+    api_max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="bytes of request line and headers a request may have (431 past it)",
+    )
+    api_keep_alive_timeout: int = Field(
+        default=5,
+        ge=1,
+        le=600,
+        description="seconds an idle keep-alive connection stays open between requests",
+    )
     # The work queue (docs/work-queue.md).
     work_rescue_interval_seconds: float = Field(
         default=5.0,

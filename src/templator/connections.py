@@ -39,6 +39,7 @@ from templator.store_urls import (
     StoreUrls,
     resolve_database_url,
     resolve_urls,
+    with_store_keys,
 )
 
 log = logging.getLogger("templator.connections")
@@ -60,6 +61,7 @@ class Connections:
     """Owns the PostgreSQL engine, the Redis client, the cache and the object store."""
 
     def __init__(self, settings: Settings, *, urls: StoreUrls, role: ProcessRole) -> None:
+        settings = with_store_keys(settings, urls)
         self.settings = settings
         self.urls = urls
         self.role = role

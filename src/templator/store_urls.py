@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from pydantic import SecretStr
+
 from templator.config import Settings
 from templator.exceptions import ServiceUnavailable
 
@@ -28,6 +30,9 @@ class StoreUrls:
     cache_signing_key_file: Path | None = None
     admin_database_url: str | None = None
     """The schema owner's URL (migrations, seed); None = database_url."""
+    s3_keys: tuple[str, str] | None = None
+    """The local stack's S3 access key and secret when its object store is the one used
+    (generated per stack); None = S3_ACCESS_KEY and S3_SECRET_KEY."""
 
 
 class RunningStack(Protocol):
@@ -43,6 +48,8 @@ class RunningStack(Protocol):
     def cache_signing_key_file(self) -> Path | None: ...
     @property
     def admin_database_url(self) -> str | None: ...
+    @property
+    def s3_keys(self) -> tuple[str, str] | None: ...
 
 
 StackFinder = Callable[[Path], RunningStack | None]
@@ -69,13 +76,15 @@ def resolve_urls(settings: Settings, *, find_stack: StackFinder | None = None) -
         settings.s3_endpoint_url,
     )
     key_file: Path | None = None
+    s3_keys: tuple[str, str] | None = None
     admin_url = settings.database_admin_url
     if (database_url is None or redis_url is None) and find_stack is not None:
         stack = find_stack(settings.var_dir)
         if stack is not None:
             database_url = database_url or stack.database_url
             redis_url = redis_url or stack.redis_url
-            s3_url = s3_url or stack.s3_endpoint_url
+            if s3_url is None:
+                s3_url, s3_keys = stack.s3_endpoint_url, stack.s3_keys
             key_file = stack.cache_signing_key_file
             if settings.database_url is None:
                 admin_url = admin_url or stack.admin_database_url
@@ -93,6 +102,17 @@ def resolve_urls(settings: Settings, *, find_stack: StackFinder | None = None) -
         database_replica_url=settings.database_replica_url,
         cache_signing_key_file=key_file,
         admin_database_url=admin_url,
+        s3_keys=s3_keys,
+    )
+
+
+def with_store_keys(settings: Settings, urls: StoreUrls) -> Settings:
+    """`settings` with the local stack's S3 keys when its object store is the one used."""
+    if urls.s3_keys is None:
+        return settings
+    access_key, secret_key = urls.s3_keys
+    return settings.model_copy(
+        update={"s3_access_key": access_key, "s3_secret_key": SecretStr(secret_key)}
     )
 
 

@@ -120,6 +120,8 @@ class LiveApi:
     headers: dict[str, str]
     env: dict[str, str]
     """The server's environment, for CLI commands on the same stores."""
+    pid: int = 0
+    """The server's process (its only worker)."""
 
     def openapi(self) -> dict[str, Any]:
         """The served OpenAPI document."""
@@ -181,7 +183,8 @@ def live_api(
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError("`templator serve` did not start") from None
                 time.sleep(0.2)
-        yield LiveApi(url, {"Authorization": f"Bearer {json.loads(token)['token']}"}, env)
+        token_header = {"Authorization": f"Bearer {json.loads(token)['token']}"}
+        yield LiveApi(url, token_header, env, server.pid)
     finally:
         server.terminate()
         server.wait(15)

@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from redis.asyncio import Redis
 
-from templator.api.sse import ProgressHub
+from templator.api.sse import ProgressHub, StreamSlots, TooManyStreams, messages
 from templator.kit.ids import new_id
 from tests.api.conftest import LiveApi
 
@@ -76,3 +77,53 @@ async def test_stream_of_an_unknown_session_is_404_and_needs_a_token(live_api: L
         assert response.status_code == 404
         assert response.headers["content-type"] == "application/problem+json"
         assert (await http.get(f"/api/v1/sessions/{new_id()}/events")).status_code == 401
+
+
+async def test_a_stream_ends_at_the_first_check_its_token_fails(redis: Redis) -> None:
+    """Revoked, expired or erased: `still_valid` says no, and the stream ends there."""
+    hub = ProgressHub(redis)
+    checks: list[bool] = [True, False]
+
+    async def still_valid() -> bool:
+        return checks.pop(0)
+
+    try:
+        async with hub.listen("test:sse:check") as listener:
+            stream = messages(
+                listener, max_seconds=60, keep_alive=15, check_every=0.05, still_valid=still_valid
+            )
+            seen = [message async for message in stream]
+    finally:
+        await hub.close()
+    assert checks == [] and all(message is None for message in seen)
+
+
+async def test_a_failing_check_ends_the_stream_too(redis: Redis) -> None:
+    hub = ProgressHub(redis)
+
+    async def still_valid() -> bool:
+        raise ConnectionError("PostgreSQL is down")
+
+    try:
+        async with hub.listen("test:sse:outage") as listener:
+            stream = messages(
+                listener, max_seconds=60, keep_alive=15, check_every=0.05, still_valid=still_valid
+            )
+            assert [m async for m in stream] == [None]
+    finally:
+        await hub.close()
+
+
+def test_stream_slots_cap_each_user_and_come_back_once() -> None:
+    slots = StreamSlots(per_user=2)
+    first, _second = slots.take("u1"), slots.take("u1")
+    with pytest.raises(TooManyStreams) as refused:
+        slots.take("u1")
+    assert refused.value.headers == {"Retry-After": "5"}
+    assert slots.take("u2")  # another user is not affected
+    first()
+    first()  # releasing twice gives back one slot only
+    assert slots.open("u1") == 1
+    slots.take("u1")
+    with pytest.raises(TooManyStreams):
+        slots.take("u1")

@@ -5,6 +5,7 @@ own default trusts every local process (issue #21)."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
+from templator.cli.http_protocol import BoundedHttpToolsProtocol
 from templator.cli.main import app
 from templator.config import Settings, get_settings
 
@@ -31,6 +33,9 @@ def test_serve_passes_the_settings_to_uvicorn(
 ) -> None:
     monkeypatch.setenv("API_WORKER_HEALTHCHECK_TIMEOUT", "45")
     monkeypatch.setenv("API_FORWARDED_ALLOW_IPS", "10.0.0.5")
+    monkeypatch.setenv("API_MAX_REQUESTS", "321")
+    monkeypatch.setenv("API_BACKLOG", "77")
+    monkeypatch.setenv("API_KEEP_ALIVE_TIMEOUT", "9")
     result = CliRunner().invoke(app, ["serve", "--workers", "2"])
     assert result.exit_code == 0, result.output
     (call,) = uvicorn_calls
@@ -38,6 +43,9 @@ def test_serve_passes_the_settings_to_uvicorn(
     assert call["timeout_worker_healthcheck"] == 45
     assert call["proxy_headers"] is False and "forwarded_allow_ips" not in call
     assert get_settings().api_forwarded_allow_ips == "10.0.0.5"
+    assert (call["limit_concurrency"], call["backlog"], call["timeout_keep_alive"]) == (321, 77, 9)
+    # The protocol with the limits uvicorn lacks, pickled into each worker process.
+    assert pickle.loads(pickle.dumps(call["http"])).func is BoundedHttpToolsProtocol
 
 
 def test_serve_options_win_over_the_settings(

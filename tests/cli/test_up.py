@@ -19,9 +19,8 @@ from templator.config import PROJECT_ROOT
 from templator.dev.localstack.process import ProcessRecord, free_port, is_alive
 
 
-def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() -> None:
-    var_dir = PROJECT_ROOT / "var" / f"test-up-{uuid.uuid4().hex[:8]}"
-    port = free_port()
+def _start_up(var_dir: Path, port: int) -> subprocess.Popen[str]:
+    """`templator up` on its own var folder and port (no store URL: the embedded stack)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -29,7 +28,7 @@ def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() ->
     }
     env["VAR_DIR"] = str(var_dir)
     templator = Path(sys.executable).parent / "templator"
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [str(templator), "up", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
@@ -37,16 +36,28 @@ def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() ->
         text=True,
         cwd=PROJECT_ROOT,
     )
+
+
+def _wait_ready(proc: subprocess.Popen[str], port: int) -> httpx.Response:
+    deadline = time.monotonic() + 240  # initdb, migrations and seed on a shared machine
+    ready = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    assert ready is not None and ready.status_code == 200, proc.poll()
+    return ready
+
+
+def test_up_serves_ready_api_with_demo_data_then_stops_everything_on_ctrl_c() -> None:
+    var_dir = PROJECT_ROOT / "var" / f"test-up-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    proc = _start_up(var_dir, port)
+    env = {**os.environ, "VAR_DIR": str(var_dir)}
     try:
-        deadline = time.monotonic() + 240  # initdb, migrations and seed on a shared machine
-        ready = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        assert ready is not None and ready.status_code == 200, proc.poll()
+        ready = _wait_ready(proc, port)
         components = ready.json()["components"]
         assert components["postgres"]["status"] == "up"
         state = json.loads((var_dir / "stack.json").read_text())
@@ -113,3 +124,34 @@ def _wait_for_new_pid(var_dir: Path, name: str, old: int, *, timeout: float) -> 
             return ProcessRecord(**record)
         time.sleep(0.2)
     raise AssertionError(f"{name} was not restarted within {timeout}s")
+
+
+def test_sigterm_after_a_restart_stops_every_server_and_removes_stack_json() -> None:
+    var_dir = PROJECT_ROOT / "var" / f"test-up-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    proc = _start_up(var_dir, port)
+    servers: dict[str, ProcessRecord] = {}
+    try:
+        _wait_ready(proc, port)
+        state = json.loads((var_dir / "stack.json").read_text())
+        servers = {name: ProcessRecord(**r) for name, r in state["servers"].items()}
+        killed = servers["seaweedfs"]
+        os.kill(killed.pid, signal.SIGKILL)
+        servers["seaweedfs"] = _wait_for_new_pid(var_dir, "seaweedfs", killed.pid, timeout=90)
+        assert is_alive(servers["seaweedfs"])
+
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=90)
+        left = [name for name, record in servers.items() if is_alive(record)]
+        assert not left, output  # uvicorn's re-raised SIGTERM skipped the cleanup before
+        assert not (var_dir / "stack.json").exists()
+        assert "stopped" in output.splitlines()[-1]
+        assert "Traceback" not in output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for record in servers.values():
+            if is_alive(record):
+                os.kill(record.pid, signal.SIGKILL)
+        shutil.rmtree(var_dir, ignore_errors=True)

@@ -136,12 +136,16 @@ class Api:
 def api(supervised: SupervisedStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """The API in a subprocess, with the drills' short timeouts, and an ADMIN's token."""
     urls = supervised.stack.urls
+    assert urls.s3_keys is not None
+    access_key, secret_key = urls.s3_keys
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_", "S3_"))},
         "DATABASE_URL": urls.database_url,
         "REDIS_URL": urls.redis_url,
         "S3_ENDPOINT_URL": urls.s3_endpoint_url,
+        "S3_ACCESS_KEY": access_key,  # the stack's own key pair
+        "S3_SECRET_KEY": secret_key,
         "CACHE_NAMESPACE": "resil",
         "VAR_DIR": str(supervised.stack.var_dir),
         # Every scrape asks the stores (no cached figures): a drill reads the outage off
@@ -155,6 +159,8 @@ def api(supervised: SupervisedStack, tmp_path_factory: pytest.TempPathFactory) -
         database_url=urls.database_url,
         redis_url=urls.redis_url,
         s3_endpoint_url=urls.s3_endpoint_url,
+        s3_access_key=access_key,
+        s3_secret_key=secret_key,
         cache_namespace="resil",
         **{key.lower(): value for key, value in TIMEOUTS.items()},  # type: ignore[arg-type]
     )

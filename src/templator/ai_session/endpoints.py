@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -24,11 +23,28 @@ from templator.ai_session.errors import (
 from templator.ai_session.events import channel
 from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.service import AiSessionService
-from templator.api.deps import Conns, CurrentActor, DbSession, Hub, LeaseToken, Uow, origin
+from templator.api.deps import (
+    BearerToken,
+    Conns,
+    CurrentActor,
+    DbSession,
+    Hub,
+    LeaseToken,
+    Uow,
+    origin,
+    token_checker,
+)
 from templator.api.idempotency import IDEMPOTENT_ERRORS, Idempotent
 from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
-from templator.api.sse import KEEP_ALIVE, SSE_RESPONSE, Closed, encode_event, event_stream
+from templator.api.sse import (
+    KEEP_ALIVE,
+    SSE_RESPONSE,
+    TooManyStreams,
+    encode_event,
+    event_stream,
+    messages,
+)
 from templator.kit.validation import IdPath
 from templator.models.enums import SessionStatus
 from templator.project.errors import ProjectNotFound
@@ -182,30 +198,34 @@ async def delete_session(
 
 
 @router.get(
-    "/sessions/{session_id}/events", responses={**SSE_RESPONSE, **responses_for(AiSessionNotFound)}
+    "/sessions/{session_id}/events",
+    responses={**SSE_RESPONSE, **responses_for(AiSessionNotFound, TooManyStreams)},
 )
 async def events(
-    session_id: IdPath, actor: CurrentActor, conns: Conns, uow: Uow, hub: Hub
+    session_id: IdPath, actor: CurrentActor, token: BearerToken, conns: Conns, uow: Uow, hub: Hub
 ) -> StreamingResponse:
-    """Live progress (Server-Sent Events): the state now, then every change until the end."""
+    """Live progress (Server-Sent Events): the state now, then every change until the end
+    (or until the token is revoked or expires); 429 past API_SSE_MAX_STREAMS_PER_USER."""
     async with uow() as session:
         await AiSessionService(session, conns.cache).get_state(actor, session_id)
+    release = hub.slots.take(actor.id)
+    conf = conns.settings
 
     async def frames() -> AsyncIterator[bytes]:
         # Subscribe before reading the state, so no change falls between the two.
-        async with hub.listen(channel(conns.settings.cache_namespace, session_id)) as listener:
+        async with hub.listen(channel(conf.cache_namespace, session_id)) as listener:
             async with uow() as session:
                 state = await AiSessionService(session, conns.cache).get_state(actor, session_id)
             yield encode_event("state", state.model_dump(mode="json"))
             if state.status in FINAL:
                 return
-            deadline = asyncio.get_running_loop().time() + conns.settings.api_sse_max_seconds
-            while asyncio.get_running_loop().time() < deadline:
-                left = deadline - asyncio.get_running_loop().time()
-                try:
-                    message = await listener.next(max(0.0, min(KEEP_ALIVE_SECONDS, left)))
-                except Closed:
-                    return
+            async for message in messages(
+                listener,
+                max_seconds=conf.api_sse_max_seconds,
+                keep_alive=KEEP_ALIVE_SECONDS,
+                check_every=conf.api_sse_auth_check_seconds,
+                still_valid=token_checker(conns, token),
+            ):
                 if message is None:
                     yield KEEP_ALIVE
                     continue
@@ -213,4 +233,4 @@ async def events(
                 if message.get("status") in FINAL_NAMES:
                     return
 
-    return event_stream(frames())
+    return event_stream(frames(), on_close=release)

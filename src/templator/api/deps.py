@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
@@ -57,19 +57,27 @@ async def get_db_session(conns: Conns) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
-async def get_actor(request: Request, conns: Conns) -> Actor:
-    """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise, 429 instead for an
-    address that failed too often (a valid token is always served: `api/auth_limit.py`),
-    403 for a scoped token outside its routes (`api/scopes.py`)."""
+async def get_bearer_token(request: Request) -> str:
+    """The bearer token of `Authorization: Bearer tpl_…`; 401 when there is none."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing credentials: send `Authorization: Bearer <API token>`")
+    return token.strip()
+
+
+BearerToken = Annotated[str, Depends(get_bearer_token)]
+
+
+async def get_actor(request: Request, conns: Conns, token: BearerToken) -> Actor:
+    """The caller, from `Authorization: Bearer tpl_…`; 401 otherwise, 429 instead for an
+    address that failed too often (a valid token is always served: `api/auth_limit.py`),
+    403 for a scoped token outside its routes (`api/scopes.py`)."""
     limiter: AuthFailureLimiter = request.app.state.auth_limiter
     address = request.client.host if request.client else "unknown"
     try:
         async with read_session(conns.read_sessionmaker) as session:
-            actor = await TokenService(session, conns.cache).authenticate(token.strip())
+            actor = await TokenService(session, conns.cache).authenticate(token)
     except Unauthorized:
         await limiter.failed(address)
         raise
@@ -86,6 +94,17 @@ LeaseToken = Annotated[
         "holds, and on every write of a worker credential",
     ),
 ]
+
+
+def token_checker(conns: Connections, token: str) -> Callable[[], Awaitable[bool]]:
+    """Whether `token` still stands for its user (not revoked, expired or erased): for a
+    response that outlives its request's authentication, such as an event stream."""
+
+    async def still_valid() -> bool:
+        async with read_session(conns.read_sessionmaker) as session:
+            return await TokenService(session, conns.cache).is_valid(token)
+
+    return still_valid
 
 
 async def get_admin(actor: CurrentActor) -> Actor:

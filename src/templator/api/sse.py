@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from templator.exceptions import TemplatorError
 from templator.redis import RedisClient
 
 log = logging.getLogger("templator.api.sse")
@@ -38,13 +41,113 @@ def encode_event(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def event_stream(frames: AsyncIterator[bytes]) -> StreamingResponse:
-    """The HTTP response for an SSE stream (no caching, no proxy buffering)."""
-    return StreamingResponse(
-        frames,
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+STREAM_RETRY_AFTER = 5
+"""Seconds a client refused a stream waits before trying again."""
+
+
+class TooManyStreams(TemplatorError):
+    """The user holds as many open event streams on this worker as one may."""
+
+    status_code = 429
+    code = "too_many_streams"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"you already have {limit} live-progress streams open on this server "
+            "(API_SSE_MAX_STREAMS_PER_USER): close one, or retry later"
+        )
+        self.headers = {"Retry-After": str(STREAM_RETRY_AFTER)}
+
+
+class EventStreamResponse(StreamingResponse):
+    """A streaming response that gives its stream slot back however it ends (finished,
+    cancelled by a disconnect, or never started)."""
+
+    def __init__(self, frames: AsyncIterator[bytes], on_close: Callable[[], None]) -> None:
+        super().__init__(
+            frames,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
+def event_stream(
+    frames: AsyncIterator[bytes], on_close: Callable[[], None] = lambda: None
+) -> StreamingResponse:
+    """The HTTP response for an SSE stream (no caching, no proxy buffering); `on_close`
+    runs when it ends."""
+    return EventStreamResponse(frames, on_close)
+
+
+class StreamSlots:
+    """How many event streams each user holds open in this process, capped per user."""
+
+    def __init__(self, per_user: int) -> None:
+        self.per_user = per_user
+        self._open: Counter[str] = Counter()
+
+    def open(self, user_id: str) -> int:
+        """Streams `user_id` holds open now."""
+        return self._open[user_id]
+
+    def take(self, user_id: str) -> Callable[[], None]:
+        """Take one of the user's slots (TooManyStreams past the cap); returns the release,
+        which may be called any number of times."""
+        if self._open[user_id] >= self.per_user:
+            raise TooManyStreams(self.per_user)
+        self._open[user_id] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._open[user_id] -= 1
+                if self._open[user_id] <= 0:
+                    del self._open[user_id]
+
+        return release
+
+
+async def messages(
+    listener: Listener,
+    *,
+    max_seconds: float,
+    keep_alive: float,
+    check_every: float,
+    still_valid: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[dict[str, Any] | None]:
+    """A listener's messages (None after each silence of `keep_alive` seconds, or up to the
+    next check) for at most
+    `max_seconds`; the stream ends early when the hub closes or when `still_valid` (asked
+    every `check_every` seconds: the caller's token) says no, or fails."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_seconds
+    next_check = loop.time() + check_every
+    while (now := loop.time()) < deadline:
+        if now >= next_check:
+            try:
+                valid = await still_valid()
+            except Exception:  # a store outage ends the stream: the client reconnects
+                log.warning("could not re-check an event stream's token; it ends", exc_info=True)
+                return
+            if not valid:
+                return
+            next_check = loop.time() + check_every
+            continue
+        wait = max(0.0, min(keep_alive, deadline - now, next_check - now))
+        try:
+            message = await listener.next(wait)
+        except Closed:
+            return
+        yield message
 
 
 class Closed(Exception):
@@ -77,8 +180,9 @@ class Listener:
 class ProgressHub:
     """Fan-out of Redis pub/sub channels to any number of in-process listeners."""
 
-    def __init__(self, redis: RedisClient) -> None:
+    def __init__(self, redis: RedisClient, *, streams_per_user: int = 10) -> None:
         self.redis = redis
+        self.slots = StreamSlots(streams_per_user)
         self._pubsub: PubSub | None = None
         self._listeners: dict[str, set[Listener]] = {}
         self._lock = asyncio.Lock()

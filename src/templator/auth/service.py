@@ -145,6 +145,15 @@ class TokenService:
         )
         return verify(record, secret)
 
+    async def is_valid(self, token: str) -> bool:
+        """Whether `token` still authenticates (not revoked, expired, or of an erased
+        user): the check a long-lived response repeats for its caller."""
+        try:
+            await self.authenticate(token)
+        except Unauthorized:
+            return False
+        return True
+
     async def list_for(self, user_id: str) -> list[schemas.TokenInfo]:
         """A user's tokens (without secrets)."""
         return await self.repository.list_for_user(user_id)

@@ -36,6 +36,7 @@ from templator.backup.objects import HashingFile
 from templator.backup.set_store import PREFIX, S3Repository, private_dirs, s3_client_for
 from templator.config import Settings
 from templator.connections import StoreUrls
+from templator.store_urls import with_store_keys
 
 INDEX_NAME = "objects.index"
 REDIS_NAME = "redis.bin"
@@ -50,6 +51,7 @@ def load_key(settings: Settings) -> BackupKey | None:
 
 def source_s3(settings: Settings, urls: StoreUrls) -> Any:
     """A client on the application's object store."""
+    settings = with_store_keys(settings, urls)
     return s3_client_for(
         endpoint=urls.s3_endpoint_url,
         access_key=settings.s3_access_key,

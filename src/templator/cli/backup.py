@@ -335,6 +335,7 @@ def _stack_urls(conf: Settings, stack: Any) -> StoreUrls:
             conf.redis_url or stack.redis_url,
             conf.s3_endpoint_url or stack.s3_endpoint_url,
             admin_database_url=admin,
+            s3_keys=None if conf.s3_endpoint_url else getattr(stack, "s3_keys", None),
         )
     )
 

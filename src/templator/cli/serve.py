@@ -27,6 +27,7 @@ def run_server(
         # The app reads it from its settings (its proxy-headers layer), in every worker.
         os.environ["API_FORWARDED_ALLOW_IPS"] = forwarded_allow_ips
     conf = settings()
+    from templator.cli.http_protocol import bounded_protocol
     from templator.monitoring.multiproc import multiprocess_mode
 
     # Several workers share their metrics through files (prometheus-client's multiprocess
@@ -46,6 +47,11 @@ def run_server(
             timeout_worker_healthcheck=worker_healthcheck_timeout
             or conf.api_worker_healthcheck_timeout,
             server_header=False,
+            http=bounded_protocol(conf),
+            limit_concurrency=conf.api_max_requests,
+            backlog=conf.api_backlog,
+            timeout_keep_alive=conf.api_keep_alive_timeout,
+            h11_max_incomplete_event_size=conf.api_max_header_bytes,
         )
 
 

@@ -6,7 +6,9 @@ import asyncio
 import logging
 import os
 import re
+import signal
 import threading
+from types import FrameType
 
 import typer
 
@@ -75,6 +77,11 @@ def _demo_when_ready(host: str, port: int) -> None:
     threading.Thread(target=go, name="templator-demo", daemon=True).start()
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM's handler in `templator up`: leave by SystemExit, so cleanup runs."""
+    raise SystemExit(128 + signum)
+
+
 def up(
     host: str | None = typer.Option(None, help="Interface for the API (default API_HOST)."),
     port: int | None = typer.Option(None, min=1, max=65535, help="API port (default API_PORT)."),
@@ -104,6 +111,10 @@ def up(
     def event(name: str, message: str) -> None:
         console.print(f"[dim]{name:>9}[/] {message}")
 
+    # SIGTERM unwinds like Ctrl-C, through the `finally` that stops every server: uvicorn
+    # re-raises the signal it caught once it has shut down, which with the default
+    # handler ended the process there and left the servers and stack.json behind.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     stack = LocalStack(conf, on_event=event)
     try:
         urls = stack.start()
@@ -116,7 +127,10 @@ def up(
         # Workers (and every command run meanwhile) read the stores from the environment.
         os.environ["DATABASE_URL"] = urls.database_url
         os.environ["REDIS_URL"] = urls.redis_url
-        os.environ.setdefault("S3_ENDPOINT_URL", urls.s3_endpoint_url)
+        if "S3_ENDPOINT_URL" not in os.environ and conf.s3_endpoint_url is None:
+            os.environ["S3_ENDPOINT_URL"] = urls.s3_endpoint_url
+            if urls.s3_keys is not None:  # the stack's own keys go with its object store
+                os.environ["S3_ACCESS_KEY"], os.environ["S3_SECRET_KEY"] = urls.s3_keys
         admin_url = urls.admin_database_url or urls.database_url
         os.environ.setdefault("DATABASE_ADMIN_URL", admin_url)
         if urls.cache_signing_key_file is not None:
@@ -131,7 +145,7 @@ def up(
         console.print(f"  {'S3':<10} {urls.s3_endpoint_url}")
         console.print(
             f"  {'secrets':<10} {stack.secrets.dir}/ (mode 0600: PostgreSQL owner and app "
-            "role passwords, Redis password, cache signing key)",
+            "role passwords, Redis password, S3 keys, cache signing key)",
             highlight=False,
         )
         console.print("  Ctrl-C stops everything.")

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from templator.config import ProcessRole, Settings
 from templator.health.checks import Check, Probe, Role
-from templator.store_urls import StoreUrls
+from templator.store_urls import StoreUrls, with_store_keys
 
 
 def describe_postgres(url: str) -> str:
@@ -171,7 +171,7 @@ def store_probes(
             (
                 "object_store",
                 urls.s3_endpoint_url,
-                object_store_probe(settings, urls.s3_endpoint_url),
+                object_store_probe(with_store_keys(settings, urls), urls.s3_endpoint_url),
                 Role.UPLOADS,
             )
         )

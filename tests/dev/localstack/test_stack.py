@@ -14,10 +14,15 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
+import httpx
+import psutil
 import psycopg
 import pytest
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
 from redis import Redis
 from redis.exceptions import AuthenticationError as RedisAuthenticationError
 
@@ -27,6 +32,7 @@ from templator.dev.localstack import postgres as local_postgres
 from templator.dev.localstack import redis as local_redis
 from templator.dev.localstack.postgres import LocalPostgres
 from templator.dev.localstack.process import ProcessRecord, die_with_parent, is_alive
+from templator.dev.localstack.seaweedfs import find_weed
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +122,8 @@ def test_every_server_needs_its_generated_secret_kept_in_0600_files(running: Loc
         "postgres-app.password",
         "postgres-owner.password",
         "redis.password",
+        "s3-access.key",
+        "s3-secret.key",
     ]
     for path in secrets.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
@@ -132,6 +140,115 @@ def test_every_server_needs_its_generated_secret_kept_in_0600_files(running: Loc
     with pytest.raises(RedisAuthenticationError):
         Redis(host="127.0.0.1", port=running.redis.port).ping()
     assert Redis.from_url(running.urls.redis_url).ping()
+
+
+def _s3(endpoint: str, access_key: str, secret_key: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+        config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+def _listening_ports(pid: int) -> list[int]:
+    return sorted(
+        c.laddr.port
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN
+    )
+
+
+def _anonymous(method: str, url: str) -> int | str:
+    """The status of an unauthenticated request, or why there was no HTTP answer."""
+    try:
+        return httpx.request(method, url, content=b"x" if method == "PUT" else None, timeout=5)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+
+
+def test_the_object_store_needs_the_stacks_own_keys_on_every_port(running: LocalStack) -> None:
+    urls = running.urls
+    assert urls.s3_keys is not None
+    assert "templator" not in urls.s3_keys and "templator-secret" not in urls.s3_keys
+    with pytest.raises(ClientError):
+        _s3(urls.s3_endpoint_url, "templator", "templator-secret").list_buckets()
+    s3 = _s3(urls.s3_endpoint_url, *urls.s3_keys)
+    s3.create_bucket(Bucket="private-probe")
+    s3.put_object(Bucket="private-probe", Key="designs/secret.txt", Body=b"secret design")
+    assert running.seaweedfs is not None and running.seaweedfs.pid is not None
+    ports = _listening_ports(running.seaweedfs.pid)
+    assert len(ports) >= 5  # master, volume, filer, S3, admin and their gRPC twins
+    answers = {}
+    for port in ports:
+        base = f"http://127.0.0.1:{port}"
+        for method, path in (
+            ("GET", "/buckets/private-probe/designs/secret.txt"),
+            ("GET", "/private-probe/designs/secret.txt"),
+            ("PUT", "/buckets/private-probe/designs/planted.txt"),
+            ("PUT", "/private-probe/designs/planted.txt"),
+            ("PUT", "/1,01637037d6"),  # a volume server's file id
+            ("GET", "/dir/assign"),  # a master's file id for a write
+        ):
+            response = _anonymous(method, base + path)
+            answers[(port, method, path)] = (
+                response if isinstance(response, str) else response.status_code
+            )
+            if not isinstance(response, str):
+                assert b"secret design" not in response.content
+    # Refused (401/403/404 or no HTTP at all on a gRPC port): never 2xx or 3xx.
+    assert not [k for k, v in answers.items() if isinstance(v, int) and v < 400], answers
+    keys = s3.list_objects_v2(Bucket="private-probe")["Contents"]
+    assert [o["Key"] for o in keys] == ["designs/secret.txt"]
+    s3.delete_object(Bucket="private-probe", Key="designs/secret.txt")
+    s3.delete_bucket(Bucket="private-probe")
+    folder = running.var_dir / "seaweedfs"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "security.toml").stat().st_mode) == 0o600
+
+
+def test_the_object_stores_grpc_ports_refuse_a_client_without_its_certificate(
+    running: LocalStack, tmp_path: Path
+) -> None:
+    urls = running.urls
+    assert urls.s3_keys is not None and running.seaweedfs is not None
+    s3 = _s3(urls.s3_endpoint_url, *urls.s3_keys)
+    s3.create_bucket(Bucket="grpc-probe")
+    try:
+        # SeaweedFS's own shell, as another account would run it (no security.toml here).
+        shell = [find_weed(), "shell", f"-master=127.0.0.1:{running.seaweedfs.ports['master']}"]
+        try:
+            listed = subprocess.run(
+                shell,
+                input="fs.ls /buckets\n",
+                capture_output=True,
+                text=True,
+                timeout=20,
+                cwd=tmp_path,
+                env={k: v for k, v in os.environ.items() if not k.startswith("WEED_")}
+                | {"HOME": str(tmp_path)},
+            ).stdout
+        except subprocess.TimeoutExpired as exc:  # it keeps retrying the handshake
+            listed = exc.stdout.decode() if isinstance(exc.stdout, bytes) else ""
+        assert "grpc-probe" not in listed
+    finally:
+        s3.delete_bucket(Bucket="grpc-probe")
+
+
+def test_redis_data_files_are_0600_in_a_0700_folder(running: LocalStack) -> None:
+    client = Redis.from_url(running.urls.redis_url)
+    client.set("private-probe", "token record")
+    client.save()  # the RDB snapshot, beside the append-only files
+    folder = running.var_dir / "redis"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".rdb" for p in files) and any(".aof" in p.name for p in files)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+    for sub in (p for p in folder.rglob("*") if p.is_dir()):
+        assert stat.S_IMODE(sub.stat().st_mode) == 0o700, sub
+    client.delete("private-probe")
 
 
 def test_the_application_role_reads_and_writes_rows_but_is_no_superuser(
@@ -189,13 +306,8 @@ def test_stack_serves_postgres_with_pg_stat_statements_redis_and_s3(running: Loc
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         assert conn.execute("SELECT count(*) >= 0 FROM pg_stat_statements").fetchone() == (True,)
     assert Redis.from_url(urls.redis_url).ping()
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=urls.s3_endpoint_url,
-        aws_access_key_id="templator",
-        aws_secret_access_key="templator-secret",
-        region_name="us-east-1",
-    )
+    assert urls.s3_keys is not None
+    s3 = _s3(urls.s3_endpoint_url, *urls.s3_keys)
     assert "Buckets" in s3.list_buckets()
     assert discover_running_stack(running.var_dir) == urls
 

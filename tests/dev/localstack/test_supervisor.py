@@ -4,12 +4,13 @@ long enough. (The drills in tests/resilience run it on the real servers.)"""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 
 import psutil
 
-from templator.dev.localstack.process import LocalStackError, ProcessRecord
+from templator.dev.localstack.process import LocalStackError, ProcessRecord, die_with_parent
 from templator.dev.localstack.supervisor import Supervisor, describe_exit
 
 
@@ -34,6 +35,14 @@ class Sleeper:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+class MortalSleeper(Sleeper):
+    """A stand-in that starts like the real servers: with the parent-death signal."""
+
+    def start(self) -> ProcessRecord:
+        self.process = subprocess.Popen(["sleep", "60"], preexec_fn=die_with_parent(signal.SIGKILL))
+        return ProcessRecord.of(self.process.pid)
 
 
 class Stack:
@@ -113,6 +122,27 @@ def test_a_server_that_was_up_long_enough_starts_again_from_the_shortest_delay()
     delays = [m.rsplit("restarting in ", 1)[1] for _, m in events if "restarting in" in m]
     assert delays == ["0.05s", "0.1s", "0.05s"], events
     sleeper.stop()
+
+
+def test_a_server_the_supervisor_restarted_dies_with_the_thread_that_spawned_it() -> None:
+    """Linux sends the parent-death signal when the spawning thread ends: the supervisor's
+    thread ends only when the stack stops, so its restarts keep the signal (they had none,
+    and outlived a killed `templator up`)."""
+    sleeper = MortalSleeper(failures=0)
+    first = sleeper.process
+    assert first is not None
+    with Supervisor(Stack(sleeper), interval=0.02, first_delay=0.05) as supervisor:  # type: ignore[arg-type]
+        first.kill()
+        deadline = time.monotonic() + 10
+        while supervisor.states["redis"].restarts == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        restarted = sleeper.process
+        assert restarted is not None and restarted.poll() is None
+    # The supervisor's thread has ended: the restarted server goes with it.
+    try:
+        assert restarted.wait(10) == -signal.SIGKILL
+    finally:
+        sleeper.stop()
 
 
 def test_exits_are_described_by_code_or_signal() -> None:

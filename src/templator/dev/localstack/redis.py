@@ -1,13 +1,21 @@
-"""A private Redis 7 under the project's var/ folder."""
+"""A private Redis 7 under the project's var/ folder.
+
+Private on disk too: its folder is 0700 and the server runs with umask 077, so the RDB
+snapshot, the append-only files (cached templates, project names, token records) and the
+log are 0600, readable by this account only; files an older stack left 0644 are
+tightened at start.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from templator.dev.localstack.process import (
@@ -71,6 +79,17 @@ def _answers_ping(port: int, password: str | None) -> bool:
         return conn.recv(64).startswith(b"+PONG")
 
 
+def _private_child(then: Callable[[], None] | None) -> Callable[[], None]:
+    """A preexec_fn giving the server umask 077 (its files 0600), then running `then`."""
+
+    def preexec() -> None:
+        os.umask(0o077)
+        if then is not None:
+            then()
+
+    return preexec
+
+
 class LocalRedis:
     """redis-server with a generated config file, in the foreground as our child."""
 
@@ -92,9 +111,17 @@ class LocalRedis:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
+    def _make_private(self) -> None:
+        """The folder 0700, everything in it 0600 (folders 0700)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        for path in self.dir.rglob("*"):
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
     def start(self) -> ProcessRecord:
         """Write the config and spawn the server without waiting for it."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._make_private()
         config = CONFIG.format(port=self.port, dir=_quote(self.dir))
         if self.password:
             config += f"requirepass {self.password}\n"
@@ -103,7 +130,8 @@ class LocalRedis:
         with os.fdopen(fd, "w") as out:
             out.write(config)
         os.chmod(self.config, 0o600)
-        with self.log.open("ab") as log:
+        log_fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log_fd, "ab") as log:
             self.process = subprocess.Popen(
                 [self.binary, str(self.config), "--daemonize", "no"],
                 stdout=log,
@@ -111,7 +139,7 @@ class LocalRedis:
                 stdin=subprocess.DEVNULL,
                 cwd=self.dir,
                 start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGTERM),
+                preexec_fn=_private_child(die_with_parent(signal.SIGTERM)),
             )
         self.record = ProcessRecord.of(self.process.pid)
         return self.record

@@ -4,11 +4,24 @@ SeaweedFS enforces bucket policies and S3 credentials, which is what the object-
 tests need. `weed mini` opens a master, a volume server, a filer, the S3 gateway and an
 admin server, each with a gRPC twin at port + 10000: every one gets a free port so
 several instances (tests, the local stack) run side by side.
+
+Only the S3 gateway is meant to be used, and only with its keys: the filer and the
+volume server would otherwise serve and accept any object over plain HTTP to anyone on
+the machine, and every part's gRPC port would hand out listings, file ids and write
+tokens. A `security.toml` in the server's working folder (read by every part of
+`weed mini`) sets SeaweedFS's four JWT signing keys, fresh random ones per start (the
+volume server refuses a read or write without a token its master or filer signed), and
+mutual TLS on every gRPC port with a CA made per start (`tls.py`); `-disableHttp` turns
+the filer's and the master's HTTP APIs off (the gateway reaches them over gRPC), and the
+admin server, with its UI off, serves only /health. The folder is 0700 and the files in
+it 0600.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -25,6 +38,12 @@ from templator.dev.localstack.process import (
     stop,
     wait_until,
 )
+from templator.dev.localstack.tls import make_mutual_tls
+
+JWT_KEYS = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+"""security.toml's sections: volume writes and reads, filer writes and reads."""
+GRPC_PARTS = ("master", "volume", "filer", "s3", "admin", "worker", "client")
+"""security.toml's gRPC sections: each server part's certificate, and its clients'."""
 
 
 def find_weed() -> str:
@@ -65,6 +84,8 @@ class SeaweedFS:
         self.log = data_dir / "weed.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.record: ProcessRecord | None = None
+        self.ports: dict[str, int] = {}
+        """Each part's HTTP port (gRPC: + 10000), once launched."""
 
     @property
     def endpoint_url(self) -> str:
@@ -92,12 +113,31 @@ class SeaweedFS:
         config.chmod(0o600)
         return config
 
+    def _write_security(self) -> Path:
+        """SeaweedFS's JWT signing keys and gRPC mutual TLS (fresh per start: tokens and
+        certificates never leave the server), so its HTTP and gRPC ports refuse anyone
+        but its own parts."""
+        text = "".join(f'[{name}]\nkey = "{secrets.token_hex(32)}"\n\n' for name in JWT_KEYS)
+        tls = make_mutual_tls(self.dir, common_name="seaweedfs")
+        text += f"[grpc]\nca = {json.dumps(str(tls.ca))}\n\n"
+        pair = f"cert = {json.dumps(str(tls.cert))}\nkey = {json.dumps(str(tls.key))}\n\n"
+        text += "".join(f"[grpc.{part}]\n{pair}" for part in GRPC_PARTS)
+        path = self.dir / "security.toml"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        return path
+
     def launch(self) -> ProcessRecord:
         """Spawn the server without waiting for it."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
         (self.dir / "data").mkdir(exist_ok=True)
         config = self._write_identity()
+        self._write_security()  # read from the working folder (cwd below)
         ports = {name: free_port(self.host) for name in ("master", "volume", "filer", "admin")}
+        self.ports = {**ports, "s3": self.s3_port}
         args = [
             find_weed(),
             "mini",
@@ -115,6 +155,9 @@ class SeaweedFS:
             "-webdav=false",
             "-admin.ui=false",
             "-master.telemetry=false",
+            # No filer HTTP API at all (the gateway reaches the filer over gRPC); the JWT
+            # keys above still guard the volume server's HTTP port.
+            "-disableHttp",
         ]
         log = self.log.open("ab")
         try:

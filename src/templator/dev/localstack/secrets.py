@@ -53,3 +53,11 @@ class StackSecrets:
         self.postgres_app = self.dir / "postgres-app.password"
         self.redis = self.dir / "redis.password"
         self.cache_signing_key = self.dir / "cache-signing.key"
+        self.s3_access_key = self.dir / "s3-access.key"
+        self.s3_secret_key = self.dir / "s3-secret.key"
+
+    def s3_keys(self) -> tuple[str, str] | None:
+        """The stack's S3 access key and secret, or None when either is missing or
+        unreadable (another account's stack)."""
+        access, secret = read_secret(self.s3_access_key), read_secret(self.s3_secret_key)
+        return (access, secret) if access and secret else None

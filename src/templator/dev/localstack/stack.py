@@ -45,6 +45,7 @@ class StackUrls:
     s3_endpoint_url: str
     cache_signing_key_file: Path | None = None
     admin_database_url: str | None = None
+    s3_keys: tuple[str, str] | None = None
 
 
 def _without_password(url: str) -> str:
@@ -124,6 +125,7 @@ def discover_running_stack(var_dir: Path) -> StackUrls | None:
             admin_database_url=(
                 _with_password(str(admin), read_secret(secrets.postgres_owner)) if admin else None
             ),
+            s3_keys=secrets.s3_keys(),
         )
     except KeyError:
         return None
@@ -183,6 +185,7 @@ class LocalStack:
             self.seaweedfs.endpoint_url,
             cache_signing_key_file=self.secrets.cache_signing_key,
             admin_database_url=self.postgres.admin_url,
+            s3_keys=(self.seaweedfs.access_key, self.seaweedfs.secret_key),
         )
 
     def _acquire_lock(self) -> None:
@@ -286,10 +289,12 @@ class LocalStack:
             self.redis = LocalRedis(
                 self.var_dir / "redis", password=secret_file(self.secrets.redis)
             )
+            # Keys of this stack's own (not the settings' well-known defaults), so no
+            # other local account can use its object store (docs/security.md).
             self.seaweedfs = SeaweedFS(
                 self.var_dir / "seaweedfs",
-                access_key=self.settings.s3_access_key,
-                secret_key=self.settings.s3_secret_key.get_secret_value(),
+                access_key=secret_file(self.secrets.s3_access_key),
+                secret_key=secret_file(self.secrets.s3_secret_key),
             )
             postgres, redis, seaweedfs = self.postgres, self.redis, self.seaweedfs
             self.fresh_database = not postgres.initialised()

@@ -9,9 +9,10 @@ up to `max_delay`; a server that stays up for `stable_after` seconds starts agai
 shortest delay the next time it dies. Meanwhile the API's /health/ready reports the
 server down (`degraded` for Redis and the object store, 503 for PostgreSQL).
 
-Servers restarted here are spawned from the supervisor's thread, which Linux's
-parent-death signal cannot follow: should `templator up` itself be killed, the next
-`templator up` stops them (the stale-stack sweep), as it does every other leftover.
+Servers restarted here are spawned from the supervisor's thread, which lives until the
+stack stops (and stops its servers): it declares so, and its servers get the same
+parent-death signal as those the main thread started, so they die with a killed
+`templator up` too (the next `templator up`'s stale-stack sweep remains the guarantee).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from templator.dev.localstack.process import LocalStackError, ProcessRecord
 from templator.dev.localstack.stack import LABELS, EventHandler, LocalStack
 from templator.exceptions import first_line
+from templator.kit.process import spawns_children_for_life
 
 log = logging.getLogger("templator.localstack")
 
@@ -101,6 +103,7 @@ class Supervisor:
         self.stop()
 
     def _run(self) -> None:
+        spawns_children_for_life()
         while not self._stop.wait(self.interval):
             for state in self.states.values():
                 if self._stop.is_set():
