@@ -26,14 +26,17 @@ class Deployment:
     ports: Ports
 
     def compose(
-        self, *args: str, timeout: float = 900, check: bool = True, input_text: str | None = None
+        self,
+        *args: str,
+        timeout: float = 900,
+        check: bool = True,
+        extra_env: dict[str, str] | None = None,
     ) -> str:
-        """Run a docker-compose command; its standard output."""
-        cmd = ["docker-compose", "--no-ansi", "-p", self.project, "-f", str(self.file)]
+        """Run a docker-compose command; its standard output (`extra_env` for `-e NAME`)."""
+        cmd = ["docker-compose", "--ansi", "never", "-p", self.project, "-f", str(self.file)]
         cmd += ["--env-file", str(self.env_file), *args]
-        return run(
-            cmd, env=self.engine.env, timeout=timeout, check=check, input_text=input_text
-        ).stdout
+        env = {**self.engine.env, **(extra_env or {})}
+        return run(cmd, env=env, timeout=timeout, check=check).stdout
 
     def docker(self, *args: str, timeout: float = 300, check: bool = True) -> str:
         """Run a docker command against the check's engine; its standard output."""

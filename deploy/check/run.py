@@ -191,7 +191,7 @@ def main() -> int:
         steps("templator demo through the published port", lambda: proofs.demo(d))
         steps(
             "backup create + restore (templator backup, API container)",
-            lambda: proofs.backup_restore(d),
+            lambda: proofs.backup_restore(d, env),
         )
         steps("point-in-time restore (pgBackRest)", lambda: proofs.point_in_time(d))
         steps("Prometheus scrapes the API, alert rules loaded", lambda: proofs.prometheus(d, ROOT))
@@ -221,10 +221,14 @@ def main() -> int:
             f"previous release {previous[:12]}: build, up",
             lambda: (old_d.compose("up", "-d", "--build", timeout=2400), "")[1],
         )
-        steps(
-            "previous release ready",
-            lambda: (old_d.wait_healthy(timeout=420), proofs.migrated_to_head(old_d, old))[1],
-        )
+
+        def previous_ready() -> str:
+            old_d.wait_healthy(timeout=420)
+            head = proofs.migrated_to_head(old_d, old)
+            fatal = old_d.compose("logs", "--no-color", "postgres").count("FATAL")
+            return f"at {head}; its PostgreSQL log: {fatal} FATAL lines"
+
+        steps("previous release ready", previous_ready)
         proofs.make_user(old_d, "from-previous@deploy-check.example")
         steps(
             "upgrade: build this release, up -d",
@@ -251,6 +255,8 @@ def main() -> int:
         result = "PASSED"
     except host.CheckFailed as exc:
         console.print(f"[red]✘ {exc}[/]")
+        if deployment is not None:
+            _save_logs(deployment)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")
     finally:
@@ -266,6 +272,16 @@ def main() -> int:
                 result = "FAILED"
     console.print(steps.table(result))
     return 0 if result == "PASSED" else 1
+
+
+def _save_logs(d: Deployment) -> None:
+    """Every service's log into var/deploy-check/logs.txt, and the tail printed."""
+    logs = d.compose("logs", "--no-color", "--timestamps", timeout=120, check=False)
+    (WORK / "logs.txt").write_text(logs)
+    for service in ("postgres", "migrate", "api"):
+        lines = [ln for ln in logs.splitlines() if ln.startswith(f"{service}_")]
+        console.print("\n".join(lines[-15:]), markup=False)
+    console.print(f"every service's log: {WORK / 'logs.txt'}")
 
 
 def _postgres_context(release: Path) -> Path:

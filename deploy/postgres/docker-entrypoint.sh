@@ -5,7 +5,8 @@
 #                then this script runs again as that account;
 #   first start  (no PG_VERSION in PGDATA) initdb with the superuser password from a
 #                file (POSTGRES_PASSWORD_FILE, or POSTGRES_PASSWORD written to a private
-#                temporary file, never a command line), POSTGRES_INITDB_ARGS; a server on
+#                temporary file, never a command line), POSTGRES_INITDB_ARGS, and
+#                listen_addresses='*' in postgresql.conf; a server on
 #                the socket only, with the command's own settings (archiving included,
 #                so the init scripts can make and check the pgBackRest stanza); the
 #                database POSTGRES_DB; every /docker-entrypoint-initdb.d/*.sh (sh) and
@@ -40,8 +41,11 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
         exit 64
     fi
     # shellcheck disable=SC2086  # POSTGRES_INITDB_ARGS is a list of options
-    initdb --username="$POSTGRES_USER" --pwfile="$pwfile" ${POSTGRES_INITDB_ARGS:-} >/dev/null
+    initdb --username="$POSTGRES_USER" --pwfile="$pwfile" --auth-local=peer \
+        ${POSTGRES_INITDB_ARGS:-} >/dev/null
     rm -f "$pwfile"
+    # Every interface of the container (its network is the boundary; pg_hba.conf decides).
+    echo "listen_addresses = '*'" >>"$PGDATA/postgresql.conf"
 
     shift
     postgres "$@" -c listen_addresses='' &
