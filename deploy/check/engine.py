@@ -201,6 +201,7 @@ def find_or_start_engine(root: Path, *, timeout: float = 90) -> Engine:
         if engine.answers():
             return engine
     root.mkdir(parents=True, exist_ok=True)
+    _stop_leftover(root / "dockerd.pid", timeout=timeout)
     firewall = FirewallState.capture()
     sock = root / "docker.sock"
     engine = Engine(host=f"unix://{sock}", firewall=firewall)
@@ -227,6 +228,22 @@ def find_or_start_engine(root: Path, *, timeout: float = 90) -> Engine:
         time.sleep(1)
     stop_engine(engine)
     raise CheckFailed(f"dockerd did not answer within {timeout:g}s: see {root}/dockerd.log")
+
+
+def _stop_leftover(pidfile: Path, *, timeout: float) -> None:
+    """Stop the dockerd a killed earlier run left on this data root (it holds its lock)."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "dockerd":
+            return
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if Path(f"/proc/{pid}").exists():
+        raise CheckFailed(f"the dockerd of an earlier run (pid {pid}) did not stop")
 
 
 def stop_engine(engine: Engine, *, timeout: float = 60) -> list[str]:
