@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: up test setup bench
+.PHONY: up test setup bench deploy-check
 
 setup:  ## install system servers if missing, uv, and the locked .venv
 	bash scripts/bootstrap.sh
@@ -12,3 +12,6 @@ test:  ## ruff, mypy --strict and the whole test suite against real servers
 
 bench: setup  ## every benchmark, each beside its raw baseline
 	for b in benchmarks/bench_*.py; do .venv/bin/python -m benchmarks.$$(basename $$b .py) || exit 1; done
+
+deploy-check: setup  ## start deploy/docker-compose.yml for real (offline, root) and prove it
+	bash scripts/deploy-check.sh $(ARGS)

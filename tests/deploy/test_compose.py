@@ -147,12 +147,24 @@ def test_awkward_passwords_reach_the_api_as_the_right_host_user_and_password(
 
 
 def test_every_url_of_the_app_parses(services: dict[str, Any]) -> None:
-    for name in ("api", "migrate"):
+    for name in ("api",):
         conf = _settings(services[name])
         for url in (conf.s3_endpoint_url, conf.s3_public_endpoint_url):
             assert url is not None
             parts = urlsplit(url)
             assert parts.scheme in ("http", "https") and parts.hostname and parts.port
+
+
+def test_migrate_gets_the_database_settings_and_no_other_secret(
+    services: dict[str, Any], env: dict[str, str]
+) -> None:
+    """It runs Alembic only: no Redis password or S3 key in its environment (#23)."""
+    migrate = environment(services["migrate"])
+    assert {"DB_HOST", "DB_USER", "DB_PASSWORD", "DB_SSLMODE"} <= set(migrate)
+    for secret in ("REDIS_PASSWORD", "S3_SECRET_KEY", "S3_ADMIN_SECRET_KEY", "PGADMIN_PASSWORD"):
+        assert env[secret] not in migrate.values(), secret
+    conf = _settings(services["migrate"])
+    assert conf.db_sslmode == "verify-full"
 
 
 def test_api_reads_the_app_env_file_of_settings(services: dict[str, Any]) -> None:

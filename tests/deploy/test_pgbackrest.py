@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,10 +29,31 @@ def test_postgres_archives_wal_through_pgbackrest_within_the_rpo(
     assert settings["archive_mode"] == "on" and settings["wal_level"] == "replica"
     assert settings["archive_command"] == "pgbackrest --stanza=templator archive-push %p"
     assert 0 < int(settings["archive_timeout"]) < 60
+
+
+def test_the_postgres_image_is_ours_on_a_debian_base_given_as_an_argument() -> None:
+    """No Alpine repository (#23): Debian's postgresql-15 and pgbackrest, our entrypoint."""
     dockerfile = (DEPLOY / "postgres" / "Dockerfile").read_text()
-    assert "apk add --no-cache pgbackrest" in dockerfile
-    base = next(line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM"))
-    assert base.startswith("postgres:15.14-alpine@sha256:")
+    assert "apk" not in dockerfile
+    assert "postgresql-15" in dockerfile and "pgbackrest" in dockerfile
+    arg = next(line for line in dockerfile.splitlines() if line.startswith("ARG BASE_IMAGE="))
+    assert re.fullmatch(r"ARG BASE_IMAGE=debian:bookworm-slim@sha256:[0-9a-f]{64}", arg)
+    assert [line for line in dockerfile.splitlines() if line.startswith("FROM")] == [
+        "FROM ${BASE_IMAGE}"
+    ]
+    entrypoint = DEPLOY / "postgres" / "docker-entrypoint.sh"
+    assert os.access(entrypoint, os.X_OK)
+    assert "COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh" in dockerfile
+
+
+def test_the_postgres_health_check_does_not_log_a_failed_login(
+    services: dict[str, Any],
+) -> None:
+    """As root over the socket it logged `Peer authentication failed` every 10 s (#23)."""
+    test = services["postgres"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "pg_isready"]
+    assert test[test.index("-h") + 1] == "127.0.0.1"
+    assert test[test.index("-U") + 1] == "postgres"
 
 
 def test_the_repository_is_a_volume_of_its_own_and_encrypted_with_a_secret(
