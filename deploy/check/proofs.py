@@ -288,6 +288,10 @@ def restart(d: Deployment, *, bound: float = 180) -> str:
     return f"ready {took:.1f}s after up (bound {bound:g}s); {users} users kept"
 
 
+KILLS = 5
+"""How often the check kills PostgreSQL, at most, to see one probe answered in the outage."""
+
+
 def kill_postgres(d: Deployment, token: str, *, bound: float = 180) -> str:
     """SIGKILL of the server's postmaster: the API answers 503 database_unavailable, recovers.
 
@@ -311,16 +315,30 @@ def kill_postgres(d: Deployment, token: str, *, bound: float = 180) -> str:
     def ok(status: int) -> bool:
         return 200 <= status < 300
 
+    def outage_seen() -> bool:
+        return any(s == 503 for s, _ in seen)
+
     poller = threading.Thread(target=poll)
     poller.start()
+    kills = 0
     try:
         time.sleep(0.5)
-        os.kill(int(d.inspect("postgres")["State"]["Pid"]), 9)
         started = time.monotonic()
-        while time.monotonic() - started < bound:
-            if any(s == 503 for s, _ in seen) and ok(seen[-1][0]):
-                break
-            time.sleep(0.2)
+        # PostgreSQL can be back within a second: when no probe landed in the outage, kill
+        # it again once it is up (at most KILLS times) rather than fail by chance.
+        while kills < KILLS and not outage_seen():
+            d.wait_healthy(("postgres",), timeout=bound)
+            os.kill(int(d.inspect("postgres")["State"]["Pid"]), 9)
+            kills += 1
+            round_started = time.monotonic()
+            while time.monotonic() - round_started < bound:
+                if (
+                    seen
+                    and ok(seen[-1][0])
+                    and (outage_seen() or time.monotonic() - round_started > 5)
+                ):
+                    break
+                time.sleep(0.2)
         took = time.monotonic() - started
     finally:
         stop.set()
@@ -332,7 +350,10 @@ def kill_postgres(d: Deployment, token: str, *, bound: float = 180) -> str:
         raise CheckFailed(f"not recovered within {bound:g}s: last {seen[-1]}")
     d.wait_healthy(("postgres", "api"), timeout=bound)
     codes = ", ".join(f"{s} {c}" for s, c in sorted(set(outage)))
-    return f"{len(outage)} answers during the outage ({codes}); recovered by itself in {took:.1f}s"
+    return (
+        f"{len(outage)} answers during the outage ({codes}); recovered by itself in "
+        f"{took:.1f}s ({kills} kill{'s' if kills > 1 else ''})"
+    )
 
 
 def secrets(d: Deployment, env: dict[str, str], images: list[str]) -> str:
