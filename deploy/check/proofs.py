@@ -18,7 +18,7 @@ import yaml
 from compose import LONG_RUNNING, Deployment
 from engine import CheckFailed
 
-from templator.dev.demo.flow import run_demo
+from templator.dev.demo.flow import run_story
 
 SECRET_NAMES = (
     "DB_SUPERUSER_PASSWORD",
@@ -99,27 +99,47 @@ def ready_over_tls(d: Deployment) -> str:
     return f"{', '.join(sorted(components))} up; the API's sessions to PostgreSQL {sessions}"
 
 
-def make_user(d: Deployment, email: str) -> str:
-    """A user and a one-day token, made with the CLI in the API's container; the token."""
-    d.exec("api", "templator", "user", "create", "--email", email, "--json")
+def make_user(d: Deployment, email: str, *, role: str = "USER", scope: str | None = None) -> str:
+    """A user and a one-day token (of `scope`, if given), made with the CLI in the API's
+    container; the token."""
+    d.exec("api", "templator", "user", "create", "--email", email, "--role", role, "--json")
+    scoped = ["--scope", scope] if scope else []
     out = d.exec(
-        "api", "templator", "token", "create", "--user", email, "--expires-days", "1", "--json"
+        "api",
+        "templator",
+        "token",
+        "create",
+        "--user",
+        email,
+        "--expires-days",
+        "1",
+        *scoped,
+        "--json",
     )
     token: str = json.loads(out)["token"]
     return token
 
 
 def demo(d: Deployment) -> str:
-    """The demo's HTTP flow through the published port; the presigned module URL downloads."""
+    """The demo's whole story through the published port (the web app's calls, then a
+    `templator worker` on this host with a worker credential); the module URL downloads."""
     token = make_user(d, "demo@deploy-check.example")
-    result = run_demo(d.api, token, timeout=60)
+    worker = make_user(d, "worker@deploy-check.example", role="ADMIN", scope="worker")
+    result = run_story(d.api, token, worker_token=worker, sessions=2, workers=1, timeout=180)
+    done = [s for s in result.sessions if s.status == "COMPLETED" and s.template_id]
+    if len(done) != len(result.sessions):
+        states = ", ".join(f"{s.id} {s.status}" for s in result.sessions)
+        raise CheckFailed(f"the workers did not complete every session: {states}")
     if not result.download_url:
         raise CheckFailed("the demo exported no module")
     got = httpx.get(result.download_url, timeout=30)
     if got.status_code != 200 or not zipfile.is_zipfile(io.BytesIO(got.content)):
         raise CheckFailed(f"presigned URL: {got.status_code} {got.content[:120]!r}")
     url = result.download_url.split("?")[0]
-    return f"{len(result.steps)} calls; module {len(got.content):,} bytes from {url}"
+    return (
+        f"{len(result.steps)} web-app calls, {len(done)} sessions worked into templates; "
+        f"module {len(got.content):,} bytes from {url}"
+    )
 
 
 def count_users(d: Deployment, pattern: str) -> int:
