@@ -45,7 +45,9 @@ class Ports:
 PUBLISHED = {"api": "api", "seaweedfs": "s3", "pgadmin": "pgadmin", "prometheus": "prometheus"}
 
 
-def render(release: Path, out: Path, *, ports: Ports, postgres_context: Path) -> Path:
+def render(
+    release: Path, out: Path, *, ports: Ports, postgres_context: Path, secrets_dir: Path
+) -> Path:
     """Write the variant of `release`/deploy/docker-compose.yml to `out`; its path.
 
     `postgres_context` is the folder of the PostgreSQL image to build: the release's own
@@ -68,6 +70,9 @@ def render(release: Path, out: Path, *, ports: Ports, postgres_context: Path) ->
             service["ports"] = [
                 re.sub(r"^127\.0\.0\.1:\d+:", f"127.0.0.1:{port}:", p) for p in service["ports"]
             ]
+    for name, secret in (doc.get("secrets") or {}).items():
+        if "file" in secret:  # written by `templator deploy secrets` beside the check's .env
+            secret["file"] = str(secrets_dir / name)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "docker-compose.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -180,7 +180,11 @@ def main() -> int:
         env_file = prepare_secrets(ports)
         env = proofs.read_env(env_file)
         compose_file = render(
-            ROOT, WORK / "compose", ports=ports, postgres_context=ROOT / "deploy/postgres"
+            ROOT,
+            WORK / "compose",
+            ports=ports,
+            postgres_context=ROOT / "deploy/postgres",
+            secrets_dir=env_file.parent / "secrets",
         )
         deployment = Deployment(eng, compose_file, env_file, PROJECT, ports)
         d = deployment
@@ -222,7 +226,11 @@ def main() -> int:
 
         # The upgrade: the previous release deployed with data, then this one built and up.
         old_file = render(
-            old, WORK / "previous-compose", ports=ports, postgres_context=_postgres_context(old)
+            old,
+            WORK / "previous-compose",
+            ports=ports,
+            postgres_context=_postgres_context(old),
+            secrets_dir=env_file.parent / "secrets",
         )
         old_d = Deployment(eng, old_file, env_file, PROJECT, ports)
         steps(

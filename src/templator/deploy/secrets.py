@@ -87,7 +87,26 @@ def write_env(example: Path, target: Path) -> SecretsReport:
     with os.fdopen(fd, "w") as out:
         out.write("\n".join(lines) + "\n")
     os.replace(tmp, target)
+    write_secret_files(target.parent / "secrets", lines)
     return SecretsReport(target, generated, kept)
+
+
+SECRET_FILES = {"MONITORING_TOKEN": "monitoring_token"}
+"""Values compose hands to containers as secret files (deploy/secrets/NAME beside .env)."""
+
+
+def write_secret_files(folder: Path, lines: list[str]) -> None:
+    """Write each of SECRET_FILES' values into `folder` (0700): compose mounts each file
+    into the containers that read it (`secrets:` of deploy/docker-compose.yml). A file is
+    0644 since the containers' users differ; the folder keeps it private on the host."""
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    for key, name in SECRET_FILES.items():
+        tmp = folder / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "w") as out:
+            out.write(read_value(lines, key))
+        os.replace(tmp, folder / name)
 
 
 def read_value(lines: list[str], key: str) -> str:
