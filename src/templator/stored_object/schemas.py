@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from templator.kit.validation import JsonInt, RequestModel
+from templator.storage.validation import EXTENSIONS
 
 DESIGN_KEY_PATTERN = r"^designs/[a-z][0-9a-z]{24}/\d{1,20}\.(?:jpg|png|gif|webp|html|json)$"
 
@@ -36,11 +37,18 @@ class DesignStored(BaseModel):
     content_type: str
 
 
+DESIGN_TYPES: list[JsonValue] = [*sorted(EXTENSIONS)]
+"""A direct upload's content types, exactly as the store keeps them (no parameters)."""
+
+
 class DirectUploadRequest(RequestModel):
     """A design the browser will send to the store itself."""
 
     filename: str = Field(min_length=1, max_length=255)
-    content_type: str = Field(min_length=1, max_length=100)
+    content_type: str = Field(
+        description="the design's type, exactly one the store keeps (the policy pins it)",
+        json_schema_extra={"enum": DESIGN_TYPES},
+    )
     size: JsonInt = Field(ge=1, description="the file's size in bytes (the policy's limit)")
 
 

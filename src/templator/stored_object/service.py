@@ -25,11 +25,20 @@ from templator.hubspot.package import ModuleContent, build_module_zip, slugify
 from templator.kit.actor import Actor
 from templator.kit.repository import JsonRow
 from templator.storage.direct import check_stored_design
-from templator.storage.errors import ObjectMissing, UploadTooLarge, require_store
+from templator.storage.errors import (
+    ObjectMissing,
+    UnsupportedContentType,
+    UploadTooLarge,
+    require_store,
+)
 from templator.storage.service import ObjectStore, PutResult, design_key
-from templator.storage.validation import normalise_content_type
 from templator.stored_object.repository import DesignRow, StoredObjectRepository
-from templator.stored_object.schemas import Design, DirectUpload, DirectUploadRequest
+from templator.stored_object.schemas import (
+    DESIGN_TYPES,
+    Design,
+    DirectUpload,
+    DirectUploadRequest,
+)
 from templator.template.service import TemplateService
 
 
@@ -155,7 +164,13 @@ class StoredObjectService:
     ) -> DirectUpload:
         """A presigned POST for one design of the session (size and type in its policy)."""
         await AiSessionService(self.session, self.cache).ensure_access(actor, session_id)
-        content_type = normalise_content_type(data.content_type)
+        if data.content_type not in DESIGN_TYPES:  # exactly as listed: the policy pins it
+            allowed = ", ".join(str(t) for t in DESIGN_TYPES)
+            raise UnsupportedContentType(
+                f"content type {data.content_type!r} is not accepted; use one of: {allowed}",
+                field="content_type",
+            )
+        content_type = data.content_type
         store = self.store
         if data.size > store.max_bytes:
             raise UploadTooLarge(store.max_bytes)
