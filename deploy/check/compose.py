@@ -99,9 +99,20 @@ class Deployment:
         """The API's published base URL."""
         return f"http://127.0.0.1:{self.ports.api}"
 
+    def monitoring_headers(self) -> dict[str, str]:
+        """The bearer token /metrics and /health/ready require (MONITORING_TOKEN of the
+        deployment's .env), as headers; none when it sets none."""
+        for line in self.env_file.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "MONITORING_TOKEN" and value.strip():
+                return {"Authorization": f"Bearer {value.strip()}"}
+        return {}
+
     def ready(self, *, timeout: float = 5) -> httpx.Response:
-        """GET /health/ready through the published port."""
-        return httpx.get(f"{self.api}/health/ready", timeout=timeout)
+        """GET /health/ready through the published port, with the monitoring token."""
+        return httpx.get(
+            f"{self.api}/health/ready", headers=self.monitoring_headers(), timeout=timeout
+        )
 
     def wait_ready(self, *, timeout: float) -> dict[str, Any]:
         """Until /health/ready answers 200; its body."""

@@ -80,8 +80,13 @@ def healthy(d: Deployment) -> str:
 
 
 def ready_over_tls(d: Deployment) -> str:
-    """/health/ready 200 with every store up; the API's database sessions all TLS."""
+    """/health/ready 200 with every store up (401 without the monitoring token); the API's
+    database sessions all TLS."""
     body = d.wait_ready(timeout=120)
+    if d.monitoring_headers():
+        bare = httpx.get(f"{d.api}/health/ready", timeout=10).status_code
+        if bare != 401:
+            raise CheckFailed(f"/health/ready without the monitoring token: {bare}, not 401")
     components = body.get("components", {})
     down = [k for k, v in components.items() if v.get("status") != "up"]
     if body.get("status") != "up" or body.get("down") or down or not components:
