@@ -30,7 +30,7 @@ from render import Ports, render  # noqa: E402
 
 WORK = ROOT / "var" / "deploy-check"
 PROJECT = "templator-check"
-MIGRATIONS = "src/templator/migrations/versions"
+
 console = Console(highlight=False)
 
 
@@ -73,13 +73,16 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
+PREVIOUS_RELEASE = "06e7c46dc58174892e7977edbee513cef17d510a"
+"""The release the upgrade step starts from by default: the last main that landed before
+the work queue and the other changes of 2026-12-07 (it has five migrations less than this
+tree). Move it forward when a release lands: an upgrade from a version no operator runs
+proves nothing."""
+
+
 def previous_release(rev: str | None) -> str:
-    """The commit to upgrade from: `rev`, or the parent of the newest commit that added a
-    migration (so that the upgrade has a migration to apply)."""
-    if rev is None:
-        newest = _git("log", "-1", "--format=%H", "--diff-filter=A", "--", MIGRATIONS)
-        rev = f"{newest}^"
-    return _git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    """The commit to upgrade from: `rev`, or PREVIOUS_RELEASE."""
+    return _git("rev-parse", "--verify", f"{rev or PREVIOUS_RELEASE}^{{commit}}")
 
 
 def export_release(rev: str, dest: Path) -> Path:

@@ -43,7 +43,7 @@ SELF_ENDING = "^/api/v1/(users/\\{user_id\\}|tokens/\\{token_id\\})$"
 # An upload's type is sniffed from its bytes (415 when they are not what is declared),
 # which no schema can state: random bytes are refused, so "schema-valid data is accepted"
 # cannot hold there. Every other check runs on it, in a pass of its own.
-UPLOAD = "^/api/v1/sessions/\\{session_id\\}/designs$"
+UPLOAD = "^/api/v1/sessions/\\{session_id\\}/designs(/direct)?$"
 # HubSpot's rules that relate two values, which JSON Schema cannot state (see the module).
 HOOKS = str(Path(contract_hooks.__file__))
 

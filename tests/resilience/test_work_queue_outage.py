@@ -84,6 +84,15 @@ def _start_workers(url: str, token: str) -> list[subprocess.Popen[str]]:
     ]
 
 
+def _sweeper(url: str, token: str) -> subprocess.Popen[str]:
+    """One more drill worker, patient for 40 empty claims."""
+    return subprocess.Popen(
+        [sys.executable, WORKER, "run", url, token, "sweep", "99", "40", "10"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 async def test_postgres_restarted_while_workers_claim_loses_no_session_and_doubles_none(
     api: Api, supervised: SupervisedStack
 ) -> None:
@@ -101,6 +110,14 @@ async def test_postgres_restarted_while_workers_claim_loses_no_session_and_doubl
             out, _ = await asyncio.to_thread(process.communicate, timeout=400)
             assert process.returncode == 0
             reports.append(json.loads(out))
+        # A claim committed while its answer was lost to the outage holds its session until
+        # the lease (10 s) expires and the rescuer returns it: a last worker, patient for
+        # 40 empty claims (40 s), takes what the rescuer hands back.
+        sweeper = _sweeper(api.url, token)
+        workers.append(sweeper)
+        out, _ = await asyncio.to_thread(sweeper.communicate, timeout=400)
+        assert sweeper.returncode == 0
+        reports.append(json.loads(out))
     finally:
         for process in workers:
             if process.poll() is None:
