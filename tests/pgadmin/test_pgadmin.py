@@ -95,7 +95,8 @@ async def test_pgadmin_lists_the_templator_server_and_its_tables(
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
         try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            # pgAdmin renders only the rows in view: tall enough for every table of ours.
+            page = await browser.new_page(viewport={"width": 1400, "height": 1600})
             await page.goto(url, timeout=120_000)
             tree = page.locator(".file-entry")
 
