@@ -43,7 +43,9 @@ def test_the_demo_runs_sessions_through_worker_processes(live_api: LiveApi) -> N
     assert all(r.template_id for r in result.sessions)
     assert [r.upload for r in result.sessions] == ["direct", "streamed", "streamed"]
     assert result.sessions[0].sections == ["header", "hero", "features", "pricing", "footer"]
-    assert sum(int(str(w["completed"])) for w in result.workers) == 3, result.workers
+    # Ready sessions other tests of this database left are work for the demo's workers too
+    # (a worker credential serves every user): at least the demo's three.
+    assert sum(int(str(w["completed"])) for w in result.workers) >= 3, result.workers
     assert result.download_url is not None
     archive = httpx.get(result.download_url)
     assert archive.status_code == 200 and archive.content[:2] == b"PK"

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -84,6 +85,19 @@ def _start_workers(url: str, token: str) -> list[subprocess.Popen[str]]:
     ]
 
 
+def _wait_accepting(dsn: str, timeout: float = 60) -> None:
+    """Until PostgreSQL accepts a connection (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(dsn, connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def _sweeper(url: str, token: str) -> subprocess.Popen[str]:
     """One more drill worker, patient for 40 empty claims."""
     return subprocess.Popen(
@@ -97,6 +111,7 @@ async def test_postgres_restarted_while_workers_claim_loses_no_session_and_doubl
     api: Api, supervised: SupervisedStack
 ) -> None:
     dsn = supervised.stack.urls.database_url.replace("+psycopg", "")
+    _wait_accepting(dsn)  # an earlier drill of this stack may have just restarted it
     ids = _queue(dsn, api.user_id)
     token = await _worker_token(api)
     workers = _start_workers(api.url, token)
