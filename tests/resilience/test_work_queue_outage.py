@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
