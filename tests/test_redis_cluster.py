@@ -11,6 +11,7 @@ refusal and no warning at all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 import socket
@@ -66,11 +67,16 @@ def _cluster_ports(count: int) -> tuple[int, ...]:
     return tuple(found)
 
 
-PORTS = _cluster_ports(3)
-URL = f"redis+cluster://127.0.0.1:{PORTS[0]},127.0.0.1:{PORTS[1]}"
+NODES = 3
 
 
-def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def _wait(
+    check: Callable[[], bool],
+    what: str,
+    timeout: float = 30.0,
+    alive: Callable[[], str | None] = lambda: None,
+) -> None:
+    """Wait for `check`; `alive` names a reason to stop waiting (a node that exited)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -78,53 +84,109 @@ def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
                 return
         except redis.RedisError:
             pass
+        if (gone := alive()) is not None:
+            raise NodeExited(gone)
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _cluster_ok() -> bool:
+class NodeExited(Exception):
+    """A node's redis-server exited while starting (its port was taken meanwhile)."""
+
+
+def _cluster_ok(ports: tuple[int, ...]) -> bool:
     return all(
         redis.Redis(port=port).cluster("info").get("cluster_state") == "ok"  # type: ignore[no-untyped-call]
-        for port in PORTS
+        for port in ports
     )
 
 
+def _all_answer(ports: tuple[int, ...]) -> bool:
+    return all(redis.Redis(port=port).ping() for port in ports)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(10)
+
+
+def _start_nodes(folder: Path) -> tuple[tuple[int, ...], list[subprocess.Popen[bytes]]]:
+    """Three cluster-enabled nodes on ports picked now, not at import: under pytest-xdist a
+    module is imported minutes before its fixture runs, and ports picked then may have been
+    taken by another test's server in between (CI saw the nodes never answer). A node that
+    exits at once lost such a race: pick again, at most three times; its log says why."""
+    failures: list[str] = []
+    for _ in range(3):
+        ports = _cluster_ports(NODES)
+        processes = [
+            subprocess.Popen(
+                [
+                    *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
+                    *("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"),
+                    *("--save", "", "--appendonly", "no", "--dir", str(folder)),
+                    *("--logfile", str(folder / f"node-{port}.log")),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for port in ports
+        ]
+
+        def exited(
+            procs: list[subprocess.Popen[bytes]] = processes, at: tuple[int, ...] = ports
+        ) -> str | None:
+            for port, process in zip(at, procs, strict=True):
+                if process.poll() is not None:
+                    log = folder / f"node-{port}.log"
+                    tail = log.read_text()[-500:] if log.exists() else "(no log)"
+                    return f"node on port {port} exited {process.returncode}: {tail}"
+            return None
+
+        try:
+            _wait(
+                functools.partial(_all_answer, ports),
+                f"the nodes on ports {ports} to start",
+                alive=exited,
+            )
+            return ports, processes
+        except NodeExited as gone:
+            failures.append(str(gone))
+            _stop(processes)
+        except BaseException:
+            _stop(processes)
+            raise
+    raise AssertionError("the cluster's nodes would not start: " + " | ".join(failures))
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
+def cluster_ports() -> Iterator[tuple[int, ...]]:
     """Three masters with 16384 slots between them (no replicas), gone after the module."""
     folder = Path(tempfile.mkdtemp(prefix="templator-cluster-"))
-    processes = [
-        subprocess.Popen(
-            [
-                *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
-                *("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"),
-                *("--save", "", "--appendonly", "no", "--dir", str(folder)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in PORTS
-    ]
+    ports, processes = _start_nodes(folder)
     try:
-        _wait(lambda: all(redis.Redis(port=p).ping() for p in PORTS), "the nodes to start")
         subprocess.run(
             [
                 *("redis-cli", "--cluster", "create"),
-                *(f"127.0.0.1:{port}" for port in PORTS),
+                *(f"127.0.0.1:{port}" for port in ports),
                 "--cluster-yes",
             ],
             check=True,
             capture_output=True,
             timeout=60,
         )
-        _wait(_cluster_ok, "the cluster to agree on its slots")
-        yield URL
+        _wait(lambda: _cluster_ok(ports), "the cluster to agree on its slots")
+        yield ports
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(10)
+        _stop(processes)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_ports: tuple[int, ...]) -> str:
+    """The cluster's URL, naming two of its three nodes (the client finds the third)."""
+    return f"redis+cluster://127.0.0.1:{cluster_ports[0]},127.0.0.1:{cluster_ports[1]}"
 
 
 @pytest.fixture
@@ -278,7 +340,7 @@ async def test_a_mass_invalidation_spans_every_node_and_publishes_once(
     keys = [cache.key("template", str(i)) for i in range(1234)]
     await client.mset_nonatomic({key: b"cached" for key in keys})
     owners = {client.get_node_from_key(key).name for key in keys}
-    assert len(owners) == len(PORTS)  # the keys live on every master
+    assert len(owners) == NODES  # the keys live on every master
     hub = ProgressHub(client)
     try:
         async with hub.listen(cache.channel("events")) as listener:
