@@ -8,6 +8,7 @@ var/ on free ports and stopped at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -91,9 +92,10 @@ def signal_all(processes: list[psutil.Process], sig: signal.Signals) -> None:
             continue
 
 
-@pytest.fixture(scope="package")
-def supervised() -> Iterator[SupervisedStack]:
-    """`templator up`'s stack and supervisor, with quick restarts."""
+@contextlib.contextmanager
+def supervised_stack() -> Iterator[SupervisedStack]:
+    """`templator up`'s stack and supervisor, with quick restarts, migrated; stopped and
+    removed on exit."""
     var_dir = PROJECT_ROOT / "var" / f"test-resil-{uuid.uuid4().hex[:8]}"
     conf = Settings(_env_file=None, var_dir=var_dir)  # type: ignore[call-arg]
     events: list[tuple[str, str]] = []
@@ -116,6 +118,13 @@ def supervised() -> Iterator[SupervisedStack]:
         supervisor.stop()
         stack.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def supervised() -> Iterator[SupervisedStack]:
+    """The package's shared supervised stack: no test may stop it for good."""
+    with supervised_stack() as stack:
+        yield stack
 
 
 @dataclass

@@ -32,6 +32,7 @@ from tests.resilience.conftest import (
     run_load,
     scrape,
     signal_all,
+    supervised_stack,
 )
 from tests.support.alerts import fires
 from tests.support.factories import image_bytes
@@ -240,16 +241,19 @@ async def test_r3_postgres_killed_then_paused_under_writes_loses_no_acknowledged
     assert log.count("database unavailable on ") == summary[(503, "database_unavailable")]
 
 
-def test_stopping_names_only_the_servers_still_running(supervised: SupervisedStack) -> None:
+def test_stopping_names_only_the_servers_still_running() -> None:
     """Ctrl-C of `templator up`: supervisor first, then the stack, which must not claim to
-    stop a server that is already gone. It ends the package's stack, so it runs last."""
-    supervised.supervisor.stop()
-    redis = supervised.stack.records["redis"]
-    _kill(redis.pid)
-    assert supervised.stack.redis is not None and supervised.stack.redis.process is not None
-    supervised.stack.redis.process.wait(10)
-    supervised.events.clear()
-    supervised.stack.stop()
-    said = [message for _, message in supervised.events]
-    assert "stopping PostgreSQL" in said and "stopping SeaweedFS S3" in said, said
-    assert "stopping Redis" not in said, said
+    stop a server that is already gone. On a stack of its own: it ends the stack, and the
+    package's shared one is still needed by drills that pytest-xdist may run after it (the
+    queue's PostgreSQL-restart drill once found the shared stack stopped by this test)."""
+    with supervised_stack() as own:
+        own.supervisor.stop()
+        redis = own.stack.records["redis"]
+        _kill(redis.pid)
+        assert own.stack.redis is not None and own.stack.redis.process is not None
+        own.stack.redis.process.wait(10)
+        own.events.clear()
+        own.stack.stop()
+        said = [message for _, message in own.events]
+        assert "stopping PostgreSQL" in said and "stopping SeaweedFS S3" in said, said
+        assert "stopping Redis" not in said, said

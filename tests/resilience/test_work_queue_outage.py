@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from templator.audit.service import CLI
 from templator.auth.schemas import TokenCreate
@@ -95,9 +94,8 @@ def _wait_accepting(dsn: str, timeout: float = 60) -> None:
             return
         except psycopg.OperationalError as exc:
             if time.monotonic() > deadline:
-                # Seen once in a full run: the shared supervised stack's PostgreSQL was still
-                # down from an earlier drill. Not this drill's subject; said, not hidden.
-                pytest.skip(f"the supervised stack's PostgreSQL is not accepting: {exc}")
+                message = f"the supervised stack's PostgreSQL is not accepting: {exc}"
+                raise AssertionError(message) from exc
             time.sleep(0.5)
 
 
