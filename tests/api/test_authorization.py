@@ -105,7 +105,7 @@ WORKER_READS = OWNED | {"worker": 200}
 # A worker's writes go through only under a lease: without one, 409 lease_required.
 WORKER_WRITES = OWNED | {"worker": 409}
 # The work queue's own routes: a worker token only (403 worker_scope_required otherwise);
-# without a Lease-Token header, heartbeat and release answer 409 lease_required.
+# without a Lease-Token header, heartbeat, release and complete answer 409 lease_required.
 WORK_ONLY = {
     "anonymous": 401,
     "other": 403,
@@ -206,6 +206,11 @@ MATRIX: list[tuple[str, Request, dict[str, int]]] = [
     (
         "release",
         lambda w: ("POST", f"/api/v1/work/{w.processing}/release", {}),
+        WORK_ONLY | {"worker": 409},
+    ),
+    (
+        "complete with its template",
+        lambda w: ("POST", f"/api/v1/work/{w.processing}/complete", {"json": {"template": {}}}),
         WORK_ONLY | {"worker": 409},
     ),
     ("start", lambda w: ("POST", f"/api/v1/sessions/{w.pending}/start", {}), OWNED),

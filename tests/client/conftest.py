@@ -42,10 +42,8 @@ async def web(api_app: FastAPI, make_caller: MakeCaller) -> AsyncIterator[AsyncC
 
 
 @pytest.fixture
-async def worker_client(
-    api_app: FastAPI, make_caller: MakeCaller, store_connections: Connections
-) -> AsyncIterator[AsyncClient]:
-    """A worker's client: an ADMIN's token with scope `worker`."""
+async def worker_token(make_caller: MakeCaller, store_connections: Connections) -> str:
+    """A worker credential: an ADMIN's token with scope `worker`."""
     admin = await make_caller(UserRole.ADMIN)
     conns = store_connections
     async with unit_of_work(conns.sessionmaker, conns.cache) as session:
@@ -55,6 +53,12 @@ async def worker_client(
             origin=CLI,
             owner_role=UserRole.ADMIN,
         )
+    return created.token
+
+
+@pytest.fixture
+async def worker_client(api_app: FastAPI, worker_token: str) -> AsyncIterator[AsyncClient]:
+    """A worker's client (`worker_token`)."""
     transport = httpx.ASGITransport(app=api_app)
-    async with AsyncClient(BASE, created.token, transport=transport) as client:
+    async with AsyncClient(BASE, worker_token, transport=transport) as client:
         yield client

@@ -11,7 +11,7 @@ from templator.client import ApiError, AsyncClient
 from templator.client.worker import Job, RetryableError, Worker
 from templator.models import SessionPhase, SessionStatus
 from templator.project.schemas import ProjectCreate
-from templator.template.schemas import TemplateFromSession
+from templator.template.schemas import TemplateOptions
 from tests.support.factories import hubspot_config
 
 RESULT = AiSessionComplete(
@@ -75,18 +75,11 @@ async def test_a_session_is_worked_completed_and_made_a_template(
     web: AsyncClient, worker_client: AsyncClient
 ) -> None:
     sid = await _ready_session(web)
-    templates: list[str] = []
 
     async def handler(job: Job) -> AiSessionComplete:
         await job.phase(SessionPhase.UPLOAD, {"designs": len(job.claim.designs)}, 0.2)
         await job.log("uploaded", phase=SessionPhase.UPLOAD)
         return RESULT
-
-    async def make_template(job: Job) -> None:
-        made = await job.client.template_from_session(
-            TemplateFromSession(session_id=job.session_id)
-        )
-        templates.append(made.id)
 
     outcomes = Outcomes()
     worker = Worker(
@@ -94,12 +87,14 @@ async def test_a_session_is_worked_completed_and_made_a_template(
         handler,
         name="w1",
         wait=1,
-        after_complete=make_template,
+        template=TemplateOptions(tags=["generated"]),
         on_outcome=outcomes,
     )
     await _run_until(worker, outcomes, lambda seen: (sid, "completed") in seen)
-    assert (await web.get_session(sid)).status is SessionStatus.COMPLETED
-    assert len(templates) == 1
+    session = await web.get_session(sid)
+    assert session.status is SessionStatus.COMPLETED
+    templates = (await web.project_templates(session.project_id)).items
+    assert [(t.session_id, t.tags) for t in templates] == [(sid, ["generated"])]
     [attempt] = (await web.attempts(sid)).items
     assert (attempt.worker, attempt.outcome) == ("w1", "completed")
 

@@ -20,6 +20,7 @@ WORKER_ROUTES = frozenset(
         ("POST", "/work/claim"),
         ("POST", "/work/{session_id}/heartbeat"),
         ("POST", "/work/{session_id}/release"),
+        ("POST", "/work/{session_id}/complete"),
         ("GET", SESSION),
         ("GET", f"{SESSION}/state"),
         ("GET", f"{SESSION}/attempts"),

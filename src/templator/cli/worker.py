@@ -65,21 +65,20 @@ async def _work(
     quiet: bool,
 ) -> dict[str, int]:
     from templator.client import AsyncClient
-    from templator.client.reference import ReferenceHandler, make_template
-    from templator.client.worker import Worker, run_until_signalled
+    from templator.client.reference import reference_worker
+    from templator.client.worker import run_until_signalled
 
     def report(session_id: str, outcome: str) -> None:
         if not quiet:
             console.print(f"{name} {session_id} {outcome}", highlight=False)
 
     async with AsyncClient(base, token) as client:
-        worker = Worker(
+        worker = reference_worker(
             client,
-            ReferenceHandler(model_seconds=model_seconds),
             name=name,
             concurrency=concurrency,
             lease_seconds=lease_seconds,
-            after_complete=make_template,
+            model_seconds=model_seconds,
             on_outcome=report,
         )
         stats = await run_until_signalled(worker)

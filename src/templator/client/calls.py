@@ -31,13 +31,15 @@ from templator.stored_object.schemas import (
     ExportRequest,
     ExportResult,
 )
-from templator.template.schemas import Template, TemplateFromSession
+from templator.template.schemas import Template, TemplateFromSession, TemplateOptions
 from templator.work.schemas import (
     AttemptList,
     ClaimList,
     ClaimRequest,
     Heartbeat,
     HeartbeatRequest,
+    WorkComplete,
+    WorkCompleted,
 )
 
 T = TypeVar("T")
@@ -82,9 +84,11 @@ def _create(
     return Call("POST", PREFIX + path, _model(model), body, headers, safe=True, **extra)
 
 
-def _leased(path: str, data: BaseModel | None, model: type[M], lease: str) -> Call[M]:
+def _leased(
+    path: str, data: BaseModel | None, model: type[M], lease: str, *, safe: bool = False
+) -> Call[M]:
     body = None if data is None else _body(data)
-    return Call("POST", PREFIX + path, _model(model), body, {LEASE_HEADER: lease})
+    return Call("POST", PREFIX + path, _model(model), body, {LEASE_HEADER: lease}, safe=safe)
 
 
 def _get(path: str, model: type[M]) -> Call[M]:
@@ -182,8 +186,7 @@ def claim(data: ClaimRequest) -> Call[ClaimList]:
 def heartbeat(session_id: str, lease: str, *, lease_seconds: int = 60) -> Call[Heartbeat]:
     """POST /work/{id}/heartbeat: extend the lease; `cancelled` says stop."""
     data = HeartbeatRequest(lease_seconds=lease_seconds)
-    call = _leased(f"/work/{session_id}/heartbeat", data, Heartbeat, lease)
-    return Call(call.method, call.path, call.parse, call.json, call.headers, safe=True)
+    return _leased(f"/work/{session_id}/heartbeat", data, Heartbeat, lease, safe=True)
 
 
 def release(session_id: str, lease: str) -> Call[AiSession]:
@@ -207,9 +210,18 @@ def append_logs(session_id: str, lines: list[LogLine], lease: str) -> Call[int]:
     return Call("POST", path, _appended, body, {LEASE_HEADER: lease})
 
 
-def complete(session_id: str, data: AiSessionComplete, lease: str) -> Call[AiSessionState]:
-    """POST /sessions/{id}/complete under the lease."""
-    return _leased(f"/sessions/{session_id}/complete", data, AiSessionState, lease)
+def complete(
+    session_id: str,
+    data: AiSessionComplete,
+    lease: str,
+    *,
+    template: TemplateOptions | None = None,
+) -> Call[WorkCompleted]:
+    """POST /work/{id}/complete under the lease: the session completed and, with
+    `template`, its template made, both in one transaction. Retried like a create: a
+    repeat under the same lease answers the first completion and its template."""
+    body = WorkComplete(**data.model_dump(exclude_unset=True), template=template)
+    return _leased(f"/work/{session_id}/complete", body, WorkCompleted, lease, safe=True)
 
 
 def fail(session_id: str, data: AiSessionFail, lease: str) -> Call[AiSessionState]:

@@ -2,9 +2,10 @@
 
 * A request that never reached the server (connect error or timeout) is always retried.
 * A request that may have run (read timeout, dropped connection, 502/503/504, 429, 409
-  `idempotency_key_in_flight`) is retried only when repeating it is safe: a GET, or a
+  `idempotency_key_in_flight`) is retried only when repeating it is safe: a GET, a
   create carrying an Idempotency-Key (the client gives every create one), whose retry the
-  server answers with the first response.
+  server answers with the first response, a heartbeat, or a completion
+  (`POST /work/{id}/complete`, idempotent by its lease).
 * Waits grow exponentially with full jitter (AWS's "Exponential Backoff and Jitter"),
   from 0.2 s up to 5 s, or what `Retry-After` asks for (capped at 30 s).
 """

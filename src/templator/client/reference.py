@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from templator.ai_session.schemas import AiSessionComplete
+from templator.client.aio import AsyncClient
 from templator.client.sections import Section, detect_sections
-from templator.client.worker import Job, RetryableError
+from templator.client.worker import Job, OnOutcome, RetryableError, Worker
 from templator.models.enums import SessionPhase
-from templator.template.schemas import TemplateFromSession
+from templator.template.schemas import TemplateOptions
 
 _NAME = re.compile(r"[^a-z0-9_]+")
 STAND_IN = "stand-in for a model call: derived from the detected sections by fixed rules"
@@ -122,10 +123,27 @@ class ReferenceHandler:
         return AiSessionComplete(quality_score=0.8 if sections else 0.3)
 
 
-async def make_template(job: Job) -> None:
-    """After completing: the template from the session (retried safely: Idempotency-Key
-    named after the session, so a second worker's call answers the same template)."""
-    await job.client.template_from_session(
-        TemplateFromSession(session_id=job.session_id, tags=["generated"]),
-        idempotency_key=f"template-from-{job.session_id}",
+TEMPLATE = TemplateOptions(tags=["generated"])
+"""The template the reference worker asks with each completion (made in its transaction)."""
+
+
+def reference_worker(
+    client: AsyncClient,
+    *,
+    name: str,
+    concurrency: int = 4,
+    lease_seconds: int = 60,
+    model_seconds: float = 0.0,
+    on_outcome: OnOutcome | None = None,
+) -> Worker:
+    """The worker `templator worker` runs: the reference handler, each completed session
+    made a template in the completion's own transaction."""
+    return Worker(
+        client,
+        ReferenceHandler(model_seconds=model_seconds),
+        name=name,
+        concurrency=concurrency,
+        lease_seconds=lease_seconds,
+        template=TEMPLATE,
+        on_outcome=on_outcome,
     )

@@ -7,11 +7,15 @@ heartbeating in the background, report the outcome, and stop cleanly.
   (the owner cancelled the session) or says the lease is gone (`lease_lost`,
   `lease_expired`, `lease_invalid`, `session_finished`), the handler is cancelled and
   nothing more is written for that session.
-* The handler returns the completion (`AiSessionComplete`); raising `RetryableError`
+* The handler returns the completion (`AiSessionComplete`), sent with `template` (the
+  template to make of the session, in the completion's own transaction) when given;
+  raising `RetryableError`
   fails the attempt as retryable (the server requeues it with backoff while attempts are
   left), as does an API call of the handler answered 429/502/503/504 or unreachable
   through its retries; a lease error ends the session here without a write; any other
-  exception fails the session for good, with the error kept.
+  exception fails the session for good, with the error kept. A completion the API
+  refuses for another reason than the lease (no template can be made of the result)
+  fails the session for good too.
 * `stop` (SIGTERM/SIGINT in `run_until_signalled`) ends claiming; running handlers get
   `grace` seconds to finish, after which they are cancelled and their leases released,
   so another worker takes the session at once.
@@ -35,6 +39,7 @@ from templator.client.aio import AsyncClient
 from templator.client.errors import ApiError
 from templator.models.enums import LogLevel, SessionPhase
 from templator.processing_log.schemas import LogLine
+from templator.template.schemas import TemplateOptions
 from templator.work.schemas import Claim, ClaimRequest
 
 log = logging.getLogger("templator.worker")
@@ -89,6 +94,9 @@ class Job:
 
 Handler = Callable[[Job], Coroutine[Any, Any, AiSessionComplete]]
 AfterComplete = Callable[[Job], Awaitable[None]]
+"""Runs after the completion committed, outside it (a notification, say): a worker that
+dies first never runs it. What must not be lost with the completion — the template —
+goes in `template`, which the API makes in the completion's transaction."""
 OnOutcome = Callable[[str, str], None]
 """Called with (session id, outcome) as each claimed session ends here: completed,
 failed, retried, cancelled, released or lost."""
@@ -120,6 +128,7 @@ class Worker:
         lease_seconds: int = 60,
         wait: float = 5.0,
         grace: float = 10.0,
+        template: TemplateOptions | None = None,
         after_complete: AfterComplete | None = None,
         on_outcome: OnOutcome | None = None,
     ) -> None:
@@ -130,6 +139,7 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.wait = wait
         self.grace = grace
+        self.template = template
         self.after_complete = after_complete
         self.on_outcome = on_outcome
         self.stats = WorkerStats()
@@ -245,9 +255,12 @@ class Worker:
 
     async def _complete(self, job: Job, result: AiSessionComplete) -> None:
         try:
-            await self.client.complete(job.session_id, result, job.lease)
+            await self.client.complete(job.session_id, result, job.lease, template=self.template)
         except ApiError as exc:
-            self._lost(job.session_id, exc)
+            if exc.code in LOST:
+                self._lost(job.session_id, exc)
+            else:  # refused (a result no template can be made of) or the API busy
+                await self._fail(job, exc, retryable=exc.status in TRANSIENT)
             return
         if self.after_complete is not None:
             try:

@@ -111,10 +111,9 @@ class TemplateCreate(_Content):
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
-class TemplateFromSession(RequestModel):
-    """A template made from a COMPLETED session's final result."""
+class TemplateOptions(RequestModel):
+    """What a template made from a session's final result is called and tagged."""
 
-    session_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
@@ -122,6 +121,12 @@ class TemplateFromSession(RequestModel):
     @classmethod
     def _valid_tags(cls, value: list[str]) -> list[str]:
         return _check_tags(value) or []
+
+
+class TemplateFromSession(TemplateOptions):
+    """A template made from a COMPLETED session's final result."""
+
+    session_id: str = Field(pattern=r"^[a-z][0-9a-z]{24}$")
 
 
 class TemplateUpdate(_Content):

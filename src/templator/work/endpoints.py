@@ -10,14 +10,18 @@ from fastapi import APIRouter, Body, Depends, Request
 
 from templator.ai_session.errors import (
     LEASE_ERRORS,
+    AiSessionChangedConcurrently,
     AiSessionFinished,
     AiSessionNotFound,
+    AiSessionPayloadTooLarge,
+    InvalidAiSessionTransition,
 )
 from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.schemas import AiSession
 from templator.api.deps import Conns, CurrentActor, DbSession, LeaseToken, Uow
 from templator.api.problems import responses_for
 from templator.kit.validation import IdPath
+from templator.project.errors import ProjectNotFound
 from templator.work import schemas
 from templator.work.errors import WorkerScopeRequired
 from templator.work.service import WorkService, require_worker
@@ -88,6 +92,31 @@ async def release(
     require_worker(actor)
     held = WorkService.held(session_id, lease)
     return await service.release(actor, held)
+
+
+@router.post(
+    "/work/{session_id}/complete",
+    responses=responses_for(
+        AiSessionNotFound,
+        WorkerScopeRequired,
+        InvalidAiSessionTransition,
+        AiSessionChangedConcurrently,
+        AiSessionPayloadTooLarge,
+        ProjectNotFound,
+        *LEASE_ERRORS,
+    ),
+)
+async def complete(
+    session_id: IdPath,
+    data: schemas.WorkComplete,
+    actor: CurrentActor,
+    service: Work,
+    lease: LeaseToken = None,
+) -> schemas.WorkCompleted:
+    """PROCESSING → COMPLETED under the lease and, with `template`, the template made of
+    the session's final result, in one transaction (both or neither). A repeat under the
+    same lease (its answer was lost) answers the same session and template again."""
+    return await service.complete(actor, session_id, data, lease=lease)
 
 
 @router.get("/sessions/{session_id}/attempts", responses=responses_for(AiSessionNotFound))

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from annotated_types import Interval
 from pydantic import BaseModel, Field
 
-from templator.ai_session.schemas import AiSession
+from templator.ai_session.schemas import AiSession, AiSessionComplete, AiSessionState
 from templator.kit.validation import JsonInt, RequestModel
 from templator.stored_object.schemas import Design
+from templator.template.schemas import Template, TemplateOptions
 
 WORKER_NAME = r"^[A-Za-z0-9._:@-]{1,100}$"
 LeaseSeconds = Annotated[JsonInt, Interval(ge=5, le=3600)]
@@ -58,6 +59,21 @@ class Heartbeat(BaseModel):
 
     expires_at: datetime | None
     cancelled: bool
+
+
+class WorkComplete(AiSessionComplete):
+    """Complete a held session and, with `template`, make its template in the same
+    transaction: both happen or neither does."""
+
+    template: TemplateOptions | None = None
+
+
+class WorkCompleted(BaseModel):
+    """The completed session and the template made of it (None when none was asked and
+    none exists)."""
+
+    session: AiSessionState
+    template: Template | None
 
 
 Outcome = Literal[

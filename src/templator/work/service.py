@@ -16,6 +16,7 @@ from templator.ai_session.errors import (
     AiSessionChangedConcurrently,
     AiSessionFinished,
     AiSessionNotFound,
+    InvalidAiSessionTransition,
     LeaseRequired,
 )
 from templator.ai_session.lease import check as check_lease
@@ -28,6 +29,8 @@ from templator.kit.actor import Actor
 from templator.models.enums import SessionStatus
 from templator.storage.service import ObjectStore
 from templator.stored_object.service import StoredObjectService
+from templator.template.schemas import Template, TemplateFromSession, TemplateOptions
+from templator.template.service import TemplateService
 from templator.work import metrics, schemas
 from templator.work.errors import WorkerScopeRequired
 from templator.work.repository import SPARE_TENANTS, TenantQueue, WorkRepository
@@ -151,6 +154,61 @@ class WorkService:
         self.sessions.published(_state_of(released))
         return released
 
+    async def complete(
+        self, actor: Actor, session_id: str, data: schemas.WorkComplete, *, lease: str | None
+    ) -> schemas.WorkCompleted:
+        """Complete the held session and, when `data.template` asks, make its template, in
+        the caller's transaction: a worker that dies in between leaves neither.
+
+        Idempotent by the lease: a repeat of a completion that committed (its answer was
+        lost) answers the session and the template made of it, and makes none twice.
+        """
+        require_worker(actor)
+        held = self.held(session_id, lease)
+        try:
+            state = await self.sessions.complete(actor, session_id, data, lease=lease)
+        except InvalidAiSessionTransition:
+            if not await self._completed_under(held):
+                raise
+            return await self._completed_already(actor, session_id, data.template)
+        template = None
+        if data.template is not None:
+            template = await self._templates().create_from_session(
+                actor, _from_session(session_id, data.template)
+            )
+        return schemas.WorkCompleted(session=state, template=template)
+
+    def _templates(self) -> TemplateService:
+        return TemplateService(self.session, self.cache, self.store)
+
+    async def _completed_under(self, held: HeldLease) -> bool:
+        """True when the session is COMPLETED and this lease's attempt completed it."""
+        view = await self.sessions.lease_view(held.session_id, held.lease_hash)
+        return (
+            view is not None
+            and view.status is SessionStatus.COMPLETED
+            and view.current_hash == held.lease_hash
+        )
+
+    async def _completed_already(
+        self, actor: Actor, session_id: str, options: TemplateOptions | None
+    ) -> schemas.WorkCompleted:
+        """The answer to a repeated completion: the template made of the session (made now
+        if the first call did not ask for one and this one does). The session's row is
+        locked first, so repeats racing each other make one template."""
+        await self.sessions.ensure_access(actor, session_id, lock=True)
+        templates = self._templates()
+        made = [
+            await templates.get(actor, i) for i in await templates.made_from_session(session_id)
+        ]
+        template: Template | None = min(made, key=lambda t: (t.created_at, t.id), default=None)
+        if template is None and options is not None:
+            template = await templates.create_from_session(
+                actor, _from_session(session_id, options)
+            )
+        state = await self.sessions.get_state(actor, session_id)
+        return schemas.WorkCompleted(session=state, template=template)
+
     async def rescue(
         self, retry: RetryPolicy, *, limit: int = RESCUE_BATCH
     ) -> list[AiSessionState]:
@@ -174,6 +232,12 @@ class WorkService:
     async def drafts(self) -> int:
         """Sessions not submitted yet."""
         return await self.repository.drafts()
+
+
+def _from_session(session_id: str, options: TemplateOptions) -> TemplateFromSession:
+    return TemplateFromSession.model_construct(
+        session_id=session_id, name=options.name, tags=options.tags
+    )
 
 
 def _state_of(session: AiSession) -> AiSessionState:
