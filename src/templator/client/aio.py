@@ -1,38 +1,25 @@
-"""`AsyncClient`: the API over an httpx.AsyncClient, every call of `calls.py` as a method."""
+"""`AsyncClient`: the API over an httpx.AsyncClient, every call of `calls.py` as a method
+(`methods.Calls`, shared with `Client`)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TypeVar
 
 import httpx
 
 from templator.client import calls, policy
-from templator.client.errors import ApiError, ApiUnavailable
+from templator.client.errors import ApiError
+from templator.client.methods import Calls
+from templator.client.sync import KEEPALIVE
 from templator.stored_object.schemas import DesignStored, DirectUploadRequest
 
-P = ParamSpec("P")
 T = TypeVar("T")
-# Below uvicorn's 5 s keep-alive: a connection the server is closing is never reused
-# (httpx's own 5 s raced it: "Server disconnected without sending a response").
-KEEPALIVE = 2.0
 
 
-def _method(
-    build: Callable[P, calls.Call[T]],
-) -> Callable[Concatenate[AsyncClient, P], Awaitable[T]]:
-    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self.send(build(*args, **kwargs))
-
-    method.__name__ = build.__name__
-    method.__doc__ = build.__doc__
-    return method
-
-
-class AsyncClient:
+class AsyncClient(Calls):
     """The Templator API (asyncio). Errors are `ApiError` with the problem's `code`."""
 
     def __init__(
@@ -68,29 +55,15 @@ class AsyncClient:
 
     async def send(self, call: calls.Call[T]) -> T:
         """Send `call`, retrying what `policy` allows; its parsed answer or `ApiError`."""
-        extra: dict[str, Any] = {} if call.timeout is None else {"timeout": call.timeout}
         for attempt in itertools.count(1):
             try:
-                response = await self.http.request(
-                    call.method,
-                    call.path,
-                    json=call.json,
-                    headers=call.headers,
-                    files=call.files,
-                    **extra,
-                )
+                response = await self.http.request(**call.request())
             except httpx.TransportError as exc:
-                wait = policy.wait_after_error(exc, attempt, self.retries, safe=call.safe)
-                if wait is None:
-                    raise ApiUnavailable(f"{call.method} {call.path}: {exc!r}") from exc
-                await asyncio.sleep(wait)
+                await asyncio.sleep(call.wait(attempt, self.retries, error=exc))
                 continue
             if response.status_code < 400:
                 return call.parse(response)
-            wait = policy.wait_after_response(response, attempt, self.retries, safe=call.safe)
-            if wait is None:
-                raise ApiError.from_response(response)
-            await asyncio.sleep(wait)
+            await asyncio.sleep(call.wait(attempt, self.retries, response=response))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def upload_design_direct(
@@ -108,25 +81,3 @@ class AsyncClient:
         if (refusal := policy.store_refusal(stored)) is not None:
             raise ApiError(*refusal)
         return await self.send(calls.confirm_design(session_id, post.key))
-
-    create_project = _method(calls.create_project)
-    create_session = _method(calls.create_session)
-    submit_session = _method(calls.submit_session)
-    get_session = _method(calls.get_session)
-    session_state = _method(calls.session_state)
-    cancel_session = _method(calls.cancel_session)
-    attempts = _method(calls.attempts)
-    upload_design = _method(calls.upload_design)
-    direct_upload = _method(calls.direct_upload)
-    confirm_design = _method(calls.confirm_design)
-    list_designs = _method(calls.list_designs)
-    claim = _method(calls.claim)
-    heartbeat = _method(calls.heartbeat)
-    release = _method(calls.release)
-    record_phase = _method(calls.record_phase)
-    append_logs = _method(calls.append_logs)
-    complete = _method(calls.complete)
-    fail = _method(calls.fail)
-    template_from_session = _method(calls.template_from_session)
-    project_templates = _method(calls.project_templates)
-    export_module = _method(calls.export_module)

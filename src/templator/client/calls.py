@@ -20,6 +20,7 @@ from templator.ai_session.schemas import (
     PhaseUpdate,
 )
 from templator.api.pagination import PageOut
+from templator.client import policy
 from templator.processing_log.schemas import LogBatch, LogLine
 from templator.project.schemas import Project, ProjectCreate
 from templator.stored_object.schemas import (
@@ -61,6 +62,38 @@ class Call(Generic[T]):
     files: dict[str, tuple[str, bytes, str]] | None = None
     safe: bool = False
     timeout: float | None = None
+
+    def request(self) -> dict[str, Any]:
+        """The arguments of `httpx.Client.request` (or the async one's) sending it."""
+        extra: dict[str, Any] = {} if self.timeout is None else {"timeout": self.timeout}
+        return {
+            "method": self.method,
+            "url": self.path,
+            "json": self.json,
+            "headers": self.headers,
+            "files": self.files,
+            **extra,
+        }
+
+    def wait(
+        self,
+        attempt: int,
+        retries: int,
+        *,
+        response: httpx.Response | None = None,
+        error: httpx.TransportError | None = None,
+    ) -> float:
+        """Seconds before sending it again after a failed `attempt` (`policy.next_wait`);
+        raises the error to give up with."""
+        return policy.next_wait(
+            self.method,
+            self.path,
+            attempt,
+            retries,
+            safe=self.safe,
+            response=response,
+            error=error,
+        )
 
 
 def _model(model: type[M]) -> Callable[[httpx.Response], M]:

@@ -16,6 +16,8 @@ import random
 
 import httpx
 
+from templator.client.errors import ApiError, ApiUnavailable
+
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError)
@@ -68,6 +70,31 @@ def wait_after_response(
     if attempt > retries or not should_retry_response(response, safe=safe):
         return None
     return delay(attempt, response)
+
+
+def next_wait(
+    method: str,
+    path: str,
+    attempt: int,
+    retries: int,
+    *,
+    safe: bool,
+    response: httpx.Response | None = None,
+    error: httpx.TransportError | None = None,
+) -> float:
+    """Seconds to wait before trying `method path` again after its `attempt`th try met an
+    error answer (`response`) or a transport failure (`error`); raises `ApiError` (the
+    answer's problem) or `ApiUnavailable` when it is not to be tried again."""
+    if error is not None:
+        wait = wait_after_error(error, attempt, retries, safe=safe)
+        if wait is None:
+            raise ApiUnavailable(f"{method} {path}: {error!r}") from error
+        return wait
+    assert response is not None
+    wait = wait_after_response(response, attempt, retries, safe=safe)
+    if wait is None:
+        raise ApiError.from_response(response)
+    return wait
 
 
 def store_refusal(response: httpx.Response) -> tuple[int, str, str] | None:
