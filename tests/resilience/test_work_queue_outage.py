@@ -160,6 +160,15 @@ async def test_postgres_restarted_while_workers_claim_loses_no_session_and_doubl
             "WHERE session_id = ANY(%s)) a WHERE claimed_at < prev_end",
             (ids,),
         ).fetchall()
+        # The workers complete with POST /work/{id}/complete: the template is made in the
+        # completion's transaction, so a restart mid-way leaves both or neither.
+        unmatched = conn.execute(
+            "SELECT s.id, s.status::text, count(t.id) FROM ai_sessions s LEFT JOIN templates t "
+            "ON t.session_id = s.id WHERE s.id = ANY(%s) GROUP BY s.id, s.status "
+            "HAVING count(t.id) <> (CASE WHEN s.status = 'COMPLETED' THEN 1 ELSE 0 END)",
+            (ids,),
+        ).fetchall()
     assert set(statuses) <= {"COMPLETED", "FAILED"}, statuses  # none lost or left held
+    assert unmatched == []  # no COMPLETED session without its one template
     assert sum(statuses.values()) == SESSIONS
     assert doubled == [] and overlapping == []  # never held by two

@@ -1,7 +1,8 @@
 """A worker process of the drills (tests/work/test_drills.py): claims sessions over HTTP,
-heartbeats, records a phase, and completes or fails each at random; prints what it did
-as one JSON line. Modes: `run` (until the queue stays empty), `hold` (claim one session,
-print it, then sleep; SIGSTOP/SIGCONT or kill -9 it from outside, then it writes late)."""
+heartbeats, records a phase, and completes (with its template, `POST /work/{id}/complete`)
+or fails each at random; prints what it did as one JSON line. Modes: `run` (until the
+queue stays empty), `hold` (claim one session, print it, then sleep; SIGSTOP/SIGCONT or
+kill -9 it from outside, then it writes late)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ import time
 import httpx
 
 PHASE = {"phase": "section_detection", "payload": {"sections": ["hero"]}, "progress": 0.5}
+COMPLETE = {
+    "quality_score": 0.9,
+    "final_result": {
+        "name": "Drill module",
+        "html": "<h2>{{ module.title }}</h2>",
+        "hubspot_config": {
+            "meta": {"label": "Drill", "content_types": ["SITE_PAGE"], "global": False},
+            "fields": [{"name": "title", "label": "Title", "type": "text", "default": "Hi"}],
+        },
+    },
+    "template": {"tags": ["drill"]},
+}
 
 
 def _claim(
@@ -63,12 +76,8 @@ def run(
                 elif roll < 0.2:
                     kind, end = "failed", {"error": {"message": "bad design"}}
                     path = f"/api/v1/sessions/{sid}/fail"
-                else:
-                    kind, end, path = (
-                        "completed",
-                        {"quality_score": 0.9},
-                        f"/api/v1/sessions/{sid}/complete",
-                    )
+                else:  # completed with its template, in one transaction
+                    kind, end, path = "completed", COMPLETE, f"/api/v1/work/{sid}/complete"
                 finish = _post(client, path, token, end)
             except httpx.HTTPError as exc:
                 unexpected.append(f"{sid}: {exc!r}")
@@ -78,7 +87,10 @@ def run(
             if finish.status_code != 200:
                 unexpected.append(f"{sid}: {kind} answered {finish.status_code} {finish.text}")
                 continue
-            status = finish.json()["status"]
+            answer = finish.json()
+            status = answer["session"]["status"] if kind == "completed" else answer["status"]
+            if kind == "completed" and (answer["template"] or {}).get("session_id") != sid:
+                unexpected.append(f"{sid}: completed without its template: {finish.text}")
             done[
                 "completed"
                 if status == "COMPLETED"
@@ -99,6 +111,7 @@ def hold(client: httpx.Client, name: str, pause: float) -> None:
     late = [
         _post(client, f"/api/v1/sessions/{sid}/phases", token, PHASE),
         _post(client, f"/api/v1/sessions/{sid}/complete", token, {}),
+        _post(client, f"/api/v1/work/{sid}/complete", token, COMPLETE),
         _post(client, f"/api/v1/work/{sid}/heartbeat", token, {}),
     ]
     print(json.dumps({"late": [[r.status_code, r.json().get("code")] for r in late]}), flush=True)

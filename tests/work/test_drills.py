@@ -153,7 +153,8 @@ async def test_workers_with_random_failures_lose_nothing_and_process_nothing_twi
                     "count(a.id) FILTER (WHERE a.outcome = 'running'), "
                     "bool_and(a.ended_at IS NOT NULL), "
                     "(array_agg(a.outcome ORDER BY a.id DESC))[1], "
-                    "count(*) FILTER (WHERE a.claimed_at < a.prev_end) "
+                    "count(*) FILTER (WHERE a.claimed_at < a.prev_end), "
+                    "(SELECT count(*) FROM templates t WHERE t.session_id = s.id) "
                     "FROM ai_sessions s JOIN (SELECT *, lag(ended_at) OVER "
                     "(PARTITION BY session_id ORDER BY id) AS prev_end FROM session_attempts) a "
                     "ON a.session_id = s.id WHERE s.id = ANY(:ids) GROUP BY s.id, s.status, "
@@ -165,12 +166,12 @@ async def test_workers_with_random_failures_lose_nothing_and_process_nothing_twi
     assert set(by_status) <= {"COMPLETED", "FAILED"}, by_status  # 0 lost, 0 left PROCESSING
     assert sum(by_status.values()) == SESSIONS
     assert len(rows) == SESSIONS  # every session was claimed at least once
-    for sid, status, has_error, completed, running, all_ended, last, overlaps in rows:
+    for sid, status, has_error, completed, running, all_ended, last, overlaps, made in rows:
         assert overlaps == 0 and running == 0 and all_ended, sid
-        if status == "COMPLETED":
-            assert completed == 1 and last == "completed", sid
+        if status == "COMPLETED":  # with its one template (made in the same transaction)
+            assert completed == 1 and last == "completed" and made == 1, sid
         else:
-            assert completed == 0 and has_error and last == "failed", sid
+            assert completed == 0 and has_error and last == "failed" and made == 0, sid
     completed_by_workers = [sid for r in reports for sid in r["completed"]]
     assert len(completed_by_workers) == len(set(completed_by_workers))  # none twice
     assert len(completed_by_workers) == by_status.get("COMPLETED", 0)
@@ -270,7 +271,7 @@ async def test_a_paused_workers_late_writes_are_refused(
             headers=mine,
         )
 
-    assert late == [[409, "lease_lost"]] * 3
+    assert late == [[409, "lease_lost"]] * 4
     assert done.status_code == 200
     async with connections.sessionmaker() as session:
         final = (
