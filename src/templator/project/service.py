@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from templator.ai_session.cache import state_keys
 from templator.audit import service as audit
-from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import DEFAULT_LIMIT, Page, PageParams
 from templator.kit.repository import JsonRow
+from templator.kit.service import Service
 from templator.kit.uow import after_commit_delete_objects, after_commit_invalidate
 from templator.project import schemas
 from templator.project.cache import list_key
@@ -33,16 +31,10 @@ def _decode_page(data: dict[str, Any]) -> Page[schemas.Project]:
     return Page([schemas.Project.model_validate(p) for p in data["items"]], data["next"])
 
 
-class ProjectService:
+class ProjectService(Service[ProjectRepository, ObjectStore]):
     """Create, read, list, change and delete projects, enforcing ownership; the caller commits."""
 
-    def __init__(
-        self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
-    ) -> None:
-        self.session = session
-        self.cache = cache
-        self.store = store
-        self.repository = ProjectRepository(session)
+    repository_type = ProjectRepository
 
     async def create(
         self, actor: Actor, data: schemas.ProjectCreate, *, owner_id: str | None = None

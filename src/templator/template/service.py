@@ -11,11 +11,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.service import AiSessionService
 from templator.audit import service as audit
-from templator.cache import Cache
 from templator.hubspot.check import CheckReport, check_module
 from templator.hubspot.config import keep_imported
 from templator.hubspot.errors import ModuleCheckFailed
@@ -29,6 +27,7 @@ from templator.kit.pagination import (
     offset_page,
 )
 from templator.kit.repository import JsonRow
+from templator.kit.service import Service
 from templator.kit.uow import after_commit_delete_objects, invalidate_now
 from templator.models import SessionStatus, TemplateStatus
 from templator.project.errors import ProjectNotFound
@@ -91,16 +90,10 @@ def public_json(data: dict[str, Any]) -> bytes:
     return orjson.dumps({k: v for k, v in data.items() if k != "owner_id"})
 
 
-class TemplateService:
+class TemplateService(Service[TemplateRepository, ObjectStore]):
     """Templates and their versions; the caller commits."""
 
-    def __init__(
-        self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
-    ) -> None:
-        self.session = session
-        self.cache = cache
-        self.store = store
-        self.repository = TemplateRepository(session)
+    repository_type = TemplateRepository
 
     # --- reading -------------------------------------------------------------------------
 
