@@ -14,7 +14,7 @@ when this module is imported: the rule is written there only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from templator.ai_session import lifecycle, schemas
 from templator.ai_session.events import WORK_CHANNEL
@@ -183,7 +183,7 @@ class Fence:
     worker: bool
     lease_hash: str | None
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, object]:
         """The statement parameters of `_ACTOR` and `_LEASE_HOLDS`."""
         return {
             "actor": self.actor_id,

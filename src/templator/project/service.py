@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from templator.ai_session.cache import state_keys
 from templator.audit import service as audit
@@ -23,11 +23,18 @@ FIRST_PAGE_LIMIT = DEFAULT_LIMIT
 """Only the page most callers ask for (no cursor, default size) is cached."""
 
 
-def _encode_page(page: Page[schemas.Project]) -> dict[str, Any]:
+class CachedPage(TypedDict):
+    """The first page of a user's projects as the cache holds it (JSON)."""
+
+    items: list[JsonRow]
+    next: str | None
+
+
+def _encode_page(page: Page[schemas.Project]) -> CachedPage:
     return {"items": [p.model_dump(mode="json") for p in page.items], "next": page.next_cursor}
 
 
-def _decode_page(data: dict[str, Any]) -> Page[schemas.Project]:
+def _decode_page(data: CachedPage) -> Page[schemas.Project]:
     return Page([schemas.Project.model_validate(p) for p in data["items"]], data["next"])
 
 
