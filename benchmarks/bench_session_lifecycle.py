@@ -136,9 +136,17 @@ LINES = [
 ]
 
 
+ONE_STATEMENT_UNITS = [True]
+"""Whether the phases and the completion run as the API runs them (one-statement units,
+`api/deps.DbStatement`: no BEGIN/COMMIT) or in transactions (`--units transactions`)."""
+
+
 async def ours_lifecycle(conns: Connections, actor: Actor, project_id: str) -> None:
-    """One lifecycle through the services, each step its own transaction."""
-    async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+    """One lifecycle through the services, each step its own unit of work on the driver
+    pool, as the API's endpoints run them."""
+    driver = conns.driver_pool
+    one = ONE_STATEMENT_UNITS[0]
+    async with unit_of_work(conns.sessionmaker, conns.cache, driver=driver) as s:
         session_id = (
             await AiSessionService(s, conns.cache).create(
                 actor, AiSessionCreate(project_id=project_id)
@@ -146,19 +154,21 @@ async def ours_lifecycle(conns: Connections, actor: Actor, project_id: str) -> N
         ).id
         await AiSessionService(s, conns.cache).start(actor, session_id)
     for i, phase in enumerate(PHASES, start=1):
-        async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+        async with unit_of_work(
+            conns.sessionmaker, conns.cache, driver=driver, autocommit=one
+        ) as s:
             await AiSessionService(s, conns.cache).record_phase(
                 actor,
                 session_id,
                 PhaseUpdate(phase=phase, payload=PAYLOADS[phase], progress=i / 5 * 0.95),
             )
-    async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+    async with unit_of_work(conns.sessionmaker, conns.cache, driver=driver) as s:
         await LogService(s, conns.cache).append_many(actor, session_id, LINES)
-    async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+    async with unit_of_work(conns.sessionmaker, conns.cache, driver=driver, autocommit=one) as s:
         await AiSessionService(s, conns.cache).complete(
             actor, session_id, AiSessionComplete(quality_score=0.9)
         )
-    async with unit_of_work(conns.sessionmaker, conns.cache) as s:
+    async with unit_of_work(conns.sessionmaker, conns.cache, driver=driver) as s:
         await TemplateService(s, conns.cache).create_from_session(
             actor, TemplateFromSession(session_id=session_id)
         )
@@ -253,6 +263,7 @@ async def raw_worker(dsn: str, user_id: str, project_id: str, stop: float, done:
 
 async def main(args: argparse.Namespace) -> None:
     seconds, workers = (6.0 if args.quick else args.seconds), args.workers
+    ONE_STATEMENT_UNITS[0] = args.units == "api"
     with (
         bench_database(args.database_url, yes=args.yes, quick=args.quick) as url,
         bench_owner(raw_dsn(url)) as (user_id, project_id, _),
@@ -286,7 +297,7 @@ async def main(args: argparse.Namespace) -> None:
             results[side] = results.get(side, 0) + done[0] / (time.perf_counter() - started) / 2
         await conns.close()
     print(machine())
-    print(f"pool pre-ping: {'on' if args.pre_ping else 'off'}")
+    print(f"pool pre-ping: {'on' if args.pre_ping else 'off'}; units: {args.units}")
     for side in ("ours", "raw"):
         print(
             f"{side:>5}: {results[side]:8.1f} sessions/s = {results[side] * 3600:>12,.0f} sessions/hour ({workers} concurrent workers)"
@@ -306,6 +317,13 @@ if __name__ == "__main__":
         action=argparse.BooleanOptionalAction,
         default=True,
         help="pool pre-ping on checkout, as DB_POOL_PRE_PING (default on, as in production)",
+    )
+    p.add_argument(
+        "--units",
+        choices=("api", "transactions"),
+        default="api",
+        help="api: phases and the completion in one-statement units, as the API runs them "
+        "(no BEGIN/COMMIT); transactions: every step in a transaction, as the raw side",
     )
     add_database_options(p)
     # uvloop on both sides, as the API's uvicorn workers run.

@@ -15,7 +15,7 @@ import timeit
 from collections.abc import Callable
 
 from templator.ai_session import schemas as ss
-from templator.ai_session.repository import STATE
+from templator.ai_session.rows import STATE
 from templator.models import SessionPhase, SessionStatus
 from templator.template import schemas
 from templator.template.repository import LOAD_NAMES, LoadedTemplate

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         "(GET template while Redis is unavailable); 0 = off, those reads go through the "
         "route and the main pool",
     )
+    db_driver_pool_size: int = Field(
+        default=10,
+        ge=0,
+        le=200,
+        description="connections per process for units of work that run on the driver "
+        "alone (the session lifecycle, the work queue: driver_pool.py); 0 = off, every unit "
+        "of work goes through SQLAlchemy's pool; ignored behind PgBouncer",
+    )
     db_connect_timeout: int = Field(default=2, ge=1, le=60, description="seconds")
     db_statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 = no limit")
     db_echo: bool = False

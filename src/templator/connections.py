@@ -25,6 +25,7 @@ from templator import postgres
 from templator import redis as redis_factory
 from templator.cache import Cache
 from templator.config import ProcessRole, Settings
+from templator.driver_pool import DriverPool
 from templator.epoch import EpochWatch
 from templator.exceptions import ServiceUnavailable
 from templator.health.checks import Check, HealthReport, Role, run_checks
@@ -78,6 +79,14 @@ class Connections:
             self.engine
             if settings.db_pgbouncer
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        # Units of work that run on the driver alone (the session lifecycle, the work
+        # queue: `driver_pool.py`); not behind PgBouncer, whose per-transaction timeout
+        # is set by the engine.
+        self.driver_pool: DriverPool | None = (
+            DriverPool(settings, url=urls.database_url, role=role)
+            if settings.db_driver_pool_size > 0 and not settings.db_pgbouncer
+            else None
         )
         # Reads that tolerate replication lag (template search): on the replica when one
         # is configured (`replica_read`), which falls back to the primary when it fails.
@@ -153,6 +162,8 @@ class Connections:
         if self.read_pool is not None:
             await self.read_pool.close()
             self.read_pool = None
+        if self.driver_pool is not None:
+            await self.driver_pool.close()
         await self.engine.dispose()
         if self.replica_engine is not None:
             await self.replica_engine.dispose()
@@ -209,6 +220,8 @@ class Connections:
         }
         if self.read_pool is not None:
             details["read_pool"] = self.read_pool.stats()
+        if self.driver_pool is not None:
+            details["driver_pool"] = self.driver_pool.stats()
         return details
 
     async def _probe_redis(self) -> dict[str, Any]:

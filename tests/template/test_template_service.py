@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.schemas import AiSessionComplete, AiSessionCreate, PhaseUpdate
@@ -13,6 +14,7 @@ from templator.ai_session.service import AiSessionService
 from templator.audit.service import CLI
 from templator.connections import Connections
 from templator.kit.actor import Actor
+from templator.kit.ids import new_id
 from templator.kit.pagination import PageParams
 from templator.kit.uow import unit_of_work
 from templator.models import SessionPhase, TemplateStatus, UserRole
@@ -23,6 +25,7 @@ from templator.template.errors import (
     TemplateArchived,
     TemplateNotFound,
     TemplateVersionNotFound,
+    VersionConflict,
 )
 from templator.template.schemas import TemplateCreate, TemplateFromSession, TemplateUpdate
 from templator.template.service import TemplateService
@@ -77,6 +80,24 @@ async def test_every_change_snapshots_a_version_with_its_change_log(
     second = await service.get_version(actor, template_id, "1.0.1")
     assert second.changes["fields"] == [{"field": "name", "from": "Hero banner", "to": "Hero v2"}]
     assert second.content["name"] == "Hero v2"
+
+
+async def test_an_edit_onto_an_existing_version_is_a_conflict_and_changes_nothing(
+    db_session: AsyncSession, connections: Connections
+) -> None:
+    service, actor, template_id = await _setup(db_session, connections)
+    await db_session.execute(
+        text(
+            "INSERT INTO template_versions (id, template_id, version, changes, content) "
+            "VALUES (:id, :t, '1.0.1', '{}', '{}')"
+        ),
+        {"id": new_id(), "t": template_id},
+    )
+    with pytest.raises(VersionConflict):
+        await service.update(actor, template_id, TemplateUpdate(name="Hero v2"))
+    template = await service.repository.load(template_id)
+    assert template is not None
+    assert (template.template.name, template.template.version) == ("Hero banner", "1.0.0")
 
 
 async def test_a_no_op_update_makes_no_version(

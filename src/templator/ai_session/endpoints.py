@@ -28,6 +28,7 @@ from templator.api.deps import (
     Conns,
     CurrentActor,
     DbSession,
+    DbStatement,
     Hub,
     LeaseToken,
     Uow,
@@ -59,6 +60,15 @@ async def _sessions(session: DbSession, conns: Conns) -> AiSessionService:
 
 Sessions = Annotated[AiSessionService, Depends(_sessions)]
 """AiSessionService, built at the edge for each request (on its DbSession, committed by it)."""
+
+
+async def _one_write(session: DbStatement, conns: Conns) -> AiSessionService:
+    """The AiSessionService of an endpoint whose write is one statement (`DbStatement`)."""
+    return AiSessionService(session, conns.cache, conns.store)
+
+
+OneWrite = Annotated[AiSessionService, Depends(_one_write)]
+"""AiSessionService for a worker's one-statement writes: phase, complete, fail."""
 CHANGE = responses_for(AiSessionNotFound, InvalidAiSessionTransition)
 FINISH = responses_for(
     AiSessionNotFound, InvalidAiSessionTransition, AiSessionPayloadTooLarge, *LEASE_ERRORS
@@ -133,7 +143,7 @@ async def record_phase(
     session_id: IdPath,
     data: schemas.PhaseUpdate,
     actor: CurrentActor,
-    service: Sessions,
+    service: OneWrite,
     lease: LeaseToken = None,
 ) -> schemas.AiSessionState:
     """Record a phase's output and the progress reached (never backwards) on a PROCESSING
@@ -154,7 +164,7 @@ async def complete(
     session_id: IdPath,
     data: schemas.AiSessionComplete,
     actor: CurrentActor,
-    service: Sessions,
+    service: OneWrite,
     lease: LeaseToken = None,
 ) -> schemas.AiSessionState:
     """PROCESSING → COMPLETED."""
@@ -166,7 +176,7 @@ async def fail(
     session_id: IdPath,
     data: schemas.AiSessionFail,
     actor: CurrentActor,
-    service: Sessions,
+    service: OneWrite,
     conns: Conns,
     lease: LeaseToken = None,
 ) -> schemas.AiSessionState:

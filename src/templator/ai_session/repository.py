@@ -14,27 +14,25 @@ when this module is imported: the rule is written there only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from templator.ai_session import lifecycle, schemas
 from templator.ai_session.events import WORK_CHANNEL
 from templator.ai_session.lease import LeaseView
 from templator.ai_session.lifecycle import RetryPolicy, sql_list
+from templator.ai_session.rows import SESSION, STATE
 from templator.kit.ids import new_id
 from templator.kit.pagination import Page, PageParams, make_page
 from templator.kit.repository import (
     JsonRow,
     Params,
     Repository,
-    RowModel,
     keyset_after,
     keyset_params,
 )
 from templator.models.enums import SessionPhase, SessionStatus
 from templator.project.ownership import OWNED_PROJECT
 
-STATE = RowModel(schemas.AiSessionState)
-SESSION = RowModel(schemas.AiSession)
 _ACTOR = "(user_id = %(actor)s OR %(admin)s)"
 """The actor may use the session: its owner, or an ADMIN (`Actor.may_access`)."""
 
@@ -185,7 +183,7 @@ class Fence:
     worker: bool
     lease_hash: str | None
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, object]:
         """The statement parameters of `_ACTOR` and `_LEASE_HOLDS`."""
         return {
             "actor": self.actor_id,

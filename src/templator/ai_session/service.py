@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session import lifecycle, schemas
 from templator.ai_session.cache import state_key
@@ -32,10 +31,10 @@ from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.metrics import phase_timer
 from templator.ai_session.repository import AiSessionRepository, Fence, OwnedState
 from templator.audit import service as audit
-from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import Page, PageParams
 from templator.kit.repository import JsonRow
+from templator.kit.service import Service
 from templator.kit.uow import (
     after_commit_call,
     after_commit_delete_objects,
@@ -69,16 +68,10 @@ def _decode_state(data: Any) -> OwnedState:
     return OwnedState(schemas.AiSessionState.model_validate(data), str(data["user_id"]))
 
 
-class AiSessionService:
+class AiSessionService(Service[AiSessionRepository, ObjectStore]):
     """The AI session lifecycle; the caller commits."""
 
-    def __init__(
-        self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
-    ) -> None:
-        self.session = session
-        self.cache = cache
-        self.store = store
-        self.repository = AiSessionRepository(session)
+    repository_type = AiSessionRepository
 
     async def create(self, actor: Actor, data: schemas.AiSessionCreate) -> schemas.AiSession:
         """A PENDING session in a project the actor may use (one INSERT … SELECT)."""

@@ -36,8 +36,8 @@ async def get_uow(conns: Conns) -> UnitOfWork:
 
     @asynccontextmanager
     async def uow() -> AsyncIterator[AsyncSession]:
-        async with unit_of_work(conns.sessionmaker, conns.cache) as session:
-            yield session
+        async with unit_of_work(conns.sessionmaker, conns.cache, driver=conns.driver_pool) as s:
+            yield s
 
     return uow
 
@@ -47,14 +47,30 @@ Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 
 async def get_db_session(conns: Conns) -> AsyncIterator[AsyncSession]:
-    """One unit of work per request: commit when the endpoint returns, roll back if it raises."""
-    async with unit_of_work(conns.sessionmaker, conns.cache) as session:
+    """One unit of work per request: commit when the endpoint returns, roll back if it raises.
+    Its raw statements run on the driver pool (`kit/uow.py`)."""
+    async with unit_of_work(conns.sessionmaker, conns.cache, driver=conns.driver_pool) as session:
         yield session
 
 
 # scope="function": the commit happens when the endpoint returns, before the response is
 # sent, so a failed commit is the client's error response and a 2xx means it is durable.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+
+
+async def get_statement_session(conns: Conns) -> AsyncIterator[AsyncSession]:
+    """A unit of work for an endpoint whose write is ONE statement (a worker's phase,
+    completion, failure, heartbeat: each a conditional UPDATE): its statements commit by
+    themselves on the driver pool, without the BEGIN and COMMIT round trips (`kit/uow.py`).
+    What such an endpoint reads besides (the state that explains a refusal) needs no
+    transaction either."""
+    async with unit_of_work(
+        conns.sessionmaker, conns.cache, driver=conns.driver_pool, autocommit=True
+    ) as session:
+        yield session
+
+
+DbStatement = Annotated[AsyncSession, Depends(get_statement_session, scope="function")]
 
 
 async def get_bearer_token(request: Request) -> str:

@@ -21,17 +21,17 @@ owns every error, every load and every refusal.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from templator.api.hot_read import load_with_token
 from templator.auth.cache import record_key
-from templator.auth.service import parse, token_record, verify
+from templator.auth.service import TokenRecord, parse, token_record, verify
 from templator.connections import Connections
 from templator.exceptions import Unauthorized
 from templator.kit.ids import ID_PATTERN
+from templator.kit.repository import JsonRow
 from templator.postgres import ReadUnavailable
 from templator.template.cache import template_key
 from templator.template.service import may_read, public_json, template_json
@@ -124,7 +124,7 @@ async def _from_database(
     return public_json(data)
 
 
-def _readable(record: dict[str, Any], secret: str, data: dict[str, Any]) -> bool:
+def _readable(record: TokenRecord, secret: str, data: JsonRow) -> bool:
     """Whether the token `record` verifies with `secret` and its actor may read `data`
     (the route's checks; a refusal is the route's to answer)."""
     try:

@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import Counter
@@ -209,7 +210,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DBAPIError)
-    async def _database(request: Request, exc: DBAPIError) -> Response:
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg.InterfaceError)
+    async def _database(request: Request, exc: Exception) -> Response:
+        # SQLAlchemy wraps the driver's errors; a statement on the driver connection
+        # (kit/raw.py, the driver pool) raises them as they are.
         if not postgres.is_unavailable(exc):
             return await _unexpected(request, exc)
         # An outage, not a bug: one line per failed request, no traceback.
@@ -222,7 +227,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         STORE_UNAVAILABLE.labels("postgres").inc()
         settings = getattr(request.app.state, "settings", None)
         retry_after = settings.db_retry_after if settings is not None else 2
-        if isinstance(exc.orig, QueryCanceled):
+        if isinstance(exc.orig if isinstance(exc, DBAPIError) else exc, QueryCanceled):
             what = "the database did not finish the statement within its timeout"
         else:
             what = "the database is unavailable (down, restarting or not answering)"

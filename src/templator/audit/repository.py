@@ -1,78 +1,74 @@
-"""All SQL about the audit log (SQLAlchemy Core)."""
+"""All SQL about the audit log: text SQL on the session's own psycopg connection
+(kit/repository.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+import orjson
+from psycopg.types.json import Jsonb
 
 from templator.audit.schemas import AuditRecord
 from templator.kit.ids import new_id
-from templator.kit.pagination import Page, PageParams, make_page, paginate_newest_first
-from templator.models import AuditEntry, User
+from templator.kit.pagination import Page, PageParams, make_page
+from templator.kit.repository import JsonRow, Repository, RowModel, keyset_after, keyset_params
+
+ENTRY = RowModel(AuditRecord)
+# The actor's address is read in the same statement (NULL without an actor): the entry
+# keeps it after the user's row is gone, until an erasure clears it.
+_INSERT = (
+    "INSERT INTO audit_log (id, actor_id, actor_email, action, target_type, target_id, "
+    "request_id, details) VALUES (%(id)s, %(actor)s::text, "
+    "(SELECT email FROM users WHERE id = %(actor)s::text), %(action)s, %(target_type)s, "
+    "%(target_id)s, %(request_id)s, %(details)s)"
+)
+_CLEAR_EMAIL = (
+    "UPDATE audit_log SET actor_email = NULL WHERE actor_id = %s AND actor_email IS NOT NULL"
+)
+_PAGE = f"SELECT {ENTRY.columns} FROM audit_log WHERE true "
+_OF_TARGET = "AND target_id = %(target)s "
 
 
-class AuditRepository:
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+class AuditRepository(Repository):
     """Reads and writes of audit_log, on the caller's session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def user_email(self, user_id: str) -> str | None:
-        """The e-mail address of a user, or None when there is no such user."""
-        conn = await self.session.connection()
-        return (
-            await conn.execute(select(User.email).where(User.id == user_id))
-        ).scalar_one_or_none()
+    __slots__ = ()
 
     async def insert(
         self,
         *,
         actor_id: str | None,
-        actor_email: str | None,
         action: str,
         target_type: str,
         target_id: str | None,
         request_id: str | None,
-        details: dict[str, Any] | None,
+        details: JsonRow | None,
     ) -> None:
-        """Insert one entry."""
-        conn = await self.session.connection()
-        await conn.execute(
-            insert(AuditEntry).values(
-                id=new_id(),
-                actor_id=actor_id,
-                actor_email=actor_email,
-                action=action,
-                target_type=target_type,
-                target_id=target_id,
-                request_id=request_id,
-                details=details,
-            )
+        """Insert one entry, with the actor's e-mail address as it is now."""
+        await self.run(
+            _INSERT,
+            {
+                "id": new_id(),
+                "actor": actor_id,
+                "action": action,
+                "target_type": target_type,
+                "target_id": target_id,
+                "request_id": request_id,
+                "details": None if details is None else Jsonb(details, dumps=_dumps),
+            },
         )
 
     async def clear_actor_email(self, actor_id: str) -> int:
         """Set actor_email to NULL on every entry of this actor; the count."""
-        conn = await self.session.connection()
-        result = await conn.execute(
-            update(AuditEntry)
-            .where(AuditEntry.actor_id == actor_id, AuditEntry.actor_email.is_not(None))
-            .values(actor_email=None)
-        )
-        return int(result.rowcount)
+        return await self.run(_CLEAR_EMAIL, (actor_id,))
 
     async def page(self, params: PageParams, *, target_id: str | None = None) -> Page[AuditRecord]:
         """Entries (of one target, if given), newest first."""
-        conn = await self.session.connection()
-        statement = select(AuditEntry)
-        if target_id:
-            statement = statement.where(AuditEntry.target_id == target_id)
-        statement = paginate_newest_first(
-            statement, created_at=AuditEntry.created_at, id_column=AuditEntry.id, params=params
+        of_target = _OF_TARGET if target_id else ""
+        rows = await self.fetch_all(
+            _PAGE + of_target + keyset_after(params), {"target": target_id, **keyset_params(params)}
         )
-        rows = [
-            AuditRecord.model_validate(dict(r._mapping))
-            for r in (await conn.execute(statement)).all()
-        ]
-        return make_page(rows, params=params, key=lambda e: (e.created_at, e.id))
+        entries = [ENTRY(row) for row in rows]
+        return make_page(entries, params=params, key=lambda e: (e.created_at, e.id))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +10,7 @@ from templator.audit.repository import AuditRepository
 from templator.audit.schemas import AuditRecord as AuditRecord
 from templator.kit.actor import Actor
 from templator.kit.pagination import Page, PageParams
+from templator.kit.repository import JsonRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,20 +34,17 @@ async def record(
     *,
     target_type: str,
     target_id: str | None,
-    details: dict[str, Any] | None = None,
+    details: JsonRow | None = None,
 ) -> None:
     """Write an entry in the caller's transaction (it commits with the action or not at all).
 
     Called by the service operation that does the sensitive thing, never by an edge.
     """
-    repository = AuditRepository(session)
     actor = origin.actor
-    email = None if actor is None else await repository.user_email(actor.id)
     if origin.via is not None:
         details = {"via": origin.via, **(details or {})}
-    await repository.insert(
+    await AuditRepository(session).insert(
         actor_id=actor.id if actor else None,
-        actor_email=email,
         action=action,
         target_type=target_type,
         target_id=target_id,

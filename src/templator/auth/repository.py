@@ -1,18 +1,15 @@
-"""All SQL about API tokens: the hot lookup by prefix is raw psycopg (kit/raw.py)."""
+"""All SQL about API tokens: text SQL on the session's own psycopg connection
+(kit/repository.py), the hot lookup by prefix included."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sqlalchemy import insert, select, text, update
-
 from templator.auth import schemas
 from templator.epoch import BUMP
 from templator.kit.ids import new_id
-from templator.kit.raw import driver_connection
-from templator.kit.repository import JsonRow, Repository
-from templator.models import ApiToken
+from templator.kit.repository import JsonRow, Repository, RowModel
 
 
 def lookup_sql(placeholder: str) -> str:
@@ -28,15 +25,17 @@ def lookup_sql(placeholder: str) -> str:
 
 
 LOOKUP = lookup_sql("%s")
-_COLUMNS = (
-    ApiToken.id,
-    ApiToken.user_id,
-    ApiToken.prefix,
-    ApiToken.name,
-    ApiToken.created_at,
-    ApiToken.expires_at,
-    ApiToken.revoked_at,
-    ApiToken.scopes,
+TOKEN = RowModel(schemas.TokenInfo)
+_INSERT = (
+    "INSERT INTO api_tokens (id, user_id, prefix, secret_hash, name, expires_at, scopes) "
+    f"VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {TOKEN.columns}"
+)
+_OF_USER = f"SELECT {TOKEN.columns} FROM api_tokens WHERE user_id = %s ORDER BY created_at DESC"
+_OWNER = "SELECT user_id, prefix FROM api_tokens WHERE id = %s"
+_REVOKE = f"UPDATE api_tokens SET revoked_at = %s WHERE id = %s RETURNING {TOKEN.columns}"
+_PREFIXES = "SELECT prefix FROM api_tokens WHERE user_id = %s"
+_EXPORT = (
+    "SELECT id, name, prefix, created_at, expires_at, revoked_at FROM api_tokens WHERE user_id = %s"
 )
 
 
@@ -67,16 +66,7 @@ class TokenRepository(Repository):
 
     async def export_of_user(self, user_id: str) -> list[JsonRow]:
         """The user's tokens in their JSON form, without their secret hashes."""
-        return await self.json_rows(
-            select(
-                ApiToken.id,
-                ApiToken.name,
-                ApiToken.prefix,
-                ApiToken.created_at,
-                ApiToken.expires_at,
-                ApiToken.revoked_at,
-            ).where(ApiToken.user_id == user_id)
-        )
+        return await self.fetch_json_rows(_EXPORT, (user_id,))
 
     async def insert(
         self,
@@ -89,76 +79,39 @@ class TokenRepository(Repository):
         scopes: list[str],
     ) -> schemas.TokenInfo:
         """Insert one token; its columns (without the hash)."""
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                insert(ApiToken)
-                .values(
-                    id=new_id(),
-                    user_id=user_id,
-                    prefix=prefix,
-                    secret_hash=secret_hash,
-                    name=name,
-                    expires_at=expires_at,
-                    scopes=scopes,
-                )
-                .returning(*_COLUMNS)
-            )
-        ).one()
-        return schemas.TokenInfo.model_validate(row._mapping)
+        row = await self.fetch_one(
+            _INSERT, (new_id(), user_id, prefix, secret_hash, name, expires_at, scopes)
+        )
+        assert row is not None  # INSERT … RETURNING returns the row it inserted
+        return TOKEN(row)
 
     async def lookup(self, prefix: str) -> TokenLookup | None:
         """The token with this prefix and its user's role (one round trip), or None."""
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(LOOKUP, (prefix,))
-            row = await cursor.fetchone()
+        row = await self.fetch_one(LOOKUP, (prefix,))
         return None if row is None else TokenLookup(*row)
 
     async def list_for_user(self, user_id: str) -> list[schemas.TokenInfo]:
         """A user's tokens, newest first."""
-        conn = await self.session.connection()
-        rows = await conn.execute(
-            select(*_COLUMNS)
-            .where(ApiToken.user_id == user_id)
-            .order_by(ApiToken.created_at.desc())
-        )
-        return [schemas.TokenInfo(**r._mapping) for r in rows]
+        return [TOKEN(row) for row in await self.fetch_all(_OF_USER, (user_id,))]
 
     async def owner(self, token_id: str) -> TokenOwner | None:
         """The token's user and prefix, or None when it does not exist."""
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                select(ApiToken.user_id, ApiToken.prefix).where(ApiToken.id == token_id)
-            )
-        ).first()
-        return None if row is None else TokenOwner(row.user_id, row.prefix)
+        row = await self.fetch_one(_OWNER, (token_id,))
+        return None if row is None else TokenOwner(row[0], row[1])
 
     async def revoke(self, token_id: str) -> schemas.TokenInfo:
         """Mark the (existing) token revoked now."""
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                update(ApiToken)
-                .where(ApiToken.id == token_id)
-                .values(revoked_at=datetime.now(UTC))
-                .returning(*_COLUMNS)
-            )
-        ).one()
-        return schemas.TokenInfo(**row._mapping)
+        row = await self.fetch_one(_REVOKE, (datetime.now(UTC), token_id))
+        assert row is not None  # the caller found the token in this transaction
+        return TOKEN(row)
 
     async def bump_epoch(self) -> int:
         """Make every cached token record untrusted once this transaction commits (and
         notify the API processes): the new authentication epoch."""
-        conn = await self.session.connection()
-        return int((await conn.execute(text(BUMP))).scalar_one())
+        row = await self.fetch_one(BUMP, ())
+        assert row is not None  # auth_epoch always has its one row
+        return int(row[0])
 
     async def prefixes_of(self, user_id: str) -> list[str]:
         """Prefixes of all of a user's tokens."""
-        conn = await self.session.connection()
-        return list(
-            (
-                await conn.execute(select(ApiToken.prefix).where(ApiToken.user_id == user_id))
-            ).scalars()
-        )
+        return [str(row[0]) for row in await self.fetch_all(_PREFIXES, (user_id,))]

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,7 +40,20 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def verify(record: dict[str, Any] | None, secret: str) -> Actor:
+class TokenRecord(TypedDict):
+    """A token as the cache holds it (JSON; `token_record`), what `verify` reads: the
+    fast path reads it from Redis too."""
+
+    user_id: str
+    role: str
+    hash: str
+    expires: float | None
+    revoked: bool
+    epoch: int
+    scopes: NotRequired[list[str]]
+
+
+def verify(record: TokenRecord | None, secret: str) -> Actor:
     """The actor of a token record whose secret is `secret`; Unauthorized otherwise."""
     if record is None or not hmac.compare_digest(record["hash"], _hash(secret)):
         raise Unauthorized("invalid API token")
@@ -51,7 +64,7 @@ def verify(record: dict[str, Any] | None, secret: str) -> Actor:
     return Actor(record["user_id"], UserRole(record["role"]), frozenset(record.get("scopes", ())))
 
 
-def token_record(row: TokenLookup) -> dict[str, Any]:
+def token_record(row: TokenLookup) -> TokenRecord:
     """The cached (JSON-ready) record of a looked-up token, as `verify` reads it."""
     return {
         "user_id": row.user_id,
@@ -128,7 +141,7 @@ class TokenService:
         )
         return schemas.TokenCreated(**row.model_dump(), token=f"{PREFIX}_{prefix}_{secret}")
 
-    async def _record(self, prefix: str) -> dict[str, Any] | None:
+    async def _record(self, prefix: str) -> TokenRecord | None:
         row = await self.repository.lookup(prefix)
         return None if row is None else token_record(row)
 

@@ -32,6 +32,8 @@ class KeyRecord:
 class IdempotencyRepository(Repository):
     """Reads and writes of idempotency_keys (SQLAlchemy Core), on the caller's session."""
 
+    __slots__ = ()
+
     async def try_lock(self, user_id: str, key: str) -> bool:
         """Hold (user, key) until this transaction ends; False when another holds it."""
         lock = func.pg_try_advisory_xact_lock(func.hashtextextended(f"{user_id}:{key}", _LOCK_SEED))

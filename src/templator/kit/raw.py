@@ -1,4 +1,4 @@
-"""The psycopg connection under an SQLAlchemy session, for hot paths.
+"""The psycopg connection of a unit of work, for hot paths.
 
 Hot single-row statements go straight to psycopg on the session's own connection: the
 same transaction, none of the per-call Core compilation and result machinery. psycopg
@@ -8,17 +8,85 @@ also skip parsing and planning on the server.
 Finding that connection costs one hop into SQLAlchemy's greenlet (`run_sync`, which
 also begins the transaction); it is then remembered on the session for as long as the
 transaction lasts, so the transaction's next statements cost no hop at all.
+
+A unit of work made on the driver pool (`kit/uow.py`, `driver_pool.py`) costs not even
+that: its first raw statement takes a connection of that pool, which the unit commits
+itself, and SQLAlchemy never begins. Such a unit runs SQLAlchemy too when SQLAlchemy is
+used first (the raw statements then go to the session's connection, as above); used
+after a raw statement, SQLAlchemy runs on the unit's connection (the session is bound to
+an engine of that one connection: `DriverPool.engine_for`), in the same transaction. A
+begin on any other connection would be a second transaction, and is refused
+(`MixedUnitOfWork`).
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import psycopg
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 _DRIVER = "templator.driver_connection"
+_UNIT = "templator.driver_unit"
+
+
+class ConnectionSource(Protocol):
+    """Where a driver unit of work takes its connection (`driver_pool.DriverPool`)."""
+
+    async def take(self) -> psycopg.AsyncConnection[Any]: ...
+
+    async def give_back(self, conn: psycopg.AsyncConnection[Any]) -> None: ...
+
+    async def discard(self, conn: psycopg.AsyncConnection[Any]) -> None: ...
+
+    async def engine_for(self, conn: psycopg.AsyncConnection[Any]) -> AsyncEngine: ...
+
+
+@dataclass(slots=True)
+class DriverUnit:
+    """A unit of work's own driver connection, taken at its first raw statement."""
+
+    source: ConnectionSource
+    autocommit: bool = False
+    """Each statement commits by itself: for units whose write is one statement."""
+    conn: psycopg.AsyncConnection[Any] | None = None
+
+
+class MixedUnitOfWork(RuntimeError):
+    """SQLAlchemy was used after a raw statement in a unit of work on the driver pool."""
+
+
+def driver_unit(session: AsyncSession) -> DriverUnit | None:
+    """The session's driver unit, when its unit of work was made on the driver pool."""
+    unit: DriverUnit | None = session.info.get(_UNIT)
+    return unit
+
+
+def bind_driver_unit(
+    session: AsyncSession, source: ConnectionSource, *, autocommit: bool = False
+) -> DriverUnit:
+    """Make `session`'s raw statements take a connection of `source` (`kit/uow.py`)."""
+    unit = DriverUnit(source, autocommit)
+    session.info[_UNIT] = unit
+    return unit
+
+
+def refuse_mixed_use(session: Session, transaction: Any, connection: Any) -> None:
+    """SQLAlchemy's `after_begin` hook: refuse a transaction on another connection than
+    the driver unit's (its statements would not commit together with the unit's)."""
+    unit: DriverUnit | None = session.info.get(_UNIT)
+    if (
+        unit is not None
+        and unit.conn is not None
+        and (unit.autocommit or connection.connection.driver_connection is not unit.conn)
+    ):
+        raise MixedUnitOfWork(
+            "SQLAlchemy began on another connection than its unit of work's driver "
+            "connection (a session bound elsewhere after the first raw statement), or in "
+            "a unit of one-statement writes (autocommit), which has no transaction to join"
+        )
 
 
 def _begin(session: Session) -> tuple[SessionTransaction | None, Any]:
@@ -29,6 +97,22 @@ def _begin(session: Session) -> tuple[SessionTransaction | None, Any]:
 
 async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
     """The psycopg AsyncConnection the session is using (begun if it was not)."""
+    unit: DriverUnit | None = session.info.get(_UNIT)
+    if unit is not None:
+        if unit.conn is not None:
+            return unit.conn
+        if not session.sync_session.in_transaction():  # SQLAlchemy has not begun
+            conn = await unit.source.take()
+            try:
+                if unit.autocommit:  # no BEGIN, no COMMIT: one round trip per statement
+                    await conn.set_autocommit(True)
+                else:  # SQLAlchemy, if used from now on, joins this connection's transaction
+                    session.sync_session.bind = (await unit.source.engine_for(conn)).sync_engine
+            except BaseException:
+                await unit.source.discard(conn)
+                raise
+            unit.conn = conn
+            return conn
     known: tuple[SessionTransaction, Any] | None = session.info.get(_DRIVER)
     if known is not None:
         transaction, driver = known

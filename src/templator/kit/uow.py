@@ -17,9 +17,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from templator.cache import Cache
+from templator.kit.raw import ConnectionSource, DriverUnit, bind_driver_unit, refuse_mixed_use
 
 log = logging.getLogger("templator.uow")
 
@@ -124,18 +127,41 @@ async def run_post_commit(session: AsyncSession, cache: Cache) -> None:
             log.exception("post-commit task failed")
 
 
+# Every session: SQLAlchemy may not begin beside a driver unit's own transaction.
+event.listen(Session, "after_begin", refuse_mixed_use)
+
+
 @asynccontextmanager
 async def unit_of_work(
-    sessionmaker: async_sessionmaker[AsyncSession], cache: Cache
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cache: Cache,
+    *,
+    driver: ConnectionSource | None = None,
+    autocommit: bool = False,
 ) -> AsyncIterator[AsyncSession]:
-    """A session committed on success and rolled back on error, with post-commit effects."""
+    """A session committed on success and rolled back on error, with post-commit effects.
+
+    With `driver` (a `driver_pool.DriverPool`), the unit's raw statements run on a
+    connection of that pool, committed here without SQLAlchemy (`kit/raw.py` says when
+    SQLAlchemy runs instead); the session still carries the post-commit effects. With
+    `autocommit` too, each raw statement commits by itself (no BEGIN and COMMIT round
+    trips): only for units whose write is one statement (a heartbeat, a phase, a
+    completion — each one conditional UPDATE), where a transaction adds nothing.
+    """
     session = sessionmaker()
+    unit = bind_driver_unit(session, driver, autocommit=autocommit) if driver is not None else None
     try:
         yield session
-        await session.commit()
+        if unit is None or _has_work(session):
+            await session.commit()  # a driver unit's too, once SQLAlchemy joined it
+        if unit is not None and unit.conn is not None:
+            await unit.conn.commit()  # nothing left to commit if SQLAlchemy did
     except BaseException:
         try:
-            await session.rollback()
+            if unit is None or session.in_transaction():
+                await session.rollback()
+            if unit is not None and unit.conn is not None:
+                await _end_driver_unit(unit, failed=True)
         finally:
             if not close_idle(session):  # shielded, as AsyncSession's own __aexit__ is
                 await asyncio.shield(session.close())
@@ -144,9 +170,27 @@ async def unit_of_work(
         if keys:
             await cache.invalidate(*sorted(keys))
         raise
+    if unit is not None and unit.conn is not None:
+        await _end_driver_unit(unit, failed=False)
     if not close_idle(session):  # the commit gave the connection back: no I/O left
         await session.close()
     await run_post_commit(session, cache)
+
+
+def _has_work(session: AsyncSession) -> bool:
+    """Whether a session has anything to commit: a transaction, or ORM changes."""
+    return bool(session.in_transaction() or session.new or session.dirty or session.deleted)
+
+
+async def _end_driver_unit(unit: DriverUnit, *, failed: bool) -> None:
+    """Give the unit's connection back (the pool rolls back what is left open); after a
+    lost connection or an interrupted wait its state is in doubt, and it is closed."""
+    conn, unit.conn = unit.conn, None
+    assert conn is not None
+    if failed and (conn.closed or conn.broken):
+        await unit.source.discard(conn)
+        return
+    await unit.source.give_back(conn)  # a rollback that fails there drops the connection
 
 
 def close_idle(session: AsyncSession) -> bool:
@@ -154,10 +198,12 @@ def close_idle(session: AsyncSession) -> bool:
     released it): that close does no I/O, so it needs no hop into SQLAlchemy's greenlet
     (`AsyncSession.close()` is one, and as a context manager a task of its own too).
     False when a transaction is open and the caller must `await session.close()`."""
-    if session.in_transaction():
+    sync = session.sync_session
+    if sync.in_transaction():
         return False
-    session.sync_session.close()
-    return True
+    if sync.identity_map or sync.new or sync.deleted:  # ORM objects to let go of
+        sync.close()
+    return True  # never began and holds nothing (a driver unit's session): nothing to close
 
 
 @asynccontextmanager

@@ -1,4 +1,5 @@
-"""All SQL about processing logs: raw psycopg on the session's own connection (hot paths).
+"""All SQL about processing logs: text SQL on the session's own psycopg connection
+(kit/repository.py; COPY straight on that connection, which the base has no helper for).
 
 Two ways in, chosen by batch size (measured, see benchmarks/bench_log_ingestion.py):
 * small batches: ONE `INSERT … SELECT … FROM unnest(arrays)` joined to the session row,
@@ -12,13 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import psycopg
 
 from templator.ai_session.errors import AiSessionNotFound
 from templator.kit.raw import driver_connection
-from templator.kit.repository import JsonRow, Repository
+from templator.kit.repository import JsonRow, Repository, RowModel
+from templator.processing_log import schemas
 
 _NULL = "\\N"  # COPY text format's NULL
 _COPY_COLUMNS = "id, session_id, level, phase, message, data"
@@ -31,7 +32,8 @@ _INSERT_UNNEST = (
     "AS u(id, level, phase, message, data, ts) "
     "WHERE s.id = %(session)s AND (%(trusted)s OR s.user_id = %(actor)s OR %(admin)s)"
 )
-_SELECT = "SELECT id, session_id, level, phase, message, data, timestamp FROM processing_logs"
+LINE = RowModel(schemas.ProcessingLog)
+_SELECT = f"SELECT {LINE.columns} FROM processing_logs"
 _COUNT_OLDER = "SELECT count(*) FROM processing_logs WHERE timestamp < %s"
 _PRUNE_BATCH = (
     "DELETE FROM processing_logs WHERE id IN (SELECT id FROM processing_logs "
@@ -106,24 +108,21 @@ class LogRepository(Repository):
         admin: bool,
     ) -> int:
         """One statement; 0 rows when the session is unknown or not the actor's."""
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(
-                _INSERT_UNNEST,
-                {
-                    "ids": [line[0] for line in lines],
-                    "levels": [line[1] for line in lines],
-                    "phases": [line[2] for line in lines],
-                    "messages": [line[3] for line in lines],
-                    "data": [line[4] for line in lines],
-                    "stamps": [line[5] for line in lines],
-                    "session": session_id,
-                    "trusted": actor_id is None,
-                    "actor": actor_id or "",
-                    "admin": admin,
-                },
-            )
-            return cursor.rowcount
+        return await self.run(
+            _INSERT_UNNEST,
+            {
+                "ids": [line[0] for line in lines],
+                "levels": [line[1] for line in lines],
+                "phases": [line[2] for line in lines],
+                "messages": [line[3] for line in lines],
+                "data": [line[4] for line in lines],
+                "stamps": [line[5] for line in lines],
+                "session": session_id,
+                "trusted": actor_id is None,
+                "actor": actor_id or "",
+                "admin": admin,
+            },
+        )
 
     async def copy(self, session_id: str, lines: Sequence[EncodedLine]) -> int:
         """COPY the lines as one text block; an unknown session raises AiSessionNotFound.
@@ -153,13 +152,13 @@ class LogRepository(Repository):
         until: datetime | None,
         after: tuple[datetime, str] | None,
         limit: int,
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[schemas.ProcessingLog]:
         """Up to `limit` rows newest first by (timestamp, id), after the cursor position.
 
         Served by idx_processing_logs_session_timestamp (session_id, timestamp DESC).
         """
         clauses = ["session_id = %(session)s"]
-        values: dict[str, Any] = {"session": session_id, "limit": limit}
+        values: dict[str, object] = {"session": session_id, "limit": limit}
         if levels:
             clauses.append("level = ANY(%(levels)s::log_level[])")
             values["levels"] = list(levels)
@@ -176,22 +175,13 @@ class LogRepository(Repository):
             f"{_SELECT} WHERE {' AND '.join(clauses)} "
             "ORDER BY timestamp DESC, id DESC LIMIT %(limit)s"
         )
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(statement, values)
-            return [tuple(row) for row in await cursor.fetchall()]
+        return [LINE(row) for row in await self.fetch_all(statement, values)]
 
     async def count_older_than(self, cutoff: datetime) -> int:
         """How many lines are older than `cutoff`."""
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(_COUNT_OLDER, (cutoff,))
-            row = await cursor.fetchone()
+        row = await self.fetch_one(_COUNT_OLDER, (cutoff,))
         return int(row[0]) if row else 0
 
     async def delete_older_batch(self, cutoff: datetime, limit: int) -> int:
         """Delete at most `limit` lines older than `cutoff`; return how many went."""
-        raw = await driver_connection(self.session)
-        async with raw.cursor() as cursor:
-            await cursor.execute(_PRUNE_BATCH, (cutoff, limit))
-            return cursor.rowcount
+        return await self.run(_PRUNE_BATCH, (cutoff, limit))

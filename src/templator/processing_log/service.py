@@ -16,7 +16,6 @@ from templator.kit.actor import Actor
 from templator.kit.ids import new_ids
 from templator.kit.pagination import Page, PageParams, decode_cursor, make_page
 from templator.kit.repository import JsonRow
-from templator.models.enums import LogLevel
 from templator.processing_log import schemas
 from templator.processing_log.errors import LogBatchTooLarge, LogLineTooLarge
 from templator.processing_log.repository import EncodedLine, LogRepository
@@ -102,7 +101,7 @@ class LogService:
     ) -> Page[schemas.ProcessingLog]:
         """Newest first, filtered by level(s) and time range, cursor over (timestamp, id)."""
         await self._check_owner(actor, session_id)
-        rows = await self.repository.page(
+        items = await self.repository.page(
             session_id,
             levels=[level.value for level in filters.levels] if filters.levels else None,
             since=filters.since,
@@ -110,18 +109,6 @@ class LogService:
             after=decode_cursor(params.cursor) if params.cursor else None,
             limit=params.limit + 1,
         )
-        items = [
-            schemas.ProcessingLog.model_construct(
-                id=r[0],
-                session_id=r[1],
-                level=LogLevel(r[2]),
-                phase=r[3],
-                message=r[4],
-                data=r[5],
-                timestamp=r[6],
-            )
-            for r in rows
-        ]
         return make_page(items, params=params, key=lambda line: (line.timestamp, line.id))
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TypedDict
 
 from templator.ai_session.cache import state_keys
 from templator.audit import service as audit
-from templator.cache import Cache
 from templator.kit.actor import Actor
 from templator.kit.pagination import DEFAULT_LIMIT, Page, PageParams
 from templator.kit.repository import JsonRow
+from templator.kit.service import Service
 from templator.kit.uow import after_commit_delete_objects, after_commit_invalidate
 from templator.project import schemas
 from templator.project.cache import list_key
@@ -25,24 +23,25 @@ FIRST_PAGE_LIMIT = DEFAULT_LIMIT
 """Only the page most callers ask for (no cursor, default size) is cached."""
 
 
-def _encode_page(page: Page[schemas.Project]) -> dict[str, Any]:
+class CachedPage(TypedDict):
+    """The first page of a user's projects as the cache holds it (JSON)."""
+
+    items: list[JsonRow]
+    next: str | None
+
+
+def _encode_page(page: Page[schemas.Project]) -> CachedPage:
     return {"items": [p.model_dump(mode="json") for p in page.items], "next": page.next_cursor}
 
 
-def _decode_page(data: dict[str, Any]) -> Page[schemas.Project]:
+def _decode_page(data: CachedPage) -> Page[schemas.Project]:
     return Page([schemas.Project.model_validate(p) for p in data["items"]], data["next"])
 
 
-class ProjectService:
+class ProjectService(Service[ProjectRepository, ObjectStore]):
     """Create, read, list, change and delete projects, enforcing ownership; the caller commits."""
 
-    def __init__(
-        self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
-    ) -> None:
-        self.session = session
-        self.cache = cache
-        self.store = store
-        self.repository = ProjectRepository(session)
+    repository_type = ProjectRepository
 
     async def create(
         self, actor: Actor, data: schemas.ProjectCreate, *, owner_id: str | None = None

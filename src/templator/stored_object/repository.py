@@ -1,4 +1,5 @@
-"""All SQL about stored_objects (SQLAlchemy Core)."""
+"""All SQL about stored_objects: SQLAlchemy Core through kit/repository.py (composed
+filters over sessions' and templates' ids)."""
 
 from __future__ import annotations
 
@@ -79,8 +80,7 @@ class StoredObjectRepository(Repository):
             .where(t.c.session_id == session_id, t.c.kind == "design")
             .order_by(t.c.created_at, t.c.id)
         )
-        conn = await self.session.connection()
-        return [DesignRow(*row) for row in await conn.execute(stmt)]
+        return [DesignRow(*tuple(row)) for row in await self.all(stmt)]
 
     async def design(self, key: str) -> DesignRow | None:
         """The design recorded under `key`, if any."""
@@ -88,11 +88,9 @@ class StoredObjectRepository(Repository):
         stmt = select(t.c.key, t.c.size, t.c.content_type, t.c.created_at, t.c.session_id).where(
             t.c.key == key, t.c.kind == "design"
         )
-        conn = await self.session.connection()
-        row = (await conn.execute(stmt)).one_or_none()
-        return None if row is None else DesignRow(*row)
+        row = await self.one(stmt)
+        return None if row is None else DesignRow(*tuple(row))
 
     async def referenced_keys(self) -> set[str]:
         """Every key a row references."""
-        conn = await self.session.connection()
-        return set((await conn.execute(select(StoredObject.key))).scalars())
+        return {str(key) for key in await self.scalars(select(StoredObject.key))}

@@ -1,10 +1,12 @@
-"""All SQL about templates and their versions, search included.
+"""All SQL about templates and their versions, search included: text SQL on the
+session's own psycopg connection (kit/repository.py), every statement.
 
 Creating a template (with its version 1.0.0, in one statement) and loading one by id
-are hot paths: raw psycopg on the session's own connection (kit/raw.py). The rest is
-SQLAlchemy Core, but for search. `lock` takes the template row FOR UPDATE, so concurrent
-edits of one template serialise; the unique (template_id, version) constraint is the last
-line of defence, and `update_with_version` lets its IntegrityError through to the service.
+are hot paths; an edit is one statement too (the new version's row and the template's
+columns, or nothing when that version exists). `lock` takes the template row FOR UPDATE,
+so concurrent edits of one template serialise; the unique (template_id, version)
+constraint is the last line of defence, and `update_with_version` answers None when it
+holds the version back.
 
 Search — full-text (English), tags, status and project, ranked, with misspelt words
 corrected — does work that follows the size of its window, not of the table. A text
@@ -34,21 +36,27 @@ from typing import Any, NamedTuple
 import orjson
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import Integer, cast, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from templator.config import Settings
 from templator.kit.actor import Actor
 from templator.kit.ids import new_id
-from templator.kit.pagination import Page, PageParams, make_page, page_of, paginate_newest_first
+from templator.kit.pagination import Page, PageParams, make_page, page_of
 from templator.kit.raw import driver_connection
-from templator.kit.repository import JsonRow, Repository, RowModel, any_of
-from templator.models import Project, StoredObject, TemplateStatus
+from templator.kit.repository import (
+    JsonRow,
+    Repository,
+    RowModel,
+    keyset_after,
+    keyset_params,
+)
 from templator.models import Template as TemplateRow
-from templator.models import TemplateVersion as VersionRow
+from templator.models import TemplateStatus
 from templator.template import schemas
+from templator.template.versioning import CONTENT_FIELDS, ChangeLog, Content
 from templator.template.workflow import reviewable_sql
 
+SqlParams = dict[str, object]
+"""The named parameters of a text statement, built up clause by clause."""
 _COLUMNS = [c for c in TemplateRow.__table__.columns if c.name != "search_vector"]
 _COLUMN_NAMES = [c.name for c in _COLUMNS]
 _INSERT_WITH_VERSION = f"""
@@ -68,6 +76,37 @@ SELECT * FROM created
 
 TEMPLATE = RowModel(schemas.Template, _COLUMN_NAMES)
 VERSION = RowModel(schemas.TemplateVersion)
+_RETURNING = f"RETURNING {TEMPLATE.columns}"
+# The edit: the new version's row, and the template's columns only if that went in (a
+# data-modifying CTE sees the other's RETURNING, so an existing version changes nothing).
+_UPDATE_WITH_VERSION = """
+WITH version AS (
+    INSERT INTO template_versions (id, template_id, version, changes, content)
+    VALUES (%(version_id)s, %(id)s, %(version)s, %(changes)s, %(content)s)
+    ON CONFLICT (template_id, version) DO NOTHING RETURNING template_id
+)
+UPDATE templates SET {assignments}version = %(version)s
+WHERE id = (SELECT template_id FROM version) {returning}
+"""
+_ASSIGNMENT = {
+    field: f"{field} = %({field})s{'::text[]' if field == 'tags' else ''}, "
+    for field in CONTENT_FIELDS
+}
+_SET_STATUS = f"UPDATE templates SET status = %s::template_status WHERE id = %s {_RETURNING}"
+_PAGE = f"SELECT {TEMPLATE.columns} FROM templates WHERE project_id = %(project)s "
+_LOCK_OF_PROJECTS = "SELECT id FROM templates WHERE project_id = ANY(%s) ORDER BY id FOR UPDATE"
+_EXPORT = "SELECT * FROM templates WHERE project_id = ANY(%s)"
+_EXPORT_VERSIONS = (
+    "SELECT * FROM template_versions "
+    "WHERE template_id IN (SELECT id FROM templates WHERE project_id = ANY(%s))"
+)
+_MADE_FROM = "SELECT id FROM templates WHERE session_id = %s"
+_OBJECT_KEYS = "SELECT key FROM stored_objects WHERE template_id = %s"
+_DELETE = "DELETE FROM templates WHERE id = %s"
+_VERSION = (
+    f"SELECT {VERSION.columns} FROM template_versions WHERE template_id = %s AND version = %s"
+)
+_VERSION_ORDER = "string_to_array(version, '.')::int[]"
 
 
 class LoadedTemplate(NamedTuple):
@@ -99,6 +138,7 @@ def load_sql(placeholder: str) -> str:
 _LOAD = load_sql("%s")
 LOAD = _LOAD
 """The load of one template with its owner by id (`%s`)."""
+_LOCK = f"{_LOAD} FOR UPDATE OF t"
 
 
 # --- search ------------------------------------------------------------------------------
@@ -147,20 +187,20 @@ def spelling_words(q: str) -> list[str]:
     return list(words)[:MAX_SPELLED_WORDS]
 
 
-def spelling_statement(q: str, actor: Actor) -> tuple[str, dict[str, Any]]:
+def spelling_statement(q: str, actor: Actor) -> tuple[str, SqlParams]:
     """(lexeme, nearest vocabulary word) for each word of `q` no template of the actor's
     vocabulary contains but one spells alike (pg_trgm similarity >= MIN_SIMILARITY): for
     ADMIN, every template's words; for anyone else, their own templates' words."""
-    params: dict[str, Any] = {"words": spelling_words(q), "similarity": MIN_SIMILARITY}
+    params: SqlParams = {"words": spelling_words(q), "similarity": MIN_SIMILARITY}
     if actor.is_admin:
         return _SPELLING, params
     return _OWN_SPELLING, {**params, "actor": actor.id}
 
 
-def _filters(actor: Actor, query: schemas.TemplateQuery) -> tuple[list[str], dict[str, Any]]:
+def _filters(actor: Actor, query: schemas.TemplateQuery) -> tuple[list[str], SqlParams]:
     """The WHERE terms (and their parameters) of tags, status, project and ownership."""
     filters: list[str] = []
-    params: dict[str, Any] = {}
+    params: SqlParams = {}
     if query.tags:
         filters.append("t.tags @> %(tags)s::text[]")
         params["tags"] = query.tags
@@ -186,7 +226,7 @@ def search_statement(
     offset: int,
     window: int = RANK_WINDOW,
     spelled: list[tuple[str, str]] | None = None,
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, SqlParams]:
     """The SQL and parameters of a search page: limit + 1 rows from `offset`.
 
     With a text query each row starts with the number of matches in the window (a row of
@@ -229,7 +269,7 @@ ORDER BY p.rank DESC, p.id DESC"""
     return sql, params
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
@@ -241,20 +281,16 @@ class TemplateRepository(Repository):
 
     async def lock_of_projects(self, project_ids: list[str]) -> list[str]:
         """Lock the projects' templates FOR UPDATE (in id order); their ids."""
-        return await self.lock_ids(TemplateRow.id, any_of(TemplateRow.project_id, project_ids))
+        return [str(row[0]) for row in await self.fetch_all(_LOCK_OF_PROJECTS, (project_ids,))]
 
     async def export_of_projects(
         self, project_ids: list[str]
     ) -> tuple[list[JsonRow], list[JsonRow]]:
         """The projects' templates and all their versions, whole rows as JSON."""
-        of_projects = any_of(TemplateRow.project_id, project_ids)
-        templates = await self.json_rows(select(TemplateRow.__table__).where(of_projects))
-        versions = await self.json_rows(
-            select(VersionRow.__table__).where(
-                VersionRow.template_id.in_(select(TemplateRow.id).where(of_projects))
-            )
+        return (
+            await self.fetch_json_rows(_EXPORT, (project_ids,)),
+            await self.fetch_json_rows(_EXPORT_VERSIONS, (project_ids,)),
         )
-        return templates, versions
 
     # --- templates -----------------------------------------------------------------------
 
@@ -264,27 +300,23 @@ class TemplateRepository(Repository):
         return None if row is None else LoadedTemplate.of(row)
 
     async def page_of_project(self, project_id: str, params: PageParams) -> Page[schemas.Template]:
-        """A project's templates, newest first."""
-        conn = await self.session.connection()
-        statement = paginate_newest_first(
-            select(*_COLUMNS).where(TemplateRow.project_id == project_id),
-            created_at=TemplateRow.created_at,
-            id_column=TemplateRow.id,
-            params=params,
+        """A project's templates, newest first (index: project_id, created_at)."""
+        rows = await self.fetch_all(
+            _PAGE + keyset_after(params), {"project": project_id, **keyset_params(params)}
         )
-        rows = [TEMPLATE(r) for r in (await conn.execute(statement)).all()]
-        return make_page(rows, params=params, key=lambda t: (t.created_at, t.id))
+        templates = [TEMPLATE(row) for row in rows]
+        return make_page(templates, params=params, key=lambda t: (t.created_at, t.id))
 
     async def insert_with_version(
         self,
         create: schemas.TemplateCreate,
         *,
         session_id: str | None,
-        changes: dict[str, Any],
-        content: dict[str, Any],
+        changes: ChangeLog,
+        content: Content,
     ) -> schemas.Template | None:
-        """The template and its version 1.0.0 in one statement on the driver connection;
-        None when the project (or session) does not exist any more."""
+        """The template and its version 1.0.0 in one statement; None when the project (or
+        session) does not exist any more."""
         params = {
             "id": new_id(),
             "version_id": new_id(),
@@ -301,11 +333,8 @@ class TemplateRepository(Repository):
             "changes": Jsonb(changes, dumps=_dumps),
             "content": Jsonb(content, dumps=_dumps),
         }
-        raw = await driver_connection(self.session)
         try:
-            async with raw.cursor() as cursor:
-                await cursor.execute(_INSERT_WITH_VERSION, params)
-                row = await cursor.fetchone()
+            row = await self.fetch_one(_INSERT_WITH_VERSION, params)
         except psycopg.errors.ForeignKeyViolation:
             return None
         assert row is not None  # INSERT … RETURNING always returns the row
@@ -313,111 +342,75 @@ class TemplateRepository(Repository):
 
     async def lock(self, template_id: str) -> LoadedTemplate | None:
         """The template with its owner, its row locked FOR UPDATE; or None."""
-        conn = await self.session.connection()
-        statement = (
-            select(*_COLUMNS, Project.user_id.label("owner_id"))
-            .join(Project, Project.id == TemplateRow.project_id)
-            .where(TemplateRow.id == template_id)
-            .with_for_update(of=TemplateRow)
-        )
-        row = (await conn.execute(statement)).first()
+        row = await self.fetch_one(_LOCK, (template_id,))
         return None if row is None else LoadedTemplate.of(row)
 
     async def update_with_version(
         self,
         template_id: str,
         *,
-        changes: dict[str, Any],
+        changes: Content,
         version: str,
-        change_log: dict[str, Any],
-        content: dict[str, Any],
-    ) -> schemas.Template:
-        """Apply `changes` at `version` and record that version, both in one savepoint.
-
-        Raises IntegrityError (the savepoint rolled back) when the version exists.
-        """
-        conn = await self.session.connection()
-        async with conn.begin_nested():
-            row = (
-                await conn.execute(
-                    update(TemplateRow)
-                    .where(TemplateRow.id == template_id)
-                    .values(**changes, version=version)
-                    .returning(*_COLUMNS)
-                )
-            ).one()
-            await conn.execute(
-                insert(VersionRow).values(
-                    id=new_id(),
-                    template_id=template_id,
-                    version=version,
-                    changes=change_log,
-                    content=content,
-                )
-            )
-        return TEMPLATE(row)
+        change_log: ChangeLog,
+        content: Content,
+    ) -> schemas.Template | None:
+        """Apply `changes` (content fields) at `version` and record that version, in one
+        statement; None, with nothing changed, when the template has that version."""
+        params: SqlParams = {
+            "id": template_id,
+            "version_id": new_id(),
+            "version": version,
+            "changes": Jsonb(change_log, dumps=_dumps),
+            "content": Jsonb(content, dumps=_dumps),
+        }
+        assignments = []
+        for field, value in changes.items():
+            assignments.append(_ASSIGNMENT[field])  # a KeyError: not a content field
+            json = field == "hubspot_config" and value is not None
+            params[field] = Jsonb(value, dumps=_dumps) if json else value
+        statement = _UPDATE_WITH_VERSION.format(
+            assignments="".join(assignments), returning=_RETURNING
+        )
+        row = await self.fetch_one(statement, params)
+        return None if row is None else TEMPLATE(row)
 
     async def set_status(self, template_id: str, status: TemplateStatus) -> schemas.Template:
         """Set the (existing) template's status; its columns."""
-        conn = await self.session.connection()
-        row = (
-            await conn.execute(
-                update(TemplateRow)
-                .where(TemplateRow.id == template_id)
-                .values(status=status)
-                .returning(*_COLUMNS)
-            )
-        ).one()
+        row = await self.fetch_one(_SET_STATUS, (status.value, template_id))
+        assert row is not None  # the caller holds the row's lock: it exists
         return TEMPLATE(row)
 
     async def ids_made_from(self, session_id: str) -> list[str]:
         """Ids of the templates made from a session."""
-        conn = await self.session.connection()
-        made_from_it = select(TemplateRow.id).where(TemplateRow.session_id == session_id)
-        return list((await conn.execute(made_from_it)).scalars())
+        return [str(row[0]) for row in await self.fetch_all(_MADE_FROM, (session_id,))]
 
     async def object_keys(self, template_id: str) -> list[str]:
         """Keys of the stored objects belonging to the template."""
-        conn = await self.session.connection()
-        return list(
-            (
-                await conn.execute(
-                    select(StoredObject.key).where(StoredObject.template_id == template_id)
-                )
-            ).scalars()
-        )
+        return [str(row[0]) for row in await self.fetch_all(_OBJECT_KEYS, (template_id,))]
 
     async def delete(self, template_id: str) -> None:
         """Delete the template (its versions go with it)."""
-        conn = await self.session.connection()
-        await conn.execute(delete(TemplateRow).where(TemplateRow.id == template_id))
+        await self.run(_DELETE, (template_id,))
 
     # --- versions ------------------------------------------------------------------------
 
     async def version(self, template_id: str, version: str) -> schemas.TemplateVersion | None:
         """One version, or None."""
-        row = await self.one(
-            select(*(VersionRow.__table__.c[name] for name in VERSION.fields)).where(
-                VersionRow.template_id == template_id, VersionRow.version == version
-            )
-        )
+        row = await self.fetch_one(_VERSION, (template_id, version))
         return None if row is None else VERSION(row)
 
     async def page_of_versions(
         self, template_id: str, *, limit: int, before: list[int] | None
     ) -> Page[schemas.TemplateVersion]:
         """Versions, highest first, below `before` (the parts of the last version seen)."""
-        conn = await self.session.connection()
-        order = func.string_to_array(VersionRow.version, ".").cast(ARRAY(Integer))
-        statement = select(VersionRow).where(VersionRow.template_id == template_id)
-        if before is not None:
-            statement = statement.where(order < cast(before, ARRAY(Integer)))
-        statement = statement.order_by(order.desc()).limit(limit + 1)
-        rows = [
-            schemas.TemplateVersion.model_validate(dict(r._mapping))
-            for r in (await conn.execute(statement)).all()
-        ]
-        return page_of(rows, limit=limit, cursor_of=lambda v: v.version)
+        below = "" if before is None else f"AND {_VERSION_ORDER} < %(before)s::int[] "
+        rows = await self.fetch_all(
+            f"SELECT {VERSION.columns} FROM template_versions WHERE template_id = %(id)s "
+            f"{below}ORDER BY {_VERSION_ORDER} DESC LIMIT %(limit)s",
+            {"id": template_id, "before": before, "limit": limit + 1},
+        )
+        versions = [VERSION(row) for row in rows]
+        return page_of(versions, limit=limit, cursor_of=lambda v: v.version)
 
     # --- search --------------------------------------------------------------------------
 
@@ -465,7 +458,7 @@ class TemplateRepository(Repository):
         return [_summary(r[1:]) for r in rows if r[1] is not None]
 
 
-def _summary(r: Any) -> schemas.TemplateSummary:
+def _summary(r: Sequence[Any]) -> schemas.TemplateSummary:
     """A search row (summary columns, rank, updated_at) as its schema, unchecked."""
     return schemas.TemplateSummary.model_construct(
         id=r[0],

@@ -7,15 +7,12 @@ after every committed change.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 import orjson
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from templator.ai_session.service import AiSessionService
 from templator.audit import service as audit
-from templator.cache import Cache
 from templator.hubspot.check import CheckReport, check_module
 from templator.hubspot.config import keep_imported
 from templator.hubspot.errors import ModuleCheckFailed
@@ -29,6 +26,7 @@ from templator.kit.pagination import (
     offset_page,
 )
 from templator.kit.repository import JsonRow
+from templator.kit.service import Service
 from templator.kit.uow import after_commit_delete_objects, invalidate_now
 from templator.models import SessionStatus, TemplateStatus
 from templator.project.errors import ProjectNotFound
@@ -52,7 +50,7 @@ from templator.template.repository import RANK_WINDOW, LoadedTemplate, TemplateR
 S = TemplateStatus
 
 
-def snapshot(template: schemas.Template | schemas.TemplateCreate) -> dict[str, Any]:
+def snapshot(template: schemas.Template | schemas.TemplateCreate) -> versioning.Content:
     """The versioned content of a template (JSON: a version's `content`)."""
     return {field: getattr(template, field) for field in versioning.CONTENT_FIELDS}
 
@@ -74,42 +72,36 @@ def may_read_template(actor: Actor, owner_id: str, status: TemplateStatus) -> bo
     return actor.may_access(owner_id) or (actor.can_review and status in workflow.REVIEWABLE)
 
 
-def may_read(actor: Actor, data: dict[str, Any]) -> bool:
+def may_read(actor: Actor, data: JsonRow) -> bool:
     """`may_read_template` for a template in its JSON form (`template_json`: cached)."""
-    return may_read_template(actor, data["owner_id"], S(data["status"]))
+    return may_read_template(actor, cast(str, data["owner_id"]), S(cast(str, data["status"])))
 
 
-def template_json(found: LoadedTemplate) -> dict[str, Any]:
+def template_json(found: LoadedTemplate) -> JsonRow:
     """A loaded template with its owner in its JSON form: what the cache holds, so a miss
     and a hit answer the same bytes."""
     return found.template.model_dump(mode="json") | {"owner_id": found.owner_id}
 
 
-def public_json(data: dict[str, Any]) -> bytes:
+def public_json(data: JsonRow) -> bytes:
     """A cached template's JSON as clients get it (without `owner_id`): one encoder for
     the route and the fast path, so both answer the same bytes."""
     return orjson.dumps({k: v for k, v in data.items() if k != "owner_id"})
 
 
-class TemplateService:
+class TemplateService(Service[TemplateRepository, ObjectStore]):
     """Templates and their versions; the caller commits."""
 
-    def __init__(
-        self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
-    ) -> None:
-        self.session = session
-        self.cache = cache
-        self.store = store
-        self.repository = TemplateRepository(session)
+    repository_type = TemplateRepository
 
     # --- reading -------------------------------------------------------------------------
 
-    async def _load_json(self, template_id: str) -> dict[str, Any] | None:
+    async def _load_json(self, template_id: str) -> JsonRow | None:
         """The row in its JSON form (`template_json`), or None."""
         row = await self.repository.load(template_id)
         return None if row is None else template_json(row)
 
-    async def get_data(self, actor: Actor, template_id: str) -> dict[str, Any]:
+    async def get_data(self, actor: Actor, template_id: str) -> JsonRow:
         """The template as a JSON-ready dict, cache-aside (the hot read path)."""
         data = await self.cache.get_or_load(
             template_key(self.cache, template_id),
@@ -119,7 +111,7 @@ class TemplateService:
         )
         if data is None or not may_read(actor, data):
             raise TemplateNotFound(template_id)
-        result: dict[str, Any] = data
+        result: JsonRow = data
         return result
 
     async def get(self, actor: Actor, template_id: str) -> schemas.Template:
@@ -225,7 +217,7 @@ class TemplateService:
         self,
         actor: Actor,
         current: LoadedTemplate,
-        changes: dict[str, Any],
+        changes: versioning.Content,
         *,
         kind: str,
         summary: str,
@@ -236,23 +228,22 @@ class TemplateService:
         if after == before:
             return template
         version = versioning.bump(template.version, kind)
-        try:
-            row = await self.repository.update_with_version(
-                template.id,
-                changes=changes,
-                version=version,
-                change_log={
-                    "summary": summary,
-                    "by": actor.id,
-                    "fields": versioning.change_log(before, after),
-                },
-                content=after,
-            )
-        except IntegrityError as exc:
+        row = await self.repository.update_with_version(
+            template.id,
+            changes=changes,
+            version=version,
+            change_log={
+                "summary": summary,
+                "by": actor.id,
+                "fields": versioning.change_log(before, after),
+            },
+            content=after,
+        )
+        if row is None:
             raise VersionConflict(
                 f"template {template.id} already has version {version}; retry the change",
                 field="version",
-            ) from exc
+            )
         await invalidate_now(self.session, self.cache, template_key(self.cache, template.id))
         return row
 
@@ -396,8 +387,5 @@ class TemplateService:
             template_id=template_id,
             from_version=a,
             to_version=b,
-            fields=[
-                schemas.FieldDiff(**d)
-                for d in versioning.diff_contents(first.content, second.content)
-            ],
+            fields=versioning.diff_contents(first.content, second.content),
         )

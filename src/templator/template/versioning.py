@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from typing import Any
+from typing import TypedDict
+
+from pydantic import JsonValue
+
+from templator.template.schemas import FieldDiff
 
 CONTENT_FIELDS = (
     "name",
@@ -19,6 +23,20 @@ CONTENT_FIELDS = (
 TEXT_FIELDS = ("html_content", "css_content", "js_content")
 SMALL = 200
 
+Content = dict[str, JsonValue]
+"""A template's `CONTENT_FIELDS` (all or some of them) as JSON: a version's `content`, or
+the fields a change sets."""
+FieldChange = TypedDict("FieldChange", {"field": str, "from": JsonValue, "to": JsonValue})
+"""One changed field of a change log: small values in full, large text as length + hash."""
+
+
+class ChangeLog(TypedDict):
+    """A version's `changes`: what made it, who, and which fields changed."""
+
+    summary: str
+    by: str
+    fields: list[FieldChange]
+
 
 def bump(version: str, kind: str) -> str:
     """1.2.3 + patch → 1.2.4; minor → 1.3.0; major → 2.0.0."""
@@ -30,16 +48,16 @@ def bump(version: str, kind: str) -> str:
     return f"{major}.{minor}.{patch + 1}"
 
 
-def _summary(value: Any) -> Any:
+def _summary(value: JsonValue) -> JsonValue:
     if isinstance(value, str) and len(value) > SMALL:
         digest = hashlib.sha256(value.encode()).hexdigest()[:12]
         return {"length": len(value), "sha256": digest}
     return value
 
 
-def change_log(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
+def change_log(before: Content | None, after: Content) -> list[FieldChange]:
     """Which fields changed: small values in full, large text as length + hash."""
-    changes = []
+    changes: list[FieldChange] = []
     for field in CONTENT_FIELDS:
         old = before.get(field) if before else None
         new = after.get(field)
@@ -48,7 +66,7 @@ def change_log(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dic
     return changes
 
 
-def json_paths(a: Any, b: Any, prefix: str = "") -> list[str]:
+def json_paths(a: JsonValue, b: JsonValue, prefix: str = "") -> list[str]:
     """Paths where two JSON values differ (a.b[2].c style)."""
     if isinstance(a, dict) and isinstance(b, dict):
         paths: list[str] = []
@@ -71,25 +89,22 @@ def json_paths(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix or "$"]
 
 
-def diff_contents(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+def _field_diff(field: str, old: JsonValue, new: JsonValue) -> FieldDiff:
+    if old == new:
+        return FieldDiff(field=field, changed=False)
+    if field in TEXT_FIELDS:
+        unified = difflib.unified_diff(
+            str(old or "").splitlines(keepends=True),
+            str(new or "").splitlines(keepends=True),
+            fromfile=f"{field}@a",
+            tofile=f"{field}@b",
+        )
+        return FieldDiff(field=field, changed=True, unified_diff="".join(unified))
+    if field == "hubspot_config":
+        return FieldDiff(field=field, changed=True, changed_paths=json_paths(old, new))
+    return FieldDiff(field=field, changed=True, before=old, after=new)
+
+
+def diff_contents(a: Content, b: Content) -> list[FieldDiff]:
     """Per-field diff of two snapshots."""
-    out = []
-    for field in CONTENT_FIELDS:
-        old, new = a.get(field), b.get(field)
-        entry: dict[str, Any] = {"field": field, "changed": old != new}
-        if old != new:
-            if field in TEXT_FIELDS:
-                entry["unified_diff"] = "".join(
-                    difflib.unified_diff(
-                        (old or "").splitlines(keepends=True),
-                        (new or "").splitlines(keepends=True),
-                        fromfile=f"{field}@a",
-                        tofile=f"{field}@b",
-                    )
-                )
-            elif field == "hubspot_config":
-                entry["changed_paths"] = json_paths(old, new)
-            else:
-                entry["before"], entry["after"] = old, new
-        out.append(entry)
-    return out
+    return [_field_diff(field, a.get(field), b.get(field)) for field in CONTENT_FIELDS]

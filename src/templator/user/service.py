@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from templator.ai_session.cache import state_keys
 from templator.ai_session.service import AiSessionService
 from templator.audit import service as audit
 from templator.auth.cache import record_keys
 from templator.auth.service import TokenService
-from templator.cache import Cache
 from templator.kit.pagination import Page, PageParams
 from templator.kit.repository import JsonRow
+from templator.kit.service import Service
 from templator.kit.uow import ObjectDeletion, after_commit_delete_objects, after_commit_invalidate
 from templator.models import UserRole
 from templator.processing_log.service import LogService
@@ -61,16 +59,10 @@ class Erasure:
         return self.objects - self.objects_deleted
 
 
-class UserService:
+class UserService(Service[UserRepository, ObjectStore]):
     """What can be done with users; the caller commits."""
 
-    def __init__(
-        self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
-    ) -> None:
-        self.session = session
-        self.cache = cache
-        self.store = store
-        self.repository = UserRepository(session)
+    repository_type = UserRepository
 
     async def create(self, data: schemas.UserCreate, *, origin: audit.Origin) -> schemas.User:
         """Create a user (email normalised to lowercase; duplicates refused); audited."""

@@ -18,7 +18,7 @@ from templator.ai_session.errors import (
 )
 from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.schemas import AiSession
-from templator.api.deps import Conns, CurrentActor, DbSession, LeaseToken, Uow
+from templator.api.deps import Conns, CurrentActor, DbSession, DbStatement, LeaseToken, Uow
 from templator.api.problems import responses_for
 from templator.kit.validation import IdPath
 from templator.project.errors import ProjectNotFound
@@ -38,6 +38,14 @@ async def _work(session: DbSession, conns: Conns) -> WorkService:
 
 Work = Annotated[WorkService, Depends(_work)]
 """WorkService, built at the edge for each request (on its DbSession, committed by it)."""
+
+
+async def _heartbeats(session: DbStatement, conns: Conns) -> WorkService:
+    """The WorkService of a heartbeat: one UPDATE, committed by itself (`DbStatement`)."""
+    return WorkService(session, conns.cache, conns.store)
+
+
+Heartbeats = Annotated[WorkService, Depends(_heartbeats)]
 
 
 @router.post("/work/claim", responses=responses_for(WorkerScopeRequired))
@@ -70,7 +78,7 @@ async def claim(
 async def heartbeat(
     session_id: IdPath,
     actor: CurrentActor,
-    service: Work,
+    service: Heartbeats,
     lease: LeaseToken = None,
     data: Annotated[schemas.HeartbeatRequest | None, Body()] = None,
 ) -> schemas.Heartbeat:

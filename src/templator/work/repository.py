@@ -26,13 +26,12 @@ from datetime import datetime
 from templator.ai_session import lifecycle
 from templator.ai_session.events import WORK_CHANNEL
 from templator.ai_session.lifecycle import RetryPolicy
+from templator.ai_session.rows import SESSION, STATE
 from templator.ai_session.schemas import AiSession, AiSessionState
-from templator.kit.repository import Repository, RowModel
+from templator.kit.repository import Repository
 from templator.models.ai_session import LEASED, READY
 from templator.work.schemas import Attempt
 
-SESSION = RowModel(AiSession)
-STATE = RowModel(AiSessionState)
 SPARE_TENANTS = 4
 """Tenants a second pass looks at beyond `limit` when the first came back short (the
 first tenants' ready sessions all held by concurrent claims). The first pass looks at

@@ -26,6 +26,7 @@ from templator.ai_session.schemas import AiSession, AiSessionState
 from templator.ai_session.service import AiSessionService
 from templator.cache import Cache
 from templator.kit.actor import Actor
+from templator.kit.service import Service
 from templator.models.enums import SessionStatus
 from templator.storage.service import ObjectStore
 from templator.stored_object.service import StoredObjectService
@@ -53,16 +54,15 @@ def require_worker(actor: Actor) -> None:
         raise WorkerScopeRequired
 
 
-class WorkService:
+class WorkService(Service[WorkRepository, ObjectStore]):
     """The queue, on the caller's session."""
+
+    repository_type = WorkRepository
 
     def __init__(
         self, session: AsyncSession, cache: Cache, store: ObjectStore | None = None
     ) -> None:
-        self.session = session
-        self.cache = cache
-        self.store = store
-        self.repository = WorkRepository(session)
+        super().__init__(session, cache, store)
         self.sessions = AiSessionService(session, cache)
 
     async def claim(self, actor: Actor, request: schemas.ClaimRequest) -> list[schemas.Claim]:

@@ -1,0 +1,209 @@
+"""A small pool of psycopg connections for units of work that run on the driver alone.
+
+Why: a unit of work on SQLAlchemy's `AsyncSession` costs, besides its statements, a
+session and a `SessionTransaction`, a pool checkout and check-in with their events, and
+two hops into SQLAlchemy's greenlet (begin, commit). For the session lifecycle's short
+transactions that was more than the statements themselves (docs/benchmarks.md, "AI
+session lifecycle"). The hot repositories already run text SQL on the psycopg
+connection (`kit/repository.py`); a unit of work made with this pool (`kit/uow.py`,
+`unit_of_work(..., driver=pool)`) takes its connection from here the first time a
+repository asks for it, and commits it directly: no SQLAlchemy machinery at all.
+
+Why not `psycopg_pool`: it is well made, but when the server is down a checkout waits
+for its background workers' reconnection attempts until the pool timeout, where
+SQLAlchemy's pool (and this one) fails at once with the connection error, which the API
+answers as 503 `database_unavailable` within the connect timeout — the outage drills
+hold the platform to that. The mechanics are those of `postgres.ReadPool` (a deque of
+idle connections, newest first; a first-come-first-served semaphore of turns); the
+connections are the engine's own kind (`postgres.DeadlineConnection`, same timeouts,
+keepalives and name), and a connection idle for DB_POOL_PING_AFTER_IDLE seconds is
+tested before use, as the engine's pre-ping does.
+
+When code in such a unit uses SQLAlchemy after a raw statement (a service whose
+repository is written in Core, an ORM add), the session is bound to an engine of the
+unit's own connection (`engine_for`: SQLAlchemy's `StaticPool` of that one connection,
+no reset on return), so both run in one transaction; SQLAlchemy's commit or rollback is
+then the unit's. That engine is made once per pooled connection, on its first such use.
+
+Behind PgBouncer (DB_PGBOUNCER) no pool is made: the engine's per-transaction
+`SET LOCAL statement_timeout` is SQLAlchemy's; those units run on the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from templator.config import ProcessRole, Settings
+from templator.postgres import DeadlineConnection, keepalive_params
+
+Connection = psycopg.AsyncConnection[Any]
+
+
+class DriverPoolTimeout(PoolTimeout):
+    """Every driver connection stayed busy for DB_POOL_TIMEOUT seconds (the API answers
+    503 `busy`, as for the engine's pool)."""
+
+
+class DriverPool:
+    """Connections handed to units of work, one at a time each; see the module docstring."""
+
+    IDLE_LIFETIME = 300.0
+
+    def __init__(self, settings: Settings, *, url: str, role: ProcessRole) -> None:
+        self._url = make_url(url)
+        self._conninfo = self._url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self._engines: dict[int, AsyncEngine] = {}
+        self._settings = settings
+        self._kwargs: dict[str, Any] = {
+            "connect_timeout": settings.db_connect_timeout,
+            "application_name": f"templator-{role.value}",
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            **keepalive_params(settings),
+        }
+        self.size = settings.db_driver_pool_size
+        self._idle: deque[tuple[Connection, float]] = deque()
+        self._turns = asyncio.Semaphore(self.size)
+        self._closed = False
+        self.open = 0
+        self.waiting = 0
+        self.timeouts = 0
+
+    async def take(self) -> Connection:
+        """A connection with no transaction open (one begins at its first statement)."""
+        if self._closed:
+            raise psycopg.InterfaceError("the driver pool is closed")
+        if self._turns.locked():  # every connection busy: wait in line, bounded
+            self.waiting += 1
+            try:
+                async with asyncio.timeout(self._settings.db_pool_timeout):
+                    await self._turns.acquire()
+            except TimeoutError as exc:
+                self.timeouts += 1
+                raise DriverPoolTimeout(
+                    f"no driver connection free within {self._settings.db_pool_timeout:g}s"
+                ) from exc
+            finally:
+                self.waiting -= 1
+        else:
+            await self._turns.acquire()  # returns at once
+        try:
+            return await self._idle_or_new()
+        except BaseException:
+            self._turns.release()
+            raise
+
+    async def give_back(self, conn: Connection) -> None:
+        """Return `conn`: kept when it is idle and healthy, rolled back when a transaction
+        is still open, dropped when broken or the pool is closing."""
+        try:
+            status = conn.info.transaction_status
+            open_transaction = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+            if not self._closed and status in open_transaction:
+                try:
+                    await conn.rollback()
+                    status = conn.info.transaction_status
+                except psycopg.Error:
+                    status = TransactionStatus.UNKNOWN
+            if self._closed or conn.closed or status is not TransactionStatus.IDLE:
+                await self._drop(conn)
+            else:
+                if conn.autocommit:  # an autocommit unit's: back to transactions
+                    await conn.set_autocommit(False)
+                self._idle.append((conn, time.monotonic()))
+        finally:
+            self._turns.release()
+
+    async def discard(self, conn: Connection) -> None:
+        """Close `conn` (its state is in doubt: a lost connection, a cancelled wait)."""
+        try:
+            await self._drop(conn)
+        finally:
+            self._turns.release()
+
+    async def close(self) -> None:
+        """Close the idle connections; those in use close when given back."""
+        self._closed = True
+        while self._idle:
+            conn, _ = self._idle.pop()
+            await self._drop(conn)
+
+    async def engine_for(self, conn: Connection) -> AsyncEngine:
+        """An SQLAlchemy engine whose only connection is `conn` (see the module docstring).
+        Call it while `conn` has no transaction open: a new engine connects once at once,
+        because SQLAlchemy's first connection runs its dialect's set-up queries and then
+        a rollback, which must not meet a unit's work."""
+        engine = self._engines.get(id(conn))
+        if engine is None:
+
+            async def this_connection() -> Connection:
+                return conn
+
+            engine = create_async_engine(
+                self._url,
+                poolclass=StaticPool,
+                async_creator=this_connection,
+                pool_reset_on_return=None,  # the unit ends the transaction, not the pool
+            )
+            async with engine.connect():
+                pass
+            self._engines[id(conn)] = engine
+        return engine
+
+    def stats(self) -> dict[str, int]:
+        """The same figures as `postgres.pool_stats` names for the engine's pool."""
+        idle = len(self._idle)
+        return {
+            "size": self.size,
+            "max_overflow": 0,
+            "open": self.open,
+            "checked_out": self.open - idle,
+            "idle": idle,
+            "overflow": 0,
+            "waiting": self.waiting,
+            "timeouts": self.timeouts,
+        }
+
+    async def _idle_or_new(self) -> Connection:
+        now = time.monotonic()
+        while self._idle and now - self._idle[0][1] > self.IDLE_LIFETIME:
+            stale, _ = self._idle.popleft()
+            await self._drop(stale)
+        settings = self._settings
+        ping_after = settings.db_pool_ping_after_idle if settings.db_pool_pre_ping else None
+        while self._idle:
+            conn, returned = self._idle.pop()
+            if conn.closed:
+                self.open -= 1
+                continue
+            if ping_after is not None and now - returned >= ping_after:
+                try:  # an empty query outside a transaction: one round trip, no plan
+                    await conn.set_autocommit(True)
+                    await conn.execute("")
+                    await conn.set_autocommit(False)
+                except psycopg.Error:
+                    await self._drop(conn)
+                    continue
+            return conn
+        conn = await DeadlineConnection.connect(self._conninfo, **self._kwargs)
+        conn.response_timeout = self._settings.db_client_deadline
+        self.open += 1
+        return conn
+
+    async def _drop(self, conn: Connection) -> None:
+        self.open -= 1
+        self._engines.pop(id(conn), None)  # its pool holds nothing else: nothing to dispose
+        with contextlib.suppress(psycopg.Error):
+            await conn.close()
