@@ -32,6 +32,7 @@ INFRASTRUCTURE = {
     "config",
     "connections",
     "postgres",
+    "driver_pool",
     "private_apis",
     "redis",
     "cache",

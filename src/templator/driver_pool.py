@@ -81,8 +81,10 @@ class DriverPool:
         self.waiting = 0
         self.timeouts = 0
 
-    async def take(self) -> Connection:
-        """A connection with no transaction open (one begins at its first statement)."""
+    async def take(self, *, autocommit: bool = False) -> Connection:
+        """A connection with no transaction open, in `autocommit` mode or not (then a
+        transaction begins at its first statement). An idle connection already in that
+        mode is preferred: switching costs a pass through psycopg's lock and wait."""
         if self._closed:
             raise psycopg.InterfaceError("the driver pool is closed")
         if self._turns.locked():  # every connection busy: wait in line, bounded
@@ -100,10 +102,13 @@ class DriverPool:
         else:
             await self._turns.acquire()  # returns at once
         try:
-            return await self._idle_or_new()
+            conn = await self._idle_or_new(autocommit)
+            if conn.autocommit != autocommit:
+                await conn.set_autocommit(autocommit)
         except BaseException:
             self._turns.release()
             raise
+        return conn
 
     async def give_back(self, conn: Connection) -> None:
         """Return `conn`: kept when it is idle and healthy, rolled back when a transaction
@@ -120,8 +125,6 @@ class DriverPool:
             if self._closed or conn.closed or status is not TransactionStatus.IDLE:
                 await self._drop(conn)
             else:
-                if conn.autocommit:  # an autocommit unit's: back to transactions
-                    await conn.set_autocommit(False)
                 self._idle.append((conn, time.monotonic()))
         finally:
             self._turns.release()
@@ -176,13 +179,19 @@ class DriverPool:
             "timeouts": self.timeouts,
         }
 
-    async def _idle_or_new(self) -> Connection:
+    async def _idle_or_new(self, autocommit: bool) -> Connection:
         now = time.monotonic()
         while self._idle and now - self._idle[0][1] > self.IDLE_LIFETIME:
             stale, _ = self._idle.popleft()
             await self._drop(stale)
         settings = self._settings
         ping_after = settings.db_pool_ping_after_idle if settings.db_pool_pre_ping else None
+        for at in range(len(self._idle) - 1, -1, -1):  # the newest in the wanted mode
+            if self._idle[at][0].autocommit == autocommit:
+                item = self._idle[at]
+                del self._idle[at]
+                self._idle.append(item)  # taken next, below
+                break
         while self._idle:
             conn, returned = self._idle.pop()
             if conn.closed:
@@ -190,9 +199,12 @@ class DriverPool:
                 continue
             if ping_after is not None and now - returned >= ping_after:
                 try:  # an empty query outside a transaction: one round trip, no plan
-                    await conn.set_autocommit(True)
+                    was = conn.autocommit
+                    if not was:
+                        await conn.set_autocommit(True)
                     await conn.execute("")
-                    await conn.set_autocommit(False)
+                    if not was:
+                        await conn.set_autocommit(False)
                 except psycopg.Error:
                     await self._drop(conn)
                     continue

@@ -35,7 +35,7 @@ _UNIT = "templator.driver_unit"
 class ConnectionSource(Protocol):
     """Where a driver unit of work takes its connection (`driver_pool.DriverPool`)."""
 
-    async def take(self) -> psycopg.AsyncConnection[Any]: ...
+    async def take(self, *, autocommit: bool = False) -> psycopg.AsyncConnection[Any]: ...
 
     async def give_back(self, conn: psycopg.AsyncConnection[Any]) -> None: ...
 
@@ -102,11 +102,10 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
         if unit.conn is not None:
             return unit.conn
         if not session.sync_session.in_transaction():  # SQLAlchemy has not begun
-            conn = await unit.source.take()
+            # Autocommit: no BEGIN, no COMMIT, one round trip per statement.
+            conn = await unit.source.take(autocommit=unit.autocommit)
             try:
-                if unit.autocommit:  # no BEGIN, no COMMIT: one round trip per statement
-                    await conn.set_autocommit(True)
-                else:  # SQLAlchemy, if used from now on, joins this connection's transaction
+                if not unit.autocommit:  # SQLAlchemy, if used now, joins this transaction
                     session.sync_session.bind = (await unit.source.engine_for(conn)).sync_engine
             except BaseException:
                 await unit.source.discard(conn)

@@ -179,7 +179,9 @@ async def unit_of_work(
 
 def _has_work(session: AsyncSession) -> bool:
     """Whether a session has anything to commit: a transaction, or ORM changes."""
-    return bool(session.in_transaction() or session.new or session.dirty or session.deleted)
+    sync = session.sync_session
+    # Dirty and deleted objects are in the identity map; new ones are not yet.
+    return sync.in_transaction() or bool(sync.identity_map) or bool(sync.new)
 
 
 async def _end_driver_unit(unit: DriverUnit, *, failed: bool) -> None:
