@@ -16,7 +16,7 @@ from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.driver_pool import DriverPool, DriverPoolTimeout
 from templator.kit.ids import new_id
-from templator.kit.raw import MixedUnitOfWork, driver_connection
+from templator.kit.raw import driver_connection
 from templator.kit.uow import unit_of_work
 
 
@@ -97,21 +97,28 @@ async def test_sqlalchemy_first_runs_the_unit_on_the_engine(conns: Connections) 
         assert conns.driver_pool.stats()["open"] == 0  # nothing taken from the driver pool
 
 
-async def test_an_autocommit_unit_commits_each_statement_and_refuses_sqlalchemy(
+async def test_an_autocommit_unit_commits_each_statement_sqlalchemy_included(
     conns: Connections,
 ) -> None:
-    email = f"{new_id()}@driver.example"
+    email, core = f"{new_id()}@driver.example", f"{new_id()}@driver.example"
     pool = conns.driver_pool
     assert pool is not None
-    with pytest.raises(MixedUnitOfWork):
+    with pytest.raises(RuntimeError, match="boom"):
         async with unit_of_work(conns.sessionmaker, conns.cache, driver=pool, autocommit=True) as s:
             await _raw(s, "INSERT INTO users (id, email) VALUES (%s, %s)", new_id(), email)
-            await s.execute(text("SELECT 1"))  # no transaction to join: refused
-    assert await _count(conns, email) == 1  # the statement committed by itself
-    # The connection went back in transaction mode: the next unit's statements share one.
+            first = await _raw(s, "SELECT pg_backend_pid()")
+            # SQLAlchemy runs on the same connection, each statement committed by itself.
+            assert (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one() == first
+            await s.execute(
+                text("INSERT INTO users (id, email) VALUES (:i, :e)"), {"i": new_id(), "e": core}
+            )
+            raise RuntimeError("boom")
+    assert await _count(conns, email) == 1  # committed by itself, before the failure
+    assert await _count(conns, core) == 1
+    # The connection is taken in transaction mode by the next transactional unit.
     async with unit_of_work(conns.sessionmaker, conns.cache, driver=pool) as s:
-        first = await _raw(s, "SELECT txid_current()")
-        assert await _raw(s, "SELECT txid_current()") == first
+        xid = await _raw(s, "SELECT txid_current()")
+        assert await _raw(s, "SELECT txid_current()") == xid
 
 
 async def test_a_connection_lost_while_idle_is_replaced(conns: Connections) -> None:

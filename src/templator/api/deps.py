@@ -46,6 +46,23 @@ Uow = Annotated[UnitOfWork, Depends(get_uow)]
 """For endpoints with work after the commit (object deletion, streaming): `async with uow()`."""
 
 
+async def get_statement_uow(conns: Conns) -> UnitOfWork:
+    """A factory of units whose writes are each one statement (`get_statement_session`)."""
+
+    @asynccontextmanager
+    async def uow() -> AsyncIterator[AsyncSession]:
+        async with unit_of_work(
+            conns.sessionmaker, conns.cache, driver=conns.driver_pool, autocommit=True
+        ) as session:
+            yield session
+
+    return uow
+
+
+StatementUow = Annotated[UnitOfWork, Depends(get_statement_uow)]
+"""For a loop of one-statement units in one request (the work claim's long poll)."""
+
+
 async def get_db_session(conns: Conns) -> AsyncIterator[AsyncSession]:
     """One unit of work per request: commit when the endpoint returns, roll back if it raises.
     Its raw statements run on the driver pool (`kit/uow.py`)."""

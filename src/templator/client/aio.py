@@ -40,6 +40,24 @@ class AsyncClient(Calls):
             transport=transport,
             limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=KEEPALIVE),
         )
+        # The object store's presigned URLs (designs down, direct uploads up): one client
+        # for the whole run, made at first use. A client per download built a TLS context
+        # each time (loading the CA bundle), which was most of a worker's CPU.
+        self._store: httpx.AsyncClient | None = None
+
+    def store(self) -> httpx.AsyncClient:
+        """The HTTP client for presigned object-store URLs (no API credentials)."""
+        if self._store is None:
+            self._store = httpx.AsyncClient(
+                timeout=self.http.timeout, limits=httpx.Limits(keepalive_expiry=KEEPALIVE)
+            )
+        return self._store
+
+    async def download(self, url: str) -> bytes:
+        """The bytes behind a presigned GET URL (a design of a claim)."""
+        response = await self.store().get(url)
+        response.raise_for_status()
+        return response.content
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -52,6 +70,8 @@ class AsyncClient(Calls):
     async def aclose(self) -> None:
         """Close the connections."""
         await self.http.aclose()
+        if self._store is not None:
+            await self._store.aclose()
 
     async def send(self, call: calls.Call[T]) -> T:
         """Send `call`, retrying what `policy` allows; its parsed answer or `ApiError`."""
@@ -74,10 +94,9 @@ class AsyncClient(Calls):
             filename=filename, content_type=content_type, size=len(content)
         )
         post = await self.send(calls.direct_upload(session_id, request))
-        async with httpx.AsyncClient(timeout=self.http.timeout) as store:
-            stored = await store.post(
-                post.url, data=post.fields, files={"file": (filename, content, content_type)}
-            )
+        stored = await self.store().post(
+            post.url, data=post.fields, files={"file": (filename, content, content_type)}
+        )
         if (refusal := policy.store_refusal(stored)) is not None:
             raise ApiError(*refusal)
         return await self.send(calls.confirm_design(session_id, post.key))

@@ -41,6 +41,21 @@ class Client(Calls):
             transport=transport,
             limits=httpx.Limits(keepalive_expiry=KEEPALIVE),
         )
+        self._store: httpx.Client | None = None  # presigned URLs: as AsyncClient.store
+
+    def store(self) -> httpx.Client:
+        """The HTTP client for presigned object-store URLs (no API credentials)."""
+        if self._store is None:
+            self._store = httpx.Client(
+                timeout=self.http.timeout, limits=httpx.Limits(keepalive_expiry=KEEPALIVE)
+            )
+        return self._store
+
+    def download(self, url: str) -> bytes:
+        """The bytes behind a presigned GET URL (a design of a claim)."""
+        response = self.store().get(url)
+        response.raise_for_status()
+        return response.content
 
     def __enter__(self) -> Client:
         return self
@@ -53,6 +68,8 @@ class Client(Calls):
     def close(self) -> None:
         """Close the connections."""
         self.http.close()
+        if self._store is not None:
+            self._store.close()
 
     def send(self, call: calls.Call[T]) -> T:
         """Send `call`, retrying what `policy` allows; its parsed answer or `ApiError`."""
@@ -75,11 +92,8 @@ class Client(Calls):
             filename=filename, content_type=content_type, size=len(content)
         )
         post = self.send(calls.direct_upload(session_id, request))
-        stored = httpx.post(
-            post.url,
-            data=post.fields,
-            files={"file": (filename, content, content_type)},
-            timeout=self.http.timeout,
+        stored = self.store().post(
+            post.url, data=post.fields, files={"file": (filename, content, content_type)}
         )
         if (refusal := policy.store_refusal(stored)) is not None:
             raise ApiError(*refusal)

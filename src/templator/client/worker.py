@@ -32,8 +32,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from templator.ai_session.schemas import AiSessionComplete, AiSessionFail, PhaseUpdate
 from templator.client.aio import AsyncClient
 from templator.client.errors import ApiError
@@ -86,10 +84,7 @@ class Job:
 
     async def design(self, index: int = 0) -> bytes:
         """The bytes of the session's `index`th design (its presigned URL)."""
-        async with httpx.AsyncClient(timeout=self.client.http.timeout) as store:
-            response = await store.get(self.claim.designs[index].url)
-        response.raise_for_status()
-        return response.content
+        return await self.client.download(self.claim.designs[index].url)
 
 
 Handler = Callable[[Job], Coroutine[Any, Any, AiSessionComplete]]

@@ -14,8 +14,9 @@ that: its first raw statement takes a connection of that pool, which the unit co
 itself, and SQLAlchemy never begins. Such a unit runs SQLAlchemy too when SQLAlchemy is
 used first (the raw statements then go to the session's connection, as above); used
 after a raw statement, SQLAlchemy runs on the unit's connection (the session is bound to
-an engine of that one connection: `DriverPool.engine_for`), in the same transaction. A
-begin on any other connection would be a second transaction, and is refused
+an engine of that one connection: `DriverPool.engine_for`), in the same transaction
+(in an autocommit unit, each of its statements commits by itself, as the raw ones do).
+A begin on any other connection would be a second transaction, and is refused
 (`MixedUnitOfWork`).
 """
 
@@ -80,12 +81,11 @@ def refuse_mixed_use(session: Session, transaction: Any, connection: Any) -> Non
     if (
         unit is not None
         and unit.conn is not None
-        and (unit.autocommit or connection.connection.driver_connection is not unit.conn)
+        and connection.connection.driver_connection is not unit.conn
     ):
         raise MixedUnitOfWork(
             "SQLAlchemy began on another connection than its unit of work's driver "
-            "connection (a session bound elsewhere after the first raw statement), or in "
-            "a unit of one-statement writes (autocommit), which has no transaction to join"
+            "connection (a session bound elsewhere after the first raw statement)"
         )
 
 
@@ -104,9 +104,8 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
         if not session.sync_session.in_transaction():  # SQLAlchemy has not begun
             # Autocommit: no BEGIN, no COMMIT, one round trip per statement.
             conn = await unit.source.take(autocommit=unit.autocommit)
-            try:
-                if not unit.autocommit:  # SQLAlchemy, if used now, joins this transaction
-                    session.sync_session.bind = (await unit.source.engine_for(conn)).sync_engine
+            try:  # SQLAlchemy, if used from now on, runs on this connection too
+                session.sync_session.bind = (await unit.source.engine_for(conn)).sync_engine
             except BaseException:
                 await unit.source.discard(conn)
                 raise

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 
 from templator.ai_session.errors import LEASE_ERRORS, AiSessionNotFound
 from templator.ai_session.service import AiSessionService
-from templator.api.deps import Conns, CurrentActor, DbSession, LeaseToken
+from templator.api.deps import Conns, CurrentActor, DbSession, DbStatement, LeaseToken
 from templator.api.pagination import PageOut, Paging, to_page_out
 from templator.api.problems import responses_for
 from templator.kit.validation import IdPath, StorableDatetime
@@ -29,6 +29,14 @@ Logs = Annotated[LogService, Depends(_logs)]
 """LogService, built at the edge for each request (on its DbSession, committed by it)."""
 
 
+async def _appends(session: DbStatement, conns: Conns) -> LogService:
+    """The LogService of an append: one INSERT (or one COPY), committed by itself."""
+    return LogService(session, conns.cache)
+
+
+Appends = Annotated[LogService, Depends(_appends)]
+
+
 @router.post(
     "/sessions/{session_id}/logs",
     status_code=status.HTTP_201_CREATED,
@@ -38,14 +46,15 @@ async def append_logs(
     session_id: IdPath,
     data: log_schemas.LogBatch,
     actor: CurrentActor,
-    service: Logs,
+    service: Appends,
     conns: Conns,
-    session: DbSession,
     lease: LeaseToken = None,
 ) -> dict[str, int]:
     """Append up to 10,000 log lines in one round trip (under the session's lease when a
     worker holds it)."""
-    await AiSessionService(session, conns.cache).ensure_lease(actor, session_id, lease)
+    # The lease check is a read and the append one statement: no transaction is needed
+    # around them (READ COMMITTED would not hold the lease between them either).
+    await AiSessionService(service.session, conns.cache).ensure_lease(actor, session_id, lease)
     return {"appended": await service.append_many(actor, session_id, data.lines)}
 
 

@@ -18,7 +18,14 @@ from templator.ai_session.errors import (
 )
 from templator.ai_session.lifecycle import RetryPolicy
 from templator.ai_session.schemas import AiSession
-from templator.api.deps import Conns, CurrentActor, DbSession, DbStatement, LeaseToken, Uow
+from templator.api.deps import (
+    Conns,
+    CurrentActor,
+    DbSession,
+    DbStatement,
+    LeaseToken,
+    StatementUow,
+)
 from templator.api.problems import responses_for
 from templator.kit.validation import IdPath
 from templator.project.errors import ProjectNotFound
@@ -50,10 +57,17 @@ Heartbeats = Annotated[WorkService, Depends(_heartbeats)]
 
 @router.post("/work/claim", responses=responses_for(WorkerScopeRequired))
 async def claim(
-    data: schemas.ClaimRequest, actor: CurrentActor, conns: Conns, uow: Uow, request: Request
+    data: schemas.ClaimRequest,
+    actor: CurrentActor,
+    conns: Conns,
+    uow: StatementUow,
+    request: Request,
 ) -> schemas.ClaimList:
     """Take up to `limit` ready sessions, fairly across users, each under a lease; with
     `wait`, wait that long for one to become ready (woken by NOTIFY, not polling)."""
+    # Each claim is one statement, committed by itself (no BEGIN/COMMIT round trips); the
+    # designs' read and the rescue after it need no transaction with it. A claim whose
+    # answer is lost leaves its leases to expire and be rescued, as a worker that died.
     require_worker(actor)
     signal: WorkSignal = request.app.state.work_signal
     loop = asyncio.get_running_loop()
