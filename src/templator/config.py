@@ -43,7 +43,13 @@ class Settings(BaseSettings):
         "while Redis is down, template search); unset = the primary serves them",
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=20, ge=0, le=400)
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=400,
+        description="beyond DB_POOL_SIZE under bursts (10: the driver pool carries most "
+        "units of work since issue #20, and a worker's budget stays 46 connections)",
+    )
     db_pool_timeout: float = Field(
         default=10.0, gt=0, description="seconds to wait for a pooled connection"
     )
