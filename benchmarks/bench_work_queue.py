@@ -175,14 +175,15 @@ async def throughput(url: str, *, seconds: float, workers: int, jobs: int) -> di
 
 def claim_latency(dsn: str, *, claims: int) -> float:
     """Median ms of one claim statement (the service's SQL), rolled back each time."""
-    from templator.work.repository import _CLAIM
+    from templator.work.repository import _claim_statement
 
-    params = {"worker": "lat", "limit": 1, "tenants": 1, "lease": 60}
+    statement = _claim_statement(1, 1)  # as WorkRepository.claim sends it
+    params = {"worker": "lat", "lease": 60}
     samples = []
     with psycopg.connect(dsn) as conn:
         for _ in range(claims):
             started = time.perf_counter()
-            conn.execute(_CLAIM, params).fetchall()
+            conn.execute(statement, params).fetchall()
             samples.append(time.perf_counter() - started)
             conn.rollback()
     return statistics.median(samples) * 1000
