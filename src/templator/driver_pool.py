@@ -31,7 +31,6 @@ Behind PgBouncer (DB_PGBOUNCER) no pool is made: the engine's per-transaction
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections import deque
@@ -45,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from templator.config import ProcessRole, Settings
-from templator.postgres import DeadlineConnection, keepalive_params
+from templator.postgres import DeadlineConnection, Turns, keepalive_params
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -75,11 +74,9 @@ class DriverPool:
         }
         self.size = settings.db_driver_pool_size
         self._idle: deque[tuple[Connection, float]] = deque()
-        self._turns = asyncio.Semaphore(self.size)
+        self.turns = Turns(self.size)
         self._closed = False
         self.open = 0
-        self.waiting = 0
-        self.timeouts = 0
 
     async def take(self, *, autocommit: bool = False) -> Connection:
         """A connection with no transaction open, in `autocommit` mode or not (then a
@@ -87,26 +84,18 @@ class DriverPool:
         mode is preferred: switching costs a pass through psycopg's lock and wait."""
         if self._closed:
             raise psycopg.InterfaceError("the driver pool is closed")
-        if self._turns.locked():  # every connection busy: wait in line, bounded
-            self.waiting += 1
-            try:
-                async with asyncio.timeout(self._settings.db_pool_timeout):
-                    await self._turns.acquire()
-            except TimeoutError as exc:
-                self.timeouts += 1
-                raise DriverPoolTimeout(
-                    f"no driver connection free within {self._settings.db_pool_timeout:g}s"
-                ) from exc
-            finally:
-                self.waiting -= 1
-        else:
-            await self._turns.acquire()  # returns at once
+        try:  # every connection busy: wait in line, bounded
+            await self.turns.take(self._settings.db_pool_timeout)
+        except TimeoutError as exc:
+            raise DriverPoolTimeout(
+                f"no driver connection free within {self._settings.db_pool_timeout:g}s"
+            ) from exc
         try:
             conn = await self._idle_or_new(autocommit)
             if conn.autocommit != autocommit:
                 await conn.set_autocommit(autocommit)
         except BaseException:
-            self._turns.release()
+            self.turns.give_back()
             raise
         return conn
 
@@ -127,14 +116,14 @@ class DriverPool:
             else:
                 self._idle.append((conn, time.monotonic()))
         finally:
-            self._turns.release()
+            self.turns.give_back()
 
     async def discard(self, conn: Connection) -> None:
         """Close `conn` (its state is in doubt: a lost connection, a cancelled wait)."""
         try:
             await self._drop(conn)
         finally:
-            self._turns.release()
+            self.turns.give_back()
 
     async def close(self) -> None:
         """Close the idle connections; those in use close when given back."""
@@ -169,14 +158,16 @@ class DriverPool:
         """The same figures as `postgres.pool_stats` names for the engine's pool."""
         idle = len(self._idle)
         return {
+            "max": self.size,
             "size": self.size,
             "max_overflow": 0,
             "open": self.open,
+            "in_use": self.open - idle,
             "checked_out": self.open - idle,
             "idle": idle,
             "overflow": 0,
-            "waiting": self.waiting,
-            "timeouts": self.timeouts,
+            "waiting": self.turns.waiting,
+            "timeouts": self.turns.timeouts,
         }
 
     async def _idle_or_new(self, autocommit: bool) -> Connection:

@@ -240,6 +240,36 @@ class MeteredQueuePool(AsyncAdaptedQueuePool):
                 self.waiting -= 1
 
 
+class Turns:
+    """First-come-first-served turns at a pool's connections (as many as it may open), with
+    its waiters and the waits given up counted: a waiter is never overtaken by a newcomer,
+    and a turn always finds a connection idle or room to make one. `ReadPool` and
+    `driver_pool.DriverPool` take their turns here."""
+
+    def __init__(self, size: int) -> None:
+        self._turns = asyncio.Semaphore(size)
+        self.waiting = 0
+        self.timeouts = 0
+
+    async def take(self, timeout: float) -> None:
+        """A turn, at once or within `timeout` seconds; TimeoutError when none came."""
+        if not self._turns.locked():
+            await self._turns.acquire()  # returns at once
+            return
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await self._turns.acquire()
+        except TimeoutError:
+            self.timeouts += 1
+            raise
+        finally:
+            self.waiting -= 1
+
+    def give_back(self) -> None:
+        self._turns.release()
+
+
 class ReadUnavailable(Exception):
     """The hot-read pool could not answer (no connection in time, a lost connection, a
     server error); the caller takes its ordinary path instead."""
@@ -280,9 +310,7 @@ class ReadPool:
         self._connect_options: dict[str, Any] | None = None
         self._idle: deque[tuple[asyncpg.Connection, float]] = deque()
         self._open = 0
-        self._turns = asyncio.Semaphore(settings.db_read_pool_size)
-        self.waiting = 0
-        self.timeouts = 0
+        self.turns = Turns(settings.db_read_pool_size)
 
     async def open(self) -> None:
         """Ready the pool (it connects on first use)."""
@@ -327,8 +355,8 @@ class ReadPool:
             "checked_out": self._open - idle,
             "idle": idle,
             "overflow": 0,
-            "waiting": self.waiting,
-            "timeouts": self.timeouts,
+            "waiting": self.turns.waiting,
+            "timeouts": self.turns.timeouts,
         }
 
     async def fetchrow(self, query: str, *args: Any) -> Sequence[Any] | None:
@@ -336,18 +364,10 @@ class ReadPool:
         when the pool cannot answer within DB_CONNECT_TIMEOUT or the statement fails."""
         if self._connect_options is None:
             raise ReadUnavailable("the read pool is not open")
-        if self._turns.locked():  # every connection busy: wait in line, not for ever
-            self.waiting += 1
-            try:
-                async with asyncio.timeout(self._settings.db_connect_timeout):
-                    await self._turns.acquire()
-            except TimeoutError as exc:
-                self.timeouts += 1
-                raise ReadUnavailable("no read connection free in time") from exc
-            finally:
-                self.waiting -= 1
-        else:
-            await self._turns.acquire()  # returns at once
+        try:  # every connection busy: wait in line, not for ever
+            await self.turns.take(self._settings.db_connect_timeout)
+        except TimeoutError as exc:
+            raise ReadUnavailable("no read connection free in time") from exc
         try:
             conn = await self._take()
             try:
@@ -364,7 +384,7 @@ class ReadPool:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise ReadUnavailable(str(exc) or type(exc).__name__) from exc
         finally:
-            self._turns.release()
+            self.turns.give_back()
 
     async def _take(self) -> asyncpg.Connection:
         """An idle connection (the most recently used), else a new one; connections idle

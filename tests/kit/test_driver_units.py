@@ -167,3 +167,17 @@ async def test_a_server_that_is_down_fails_at_once_not_after_the_pool_timeout(
     assert pool.stats()["checked_out"] == 0
     with pytest.raises(psycopg.OperationalError):  # the turn was given back
         await pool.take()
+
+
+async def test_the_driver_pool_is_reported_with_the_other_pools(conns: Connections) -> None:
+    from templator.monitoring.pools import pool_stats
+
+    pool = conns.driver_pool
+    assert pool is not None
+    held = await pool.take()
+    try:
+        driver = pool_stats(conns)["driver"]
+        assert (driver["max"], driver["open"], driver["in_use"], driver["idle"]) == (2, 1, 1, 0)
+    finally:
+        await pool.give_back(held)
+    assert pool_stats(conns)["driver"]["idle"] == 1

@@ -1,5 +1,5 @@
-"""Both connection pools of an API process as numbers: the SQLAlchemy pool and the asyncpg
-read pool (`postgres.ReadPool`).
+"""The connection pools of an API process as numbers: the SQLAlchemy pool, the driver pool
+(`driver_pool.DriverPool`) and the asyncpg read pool (`postgres.ReadPool`).
 
 Pools live in each worker process, so their gauges are ordinary prometheus_client gauges
 in `livesum` mode: under several workers (multiprocess mode) a scrape sums the live
@@ -63,6 +63,8 @@ def pool_stats(conns: Connections) -> dict[str, dict[str, int]]:
     }
     if conns.read_pool is not None:
         stats["read"] = conns.read_pool.stats()
+    if conns.driver_pool is not None:
+        stats["driver"] = conns.driver_pool.stats()
     return stats
 
 
