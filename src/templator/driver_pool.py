@@ -156,19 +156,7 @@ class DriverPool:
 
     def stats(self) -> dict[str, int]:
         """The same figures as `postgres.pool_stats` names for the engine's pool."""
-        idle = len(self._idle)
-        return {
-            "max": self.size,
-            "size": self.size,
-            "max_overflow": 0,
-            "open": self.open,
-            "in_use": self.open - idle,
-            "checked_out": self.open - idle,
-            "idle": idle,
-            "overflow": 0,
-            "waiting": self.turns.waiting,
-            "timeouts": self.turns.timeouts,
-        }
+        return self.turns.stats(self.size, self.open, len(self._idle))
 
     async def _idle_or_new(self, autocommit: bool) -> Connection:
         now = time.monotonic()

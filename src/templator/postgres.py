@@ -269,6 +269,23 @@ class Turns:
     def give_back(self) -> None:
         self._turns.release()
 
+    def stats(self, size: int, open_: int, idle: int) -> dict[str, int]:
+        """A deque pool's figures: connections allowed, open, in use and idle; callers
+        waiting; waits given up (`size`/`checked_out`/`overflow` name the same figures as
+        `pool_stats` of the engine's pool, for readiness)."""
+        return {
+            "max": size,
+            "size": size,
+            "max_overflow": 0,
+            "open": open_,
+            "in_use": open_ - idle,
+            "checked_out": open_ - idle,
+            "idle": idle,
+            "overflow": 0,
+            "waiting": self.waiting,
+            "timeouts": self.timeouts,
+        }
+
 
 class ReadUnavailable(Exception):
     """The hot-read pool could not answer (no connection in time, a lost connection, a
@@ -346,18 +363,7 @@ class ReadPool:
         """Connections allowed, open, in use and idle; callers waiting; waits given up.
         (`size`/`checked_out`/`overflow` name the same figures as `pool_stats` of the
         engine's pool, for readiness.)"""
-        idle = len(self._idle)
-        return {
-            "max": self._settings.db_read_pool_size,
-            "size": self._settings.db_read_pool_size,
-            "open": self._open,
-            "in_use": self._open - idle,
-            "checked_out": self._open - idle,
-            "idle": idle,
-            "overflow": 0,
-            "waiting": self.turns.waiting,
-            "timeouts": self.turns.timeouts,
-        }
+        return self.turns.stats(self._settings.db_read_pool_size, self._open, len(self._idle))
 
     async def fetchrow(self, query: str, *args: Any) -> Sequence[Any] | None:
         """The first row of `query` ($1, $2… placeholders), or None; ReadUnavailable
