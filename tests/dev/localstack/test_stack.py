@@ -465,3 +465,41 @@ def test_no_password_of_the_stack_reaches_pg_stat_statements_or_the_log(
         path.read_text(errors="replace") for path in running.postgres.data.glob("**/*.log")
     )
     assert not any(p in logs for p in passwords)
+
+
+def test_a_port_taken_between_choosing_and_binding_it_is_replaced(
+    stack_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's and Redis's ports are chosen before they start (initdb takes seconds);
+    another program may take one meanwhile. CI saw PostgreSQL exit with "could not bind …
+    Address already in use" and the whole drill package error out. The stack starts that
+    server again on another port."""
+    import socket
+
+    held = [socket.socket(), socket.socket()]
+    for sock in held:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+    taken = [sock.getsockname()[1] for sock in held]
+    # The first port each server is given is one this test holds, as a racing program would.
+    real = local_postgres.free_port
+    postgres_ports, redis_ports = iter([taken[0]]), iter([taken[1]])
+    monkeypatch.setattr(local_postgres, "free_port", lambda: next(postgres_ports, None) or real())
+    monkeypatch.setattr(local_redis, "free_port", lambda: next(redis_ports, None) or real())
+    events: list[tuple[str, str]] = []
+    stack = LocalStack(
+        stack_settings, on_event=lambda name, message: events.append((name, message))
+    )
+    try:
+        stack.start()
+        assert stack.postgres is not None and stack.redis is not None
+        assert stack.postgres.port not in taken and stack.redis.port not in taken
+        with _pg(_admin(stack)) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        said = [message for _, message in events]
+        assert any("PostgreSQL's port was taken meanwhile" in m for m in said), said
+        assert any("Redis's port was taken meanwhile" in m for m in said), said
+    finally:
+        stack.stop()
+        for sock in held:
+            sock.close()

@@ -25,7 +25,13 @@ import orjson
 
 from templator.config import Settings
 from templator.dev.localstack.postgres import LocalPostgres
-from templator.dev.localstack.process import LocalStackError, ProcessRecord, is_alive, stop
+from templator.dev.localstack.process import (
+    LocalStackError,
+    ProcessRecord,
+    free_port,
+    is_alive,
+    stop,
+)
 from templator.dev.localstack.redis import LocalRedis
 from templator.dev.localstack.seaweedfs import SeaweedFS
 from templator.dev.localstack.secrets import StackSecrets, read_secret, secret_file
@@ -254,6 +260,23 @@ class LocalStack:
         """Record a server the supervisor started again (localstack/supervisor.py)."""
         self._spawned(name, record)
 
+    def _ready_on_a_free_port(
+        self, name: str, label: str, server: LocalPostgres | LocalRedis, *, tries: int = 3
+    ) -> None:
+        """Wait for `server`; when its port was taken between choosing it and binding it
+        (PostgreSQL's initdb takes seconds, and other programs pick free ports too: seen in
+        CI as "could not bind … Address already in use"), start it on another one."""
+        for attempt in range(1, tries + 1):
+            try:
+                server.wait_ready()
+                return
+            except LocalStackError as exc:
+                if "Address already in use" not in str(exc) or attempt == tries:
+                    raise
+            server.port = free_port()
+            self.on_event(name, f"{label}'s port was taken meanwhile: starting it on {server.port}")
+            self._step(name, lambda: self._spawned(name, server.start()))
+
     def _step(self, name: str, action: Callable[[], T]) -> T:
         """Run one start-up step; failures name the server."""
         try:
@@ -311,9 +334,9 @@ class LocalStack:
                 self._step("seaweedfs", seaweedfs.start)
                 if seaweedfs.pid is not None:
                     self._spawned("seaweedfs", ProcessRecord.of(seaweedfs.pid))
-            postgres.wait_ready()
+            self._ready_on_a_free_port("postgres", "PostgreSQL", postgres)
             self.on_event("postgres", f"PostgreSQL ready on 127.0.0.1:{postgres.port}")
-            redis.wait_ready()
+            self._ready_on_a_free_port("redis", "Redis", redis)
             self.on_event("redis", f"Redis ready on 127.0.0.1:{redis.port}")
             if launched:
                 seaweedfs.wait_ready()
