@@ -59,12 +59,6 @@ class MixedUnitOfWork(RuntimeError):
     """SQLAlchemy was used after a raw statement in a unit of work on the driver pool."""
 
 
-def driver_unit(session: AsyncSession) -> DriverUnit | None:
-    """The session's driver unit, when its unit of work was made on the driver pool."""
-    unit: DriverUnit | None = session.info.get(_UNIT)
-    return unit
-
-
 def bind_driver_unit(
     session: AsyncSession, source: ConnectionSource, *, autocommit: bool = False
 ) -> DriverUnit:
