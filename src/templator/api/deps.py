@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -31,15 +31,19 @@ Conns = Annotated[Connections, Depends(get_connections)]
 UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
+def _unit(
+    conns: Connections, *, autocommit: bool = False
+) -> AbstractAsyncContextManager[AsyncSession]:
+    """An API unit of work: on the driver pool (`kit/uow.py`), in autocommit for an
+    endpoint whose write is one statement."""
+    return unit_of_work(
+        conns.sessionmaker, conns.cache, driver=conns.driver_pool, autocommit=autocommit
+    )
+
+
 async def get_uow(conns: Conns) -> UnitOfWork:
     """A factory of units of work: the endpoint commits by leaving the block."""
-
-    @asynccontextmanager
-    async def uow() -> AsyncIterator[AsyncSession]:
-        async with unit_of_work(conns.sessionmaker, conns.cache, driver=conns.driver_pool) as s:
-            yield s
-
-    return uow
+    return lambda: _unit(conns)
 
 
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
@@ -48,15 +52,7 @@ Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 async def get_statement_uow(conns: Conns) -> UnitOfWork:
     """A factory of units whose writes are each one statement (`get_statement_session`)."""
-
-    @asynccontextmanager
-    async def uow() -> AsyncIterator[AsyncSession]:
-        async with unit_of_work(
-            conns.sessionmaker, conns.cache, driver=conns.driver_pool, autocommit=True
-        ) as session:
-            yield session
-
-    return uow
+    return lambda: _unit(conns, autocommit=True)
 
 
 StatementUow = Annotated[UnitOfWork, Depends(get_statement_uow)]
@@ -66,7 +62,7 @@ StatementUow = Annotated[UnitOfWork, Depends(get_statement_uow)]
 async def get_db_session(conns: Conns) -> AsyncIterator[AsyncSession]:
     """One unit of work per request: commit when the endpoint returns, roll back if it raises.
     Its raw statements run on the driver pool (`kit/uow.py`)."""
-    async with unit_of_work(conns.sessionmaker, conns.cache, driver=conns.driver_pool) as session:
+    async with _unit(conns) as session:
         yield session
 
 
@@ -81,9 +77,7 @@ async def get_statement_session(conns: Conns) -> AsyncIterator[AsyncSession]:
     themselves on the driver pool, without the BEGIN and COMMIT round trips (`kit/uow.py`).
     What such an endpoint reads besides (the state that explains a refusal) needs no
     transaction either."""
-    async with unit_of_work(
-        conns.sessionmaker, conns.cache, driver=conns.driver_pool, autocommit=True
-    ) as session:
+    async with _unit(conns, autocommit=True) as session:
         yield session
 
 
