@@ -6,8 +6,9 @@ project's COPY loader), then after growing it with set-based SQL (INSERT … SEL
 generate_series) to 1M sessions and 1M templates, VACUUM ANALYZE'd. Each operation runs
 our code and a raw-driver baseline doing the same work, one request at a time:
 
-* template read with Redis down — ours: `load_with_token` on the `ReadPool`, `verify`,
-  `may_read`, JSON form (the fast path's database answer); raw: the same statement on
+* template read with Redis down — ours: `api.fastpath.uncached_read` on the `ReadPool`
+  (`load_with_token`, `verify`, the read check, JSON form: the fast path's database
+  answer); raw: the same statement on
   one asyncpg connection;
 * session read — ours: `AiSessionService.get` in a read session; raw: psycopg SELECT;
 * session lifecycle — ours: create, 5 phases, 20 log lines, complete, template from the
@@ -47,16 +48,16 @@ from benchmarks.common import (
     scratch_database,
 )
 from templator.ai_session.service import AiSessionService
+from templator.api.fastpath import uncached_read
 from templator.api.hot_read import READ_WITH_TOKEN as _READ_WITH_TOKEN
-from templator.api.hot_read import load_with_token
-from templator.auth.service import parse, token_record, verify
+from templator.auth.service import parse
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.dev.seed import SeedPlan, seed_database
 from templator.kit.actor import Actor
 from templator.kit.uow import read_session
 from templator.models import UserRole
-from templator.template.service import TemplateService, may_read, public_json, template_json
+from templator.template.service import TemplateService
 
 REDIS_URL = bench_redis_url(15)
 TARGET = 1.5
@@ -156,11 +157,7 @@ async def run_size(
     assert pool is not None
 
     async def template_ours(i: int) -> None:
-        found = await load_with_token(pool, prefix, tids[i])
-        assert found is not None and found[1] is not None
-        data = template_json(found[1])
-        assert may_read(verify(token_record(found[0]), secret), data)
-        public_json(data)
+        assert await uncached_read(pool, prefix, secret, tids[i]) is not None
 
     async def template_raw(i: int) -> None:
         assert await apg.fetchrow(_READ_WITH_TOKEN, prefix, tids[i]) is not None

@@ -4,8 +4,8 @@ What `GET /api/v1/templates/{id}` costs when nothing can come from the cache, wi
 HTTP, in one process on uvloop, one read at a time over 2,000 random templates of the
 seeded database:
 
-* ours — `load_with_token` on the asyncpg `ReadPool` (one statement), `verify`,
-  `may_read` and the JSON form: what `api/fastpath.py` runs;
+* ours — `api.fastpath.uncached_read` on the asyncpg `ReadPool`: `load_with_token` (one
+  statement), `verify`, the read check and the JSON form built from the row;
 * the route's way — two autocommit SQLAlchemy read sessions (TokenRepository.lookup,
   TemplateRepository.load), then the same checks and JSON form;
 * the candidate that would replace asyncpg (issue #20): the same statement, checks and
@@ -46,10 +46,10 @@ from benchmarks.common import (
     raw_dsn,
     seeded_database,
 )
+from templator.api.fastpath import uncached_read
 from templator.api.hot_read import READ_WITH_TOKEN as _READ_WITH_TOKEN
-from templator.api.hot_read import load_with_token
 from templator.auth.repository import TokenRepository
-from templator.auth.service import parse, token_record, verify
+from templator.auth.service import TokenRecord, parse, token_record, verify
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.kit.uow import read_session
@@ -120,21 +120,17 @@ async def run(reads: int) -> None:
         psycopg_sql = _READ_WITH_TOKEN.replace("$1", "%s").replace("$2", "%s")
         candidate = await PsycopgReadPool.open(raw_dsn(url), settings.db_read_pool_size)
 
-        def answer(record: dict[str, Any], row: LoadedTemplate) -> bytes:
+        def answer(record: TokenRecord, row: LoadedTemplate) -> bytes:
             actor = verify(record, secret)
             data = template_json(row)
             assert may_read(actor, data)
             return public_json(data)
 
         async def ours(tid: str) -> None:
-            found = await load_with_token(conns.read_pool, prefix, tid)  # type: ignore[arg-type]
-            assert found is not None and found[1] is not None
-            answer(token_record(found[0]), found[1])
+            assert await uncached_read(conns.read_pool, prefix, secret, tid) is not None  # type: ignore[arg-type]
 
         async def psycopg_pool(tid: str) -> None:
-            found = await load_with_token(candidate, prefix, tid)  # type: ignore[arg-type]
-            assert found is not None and found[1] is not None
-            answer(token_record(found[0]), found[1])
+            assert await uncached_read(candidate, prefix, secret, tid) is not None  # type: ignore[arg-type]
 
         async def route_way(tid: str) -> None:
             async with read_session(conns.read_sessionmaker) as s:

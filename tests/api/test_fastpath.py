@@ -262,3 +262,62 @@ async def test_redis_down_a_killed_read_connection_costs_no_request(
     # A read that met the dead connection fell through, and was counted; or the pool had
     # already seen the socket close and reconnected.
     assert READ_POOL_FALLBACKS._value.get() - fallbacks == answered.count(False)
+
+
+@pytest.mark.parametrize(
+    ("times", "extra"),
+    [
+        (
+            # a whole second (no fraction written) and a fraction with trailing zeros
+            ("2026-03-01 10:00:00+00", "2026-03-01 10:00:00.000120+00"),
+            {"quality_score": 0.0, "name": 'Héro ✓ \u2028 "quoted"', "tags": []},
+        ),
+        (
+            ("2026-12-31 23:59:59.999999+00", "2027-01-01 00:00:00.1+00"),
+            {"quality_score": 0.30000000000000004, "description": "x" * 2000, "tags": ["a", "b-2"]},
+        ),
+        (("1999-01-01 00:00:00.5+00", "1999-01-01 00:00:01+00"), {"css_content": "a{}"}),
+    ],
+)
+async def test_redis_down_the_json_built_from_the_row_is_the_models_byte_for_byte(
+    client: httpx.AsyncClient,
+    make_caller: MakeCaller,
+    answered: list[bool],
+    store_connections: Connections,
+    times: tuple[str, str],
+    extra: dict[str, Any],
+) -> None:
+    """The fast path writes the read's JSON from the row itself (no pydantic model: issue
+    #20's uncached read); the route writes it from `schemas.Template`. Times with and
+    without a fraction, floats, no description, non-ASCII text and a nested config."""
+    owner = await make_caller()
+    config = hubspot_config()
+    config["fields"].append(
+        {
+            "name": "spacing",
+            "label": "Spacing ✓ ü",
+            "type": "number",
+            "default": 1.5,
+            "min": 1e-7,
+            "max": 12345678901234,
+            "help_text": None,
+        }
+    )
+    tid = await _template(client, owner, hubspot_config=config, **extra)
+    pool = store_connections.read_pool
+    assert pool is not None
+    await pool.fetchrow(
+        "UPDATE templates SET created_at = $2::text::timestamptz, updated_at = $3::text::timestamptz "
+        "WHERE id = $1 RETURNING id",
+        tid,
+        *times,
+    )
+    with _redis_down(store_connections):
+        with _without_read_pool(store_connections):
+            by_route = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+        by_fast_path = await client.get(f"/api/v1/templates/{tid}", headers=owner.headers)
+
+    assert answered == [False, True]
+    assert by_route.status_code == 200, by_route.text
+    assert by_fast_path.content == by_route.content
+    assert by_route.json()["created_at"].endswith("Z")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from templator.auth.repository import TokenLookup, lookup_sql
 from templator.postgres import ReadPool
-from templator.template.repository import LOAD_NAMES, LoadedTemplate, load_sql
+from templator.template.repository import LOAD_NAMES, LoadRow, load_sql
 
 READ_WITH_TOKEN = f"SELECT * FROM ({lookup_sql('$1')}) tok LEFT JOIN ({load_sql('$2')}) tpl ON true"
 """The token's lookup and the template's load, from the same two statements, in one round
@@ -17,9 +17,9 @@ _TEMPLATE_ID_AT = _TOKEN_WIDTH + LOAD_NAMES.index("id")
 
 async def load_with_token(
     pool: ReadPool, prefix: str, template_id: str
-) -> tuple[TokenLookup, LoadedTemplate | None] | None:
-    """The token with `prefix` and the template (as `TemplateRepository.load` gives it)
-    in one statement on the hot-read pool: None when there is no such token, (token,
+) -> tuple[TokenLookup, LoadRow | None] | None:
+    """The token with `prefix` and the template's row (as `TemplateRepository.load` reads
+    it) in one statement on the hot-read pool: None when there is no such token, (token,
     None) when there is no such template. ReadUnavailable when the pool cannot answer."""
     row = await pool.fetchrow(READ_WITH_TOKEN, prefix, template_id)
     if row is None:
@@ -27,4 +27,4 @@ async def load_with_token(
     token = TokenLookup(*row[:_TOKEN_WIDTH])
     if row[_TEMPLATE_ID_AT] is None:  # templates.id is never NULL: the join found nothing
         return token, None
-    return token, LoadedTemplate.of(row[_TOKEN_WIDTH:])
+    return token, LoadRow(row[_TOKEN_WIDTH:])

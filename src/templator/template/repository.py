@@ -125,6 +125,36 @@ class LoadedTemplate(NamedTuple):
 LOAD_NAMES = [*_COLUMN_NAMES, "owner_id"]
 _OWNER_AT = len(_COLUMN_NAMES)
 """The columns of `load_sql`, in order."""
+_STATUS_AT = LOAD_NAMES.index("status")
+_PUBLIC_FIELDS = tuple(schemas.Template.model_fields)
+_PUBLIC_AT = tuple(LOAD_NAMES.index(name) for name in _PUBLIC_FIELDS)
+
+
+class LoadRow:
+    """A row of `load_sql` read where the uncached hot read needs it, without building
+    the `schemas.Template` (LoadedTemplate.of): the owner, the status and the public
+    fields in the schema's order. A row from our own table, with the read pool's JSON
+    codec (orjson), so nothing a model would validate can be wrong in it; a test holds
+    the JSON form built from it to the model's bytes (template/service.public_json_of)."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        self._row = row
+
+    @property
+    def owner_id(self) -> str:
+        owner: str = self._row[_OWNER_AT]
+        return owner
+
+    @property
+    def status(self) -> TemplateStatus:
+        return TemplateStatus(self._row[_STATUS_AT])
+
+    def public_fields(self) -> dict[str, object]:
+        """{field: value as loaded} in `schemas.Template`'s order (times as datetimes)."""
+        row = self._row
+        return dict(zip(_PUBLIC_FIELDS, [row[i] for i in _PUBLIC_AT], strict=True))
 
 
 def load_sql(placeholder: str) -> str:

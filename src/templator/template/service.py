@@ -45,7 +45,12 @@ from templator.template.errors import (
     TemplateVersionNotFound,
     VersionConflict,
 )
-from templator.template.repository import RANK_WINDOW, LoadedTemplate, TemplateRepository
+from templator.template.repository import (
+    RANK_WINDOW,
+    LoadedTemplate,
+    LoadRow,
+    TemplateRepository,
+)
 
 S = TemplateStatus
 
@@ -87,6 +92,15 @@ def public_json(data: JsonRow) -> bytes:
     """A cached template's JSON as clients get it (without `owner_id`): one encoder for
     the route and the fast path, so both answer the same bytes."""
     return orjson.dumps({k: v for k, v in data.items() if k != "owner_id"})
+
+
+def public_json_of(row: LoadRow) -> bytes:
+    """`public_json(template_json(LoadedTemplate.of(row)))`, byte for byte, without the
+    model: the uncached hot read's JSON form (docs/benchmarks.md, issue #20). orjson
+    writes a UTC time as pydantic's JSON mode does (ISO 8601, `Z`, microseconds only when
+    there are some), and every other field is already JSON data; the fast path's tests
+    compare these bytes with the route's."""
+    return orjson.dumps(row.public_fields(), option=orjson.OPT_UTC_Z)
 
 
 class TemplateService(Service[TemplateRepository, ObjectStore]):
