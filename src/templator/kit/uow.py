@@ -154,7 +154,7 @@ async def unit_of_work(
         yield session
         if unit is None or _has_work(session):
             await session.commit()  # a driver unit's too, once SQLAlchemy joined it
-        if unit is not None and unit.conn is not None:
+        if unit is not None and unit.conn is not None and not unit.autocommit:
             await unit.conn.commit()  # nothing left to commit if SQLAlchemy did
     except BaseException:
         try:
