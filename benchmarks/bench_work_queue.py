@@ -90,20 +90,32 @@ async def ours_worker(
     claim = ClaimRequest(worker=name)
     while time.perf_counter() < stop:
         async with unit_of_work(
-            conns.sessionmaker, conns.cache, driver=conns.driver_pool, autocommit=True
+            conns.sessionmaker,
+            conns.cache,
+            driver=conns.driver_pool,
+            autocommit=True,
+            statements=conns.statement_pool,
         ) as s:  # as the API's claim runs (`StatementUow`)
             claims = await WorkService(s, conns.cache).claim(actor, claim)
         if not claims:
             return
         session_id, token = claims[0].session.id, claims[0].lease.token
         one_statement = unit_of_work(
-            conns.sessionmaker, conns.cache, driver=conns.driver_pool, autocommit=True
+            conns.sessionmaker,
+            conns.cache,
+            driver=conns.driver_pool,
+            autocommit=True,
+            statements=conns.statement_pool,
         )
         async with one_statement as s:  # as the API runs a heartbeat (`DbStatement`)
             service = WorkService(s, conns.cache)
             await service.heartbeat(actor, service.held(session_id, token), HeartbeatRequest())
         async with unit_of_work(
-            conns.sessionmaker, conns.cache, driver=conns.driver_pool, autocommit=True
+            conns.sessionmaker,
+            conns.cache,
+            driver=conns.driver_pool,
+            autocommit=True,
+            statements=conns.statement_pool,
         ) as s:  # as the API runs a completion
             await AiSessionService(s, conns.cache).complete(
                 actor, session_id, AiSessionComplete(quality_score=0.9), lease=token

@@ -44,11 +44,12 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(
-        default=10,
+        default=2,
         ge=0,
         le=400,
-        description="beyond DB_POOL_SIZE under bursts (10: the driver pool carries most "
-        "units of work since issue #20, and a worker's budget stays 46 connections)",
+        description="beyond DB_POOL_SIZE under bursts (2: the driver and statement pools "
+        "carry most units of work since issues #20 and #24, and a worker's budget stays 46 "
+        "connections)",
     )
     db_pool_timeout: float = Field(
         default=10.0, gt=0, description="seconds to wait for a pooled connection"
@@ -81,6 +82,15 @@ class Settings(BaseSettings):
         description="connections per process for units of work that run on the driver "
         "alone (the session lifecycle, the work queue: driver_pool.py); 0 = off, every unit "
         "of work goes through SQLAlchemy's pool; ignored behind PgBouncer",
+    )
+    db_statement_pool_size: int = Field(
+        default=8,
+        ge=0,
+        le=200,
+        description="connections per process (asyncpg) for the statements of units whose "
+        "writes are each one statement and commit by themselves (a worker's claim, "
+        "heartbeat, phase, completion, failure, log lines: postgres.StatementPool); 0 = "
+        "off, they run on the driver pool; ignored behind PgBouncer",
     )
     db_connect_timeout: int = Field(default=2, ge=1, le=60, description="seconds")
     db_statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 = no limit")

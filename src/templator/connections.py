@@ -25,7 +25,7 @@ from templator import postgres
 from templator import redis as redis_factory
 from templator.cache import Cache
 from templator.config import ProcessRole, Settings
-from templator.driver_pool import DriverPool
+from templator.driver_pool import DriverPool, StatementPool
 from templator.epoch import EpochWatch
 from templator.exceptions import ServiceUnavailable
 from templator.health.checks import Check, HealthReport, Role, run_checks
@@ -86,6 +86,17 @@ class Connections:
         self.driver_pool: DriverPool | None = (
             DriverPool(settings, url=urls.database_url, role=role)
             if settings.db_driver_pool_size > 0 and not settings.db_pgbouncer
+            else None
+        )
+        # The statements of units that commit each one by itself (a worker's claim,
+        # heartbeat, phase, completion): asyncpg on the primary (`driver_pool.py`).
+        self.statement_pool: StatementPool | None = (
+            StatementPool(
+                settings, url=urls.database_url, role=role, size=settings.db_statement_pool_size
+            )
+            if settings.db_statement_pool_size > 0
+            and self.driver_pool is not None
+            and not settings.db_pgbouncer
             else None
         )
         # Reads that tolerate replication lag (template search): on the replica when one
@@ -164,6 +175,8 @@ class Connections:
             self.read_pool = None
         if self.driver_pool is not None:
             await self.driver_pool.close()
+        if self.statement_pool is not None:
+            await self.statement_pool.close()
         await self.engine.dispose()
         if self.replica_engine is not None:
             await self.replica_engine.dispose()
@@ -222,6 +235,8 @@ class Connections:
             details["read_pool"] = self.read_pool.stats()
         if self.driver_pool is not None:
             details["driver_pool"] = self.driver_pool.stats()
+        if self.statement_pool is not None:
+            details["statement_pool"] = self.statement_pool.stats()
         return details
 
     async def _probe_redis(self) -> dict[str, Any]:

@@ -34,8 +34,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
+import asyncpg
+import orjson
 import psycopg
 from psycopg.pq import TransactionStatus
 from sqlalchemy.engine import make_url
@@ -43,8 +46,18 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from templator import postgres
 from templator.config import ProcessRole, Settings
-from templator.postgres import DeadlineConnection, Turns, keepalive_params
+from templator.postgres import (
+    DatabaseNotAnswering,
+    DeadlineConnection,
+    NoTurn,
+    ReadPool,
+    Turns,
+    keepalive_params,
+)
+
+T = TypeVar("T")
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -198,3 +211,84 @@ class DriverPool:
         self._engines.pop(id(conn), None)  # its pool holds nothing else: nothing to dispose
         with contextlib.suppress(psycopg.Error):
             await conn.close()
+
+
+class StatementPool(ReadPool):
+    """asyncpg connections on the primary for single statements that commit by themselves.
+
+    Who uses it: units of work whose writes are each one statement (`kit/uow.py`,
+    `unit_of_work(..., autocommit=True, statements=pool)`: a worker's claim, heartbeat,
+    phase, completion, failure and log lines). Their repositories' text SQL runs here
+    (`kit/raw.py` converts the `%(name)s` placeholders to `$n` once per statement text)
+    instead of on a psycopg connection of the driver pool. Why: with 8 concurrent
+    workers, psycopg's async waits (the socket added to and removed from the event loop
+    on every wait, a Python generator per wait) cost the work queue's cycle about 200 µs
+    of client CPU of 740 (docs/benchmarks.md, "The work queue"); the rest of the platform
+    keeps psycopg, whose transactions these statements never need.
+
+    Errors are raised as psycopg's (`as_psycopg_error`), so everything above — a
+    repository catching a foreign-key violation, the API's 503 for an unavailable
+    database, the CLI — sees one driver's errors. The mechanics are `postgres.ReadPool`'s
+    (a deque, first-come turns, connections in doubt dropped); waits are bounded by the
+    engine's client deadline, or the task's shorter one (`postgres.bounded_waits`).
+    """
+
+    purpose = "statements"
+
+    def __init__(self, settings: Settings, *, url: str, role: ProcessRole, size: int) -> None:
+        super().__init__(settings, url=url, role=role, size=size)
+        self._configure()  # open from the start: it connects on first use
+
+    async def rows(self, query: str, args: Sequence[Any]) -> list[Any]:
+        """Every row of `query` ($n placeholders)."""
+        timeout = postgres.task_deadline()
+        return await self._call(lambda conn: conn.fetch(query, *args, timeout=timeout))
+
+    async def row(self, query: str, args: Sequence[Any]) -> Any:
+        """The first row of `query`, or None."""
+        timeout = postgres.task_deadline()
+        return await self._call(lambda conn: conn.fetchrow(query, *args, timeout=timeout))
+
+    async def execute(self, query: str, args: Sequence[Any]) -> int:
+        """Run `query`; the number of rows it touched (from its command tag)."""
+        timeout = postgres.task_deadline()
+        tag = await self._call(lambda conn: conn.execute(query, *args, timeout=timeout))
+        last = tag.rpartition(" ")[2]
+        return int(last) if last.isdigit() else -1
+
+    async def _call(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        try:
+            return await self.run(call, self._settings.db_pool_timeout)
+        except NoTurn as exc:
+            raise DriverPoolTimeout(str(exc)) from exc
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise as_psycopg_error(exc) from exc
+
+    async def _init_connection(self, conn: asyncpg.Connection) -> None:
+        await super()._init_connection(conn)
+        for name in ("json", "jsonb"):  # a str is JSON text, as psycopg sends it
+            await conn.set_type_codec(
+                name, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
+            )
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def as_psycopg_error(exc: BaseException) -> Exception:
+    """asyncpg's error as psycopg would have raised it: the server's by its SQLSTATE
+    (`psycopg.errors.lookup`), a parameter it could not send as a ProgrammingError (a
+    bug, never an outage), a timeout as `DatabaseNotAnswering`, a lost connection as an
+    OperationalError without SQLSTATE (`postgres.is_connection_lost`)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        try:
+            error_class: type[psycopg.Error] = psycopg.errors.lookup(exc.sqlstate)
+        except KeyError:
+            error_class = psycopg.DatabaseError
+        return error_class(str(exc))
+    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
+        return psycopg.ProgrammingError(f"a statement parameter could not be sent: {exc}")
+    if isinstance(exc, TimeoutError):
+        return DatabaseNotAnswering(f"PostgreSQL did not answer in time ({exc or 'timeout'})")
+    return psycopg.OperationalError(f"the connection to PostgreSQL was lost: {exc}")

@@ -7,10 +7,10 @@ import asyncio
 import socket
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -30,6 +30,8 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProx
 from templator import private_apis
 from templator.config import ProcessRole, Settings
 from templator.exceptions import first_line
+
+T = TypeVar("T")
 
 _RETURNED_AT = "templator.returned_at"
 # A shorter bound for the current task's waits on PostgreSQL (readiness answers within
@@ -145,6 +147,11 @@ class DeadlineConnection(private_apis.BoundedWaitConnection):
         return DatabaseNotAnswering(
             f"PostgreSQL did not answer within {bound:g}s; the connection was closed"
         )
+
+
+def task_deadline() -> float | None:
+    """The current task's shorter bound on its waits (`bounded_waits`), if any."""
+    return _deadline.get()
 
 
 @contextmanager
@@ -292,6 +299,10 @@ class ReadUnavailable(Exception):
     server error); the caller takes its ordinary path instead."""
 
 
+class NoTurn(TimeoutError):
+    """Every connection of a deque pool stayed busy for as long as the caller would wait."""
+
+
 class ReadPool:
     """A small pool of asyncpg connections for the API's hottest read (api/fastpath.py).
 
@@ -317,8 +328,12 @@ class ReadPool:
     """
 
     IDLE_LIFETIME = 300.0
+    purpose = "reads"
+    """Its connections' application_name is `templator-<role>-<purpose>`."""
 
-    def __init__(self, settings: Settings, *, url: str, role: ProcessRole) -> None:
+    def __init__(
+        self, settings: Settings, *, url: str, role: ProcessRole, size: int | None = None
+    ) -> None:
         self._conninfo = (
             make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         )
@@ -327,12 +342,16 @@ class ReadPool:
         self._connect_options: dict[str, Any] | None = None
         self._idle: deque[tuple[asyncpg.Connection, float]] = deque()
         self._open = 0
-        self.turns = Turns(settings.db_read_pool_size)
+        self.size = settings.db_read_pool_size if size is None else size
+        self.turns = Turns(self.size)
 
     async def open(self) -> None:
         """Ready the pool (it connects on first use)."""
+        self._configure()
+
+    def _configure(self) -> None:
         settings = self._settings
-        server_settings = {"application_name": f"templator-{self._role.value}-reads"}
+        server_settings = {"application_name": f"templator-{self._role.value}-{self.purpose}"}
         options: dict[str, Any] = {}
         # A client-side bound per statement: a hung server answers nothing.
         command_timeout = settings.db_client_deadline
@@ -363,21 +382,34 @@ class ReadPool:
         """Connections allowed, open, in use and idle; callers waiting; waits given up.
         (`size`/`checked_out`/`overflow` name the same figures as `pool_stats` of the
         engine's pool, for readiness.)"""
-        return self.turns.stats(self._settings.db_read_pool_size, self._open, len(self._idle))
+        return self.turns.stats(self.size, self._open, len(self._idle))
 
     async def fetchrow(self, query: str, *args: Any) -> Sequence[Any] | None:
         """The first row of `query` ($1, $2… placeholders), or None; ReadUnavailable
         when the pool cannot answer within DB_CONNECT_TIMEOUT or the statement fails."""
-        if self._connect_options is None:
-            raise ReadUnavailable("the read pool is not open")
-        try:  # every connection busy: wait in line, not for ever
-            await self.turns.take(self._settings.db_connect_timeout)
-        except TimeoutError as exc:
+        try:
+            row: Sequence[Any] | None = await self.run(
+                lambda conn: conn.fetchrow(query, *args), self._settings.db_connect_timeout
+            )
+        except NoTurn as exc:
             raise ReadUnavailable("no read connection free in time") from exc
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise ReadUnavailable(str(exc) or type(exc).__name__) from exc
+        return row
+
+    async def run(self, call: Callable[[asyncpg.Connection], Awaitable[T]], wait: float) -> T:
+        """`call` on a connection of the pool, with asyncpg's errors as they are; NoTurn
+        when no connection came free within `wait` seconds."""
+        if self._connect_options is None:
+            raise asyncpg.InterfaceError(f"the {self.purpose} pool is not open")
+        try:  # every connection busy: wait in line, not for ever
+            await self.turns.take(wait)
+        except TimeoutError as exc:
+            raise NoTurn(f"no {self.purpose} connection free within {wait:g}s") from exc
         try:
             conn = await self._take()
             try:
-                row: Sequence[Any] | None = await conn.fetchrow(query, *args)
+                result = await call(conn)
             except asyncpg.PostgresError:  # the server refused the statement: conn is fine
                 self._give_back(conn)
                 raise
@@ -386,9 +418,7 @@ class ReadPool:
                 conn.terminate()
                 raise
             self._give_back(conn)
-            return row
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise ReadUnavailable(str(exc) or type(exc).__name__) from exc
+            return result
         finally:
             self.turns.give_back()
 

@@ -35,9 +35,13 @@ def _unit(
     conns: Connections, *, autocommit: bool = False
 ) -> AbstractAsyncContextManager[AsyncSession]:
     """An API unit of work: on the driver pool (`kit/uow.py`), in autocommit for an
-    endpoint whose write is one statement."""
+    endpoint whose write is one statement (its statements on the statement pool)."""
     return unit_of_work(
-        conns.sessionmaker, conns.cache, driver=conns.driver_pool, autocommit=autocommit
+        conns.sessionmaker,
+        conns.cache,
+        driver=conns.driver_pool,
+        autocommit=autocommit,
+        statements=conns.statement_pool,
     )
 
 

@@ -22,10 +22,15 @@ A begin on any other connection would be a second transaction, and is refused
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
+import orjson
 import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -45,6 +50,15 @@ class ConnectionSource(Protocol):
     async def engine_for(self, conn: psycopg.AsyncConnection[Any]) -> AsyncEngine: ...
 
 
+class StatementSource(Protocol):
+    """Where an autocommit unit's statements run (`driver_pool.StatementPool`, asyncpg:
+    `$n` placeholders, psycopg's errors)."""
+
+    async def rows(self, query: str, args: Sequence[Any]) -> list[Any]: ...
+    async def row(self, query: str, args: Sequence[Any]) -> Any: ...
+    async def execute(self, query: str, args: Sequence[Any]) -> int: ...
+
+
 @dataclass(slots=True)
 class DriverUnit:
     """A unit of work's own driver connection, taken at its first raw statement."""
@@ -53,6 +67,8 @@ class DriverUnit:
     autocommit: bool = False
     """Each statement commits by itself: for units whose write is one statement."""
     conn: psycopg.AsyncConnection[Any] | None = None
+    statements: StatementSource | None = None
+    """An autocommit unit's text statements run here, one pool connection each."""
 
 
 class MixedUnitOfWork(RuntimeError):
@@ -60,12 +76,62 @@ class MixedUnitOfWork(RuntimeError):
 
 
 def bind_driver_unit(
-    session: AsyncSession, source: ConnectionSource, *, autocommit: bool = False
+    session: AsyncSession,
+    source: ConnectionSource,
+    *,
+    autocommit: bool = False,
+    statements: StatementSource | None = None,
 ) -> DriverUnit:
-    """Make `session`'s raw statements take a connection of `source` (`kit/uow.py`)."""
-    unit = DriverUnit(source, autocommit)
+    """Make `session`'s raw statements take a connection of `source` (`kit/uow.py`), or,
+    in an autocommit unit with `statements`, run on that pool."""
+    unit = DriverUnit(source, autocommit, statements=statements if autocommit else None)
     session.info[_UNIT] = unit
     return unit
+
+
+def statement_source(session: AsyncSession) -> StatementSource | None:
+    """Where `session`'s next text statement runs when not on a psycopg connection: the
+    unit's statement pool, in an autocommit unit whose session SQLAlchemy has not begun
+    (a transaction it began holds its locks and its snapshot: the statements join it)."""
+    unit: DriverUnit | None = session.info.get(_UNIT)
+    if unit is None or unit.statements is None or session.sync_session.in_transaction():
+        return None
+    return unit.statements
+
+
+_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s|%s")
+
+
+@functools.lru_cache(maxsize=1024)
+def _dollar(statement: str) -> tuple[str, tuple[str | int, ...]]:
+    names: list[str | int] = []
+
+    def number(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text == "%%":
+            return "%"
+        key: str | int = match.group(1) if match.group(1) is not None else len(names)
+        if isinstance(key, str) and key in names:
+            return f"${names.index(key) + 1}"
+        names.append(key)
+        return f"${len(names)}"
+
+    return _PLACEHOLDER.sub(number, statement), tuple(names)
+
+
+def dollar_params(
+    statement: str, params: Mapping[str, Any] | Sequence[Any]
+) -> tuple[str, list[Any]]:
+    """A psycopg statement (`%(name)s`, `%s`, `%%`) and its parameters as asyncpg takes
+    them (`$n` and a list), the conversion cached per statement text. `Jsonb` values go
+    as JSON text, as psycopg sends them."""
+    query, names = _dollar(statement)
+    values = [params[name] for name in names]  # type: ignore[index]
+    for at, value in enumerate(values):
+        if isinstance(value, Jsonb):
+            text = (value.dumps or orjson.dumps)(value.obj)
+            values[at] = text.decode() if isinstance(text, bytes) else text
+    return query, values
 
 
 def refuse_mixed_use(session: Session, transaction: Any, connection: Any) -> None:

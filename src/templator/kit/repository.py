@@ -11,7 +11,9 @@ Two statement styles, one per repository:
 
 * `fetch_one` / `fetch_all` / `run` — text SQL on the psycopg connection under the
   session (`kit/raw.py`): the hot single-row statements, with no per-call Core
-  compilation and server-side prepared statements after a few runs;
+  compilation and server-side prepared statements after a few runs; in a unit whose
+  statements each commit by themselves, on its asyncpg statement pool instead
+  (`driver_pool.StatementPool`, the same SQL text converted to `$n`);
 * `one` / `all` / `scalar` / `scalars` / `execute` — SQLAlchemy Core statements on the
   session's connection: composed queries (search, filters, pagination).
 
@@ -36,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from templator.kit.pagination import PageParams, decode_cursor
-from templator.kit.raw import driver_connection
+from templator.kit.raw import dollar_params, driver_connection, statement_source
 
 M = TypeVar("M", bound=BaseModel)
 Params = Mapping[str, Any] | Sequence[Any]
@@ -123,6 +125,10 @@ class Repository:
 
     async def fetch_one(self, statement: str, params: Params) -> tuple[Any, ...] | None:
         """The first row of a text statement, or None."""
+        statements = statement_source(self.session)
+        if statements is not None:  # an autocommit unit's statement pool (asyncpg)
+            found = await statements.row(*dollar_params(statement, params))
+            return None if found is None else tuple(found)
         raw = await driver_connection(self.session)
         async with raw.cursor() as cursor:
             await cursor.execute(statement, params)
@@ -131,6 +137,9 @@ class Repository:
 
     async def fetch_all(self, statement: str, params: Params) -> list[tuple[Any, ...]]:
         """Every row of a text statement."""
+        statements = statement_source(self.session)
+        if statements is not None:
+            return [tuple(row) for row in await statements.rows(*dollar_params(statement, params))]
         raw = await driver_connection(self.session)
         async with raw.cursor() as cursor:
             await cursor.execute(statement, params)
@@ -146,6 +155,9 @@ class Repository:
 
     async def run(self, statement: str, params: Params) -> int:
         """Run a text statement; the number of rows it touched."""
+        statements = statement_source(self.session)
+        if statements is not None:
+            return await statements.execute(*dollar_params(statement, params))
         raw = await driver_connection(self.session)
         async with raw.cursor() as cursor:
             await cursor.execute(statement, params)

@@ -22,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from templator.cache import Cache
-from templator.kit.raw import ConnectionSource, DriverUnit, bind_driver_unit, refuse_mixed_use
+from templator.kit.raw import (
+    ConnectionSource,
+    DriverUnit,
+    StatementSource,
+    bind_driver_unit,
+    refuse_mixed_use,
+)
 
 log = logging.getLogger("templator.uow")
 
@@ -138,6 +144,7 @@ async def unit_of_work(
     *,
     driver: ConnectionSource | None = None,
     autocommit: bool = False,
+    statements: StatementSource | None = None,
 ) -> AsyncIterator[AsyncSession]:
     """A session committed on success and rolled back on error, with post-commit effects.
 
@@ -146,10 +153,16 @@ async def unit_of_work(
     SQLAlchemy runs instead); the session still carries the post-commit effects. With
     `autocommit` too, each raw statement commits by itself (no BEGIN and COMMIT round
     trips): only for units whose write is one statement (a heartbeat, a phase, a
-    completion — each one conditional UPDATE), where a transaction adds nothing.
+    completion — each one conditional UPDATE), where a transaction adds nothing. With
+    `statements` too (`driver_pool.StatementPool`), those statements run on its asyncpg
+    connections, each taken for one statement (`kit/raw.statement_source`).
     """
     session = sessionmaker()
-    unit = bind_driver_unit(session, driver, autocommit=autocommit) if driver is not None else None
+    unit = (
+        bind_driver_unit(session, driver, autocommit=autocommit, statements=statements)
+        if driver is not None
+        else None
+    )
     try:
         yield session
         if unit is None or _has_work(session):

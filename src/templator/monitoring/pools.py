@@ -65,6 +65,8 @@ def pool_stats(conns: Connections) -> dict[str, dict[str, int]]:
         stats["read"] = conns.read_pool.stats()
     if conns.driver_pool is not None:
         stats["driver"] = conns.driver_pool.stats()
+    if conns.statement_pool is not None:
+        stats["statement"] = conns.statement_pool.stats()
     return stats
 
 
