@@ -307,8 +307,8 @@ async def test_redis_down_the_json_built_from_the_row_is_the_models_byte_for_byt
     pool = store_connections.read_pool
     assert pool is not None
     await pool.fetchrow(
-        "UPDATE templates SET created_at = $2::text::timestamptz, updated_at = $3::text::timestamptz "
-        "WHERE id = $1 RETURNING id",
+        "UPDATE templates SET created_at = $2::text::timestamptz, "
+        "updated_at = $3::text::timestamptz WHERE id = $1 RETURNING id",
         tid,
         *times,
     )
