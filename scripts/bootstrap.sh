@@ -18,5 +18,8 @@ UV=$(command -v uv || echo "$(python3 -m site --user-base)/bin/uv")
 # Python 3.11 from the machine; uv never downloads an interpreter here. Bytecode is
 # compiled once here: where PYTHONDONTWRITEBYTECODE is set, Python would otherwise compile
 # every library again at every start of `templator` (seconds, not milliseconds).
+# The interpreter itself, not a pyenv shim: uv compares the venv's interpreter with this
+# path, and a shim never matches, so every run would remove and rebuild .venv.
 PY=$(command -v python3.11 || command -v python3)
+PY=$("$PY" -c 'import sys; print(sys.executable)')
 "$UV" sync --locked --quiet --compile-bytecode --python "$PY"
