@@ -143,9 +143,10 @@ ONE_STATEMENT_UNITS = [True]
 
 async def ours_lifecycle(conns: Connections, actor: Actor, project_id: str) -> None:
     """One lifecycle through the services, each step its own unit of work on the driver
-    pool, as the API's endpoints run them."""
+    pool (the one-statement steps on the statement pool), as the API's endpoints run them."""
     driver = conns.driver_pool
     one = ONE_STATEMENT_UNITS[0]
+    statements = conns.statement_pool if one else None  # the API's: api/deps._unit
     async with unit_of_work(conns.sessionmaker, conns.cache, driver=driver) as s:
         session_id = (
             await AiSessionService(s, conns.cache).create(
@@ -155,7 +156,7 @@ async def ours_lifecycle(conns: Connections, actor: Actor, project_id: str) -> N
         await AiSessionService(s, conns.cache).start(actor, session_id)
     for i, phase in enumerate(PHASES, start=1):
         async with unit_of_work(
-            conns.sessionmaker, conns.cache, driver=driver, autocommit=one
+            conns.sessionmaker, conns.cache, driver=driver, autocommit=one, statements=statements
         ) as s:
             await AiSessionService(s, conns.cache).record_phase(
                 actor,
@@ -164,7 +165,9 @@ async def ours_lifecycle(conns: Connections, actor: Actor, project_id: str) -> N
             )
     async with unit_of_work(conns.sessionmaker, conns.cache, driver=driver) as s:
         await LogService(s, conns.cache).append_many(actor, session_id, LINES)
-    async with unit_of_work(conns.sessionmaker, conns.cache, driver=driver, autocommit=one) as s:
+    async with unit_of_work(
+        conns.sessionmaker, conns.cache, driver=driver, autocommit=one, statements=statements
+    ) as s:
         await AiSessionService(s, conns.cache).complete(
             actor, session_id, AiSessionComplete(quality_score=0.9)
         )
