@@ -6,32 +6,17 @@ failures that fail fast."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
 from sqlalchemy import text
 
 from templator.config import ProcessRole, Settings
-from templator.connections import Connections, StoreUrls
+from templator.connections import Connections
 from templator.driver_pool import DriverPool, DriverPoolTimeout
 from templator.kit.ids import new_id
 from templator.kit.raw import driver_connection
 from templator.kit.uow import unit_of_work
-
-
-@pytest.fixture
-async def conns(settings: Settings) -> AsyncIterator[Connections]:
-    """A connection layer of the test's own, with a driver pool of two connections."""
-    conf = settings.model_copy(update={"db_driver_pool_size": 2, "db_pool_timeout": 0.5})
-    assert conf.database_url is not None and conf.redis_url is not None
-    layer = Connections(
-        conf, urls=StoreUrls(conf.database_url, conf.redis_url, None), role=ProcessRole.TEST
-    )
-    try:
-        yield layer
-    finally:
-        await layer.close()
 
 
 async def _raw(session: object, statement: str, *params: object) -> object:

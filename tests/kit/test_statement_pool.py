@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -15,40 +14,18 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import text
 
 from templator import postgres
+from templator.api.deps import api_unit
 from templator.config import ProcessRole, Settings
-from templator.connections import Connections, StoreUrls
+from templator.connections import Connections
 from templator.dev.localstack.process import free_port
 from templator.driver_pool import DriverPoolTimeout, StatementPool
 from templator.kit.ids import new_id
 from templator.kit.raw import dollar_params
 from templator.kit.repository import Repository
-from templator.kit.uow import unit_of_work
-
-
-@pytest.fixture
-async def conns(settings: Settings) -> AsyncIterator[Connections]:
-    """A connection layer of the test's own: two driver and two statement connections."""
-    conf = settings.model_copy(
-        update={"db_driver_pool_size": 2, "db_statement_pool_size": 2, "db_pool_timeout": 0.5}
-    )
-    assert conf.database_url is not None and conf.redis_url is not None
-    layer = Connections(
-        conf, urls=StoreUrls(conf.database_url, conf.redis_url, None), role=ProcessRole.TEST
-    )
-    try:
-        yield layer
-    finally:
-        await layer.close()
 
 
 def _unit(conns: Connections, *, autocommit: bool = True) -> Any:
-    return unit_of_work(
-        conns.sessionmaker,
-        conns.cache,
-        driver=conns.driver_pool,
-        autocommit=autocommit,
-        statements=conns.statement_pool,
-    )
+    return api_unit(conns, autocommit=autocommit)  # as the API makes them
 
 
 _WHO = (

@@ -31,7 +31,7 @@ Conns = Annotated[Connections, Depends(get_connections)]
 UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
-def _unit(
+def api_unit(
     conns: Connections, *, autocommit: bool = False
 ) -> AbstractAsyncContextManager[AsyncSession]:
     """An API unit of work: on the driver pool (`kit/uow.py`), in autocommit for an
@@ -47,7 +47,7 @@ def _unit(
 
 async def get_uow(conns: Conns) -> UnitOfWork:
     """A factory of units of work: the endpoint commits by leaving the block."""
-    return lambda: _unit(conns)
+    return lambda: api_unit(conns)
 
 
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
@@ -56,7 +56,7 @@ Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 async def get_statement_uow(conns: Conns) -> UnitOfWork:
     """A factory of units whose writes are each one statement (`get_statement_session`)."""
-    return lambda: _unit(conns, autocommit=True)
+    return lambda: api_unit(conns, autocommit=True)
 
 
 StatementUow = Annotated[UnitOfWork, Depends(get_statement_uow)]
@@ -66,7 +66,7 @@ StatementUow = Annotated[UnitOfWork, Depends(get_statement_uow)]
 async def get_db_session(conns: Conns) -> AsyncIterator[AsyncSession]:
     """One unit of work per request: commit when the endpoint returns, roll back if it raises.
     Its raw statements run on the driver pool (`kit/uow.py`)."""
-    async with _unit(conns) as session:
+    async with api_unit(conns) as session:
         yield session
 
 
@@ -81,7 +81,7 @@ async def get_statement_session(conns: Conns) -> AsyncIterator[AsyncSession]:
     themselves on the driver pool, without the BEGIN and COMMIT round trips (`kit/uow.py`).
     What such an endpoint reads besides (the state that explains a refusal) needs no
     transaction either."""
-    async with _unit(conns, autocommit=True) as session:
+    async with api_unit(conns, autocommit=True) as session:
         yield session
 
 
