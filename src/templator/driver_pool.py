@@ -230,7 +230,10 @@ class StatementPool(ReadPool):
     repository catching a foreign-key violation, the API's 503 for an unavailable
     database, the CLI — sees one driver's errors. The mechanics are `postgres.ReadPool`'s
     (a deque, first-come turns, connections in doubt dropped); waits are bounded by the
-    engine's client deadline, or the task's shorter one (`postgres.bounded_waits`).
+    engine's client deadline, or the task's shorter one (`postgres.bounded_waits`). No
+    ping after idle, unlike the driver pool: asyncpg's idle connections stay watched by
+    the event loop, so one the server ended (a restart) is seen closed and replaced
+    before a statement meets it (tests/kit/test_statement_pool.py).
     """
 
     purpose = "statements"

@@ -142,3 +142,19 @@ async def test_a_busy_pool_answers_busy_and_a_hung_statement_is_bounded(
         await pool.row("SELECT pg_sleep(5)", [])
     assert pool.stats()["open"] == opened - 1  # the connection in doubt was dropped
     assert await pool.row("SELECT 2", []) is not None
+
+
+async def test_a_connection_killed_while_idle_costs_no_statement(conns: Connections) -> None:
+    """The server ends an idle connection (a restart, an administrator): asyncpg sees the
+    socket close while it idles, and the next statement gets a new connection instead of
+    an error (the driver pool needs its ping after idle for this; asyncpg watches)."""
+    pool = conns.statement_pool
+    assert pool is not None
+    first = await pool.row("SELECT pg_backend_pid()", [])
+    async with conns.engine.connect() as admin:
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first[0]})
+    await asyncio.sleep(0.2)
+    async with _unit(conns) as s:
+        again = await Repository(s).fetch_one("SELECT pg_backend_pid()", {})
+    assert again is not None and again[0] != first[0]
+    assert pool.stats()["open"] == 1
