@@ -39,10 +39,10 @@ from pgqueuer.types import QueueEntrypoint, QueueManagerId
 from benchmarks.common import bench_redis_url, machine, parser, raw_dsn, scratch_database
 from templator.ai_session.schemas import AiSessionComplete
 from templator.ai_session.service import AiSessionService
+from templator.api.deps import api_unit
 from templator.config import ProcessRole, Settings
 from templator.connections import Connections, StoreUrls
 from templator.kit.actor import WORKER_SCOPE, Actor
-from templator.kit.uow import unit_of_work
 from templator.models import UserRole
 from templator.work.schemas import ClaimRequest, HeartbeatRequest
 from templator.work.service import WorkService
@@ -89,34 +89,16 @@ async def ours_worker(
 ) -> None:
     claim = ClaimRequest(worker=name)
     while time.perf_counter() < stop:
-        async with unit_of_work(
-            conns.sessionmaker,
-            conns.cache,
-            driver=conns.driver_pool,
-            autocommit=True,
-            statements=conns.statement_pool,
-        ) as s:  # as the API's claim runs (`StatementUow`)
+        # Each call its own one-statement unit, made as the API makes them (`api_unit`).
+        async with api_unit(conns, autocommit=True) as s:  # the claim (`StatementUow`)
             claims = await WorkService(s, conns.cache).claim(actor, claim)
         if not claims:
             return
         session_id, token = claims[0].session.id, claims[0].lease.token
-        one_statement = unit_of_work(
-            conns.sessionmaker,
-            conns.cache,
-            driver=conns.driver_pool,
-            autocommit=True,
-            statements=conns.statement_pool,
-        )
-        async with one_statement as s:  # as the API runs a heartbeat (`DbStatement`)
+        async with api_unit(conns, autocommit=True) as s:  # a heartbeat (`DbStatement`)
             service = WorkService(s, conns.cache)
             await service.heartbeat(actor, service.held(session_id, token), HeartbeatRequest())
-        async with unit_of_work(
-            conns.sessionmaker,
-            conns.cache,
-            driver=conns.driver_pool,
-            autocommit=True,
-            statements=conns.statement_pool,
-        ) as s:  # as the API runs a completion
+        async with api_unit(conns, autocommit=True) as s:  # a completion (`DbStatement`)
             await AiSessionService(s, conns.cache).complete(
                 actor, session_id, AiSessionComplete(quality_score=0.9), lease=token
             )

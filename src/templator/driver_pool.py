@@ -38,7 +38,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
-import orjson
 import psycopg
 from psycopg.pq import TransactionStatus
 from sqlalchemy.engine import make_url
@@ -244,54 +243,47 @@ class StatementPool(ReadPool):
 
     async def rows(self, query: str, args: Sequence[Any]) -> list[Any]:
         """Every row of `query` ($n placeholders)."""
-        timeout = postgres.task_deadline()
-        return await self._call(lambda conn: conn.fetch(query, *args, timeout=timeout))
+        return await self._call(lambda conn, bound: conn.fetch(query, *args, timeout=bound))
 
     async def row(self, query: str, args: Sequence[Any]) -> Any:
         """The first row of `query`, or None."""
-        timeout = postgres.task_deadline()
-        return await self._call(lambda conn: conn.fetchrow(query, *args, timeout=timeout))
+        return await self._call(lambda conn, bound: conn.fetchrow(query, *args, timeout=bound))
 
     async def execute(self, query: str, args: Sequence[Any]) -> int:
         """Run `query`; the number of rows it touched (from its command tag)."""
-        timeout = postgres.task_deadline()
-        tag = await self._call(lambda conn: conn.execute(query, *args, timeout=timeout))
+        tag = await self._call(lambda conn, bound: conn.execute(query, *args, timeout=bound))
         last = tag.rpartition(" ")[2]
         return int(last) if last.isdigit() else -1
 
-    async def _call(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _call(self, call: Callable[[asyncpg.Connection, float | None], Awaitable[T]]) -> T:
+        """`call` on a pool connection with the statement's bound: the task's shorter one
+        (`postgres.bounded_waits`) where it is shorter, else None (the connection's
+        command timeout, the client deadline)."""
+        shorter = postgres.task_deadline()
+        deadline = self._settings.db_client_deadline
+        bound = (
+            shorter if shorter is not None and (deadline is None or shorter < deadline) else None
+        )
         try:
-            return await self.run(call, self._settings.db_pool_timeout)
+            return await self.run(lambda conn: call(conn, bound), self._settings.db_pool_timeout)
         except NoTurn as exc:
             raise DriverPoolTimeout(str(exc)) from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise as_psycopg_error(exc) from exc
 
-    async def _init_connection(self, conn: asyncpg.Connection) -> None:
-        await super()._init_connection(conn)
-        for name in ("json", "jsonb"):  # a str is JSON text, as psycopg sends it
-            await conn.set_type_codec(
-                name, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
-            )
-
-
-def _json_text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
-
 
 def as_psycopg_error(exc: BaseException) -> Exception:
     """asyncpg's error as psycopg would have raised it: the server's by its SQLSTATE
-    (`psycopg.errors.lookup`), a parameter it could not send as a ProgrammingError (a
-    bug, never an outage), a timeout as `DatabaseNotAnswering`, a lost connection as an
-    OperationalError without SQLSTATE (`postgres.is_connection_lost`)."""
+    (`psycopg.errors.lookup`; a parameter asyncpg cannot encode comes as class 22, a
+    DataError, as psycopg's "invalid input syntax" would), a timeout as
+    `DatabaseNotAnswering`, a lost connection as an OperationalError without SQLSTATE
+    (`postgres.is_connection_lost`)."""
     if isinstance(exc, asyncpg.PostgresError):
         try:
             error_class: type[psycopg.Error] = psycopg.errors.lookup(exc.sqlstate)
         except KeyError:
             error_class = psycopg.DatabaseError
         return error_class(str(exc))
-    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
-        return psycopg.ProgrammingError(f"a statement parameter could not be sent: {exc}")
     if isinstance(exc, TimeoutError):
         return DatabaseNotAnswering(f"PostgreSQL did not answer in time ({exc or 'timeout'})")
     return psycopg.OperationalError(f"the connection to PostgreSQL was lost: {exc}")

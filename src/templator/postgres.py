@@ -482,14 +482,17 @@ def _set_keepalive(sock: socket.socket, settings: Settings) -> None:
 
 
 async def _init_read_connection(conn: Any) -> None:
-    """JSON columns parsed by orjson, as the rest of the code base does."""
+    """JSON columns parsed by orjson, as the rest of the code base does; a JSON parameter
+    given as a str is JSON text already, as psycopg sends it (the statement pool's
+    repositories pass `::jsonb` parameters that way)."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
-            name,
-            encoder=lambda value: orjson.dumps(value).decode(),
-            decoder=orjson.loads,
-            schema="pg_catalog",
+            name, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
         )
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def ping_after_idle(engine: Engine, seconds: float) -> None:
